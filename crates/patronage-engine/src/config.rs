@@ -1,0 +1,250 @@
+//! One config for the whole job: a TOML file whose sections mirror the pipeline stages, merged
+//! with CLI flags (flags win) and checked before any data is read. Unknown keys are errors.
+//!
+//! ```toml
+//! [run]
+//! orders = "exports/orders/*.csv"
+//! out = "warehouse/patronage"
+//! as_of = "2024-06-30"
+//!
+//! [orders.columns]
+//! customer_id = "CustomerID"
+//!
+//! [segments]
+//! rules = "default"          # a shipped preset name, or a path to a rule table
+//!
+//! [segments.value_tiers]
+//! top_share = 0.2
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use patronage_features::Day;
+use patronage_input::{parse_date, OrdersSchema};
+use patronage_segments::{RuleTable, TierParams};
+use serde::{Deserialize, Serialize};
+
+use crate::error::EngineError;
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub run: RunConfig,
+    #[serde(default)]
+    pub orders: OrdersSchema,
+    #[serde(default)]
+    pub segments: SegmentsConfig,
+    #[serde(default)]
+    pub models: ModelsConfig,
+}
+
+/// Every `patronage run` flag, settable from the config.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub orders: Option<String>,
+    pub out: Option<PathBuf>,
+    pub as_of: Option<String>,
+    pub holdout_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SegmentsConfig {
+    /// A shipped preset name (`default`, `simple`) or a path to a rule table (relative to the
+    /// config file).
+    pub rules: String,
+    pub value_tiers: TierParams,
+}
+
+impl Default for SegmentsConfig {
+    fn default() -> Self {
+        SegmentsConfig {
+            rules: "default".into(),
+            value_tiers: TierParams::default(),
+        }
+    }
+}
+
+/// Model settings (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Horizon of `expected_purchases`, in days.
+    pub horizon_days: u32,
+    /// CLV horizon in months (30-day months).
+    pub clv_months: u32,
+    /// Yearly discount rate for CLV.
+    pub annual_discount_rate: f64,
+    /// Margin applied to expected spend in CLV.
+    pub margin: f64,
+    /// `p_alive` cut points for `churn_risk`: at or above `low` → low risk, at or above `medium`
+    /// → medium, at or above `high` → high, below → lost.
+    pub risk_low: f64,
+    pub risk_medium: f64,
+    pub risk_high: f64,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            horizon_days: 90,
+            clv_months: 12,
+            annual_discount_rate: 0.10,
+            margin: 1.0,
+            risk_low: 0.7,
+            risk_medium: 0.4,
+            risk_high: 0.15,
+        }
+    }
+}
+
+impl ModelsConfig {
+    fn check(&self) -> Result<(), String> {
+        if self.horizon_days == 0 || self.clv_months == 0 {
+            return Err("models.horizon_days and models.clv_months must be positive".into());
+        }
+        if !(0.0..10.0).contains(&self.annual_discount_rate) {
+            return Err(format!("models.annual_discount_rate must be in [0, 10), got {}", self.annual_discount_rate));
+        }
+        if !(self.margin.is_finite() && self.margin >= 0.0) {
+            return Err(format!("models.margin must be ≥ 0, got {}", self.margin));
+        }
+        let (l, m, h) = (self.risk_low, self.risk_medium, self.risk_high);
+        if !(0.0 <= h && h <= m && m <= l && l <= 1.0) {
+            return Err(format!("churn risk cut points must satisfy 0 ≤ risk_high ≤ risk_medium ≤ risk_low ≤ 1 (got {h}, {m}, {l})"));
+        }
+        Ok(())
+    }
+}
+
+/// How the as-of date is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOfChoice {
+    /// A given day.
+    Fixed(Day),
+    /// The day of the latest valid order that is not after `not_after` (the CLI passes today,
+    /// so a mistyped far-future date cannot become the snapshot).
+    LatestOrder { not_after: Day },
+}
+
+/// The checked options of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub orders: String,
+    pub out: PathBuf,
+    pub as_of: AsOfChoice,
+    pub holdout_days: Option<u32>,
+    pub schema: OrdersSchema,
+    pub rules: RuleTable,
+    pub rules_source: String,
+    pub value_tiers: TierParams,
+    pub models: ModelsConfig,
+    pub config_path: Option<PathBuf>,
+}
+
+impl Config {
+    /// Parses a config file; errors name the file and the offending key.
+    pub fn from_file(path: &Path) -> Result<Self, EngineError> {
+        let text = fs_err::read_to_string(path).map_err(|e| EngineError::InvalidConfig {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| EngineError::InvalidConfig {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Merges CLI flags over the config and checks everything, loading the rule table.
+    pub fn into_options(
+        self,
+        config_path: Option<&Path>,
+        orders: Option<String>,
+        out: Option<PathBuf>,
+        as_of: Option<String>,
+        holdout_days: Option<u32>,
+        today: Day,
+    ) -> Result<RunOptions, EngineError> {
+        let where_ = config_path.map(|p| p.display().to_string()).unwrap_or_else(|| "options".into());
+        let bad = |message: String| EngineError::InvalidConfig {
+            path: where_.clone(),
+            message,
+        };
+        let orders = orders
+            .or(self.run.orders)
+            .ok_or_else(|| EngineError::InvalidOptions("no orders input: pass --orders PATH or set run.orders in the config".into()))?;
+        let out = out
+            .or(self.run.out)
+            .ok_or_else(|| EngineError::InvalidOptions("no output directory: pass --out DIR or set run.out in the config".into()))?;
+        let as_of = match as_of.or(self.run.as_of) {
+            Some(text) => AsOfChoice::Fixed(parse_date(&text).ok_or_else(|| {
+                EngineError::InvalidOptions(format!("as-of `{text}` is not a date (expected YYYY-MM-DD)"))
+            })?),
+            None => AsOfChoice::LatestOrder { not_after: today },
+        };
+        self.segments.value_tiers.check().map_err(bad)?;
+        self.models.check().map_err(bad)?;
+        let base = config_path.and_then(Path::parent).unwrap_or(Path::new(""));
+        let (rules, rules_source) = load_rules(&self.segments.rules, base)?;
+        let check = rules.check();
+        if !check.is_ok() {
+            return Err(bad(format!(
+                "rule table {rules_source} is not usable: {} unmatched cell(s), unreachable rule(s): [{}]; run `patronage rules check` for details",
+                check.unmatched.len(),
+                check.unreachable.join(", ")
+            )));
+        }
+        Ok(RunOptions {
+            orders,
+            out,
+            as_of,
+            holdout_days: holdout_days.or(self.run.holdout_days).filter(|d| *d > 0),
+            schema: self.orders,
+            rules,
+            rules_source,
+            value_tiers: self.segments.value_tiers,
+            models: self.models,
+            config_path: config_path.map(Path::to_path_buf),
+        })
+    }
+}
+
+/// A preset name, or a path to a TOML rule table (relative paths against `base`).
+pub fn load_rules(spec: &str, base: &Path) -> Result<(RuleTable, String), EngineError> {
+    if patronage_segments::PRESETS.iter().any(|p| p.0 == spec) {
+        return Ok((RuleTable::preset(spec)?, format!("preset:{spec}")));
+    }
+    let path = if Path::new(spec).is_absolute() { PathBuf::from(spec) } else { base.join(spec) };
+    let text = fs_err::read_to_string(&path).map_err(|e| EngineError::InvalidConfig {
+        path: path.display().to_string(),
+        message: format!("cannot read rule table ({e}); shipped presets: {}", patronage_segments::PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")),
+    })?;
+    let source = path.display().to_string();
+    Ok((RuleTable::from_toml(&text, &source)?, source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_errors_and_flags_win() {
+        assert!(toml::from_str::<Config>("[run]\norderz = 'x'").is_err());
+        assert!(toml::from_str::<Config>("[orders.columns]\ncustomer = 'x'").is_err());
+        let c: Config = toml::from_str("[run]\norders = 'a.csv'\nout = 'o'\nas_of = '2024-01-31'\n[orders.columns]\ncustomer_id = 'CustomerID'").unwrap();
+        assert_eq!(c.orders.columns.customer_id.as_deref(), Some("CustomerID"));
+        let o = c.into_options(None, Some("b.csv".into()), None, None, None, 0).unwrap();
+        assert_eq!(o.orders, "b.csv");
+        assert_eq!(o.as_of, AsOfChoice::Fixed(parse_date("2024-01-31").unwrap()));
+    }
+
+    #[test]
+    fn bad_values_are_caught_before_reading_data() {
+        let c: Config = toml::from_str("[segments.value_tiers]\ntop_share = 1.5").unwrap();
+        assert!(c.into_options(None, Some("a".into()), Some("o".into()), None, None, 0).is_err());
+        let c = Config::default();
+        assert!(c.into_options(None, Some("a".into()), Some("o".into()), Some("2024-02-30".into()), None, 0).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! The nightly job: one checked [`Config`], the pipeline stages in order (ingest → features →
+//! models → segments → output) and the run manifest. The `patronage` binary is a thin CLI over
+//! [`run`]; examples and benchmarks call it the same way.
+//!
+//! Invariant: only the as-of date defines time. Nothing here reads the clock; the CLI may pass a
+//! bound for the default as-of.
+
+mod config;
+mod error;
+mod job;
+mod tables;
+
+pub use config::{load_rules, AsOfChoice, Config, ModelsConfig, RunConfig, RunOptions, SegmentsConfig};
+pub use error::EngineError;
+pub use job::{run, RunSummary, Stage};
+pub use tables::TABLES;
+
+/// Engine version recorded in every manifest.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

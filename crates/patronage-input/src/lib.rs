@@ -1,0 +1,20 @@
+//! Reads order exports (CSV or Parquet; a file, a directory or a glob) and validates them into the
+//! canonical order contract of DESIGN §2, returning [`patronage_features::Orders`] plus every row it
+//! refused, with the file, row, column, raw value and reason.
+//!
+//! This crate is the I/O edge for inputs: it maps an export's own column names onto canonical ones
+//! ([`OrdersSchema`]), parses timestamps and amounts, sums order lines per order, collapses identical
+//! duplicate rows and rejects conflicting ones. Invariant, per file: `rows_read = rows_accepted +
+//! rows_rejected`. What it does not do: decide the as-of date or compute features.
+
+mod columns;
+mod error;
+mod orders;
+mod parse;
+mod source;
+
+pub use columns::{OrderColumns, OrdersSchema};
+pub use error::InputError;
+pub use orders::{ingest_orders, FileStats, Ingested, RejectReason, RejectedRow};
+pub use parse::{format_day, parse_date, parse_timestamp_micros, MICROS_PER_DAY};
+pub use source::{expand_inputs, read_frame, InputFormat};

@@ -1,0 +1,534 @@
+//! Validation of order rows into canonical orders (DESIGN §2).
+//!
+//! Row rules, first failing rule wins (one rejected record per refused input row):
+//! 1. a text cell with bytes that are not UTF-8 → `invalid_utf8`;
+//! 2. empty `customer_id`, `order_id`, `order_ts` or `amount` → `missing_value`;
+//! 3. `order_ts` that does not parse → `invalid_timestamp`; `amount` that is not a finite
+//!    decimal → `invalid_number`; a `status` other than completed/cancelled/returned (after the
+//!    configured mapping) → `unknown_status`.
+//!
+//! Order rules, over the rows that passed: rows sharing an `order_id` are the lines of one order.
+//! Lines that disagree on `customer_id` or `order_ts` make a conflicting duplicate: every line of
+//! that order is rejected (`conflicting_duplicate`). Lines identical in every mapped column are
+//! collapsed into one (counted, not rejected). The order total is the sum of its completed lines:
+//! a total ≥ 0 is a purchase; a negative total and `returned` lines are refunds; cancelled lines
+//! count for nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use patronage_features::Orders;
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::columns::{resolve, Canon, OrdersSchema};
+use crate::error::InputError;
+use crate::parse::{epoch_micros, micros_to_day, parse_amount, parse_timestamp_micros, MICROS_PER_DAY};
+use crate::source::{read_frame, InputFormat};
+
+/// Why a row was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    InvalidUtf8,
+    MissingValue,
+    InvalidTimestamp,
+    InvalidNumber,
+    UnknownStatus,
+    ConflictingDuplicate,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::InvalidUtf8 => "invalid_utf8",
+            RejectReason::MissingValue => "missing_value",
+            RejectReason::InvalidTimestamp => "invalid_timestamp",
+            RejectReason::InvalidNumber => "invalid_number",
+            RejectReason::UnknownStatus => "unknown_status",
+            RejectReason::ConflictingDuplicate => "conflicting_duplicate",
+        }
+    }
+}
+
+/// One refused input row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRow {
+    pub source_file: String,
+    /// 1-based record number in the file, not counting the CSV header.
+    pub row: i64,
+    pub column: String,
+    pub value: Option<String>,
+    pub reason: RejectReason,
+    pub message: String,
+}
+
+/// Row accounting for one input file: `rows_read = rows_accepted + rows_rejected`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FileStats {
+    pub path: String,
+    pub format: String,
+    pub rows_read: i64,
+    pub rows_accepted: i64,
+    pub rows_rejected: i64,
+    /// Accepted rows that were identical copies of another line of the same order.
+    pub duplicates_collapsed: i64,
+    /// Accepted rows with status `cancelled`.
+    pub cancelled_lines: i64,
+    pub rejected_by_reason: BTreeMap<String, i64>,
+}
+
+/// Everything ingestion produced.
+#[derive(Debug, Clone, Default)]
+pub struct Ingested {
+    pub orders: Orders,
+    pub rejected: Vec<RejectedRow>,
+    pub files: Vec<FileStats>,
+    /// Latest timestamp (µs since epoch) of each order, parallel to `orders`.
+    pub order_micros: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Status {
+    Completed,
+    Cancelled,
+    Returned,
+}
+
+enum TsView<'a> {
+    Text(Vec<Option<&'a str>>),
+    Micros(Vec<Option<i64>>),
+}
+
+enum NumView<'a> {
+    Text(Vec<Option<&'a str>>),
+    Num(Vec<Option<f64>>),
+}
+
+/// Borrowed, typed views of one file's mapped columns.
+struct FileView<'a> {
+    path: &'a str,
+    height: usize,
+    customer: Vec<Option<&'a str>>,
+    order_id: Vec<Option<&'a str>>,
+    ts: TsView<'a>,
+    amount: NumView<'a>,
+    status: Option<Vec<Option<&'a str>>>,
+    /// Optional columns kept raw, used to tell identical duplicate lines from distinct lines.
+    extras: Vec<Vec<Option<&'a str>>>,
+    names: Vec<(Canon, String)>,
+}
+
+/// Owned, cast columns of one file (the views borrow from these).
+struct Prepared {
+    path: String,
+    format: InputFormat,
+    height: usize,
+    columns: Vec<(Canon, String, Column)>,
+}
+
+struct Line<'a> {
+    file: u32,
+    row: u32,
+    customer: &'a str,
+    order_id: &'a str,
+    micros: i64,
+    amount: f64,
+    status: Status,
+}
+
+fn text_values(col: &Column) -> Vec<Option<&str>> {
+    match col.str() {
+        Ok(ca) => ca.iter().collect(),
+        Err(_) => vec![None; col.len()],
+    }
+}
+
+fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError> {
+    let (df, format) = read_frame(&path)?;
+    let found: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let mut columns = Vec::new();
+    for canon in Canon::ALL {
+        let source = resolve(canon, &schema.columns, &found).map_err(|hint| InputError::ColumnNotFound {
+            path: path.clone(),
+            column: canon.name().to_string(),
+            hint,
+            found: found.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "),
+        })?;
+        let Some(source) = source else { continue };
+        let col = df.column(&source).map_err(|e| InputError::Unreadable {
+            path: path.clone(),
+            format: format.as_str(),
+            message: e.to_string(),
+        })?;
+        let mismatch = |expected: &'static str| InputError::SchemaMismatch {
+            path: path.clone(),
+            column: source.clone(),
+            dtype: col.dtype().to_string(),
+            expected,
+        };
+        let cast = |dtype: DataType, expected: &'static str| col.cast(&dtype).map_err(|_| mismatch(expected));
+        let dtype = col.dtype().clone();
+        let prepared = match (canon, &dtype) {
+            (_, DataType::String) => col.clone(),
+            (Canon::OrderTs, DataType::Datetime(_, _)) => {
+                cast(DataType::Datetime(TimeUnit::Microseconds, None), "a timestamp")?
+            }
+            (Canon::OrderTs, DataType::Date) => cast(DataType::Date, "a timestamp")?,
+            (Canon::OrderTs, d) if d.is_primitive_numeric() => cast(DataType::Float64, "an epoch timestamp")?,
+            (Canon::Amount, d) if d.is_primitive_numeric() => cast(DataType::Float64, "an amount")?,
+            _ => cast(DataType::String, "text")?,
+        };
+        columns.push((canon, source, prepared));
+    }
+    Ok(Prepared {
+        path: path.display().to_string(),
+        format,
+        height: df.height(),
+        columns,
+    })
+}
+
+fn view(p: &Prepared) -> FileView<'_> {
+    let get = |c: Canon| p.columns.iter().find(|x| x.0 == c).map(|x| &x.2);
+    let text = |c: Canon| get(c).map(text_values).unwrap_or_else(|| vec![None; p.height]);
+    let ts = match get(Canon::OrderTs) {
+        Some(col) => match col.dtype() {
+            DataType::Datetime(_, _) => TsView::Micros(
+                col.datetime()
+                    .map(|ca| ca.physical().iter().collect())
+                    .unwrap_or_default(),
+            ),
+            DataType::Date => TsView::Micros(
+                col.date()
+                    .map(|ca| {
+                        ca.physical()
+                            .iter()
+                            .map(|d| d.map(|d| i64::from(d) * MICROS_PER_DAY))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            DataType::Float64 => TsView::Micros(
+                col.f64()
+                    .map(|ca| ca.iter().map(|v| v.and_then(|v| epoch_micros(v).ok())).collect())
+                    .unwrap_or_default(),
+            ),
+            _ => TsView::Text(text_values(col)),
+        },
+        None => TsView::Text(vec![None; p.height]),
+    };
+    let amount = match get(Canon::Amount) {
+        Some(col) if col.dtype() == &DataType::Float64 => {
+            NumView::Num(col.f64().map(|ca| ca.iter().collect()).unwrap_or_default())
+        }
+        _ => NumView::Text(text(Canon::Amount)),
+    };
+    let extras = p
+        .columns
+        .iter()
+        .filter(|c| !matches!(c.0, Canon::CustomerId | Canon::OrderId | Canon::OrderTs | Canon::Amount | Canon::Status))
+        .map(|c| text_values(&c.2))
+        .collect();
+    FileView {
+        path: &p.path,
+        height: p.height,
+        customer: text(Canon::CustomerId),
+        order_id: text(Canon::OrderId),
+        ts,
+        amount,
+        status: get(Canon::Status).map(text_values),
+        extras,
+        names: p.columns.iter().map(|c| (c.0, c.1.clone())).collect(),
+    }
+}
+
+impl FileView<'_> {
+    fn source_name(&self, canon: Canon) -> String {
+        self.names
+            .iter()
+            .find(|n| n.0 == canon)
+            .map(|n| n.1.clone())
+            .unwrap_or_else(|| canon.name().to_string())
+    }
+
+    fn raw(&self, canon: Canon, row: usize) -> Option<String> {
+        match canon {
+            Canon::CustomerId => self.customer[row].map(str::to_string),
+            Canon::OrderId => self.order_id[row].map(str::to_string),
+            Canon::OrderTs => match &self.ts {
+                TsView::Text(v) => v[row].map(str::to_string),
+                TsView::Micros(v) => v[row].map(|m| m.to_string()),
+            },
+            Canon::Amount => match &self.amount {
+                NumView::Text(v) => v[row].map(str::to_string),
+                NumView::Num(v) => v[row].map(|x| x.to_string()),
+            },
+            Canon::Status => self.status.as_ref().and_then(|s| s[row].map(str::to_string)),
+            _ => None,
+        }
+    }
+
+    fn reject(&self, row: usize, canon: Canon, reason: RejectReason, message: String) -> RejectedRow {
+        RejectedRow {
+            source_file: self.path.to_string(),
+            row: row as i64 + 1,
+            column: self.source_name(canon),
+            value: self.raw(canon, row),
+            reason,
+            message,
+        }
+    }
+
+    fn parse_row<'s>(
+        &'s self,
+        file: u32,
+        row: usize,
+        schema: &OrdersSchema,
+        status_map: &HashMap<String, Status>,
+    ) -> Result<Line<'s>, RejectedRow> {
+        const BAD: char = char::REPLACEMENT_CHARACTER;
+        let text_cols: [(Canon, Option<&str>); 3] = [
+            (Canon::CustomerId, self.customer[row]),
+            (Canon::OrderId, self.order_id[row]),
+            (Canon::Status, self.status.as_ref().and_then(|s| s[row])),
+        ];
+        for (canon, v) in text_cols {
+            if v.is_some_and(|v| v.contains(BAD)) {
+                return Err(self.reject(row, canon, RejectReason::InvalidUtf8, "the cell holds bytes that are not valid UTF-8".into()));
+            }
+        }
+        let required = |canon: Canon, v: Option<&'s str>| -> Result<&'s str, RejectedRow> {
+            match v.map(str::trim) {
+                Some(s) if !s.is_empty() => Ok(s),
+                _ => Err(self.reject(row, canon, RejectReason::MissingValue, format!("`{}` is empty", self.source_name(canon)))),
+            }
+        };
+        let customer = required(Canon::CustomerId, self.customer[row])?;
+        let order_id = required(Canon::OrderId, self.order_id[row])?;
+        let micros = match &self.ts {
+            TsView::Micros(v) => v[row].ok_or_else(|| {
+                self.reject(row, Canon::OrderTs, RejectReason::MissingValue, "the timestamp is empty".into())
+            })?,
+            TsView::Text(v) => {
+                let s = required(Canon::OrderTs, v[row])?;
+                if s.contains(BAD) {
+                    return Err(self.reject(row, Canon::OrderTs, RejectReason::InvalidUtf8, "the cell holds bytes that are not valid UTF-8".into()));
+                }
+                parse_timestamp_micros(s, schema.timestamp_format.as_deref()).map_err(|hint| {
+                    self.reject(row, Canon::OrderTs, RejectReason::InvalidTimestamp, format!("cannot parse \"{s}\" as a timestamp ({hint})"))
+                })?
+            }
+        };
+        let amount = match &self.amount {
+            NumView::Num(v) => match v[row] {
+                Some(x) if x.is_finite() => x,
+                Some(_) => return Err(self.reject(row, Canon::Amount, RejectReason::InvalidNumber, "not a finite number".into())),
+                None => return Err(self.reject(row, Canon::Amount, RejectReason::MissingValue, "the amount is empty".into())),
+            },
+            NumView::Text(v) => {
+                let s = required(Canon::Amount, v[row])?;
+                parse_amount(s).map_err(|hint| {
+                    self.reject(row, Canon::Amount, RejectReason::InvalidNumber, format!("cannot parse \"{s}\" as an amount ({hint})"))
+                })?
+            }
+        };
+        let status = match self.status.as_ref().and_then(|s| s[row]).map(str::trim) {
+            None | Some("") => Status::Completed,
+            Some(raw) => *status_map.get(&raw.to_lowercase()).ok_or_else(|| {
+                self.reject(
+                    row,
+                    Canon::Status,
+                    RejectReason::UnknownStatus,
+                    format!("unknown status \"{raw}\" (expected completed, cancelled or returned; map others with [orders.status_values])"),
+                )
+            })?,
+        };
+        Ok(Line {
+            file,
+            row: row as u32,
+            customer,
+            order_id,
+            micros,
+            amount,
+            status,
+        })
+    }
+}
+
+fn status_map(schema: &OrdersSchema) -> Result<HashMap<String, Status>, InputError> {
+    let mut map: HashMap<String, Status> = [
+        ("completed", Status::Completed),
+        ("complete", Status::Completed),
+        ("cancelled", Status::Cancelled),
+        ("canceled", Status::Cancelled),
+        ("returned", Status::Returned),
+        ("refunded", Status::Returned),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (raw, canonical) in &schema.status_values {
+        let status = match canonical.as_str() {
+            "completed" => Status::Completed,
+            "cancelled" => Status::Cancelled,
+            "returned" => Status::Returned,
+            other => {
+                return Err(InputError::InvalidConfig(format!(
+                    "status_values maps \"{raw}\" to \"{other}\"; expected completed, cancelled or returned"
+                )))
+            }
+        };
+        map.insert(raw.trim().to_lowercase(), status);
+    }
+    Ok(map)
+}
+
+/// Reads and validates every file, then builds canonical orders.
+pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingested, InputError> {
+    let status_map = status_map(schema)?;
+    let prepared: Vec<Prepared> = files
+        .iter()
+        .map(|p| prepare(p.clone(), schema))
+        .collect::<Result<_, _>>()?;
+    let views: Vec<FileView<'_>> = prepared.iter().map(view).collect();
+
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    let mut rejected: Vec<RejectedRow> = Vec::new();
+    for (f, v) in views.iter().enumerate() {
+        let parsed: Vec<Result<Line<'_>, RejectedRow>> = (0..v.height)
+            .into_par_iter()
+            .map(|row| v.parse_row(f as u32, row, schema, &status_map))
+            .collect();
+        for p in parsed {
+            match p {
+                Ok(line) => lines.push(line),
+                Err(r) => rejected.push(r),
+            }
+        }
+    }
+
+    // Group lines by order_id; (file, row) makes the order total and deterministic.
+    lines.par_sort_unstable_by(|a, b| a.order_id.cmp(b.order_id).then(a.file.cmp(&b.file)).then(a.row.cmp(&b.row)));
+
+    let mut collapsed = vec![0i64; views.len()];
+    let mut cancelled = vec![0i64; views.len()];
+    struct Order<'a> {
+        customer: &'a str,
+        micros: i64,
+        amount: f64,
+        refund: f64,
+        is_purchase: bool,
+    }
+    let mut orders: Vec<Order<'_>> = Vec::new();
+    let mut start = 0;
+    while start < lines.len() {
+        let mut end = start + 1;
+        while end < lines.len() && lines[end].order_id == lines[start].order_id {
+            end += 1;
+        }
+        let group = &lines[start..end];
+        start = end;
+        let first = &group[0];
+        if let Some(bad) = group.iter().find(|l| l.customer != first.customer || l.micros != first.micros) {
+            let (canon, a, b) = if bad.customer != first.customer {
+                (Canon::CustomerId, first.customer.to_string(), bad.customer.to_string())
+            } else {
+                (Canon::OrderTs, views[first.file as usize].raw(Canon::OrderTs, first.row as usize).unwrap_or_default(), views[bad.file as usize].raw(Canon::OrderTs, bad.row as usize).unwrap_or_default())
+            };
+            for l in group {
+                let v = &views[l.file as usize];
+                rejected.push(v.reject(
+                    l.row as usize,
+                    canon,
+                    RejectReason::ConflictingDuplicate,
+                    format!(
+                        "order_id \"{}\" appears on {} rows with different {} (\"{a}\" vs \"{b}\"); none of its rows were used",
+                        l.order_id,
+                        group.len(),
+                        canon.name()
+                    ),
+                ));
+            }
+            continue;
+        }
+        let mut seen: HashSet<(u64, Status, Vec<Option<&str>>)> = HashSet::new();
+        let (mut total, mut refund) = (0.0, 0.0);
+        let mut has_completed = false;
+        for l in group {
+            let v = &views[l.file as usize];
+            if group.len() > 1 {
+                let extras: Vec<Option<&str>> = v.extras.iter().map(|e| e[l.row as usize]).collect();
+                if !seen.insert((l.amount.to_bits(), l.status, extras)) {
+                    collapsed[l.file as usize] += 1;
+                    continue;
+                }
+            }
+            match l.status {
+                Status::Cancelled => cancelled[l.file as usize] += 1,
+                Status::Returned => refund += l.amount.abs(),
+                Status::Completed => {
+                    has_completed = true;
+                    total += l.amount;
+                }
+            }
+        }
+        let order = |amount, refund, is_purchase| Order {
+            customer: first.customer,
+            micros: first.micros,
+            amount,
+            refund,
+            is_purchase,
+        };
+        if has_completed && total >= 0.0 {
+            orders.push(order(total, refund, true));
+        } else if has_completed || refund > 0.0 {
+            orders.push(order(0.0, refund + (-total).max(0.0), false));
+        }
+    }
+
+    let mut customer_ids: Vec<&str> = orders.iter().map(|o| o.customer).collect();
+    customer_ids.par_sort_unstable();
+    customer_ids.dedup();
+    let key: HashMap<&str, u32> = customer_ids.iter().enumerate().map(|(i, c)| (*c, i as u32)).collect();
+    let canonical = Orders {
+        customer_ids: customer_ids.iter().map(|c| c.to_string()).collect(),
+        customer: orders.iter().map(|o| key[o.customer]).collect(),
+        day: orders.iter().map(|o| micros_to_day(o.micros)).collect(),
+        amount: orders.iter().map(|o| o.amount).collect(),
+        refund: orders.iter().map(|o| o.refund).collect(),
+        is_purchase: orders.iter().map(|o| o.is_purchase).collect(),
+    };
+    let order_micros = orders.iter().map(|o| o.micros).collect();
+
+    rejected.sort_by(|a, b| a.source_file.cmp(&b.source_file).then(a.row.cmp(&b.row)));
+    let stats = views
+        .iter()
+        .zip(&prepared)
+        .enumerate()
+        .map(|(f, (v, p))| {
+            let mine: Vec<&RejectedRow> = rejected.iter().filter(|r| r.source_file == v.path).collect();
+            let mut by_reason = BTreeMap::new();
+            for r in &mine {
+                *by_reason.entry(r.reason.as_str().to_string()).or_insert(0) += 1;
+            }
+            FileStats {
+                path: v.path.to_string(),
+                format: p.format.as_str().to_string(),
+                rows_read: v.height as i64,
+                rows_rejected: mine.len() as i64,
+                rows_accepted: v.height as i64 - mine.len() as i64,
+                duplicates_collapsed: collapsed[f],
+                cancelled_lines: cancelled[f],
+                rejected_by_reason: by_reason,
+            }
+        })
+        .collect();
+    Ok(Ingested {
+        orders: canonical,
+        rejected,
+        files: stats,
+        order_micros,
+    })
+}

@@ -1,0 +1,100 @@
+//! Holdout metrics: predicted vs actual repeat purchases (total, per calibration-frequency
+//! bucket 0, 1, …, 7+), per-customer mean absolute error, and the AUC of `1 − p_alive` as a
+//! score for "no purchase in the holdout" (Mann–Whitney, ties counted one half).
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    /// Calibration repeat purchases: "0" … "6", "7+".
+    pub bucket: String,
+    pub customers: i64,
+    pub predicted: f64,
+    pub actual: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Backtest {
+    pub customers: i64,
+    pub predicted_total: f64,
+    pub actual_total: f64,
+    pub mae: f64,
+    /// AUC of 1 − p_alive against "no purchase in the holdout"; null when one class is empty.
+    pub auc_no_purchase: Option<f64>,
+    pub buckets: Vec<Bucket>,
+}
+
+/// `calibration_x`: repeat purchases in calibration; `predicted` and `actual`: holdout purchases.
+pub fn evaluate(calibration_x: &[f64], predicted: &[f64], actual: &[f64], p_alive: &[f64]) -> Backtest {
+    let mut buckets: Vec<Bucket> = (0..8)
+        .map(|k| Bucket {
+            bucket: if k < 7 { k.to_string() } else { "7+".into() },
+            customers: 0,
+            predicted: 0.0,
+            actual: 0.0,
+        })
+        .collect();
+    for i in 0..calibration_x.len() {
+        let b = &mut buckets[(calibration_x[i] as usize).min(7)];
+        b.customers += 1;
+        b.predicted += predicted[i];
+        b.actual += actual[i];
+    }
+    let n = calibration_x.len().max(1) as f64;
+    let mae = predicted.iter().zip(actual).map(|(p, a)| (p - a).abs()).sum::<f64>() / n;
+    let churned: Vec<bool> = actual.iter().map(|a| *a == 0.0).collect();
+    let score: Vec<f64> = p_alive.iter().map(|p| 1.0 - p).collect();
+    Backtest {
+        customers: calibration_x.len() as i64,
+        predicted_total: predicted.iter().sum(),
+        actual_total: actual.iter().sum(),
+        mae,
+        auc_no_purchase: auc(&score, &churned),
+        buckets,
+    }
+}
+
+/// Area under the ROC curve of `score` for the positive class, via average ranks.
+pub fn auc(score: &[f64], positive: &[bool]) -> Option<f64> {
+    let n_pos = positive.iter().filter(|p| **p).count() as f64;
+    let n_neg = positive.len() as f64 - n_pos;
+    if n_pos == 0.0 || n_neg == 0.0 {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..score.len()).collect();
+    idx.sort_by(|a, b| score[*a].total_cmp(&score[*b]));
+    let mut rank_sum = 0.0;
+    let mut start = 0;
+    while start < idx.len() {
+        let mut end = start + 1;
+        while end < idx.len() && score[idx[end]] == score[idx[start]] {
+            end += 1;
+        }
+        let avg = (start + 1 + end) as f64 / 2.0;
+        rank_sum += avg * idx[start..end].iter().filter(|i| positive[**i]).count() as f64;
+        start = end;
+    }
+    Some((rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_of_perfect_random_and_tied_scores() {
+        assert_eq!(auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
+        assert_eq!(auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]), Some(0.0));
+        assert_eq!(auc(&[0.5; 4], &[false, true, false, true]), Some(0.5));
+        assert_eq!(auc(&[0.5; 2], &[true, true]), None);
+    }
+
+    #[test]
+    fn buckets_cap_at_seven_plus() {
+        let b = evaluate(&[0.0, 1.0, 9.0, 12.0], &[0.5, 1.0, 3.0, 4.0], &[0.0, 2.0, 3.0, 5.0], &[1.0, 0.5, 0.9, 0.9]);
+        assert_eq!(b.buckets[7].customers, 2);
+        assert_eq!(b.buckets[7].actual, 8.0);
+        assert!((b.mae - 0.625).abs() < 1e-12);
+        assert_eq!(b.predicted_total, 8.5);
+    }
+}

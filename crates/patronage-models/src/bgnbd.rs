@@ -1,0 +1,351 @@
+//! BG/NBD (Fader, Hardie & Lee 2005). Each customer buys at rate λ ~ Gamma(r, α) while alive and
+//! drops out after any purchase with probability p ~ Beta(a, b). Data per customer: `x` repeat
+//! purchases, `t_x` time of the last purchase, `T` length of observation (same time unit).
+//!
+//! Log-likelihood of one customer (paper eq. 6, in logs):
+//! ```text
+//! ln L = lnΓ(r+x) − lnΓ(r) + r ln α + ln B(a, b+x) − ln B(a, b)
+//!        + ln[ (α+T)^−(r+x) + 1{x>0} · a/(b+x−1) · (α+t_x)^−(r+x) ]
+//! ```
+//! `p_alive` and the conditional expected purchases follow the paper (eq. 10, 13), with the
+//! ₂F₁ term evaluated in log space, as the `lifetimes` package does.
+
+use rayon::prelude::*;
+
+use crate::fit::{minimize, standard_errors, FitDiagnostics, ModelError, Objective};
+use crate::special::{digamma, ln_gamma, ln_hyp2f1};
+
+const MODEL: &str = "BG/NBD";
+/// Fewer customers than this cannot identify four parameters.
+pub const MIN_CUSTOMERS: f64 = 10.0;
+/// Rows per block of the likelihood sum: blocks run in parallel, then add up in a fixed order,
+/// so the fit is bit-for-bit the same on any number of threads.
+const BLOCK: usize = 2048;
+
+/// Distinct (x, t_x, T) triples with the number of customers sharing each.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Triples {
+    pub x: Vec<f64>,
+    pub t_x: Vec<f64>,
+    pub t: Vec<f64>,
+    pub weight: Vec<f64>,
+}
+
+impl Triples {
+    /// Groups integer triples (e.g. days) into distinct rows with weights, in sorted order.
+    pub fn from_integers(x: &[i64], t_x: &[i64], t: &[i64]) -> Self {
+        let mut rows: Vec<(i64, i64, i64)> = x.iter().zip(t_x).zip(t).map(|((a, b), c)| (*a, *b, *c)).collect();
+        rows.par_sort_unstable();
+        let mut out = Triples::default();
+        for row in rows {
+            match (out.x.last(), out.t_x.last(), out.t.last()) {
+                (Some(&a), Some(&b), Some(&c)) if (a, b, c) == (row.0 as f64, row.1 as f64, row.2 as f64) => {
+                    if let Some(w) = out.weight.last_mut() {
+                        *w += 1.0;
+                    }
+                }
+                _ => {
+                    out.x.push(row.0 as f64);
+                    out.t_x.push(row.1 as f64);
+                    out.t.push(row.2 as f64);
+                    out.weight.push(1.0);
+                }
+            }
+        }
+        out
+    }
+
+    /// One row per customer, weight 1.
+    pub fn from_floats(x: &[f64], t_x: &[f64], t: &[f64]) -> Self {
+        Triples {
+            x: x.to_vec(),
+            t_x: t_x.to_vec(),
+            t: t.to_vec(),
+            weight: vec![1.0; x.len()],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.x.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+}
+
+/// Fitted BG/NBD parameters. `no_dropout` marks the NBD boundary (p → 0): then `a`, `b` are
+/// meaningless, every customer is alive and purchases follow the NBD.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BgNbd {
+    pub r: f64,
+    pub alpha: f64,
+    pub a: f64,
+    pub b: f64,
+    pub no_dropout: bool,
+}
+
+struct Likelihood<'a> {
+    d: &'a Triples,
+    total: f64,
+    nbd: bool,
+}
+
+/// (ln L, ∂/∂r, ∂/∂α, ∂/∂a, ∂/∂b) of one row.
+fn row_terms(r: f64, alpha: f64, a: f64, b: f64, x: f64, t_x: f64, t: f64, nbd: bool) -> [f64; 5] {
+    let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
+    let a3 = -(r + x) * (alpha + t).ln();
+    let d1_r = digamma(r + x) - digamma(r) + alpha.ln();
+    let d1_alpha = r / alpha;
+    if nbd {
+        return [a1 + a3, d1_r - (alpha + t).ln(), d1_alpha - (r + x) / (alpha + t), 0.0, 0.0];
+    }
+    let a2 = ln_gamma(a + b) + ln_gamma(b + x) - ln_gamma(b) - ln_gamma(a + b + x);
+    let (lse, w4, a4_ln_alpha) = if x > 0.0 {
+        let a4 = a.ln() - (b + x - 1.0).ln() - (r + x) * (alpha + t_x).ln();
+        let m = a3.max(a4);
+        let (e3, e4) = ((a3 - m).exp(), (a4 - m).exp());
+        (m + (e3 + e4).ln(), e4 / (e3 + e4), (alpha + t_x).ln())
+    } else {
+        (a3, 0.0, 0.0)
+    };
+    let w3 = 1.0 - w4;
+    let psi_ab = digamma(a + b);
+    let psi_abx = digamma(a + b + x);
+    let d_r = d1_r - w3 * (alpha + t).ln() - w4 * a4_ln_alpha;
+    let d_alpha = d1_alpha - w3 * (r + x) / (alpha + t) - if x > 0.0 { w4 * (r + x) / (alpha + t_x) } else { 0.0 };
+    let d_a = psi_ab - psi_abx + w4 / a;
+    let d_b = psi_ab + digamma(b + x) - digamma(b) - psi_abx - if x > 0.0 { w4 / (b + x - 1.0) } else { 0.0 };
+    [a1 + a2 + lse, d_r, d_alpha, d_a, d_b]
+}
+
+impl Objective for Likelihood<'_> {
+    fn nll_grad(&self, theta: &[f64]) -> (f64, Vec<f64>) {
+        let p: Vec<f64> = theta.iter().map(|t| t.exp()).collect();
+        let (r, alpha) = (p[0], p[1]);
+        let (a, b) = if self.nbd { (1.0, 1.0) } else { (p[2], p[3]) };
+        let d = self.d;
+        let blocks: Vec<[f64; 5]> = (0..d.len())
+            .collect::<Vec<_>>()
+            .par_chunks(BLOCK)
+            .map(|rows| {
+                let mut acc = [0.0; 5];
+                for &i in rows {
+                    let terms = row_terms(r, alpha, a, b, d.x[i], d.t_x[i], d.t[i], self.nbd);
+                    for k in 0..5 {
+                        acc[k] += d.weight[i] * terms[k];
+                    }
+                }
+                acc
+            })
+            .collect();
+        let mut total = [0.0; 5];
+        for blk in blocks {
+            for k in 0..5 {
+                total[k] += blk[k];
+            }
+        }
+        // Chain rule to log-parameters, negated for minimization.
+        let n = theta.len();
+        let grad = (0..n).map(|k| -total[k + 1] * p[k]).collect();
+        (-total[0], grad)
+    }
+
+    fn total_weight(&self) -> f64 {
+        self.total
+    }
+}
+
+/// Fits BG/NBD by maximum likelihood. Errors on data that cannot identify the model.
+pub fn fit(d: &Triples) -> Result<(BgNbd, FitDiagnostics), ModelError> {
+    let total: f64 = d.weight.iter().sum();
+    let not_enough = |reason: String, hint: &str| ModelError::NotEnoughData {
+        model: MODEL,
+        reason,
+        hint: hint.to_string(),
+    };
+    if total < MIN_CUSTOMERS {
+        return Err(not_enough(
+            format!("{total} customers with a purchase (at least {MIN_CUSTOMERS} are needed)"),
+            "run on a longer history or more customers, or set models.enabled = false",
+        ));
+    }
+    let repeat: f64 = d.x.iter().zip(&d.weight).map(|(x, w)| x * w).sum();
+    if repeat == 0.0 {
+        return Err(not_enough(
+            "no customer has a repeat purchase, so the purchase rate and dropout cannot be told apart".into(),
+            "wait for repeat purchases (a later --as-of), or set models.enabled = false",
+        ));
+    }
+    let exposure: f64 = d.t.iter().zip(&d.weight).map(|(t, w)| t * w).sum();
+    if exposure <= 0.0 {
+        return Err(not_enough(
+            "every customer's first purchase is on the as-of day (T = 0)".into(),
+            "use a later --as-of",
+        ));
+    }
+    let rate = repeat / exposure;
+    let init = vec![0.0, (1.0 / rate).ln(), 0.0, 0.0];
+    let full = Likelihood { d, total, nbd: false };
+    let sol = minimize(MODEL, &full, init)?;
+    // ln b beyond ~15 means the mean dropout probability a/(a+b) is ~1e-7: the likelihood is
+    // climbing towards the no-dropout boundary, where BG/NBD reduces to the NBD.
+    let boundary = sol.theta[3] - sol.theta[2] > 15.0;
+    let (sol, objective, names, model) = if boundary {
+        let nbd = Likelihood { d, total, nbd: true };
+        let sol = minimize(MODEL, &nbd, vec![sol.theta[0], sol.theta[1]])?;
+        let m = BgNbd {
+            r: sol.theta[0].exp(),
+            alpha: sol.theta[1].exp(),
+            a: 0.0,
+            b: f64::INFINITY,
+            no_dropout: true,
+        };
+        (sol, nbd, vec!["r", "alpha"], m)
+    } else {
+        let t = &sol.theta;
+        let m = BgNbd {
+            r: t[0].exp(),
+            alpha: t[1].exp(),
+            a: t[2].exp(),
+            b: t[3].exp(),
+            no_dropout: false,
+        };
+        (sol, full, vec!["r", "alpha", "a", "b"], m)
+    };
+    if !sol.converged {
+        return Err(ModelError::NoConvergence {
+            model: MODEL,
+            iterations: sol.iterations,
+            grad_norm: sol.grad_norm,
+        });
+    }
+    let diag = FitDiagnostics {
+        model: MODEL,
+        params: names.iter().zip(&sol.theta).map(|(n, t)| (*n, t.exp())).collect(),
+        std_errors: standard_errors(&objective, &sol.theta),
+        log_likelihood: -sol.nll,
+        iterations: sol.iterations,
+        converged: sol.converged,
+        termination: sol.termination,
+        grad_norm: sol.grad_norm,
+        customers: total,
+        unique_rows: d.len(),
+        boundary: boundary.then(|| "no_dropout: the likelihood peaks at dropout probability 0; BG/NBD reduces to the NBD (every customer alive)".to_string()),
+    };
+    Ok((model, diag))
+}
+
+impl BgNbd {
+    /// Log-likelihood of data under these parameters.
+    pub fn log_likelihood(&self, d: &Triples) -> f64 {
+        let l = Likelihood {
+            d,
+            total: d.weight.iter().sum(),
+            nbd: self.no_dropout,
+        };
+        let theta: Vec<f64> = if self.no_dropout {
+            vec![self.r.ln(), self.alpha.ln()]
+        } else {
+            vec![self.r.ln(), self.alpha.ln(), self.a.ln(), self.b.ln()]
+        };
+        -l.nll_grad(&theta).0
+    }
+
+    /// P(alive at T | x, t_x, T) (paper eq. 13); 1 for customers without a repeat purchase.
+    pub fn p_alive(&self, x: f64, t_x: f64, t: f64) -> f64 {
+        if x == 0.0 || self.no_dropout {
+            return 1.0;
+        }
+        let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
+        let log_div = (r + x) * ((alpha + t) / (alpha + t_x)).ln() + (a / (b + x - 1.0)).ln();
+        1.0 / (1.0 + log_div.exp())
+    }
+
+    /// E[purchases in (T, T+h] | x, t_x, T] (paper eq. 10).
+    pub fn conditional_expected_purchases(&self, h: f64, x: f64, t_x: f64, t: f64) -> f64 {
+        let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
+        if self.no_dropout {
+            return (r + x) / (alpha + t) * h;
+        }
+        let hyp_a = r + x;
+        let hyp_b = b + x;
+        let hyp_c = a + b + x - 1.0;
+        let z = h / (alpha + t + h);
+        let ln_hyp = ln_hyp2f1(hyp_a, hyp_b, hyp_c, z);
+        let first = (a + b + x - 1.0) / (a - 1.0);
+        let second = 1.0 - (ln_hyp + (r + x) * ((alpha + t) / (alpha + t + h)).ln()).exp();
+        let denominator = if x > 0.0 {
+            1.0 + (a / (b + x - 1.0)) * ((alpha + t) / (alpha + t_x)).powf(r + x)
+        } else {
+            1.0
+        };
+        first * second / denominator
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn analytic_gradient_matches_finite_differences() {
+        let d = Triples::from_floats(&[0.0, 2.0, 7.0, 1.0], &[0.0, 30.4, 35.0, 2.0], &[38.9, 38.9, 36.0, 20.0]);
+        for nbd in [false, true] {
+            let l = Likelihood { d: &d, total: 4.0, nbd };
+            let theta: Vec<f64> = if nbd { vec![-1.2, 1.4] } else { vec![-1.2, 1.4, -0.2, 0.9] };
+            let (_, g) = l.nll_grad(&theta);
+            for k in 0..theta.len() {
+                let h = 1e-6;
+                let mut up = theta.clone();
+                let mut dn = theta.clone();
+                up[k] += h;
+                dn[k] -= h;
+                let num = (l.nll_grad(&up).0 - l.nll_grad(&dn).0) / (2.0 * h);
+                assert!((num - g[k]).abs() < 1e-6 * (1.0 + num.abs()), "nbd={nbd} k={k}: {num} vs {}", g[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn integer_triples_are_grouped_with_weights() {
+        let t = Triples::from_integers(&[1, 0, 1, 0], &[5, 0, 5, 0], &[10, 10, 10, 3]);
+        assert_eq!(t.x, vec![0.0, 0.0, 1.0]);
+        assert_eq!(t.t, vec![3.0, 10.0, 10.0]);
+        assert_eq!(t.weight, vec![1.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn degenerate_inputs_are_clear_errors() {
+        let none_repeat = Triples::from_integers(&[0; 20], &[0; 20], &[30; 20]);
+        let err = fit(&none_repeat).unwrap_err().to_string();
+        assert!(err.contains("no customer has a repeat purchase"), "{err}");
+        let single = Triples::from_integers(&[3], &[20], &[30]);
+        assert!(fit(&single).unwrap_err().to_string().contains("at least"));
+        let same_day = Triples::from_integers(&[0; 20], &[0; 20], &[0; 20]);
+        assert!(fit(&same_day).is_err());
+    }
+
+    #[test]
+    fn everybody_active_reaches_the_nbd_boundary() {
+        // Poisson buyers who never drop out: regular purchases right up to T.
+        let mut x = Vec::new();
+        let mut tx = Vec::new();
+        let mut t = Vec::new();
+        for i in 0..200i64 {
+            let k = 2 + i % 9;
+            x.push(k);
+            tx.push(100 - (i % 3));
+            t.push(100);
+        }
+        let (m, diag) = fit(&Triples::from_integers(&x, &tx, &t)).unwrap();
+        assert!(diag.converged);
+        if m.no_dropout {
+            assert!(diag.boundary.is_some());
+            assert_eq!(m.p_alive(3.0, 50.0, 100.0), 1.0);
+        } else {
+            assert!(m.a / (m.a + m.b) < 0.05, "{m:?}");
+        }
+        assert!(m.conditional_expected_purchases(30.0, 5.0, 99.0, 100.0).is_finite());
+    }
+}
