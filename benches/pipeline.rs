@@ -1,1 +1,98 @@
-fn main() {}
+//! Criterion benchmarks on generated data (sizes in the group names):
+//! - `ingest_rfm`: read + validate a Parquet export, then per-customer RFM/BTYD features;
+//! - `fit_models`: BG/NBD + Gamma-Gamma maximum likelihood on a customer summary.
+//!
+//! Sizes: `PATRONAGE_BENCH_CUSTOMERS` (default 250,000 customers ≈ 1M orders) for ingest, and
+//! `PATRONAGE_BENCH_FIT_CUSTOMERS` (default 1,000,000) for the model fit. The peer races (DuckDB,
+//! Python polars, lifetimes) are scripts in `scripts/` that run both sides in one go.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use patronage_input::{ingest_orders, OrdersSchema};
+use patronage_models::bgnbd::{self, Triples};
+use patronage_models::gamma_gamma;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn generated(customers: usize, dir: &std::path::Path) -> std::path::PathBuf {
+    let params = patronage_synth::Params {
+        customers,
+        seed: 1,
+        ..Default::default()
+    };
+    patronage_synth::write_orders(&params, dir, patronage_synth::Format::Parquet)
+        .expect("generate")
+        .path
+}
+
+fn ingest_rfm(c: &mut Criterion) {
+    let customers = env_usize("PATRONAGE_BENCH_CUSTOMERS", 250_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = generated(customers, dir.path());
+    let schema = OrdersSchema::default();
+    let as_of = patronage_input::parse_date("2024-12-31").expect("date");
+    let rows = ingest_orders(std::slice::from_ref(&path), &schema)
+        .expect("ingest")
+        .files[0]
+        .rows_read;
+    let mut group = c.benchmark_group(format!("ingest_rfm/{customers}_customers_{rows}_rows"));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.bench_function("ingest+features", |b| {
+        b.iter(|| {
+            let ingested = ingest_orders(std::slice::from_ref(&path), &schema).expect("ingest");
+            black_box(patronage_features::compute(&ingested.orders, as_of))
+        })
+    });
+    group.finish();
+}
+
+fn fit_models(c: &mut Criterion) {
+    let customers = env_usize("PATRONAGE_BENCH_FIT_CUSTOMERS", 1_000_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = generated(customers, dir.path());
+    let ingested = ingest_orders(&[path], &OrdersSchema::default()).expect("ingest");
+    let f = patronage_features::compute(
+        &ingested.orders,
+        patronage_input::parse_date("2024-12-31").expect("date"),
+    );
+    let buyers: Vec<usize> = (0..f.len()).filter(|&i| f.frequency[i] > 0).collect();
+    let pick = |v: &Vec<Option<i64>>| {
+        buyers
+            .iter()
+            .map(|&i| v[i].unwrap_or(0))
+            .collect::<Vec<_>>()
+    };
+    let (x, m): (Vec<f64>, Vec<f64>) = buyers
+        .iter()
+        .filter_map(|&i| match (f.btyd_x[i], f.btyd_m[i]) {
+            (Some(x), Some(m)) if x > 0 && m > 0.0 => Some((x as f64, m)),
+            _ => None,
+        })
+        .unzip();
+    let mut group = c.benchmark_group(format!("fit_models/{}_customers", buyers.len()));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.bench_function("bgnbd(group triples)+gamma_gamma", |b| {
+        b.iter(|| {
+            let triples =
+                Triples::from_integers(&pick(&f.btyd_x), &pick(&f.btyd_t_x), &pick(&f.btyd_t));
+            let bg = bgnbd::fit(&triples).expect("bgnbd");
+            let gg = gamma_gamma::fit(&x, &m).expect("gg");
+            black_box((bg, gg))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest_rfm, fit_models);
+criterion_main!(benches);

@@ -14,7 +14,11 @@ use crate::Exit;
 /// Patronage: turns nightly order exports into per-customer RFM features, churn scores and
 /// segments, written as Parquet tables for BI tools.
 #[derive(Debug, Parser)]
-#[command(name = "patronage", version, after_help = "Example:\n  patronage run --orders data-samples/orders.csv --out out\n  patronage rules check default")]
+#[command(
+    name = "patronage",
+    version,
+    after_help = "Example:\n  patronage run --orders data-samples/orders.csv --out out\n  patronage rules check default"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -23,13 +27,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the nightly job for one as-of date and publish its tables.
-    #[command(after_help = "Example:\n  patronage run --orders 'exports/orders-*.csv' --out warehouse --as-of 2024-06-30\n\nTables go to OUT/<table>/run_date=<as-of>/part-0.parquet, the manifest to OUT/manifests/<as-of>.json.")]
+    #[command(
+        after_help = "Example:\n  patronage run --orders 'exports/orders-*.csv' --out warehouse --as-of 2024-06-30\n\nTables go to OUT/<table>/run_date=<as-of>/part-0.parquet, the manifest to OUT/manifests/<as-of>.json."
+    )]
     Run(RunArgs),
     /// Check or list RFM segment rule tables.
     #[command(subcommand)]
     Rules(RulesCommand),
     /// Write realistic synthetic orders (seeded) for tests and benchmarks.
-    #[command(after_help = "Example:\n  patronage generate --customers 100000 --out /tmp/shop --format parquet")]
+    #[command(
+        after_help = "Example:\n  patronage generate --customers 100000 --out /tmp/shop --format parquet"
+    )]
     Generate(GenerateArgs),
 }
 
@@ -51,6 +59,9 @@ pub struct RunArgs {
     /// Backtest: fit on orders up to as-of − N days and compare predictions with the last N days.
     #[arg(long, value_name = "N", help_heading = "Run")]
     pub holdout_days: Option<u32>,
+    /// Skip the churn models (no `churn_scores`; value tiers rank net revenue).
+    #[arg(long, help_heading = "Run")]
+    pub no_models: bool,
     /// No progress on stderr.
     #[arg(long, short, help_heading = "Display")]
     pub quiet: bool,
@@ -115,17 +126,30 @@ fn spinner(quiet: bool) -> ProgressBar {
         ProgressDrawTarget::stderr()
     };
     let bar = ProgressBar::with_draw_target(None, target);
-    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
-    let opts = config.into_options(args.config.as_deref(), args.orders, args.out, args.as_of, args.holdout_days, today())?;
+    if args.no_models {
+        config.models.enabled = false;
+    }
+    let opts = config.into_options(
+        args.config.as_deref(),
+        args.orders,
+        args.out,
+        args.as_of,
+        args.holdout_days,
+        today(),
+    )?;
     let bar = spinner(args.quiet);
     let result = patronage_engine::run(&opts, &|stage: Stage| bar.set_message(stage.as_str()));
     bar.finish_and_clear();
@@ -135,7 +159,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         let tables: Vec<serde_json::Value> = summary
             .tables
             .iter()
-            .map(|(name, path, rows)| serde_json::json!({"table": name, "rows": rows, "path": path}))
+            .map(
+                |(name, path, rows)| serde_json::json!({"table": name, "rows": rows, "path": path}),
+            )
             .collect();
         let json = serde_json::json!({
             "as_of": summary.as_of,
@@ -155,7 +181,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         for (name, path, rows) in &summary.tables {
             writeln!(out, "{name:<18} {rows:>9} rows  {}", path.display())?;
         }
-        writeln!(out, "{:<18} {:>9}       {}", "manifest", "", summary.manifest.display())?;
+        writeln!(
+            out,
+            "{:<18} {:>9}       {}",
+            "manifest",
+            "",
+            summary.manifest.display()
+        )?;
     }
     Ok(Exit::Ok)
 }
@@ -169,16 +201,26 @@ pub fn rules_check(spec: &str) -> anyhow::Result<Exit> {
         writeln!(out, "  {id:<24} {cells:>3} cells")?;
     }
     if check.is_ok() {
-        writeln!(out, "ok: all 125 (R,F,M) cells matched, every rule reachable")?;
+        writeln!(
+            out,
+            "ok: all 125 (R,F,M) cells matched, every rule reachable"
+        )?;
         return Ok(Exit::Ok);
     }
     for (r, f, m) in &check.unmatched {
         writeln!(out, "unmatched cell R={r} F={f} M={m}")?;
     }
     for id in &check.unreachable {
-        writeln!(out, "unreachable rule `{id}`: earlier rules match all its cells")?;
+        writeln!(
+            out,
+            "unreachable rule `{id}`: earlier rules match all its cells"
+        )?;
     }
-    anyhow::bail!("{source}: rule table check failed ({} unmatched cells, {} unreachable rules)", check.unmatched.len(), check.unreachable.len())
+    anyhow::bail!(
+        "{source}: rule table check failed ({} unmatched cells, {} unreachable rules)",
+        check.unmatched.len(),
+        check.unreachable.len()
+    )
 }
 
 pub fn rules_list() -> anyhow::Result<Exit> {
@@ -191,8 +233,12 @@ pub fn rules_list() -> anyhow::Result<Exit> {
 }
 
 pub fn generate(args: GenerateArgs) -> anyhow::Result<Exit> {
-    let start = chrono::NaiveDate::parse_from_str(&args.start, "%Y-%m-%d")
-        .with_context(|| format!("--start `{}` is not a date (expected YYYY-MM-DD)", args.start))?;
+    let start = chrono::NaiveDate::parse_from_str(&args.start, "%Y-%m-%d").with_context(|| {
+        format!(
+            "--start `{}` is not a date (expected YYYY-MM-DD)",
+            args.start
+        )
+    })?;
     let params = patronage_synth::Params {
         customers: args.customers,
         seed: args.seed,

@@ -1,1 +1,11 @@
-//! Integration tests.
+//! End-to-end tests: run the real `patronage` binary on real files and read its Parquet output
+//! back with arrow-rs, a reader independent of the polars writer. One integration binary (every
+//! extra test binary links polars again).
+#![allow(clippy::unwrap_used)]
+
+mod cdnow;
+mod common;
+mod determinism;
+mod malformed;
+mod outputs;
+mod rules;

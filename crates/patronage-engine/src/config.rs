@@ -55,13 +55,24 @@ pub struct SegmentsConfig {
     /// A shipped preset name (`default`, `simple`) or a path to a rule table (relative to the
     /// config file).
     pub rules: String,
+    /// What value tiers rank: `clv` (needs the models) or `net_revenue`.
+    pub value_by: ValueBasis,
     pub value_tiers: TierParams,
+}
+
+/// The per-customer value behind value tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueBasis {
+    Clv,
+    NetRevenue,
 }
 
 impl Default for SegmentsConfig {
     fn default() -> Self {
         SegmentsConfig {
             rules: "default".into(),
+            value_by: ValueBasis::Clv,
             value_tiers: TierParams::default(),
         }
     }
@@ -71,6 +82,8 @@ impl Default for SegmentsConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
+    /// Fit BG/NBD + Gamma-Gamma and write `churn_scores` (and `backtest` with a holdout).
+    pub enabled: bool,
     /// Horizon of `expected_purchases`, in days.
     pub horizon_days: u32,
     /// CLV horizon in months (30-day months).
@@ -89,6 +102,7 @@ pub struct ModelsConfig {
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
+            enabled: true,
             horizon_days: 90,
             clv_months: 12,
             annual_discount_rate: 0.10,
@@ -106,7 +120,10 @@ impl ModelsConfig {
             return Err("models.horizon_days and models.clv_months must be positive".into());
         }
         if !(0.0..10.0).contains(&self.annual_discount_rate) {
-            return Err(format!("models.annual_discount_rate must be in [0, 10), got {}", self.annual_discount_rate));
+            return Err(format!(
+                "models.annual_discount_rate must be in [0, 10), got {}",
+                self.annual_discount_rate
+            ));
         }
         if !(self.margin.is_finite() && self.margin >= 0.0) {
             return Err(format!("models.margin must be ≥ 0, got {}", self.margin));
@@ -140,6 +157,7 @@ pub struct RunOptions {
     pub rules: RuleTable,
     pub rules_source: String,
     pub value_tiers: TierParams,
+    pub value_by: ValueBasis,
     pub models: ModelsConfig,
     pub config_path: Option<PathBuf>,
 }
@@ -167,20 +185,28 @@ impl Config {
         holdout_days: Option<u32>,
         today: Day,
     ) -> Result<RunOptions, EngineError> {
-        let where_ = config_path.map(|p| p.display().to_string()).unwrap_or_else(|| "options".into());
+        let where_ = config_path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "options".into());
         let bad = |message: String| EngineError::InvalidConfig {
             path: where_.clone(),
             message,
         };
-        let orders = orders
-            .or(self.run.orders)
-            .ok_or_else(|| EngineError::InvalidOptions("no orders input: pass --orders PATH or set run.orders in the config".into()))?;
-        let out = out
-            .or(self.run.out)
-            .ok_or_else(|| EngineError::InvalidOptions("no output directory: pass --out DIR or set run.out in the config".into()))?;
+        let orders = orders.or(self.run.orders).ok_or_else(|| {
+            EngineError::InvalidOptions(
+                "no orders input: pass --orders PATH or set run.orders in the config".into(),
+            )
+        })?;
+        let out = out.or(self.run.out).ok_or_else(|| {
+            EngineError::InvalidOptions(
+                "no output directory: pass --out DIR or set run.out in the config".into(),
+            )
+        })?;
         let as_of = match as_of.or(self.run.as_of) {
             Some(text) => AsOfChoice::Fixed(parse_date(&text).ok_or_else(|| {
-                EngineError::InvalidOptions(format!("as-of `{text}` is not a date (expected YYYY-MM-DD)"))
+                EngineError::InvalidOptions(format!(
+                    "as-of `{text}` is not a date (expected YYYY-MM-DD)"
+                ))
             })?),
             None => AsOfChoice::LatestOrder { not_after: today },
         };
@@ -205,6 +231,7 @@ impl Config {
             rules,
             rules_source,
             value_tiers: self.segments.value_tiers,
+            value_by: self.segments.value_by,
             models: self.models,
             config_path: config_path.map(Path::to_path_buf),
         })
@@ -216,10 +243,21 @@ pub fn load_rules(spec: &str, base: &Path) -> Result<(RuleTable, String), Engine
     if patronage_segments::PRESETS.iter().any(|p| p.0 == spec) {
         return Ok((RuleTable::preset(spec)?, format!("preset:{spec}")));
     }
-    let path = if Path::new(spec).is_absolute() { PathBuf::from(spec) } else { base.join(spec) };
+    let path = if Path::new(spec).is_absolute() {
+        PathBuf::from(spec)
+    } else {
+        base.join(spec)
+    };
     let text = fs_err::read_to_string(&path).map_err(|e| EngineError::InvalidConfig {
         path: path.display().to_string(),
-        message: format!("cannot read rule table ({e}); shipped presets: {}", patronage_segments::PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")),
+        message: format!(
+            "cannot read rule table ({e}); shipped presets: {}",
+            patronage_segments::PRESETS
+                .iter()
+                .map(|p| p.0)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     })?;
     let source = path.display().to_string();
     Ok((RuleTable::from_toml(&text, &source)?, source))
@@ -235,16 +273,32 @@ mod tests {
         assert!(toml::from_str::<Config>("[orders.columns]\ncustomer = 'x'").is_err());
         let c: Config = toml::from_str("[run]\norders = 'a.csv'\nout = 'o'\nas_of = '2024-01-31'\n[orders.columns]\ncustomer_id = 'CustomerID'").unwrap();
         assert_eq!(c.orders.columns.customer_id.as_deref(), Some("CustomerID"));
-        let o = c.into_options(None, Some("b.csv".into()), None, None, None, 0).unwrap();
+        let o = c
+            .into_options(None, Some("b.csv".into()), None, None, None, 0)
+            .unwrap();
         assert_eq!(o.orders, "b.csv");
-        assert_eq!(o.as_of, AsOfChoice::Fixed(parse_date("2024-01-31").unwrap()));
+        assert_eq!(
+            o.as_of,
+            AsOfChoice::Fixed(parse_date("2024-01-31").unwrap())
+        );
     }
 
     #[test]
     fn bad_values_are_caught_before_reading_data() {
         let c: Config = toml::from_str("[segments.value_tiers]\ntop_share = 1.5").unwrap();
-        assert!(c.into_options(None, Some("a".into()), Some("o".into()), None, None, 0).is_err());
+        assert!(c
+            .into_options(None, Some("a".into()), Some("o".into()), None, None, 0)
+            .is_err());
         let c = Config::default();
-        assert!(c.into_options(None, Some("a".into()), Some("o".into()), Some("2024-02-30".into()), None, 0).is_err());
+        assert!(c
+            .into_options(
+                None,
+                Some("a".into()),
+                Some("o".into()),
+                Some("2024-02-30".into()),
+                None,
+                0
+            )
+            .is_err());
     }
 }

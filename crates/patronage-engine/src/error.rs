@@ -12,6 +12,8 @@ pub enum EngineError {
     InvalidOptions(String),
     #[error("no valid order on or before the as-of date {as_of}: nothing to score ({hint})")]
     NoData { as_of: String, hint: String },
+    #[error("{0}")]
+    Model(patronage_models::ModelError),
     #[error(transparent)]
     Output(#[from] patronage_output::OutputError),
     #[error("internal error building table `{table}`: {message}")]

@@ -6,11 +6,13 @@ use std::time::Instant;
 use patronage_features::CustomerFeatures;
 use patronage_input::{expand_inputs, format_day, ingest_orders, FileStats};
 use patronage_output::Staging;
-use patronage_segments::{occupancy, score_quintiles, summarize, value_tiers, Direction, ValueTier};
+use patronage_segments::{
+    occupancy, score_quintiles, summarize, value_tiers, Direction, ValueTier,
+};
 use polars::prelude::*;
 use serde_json::json;
 
-use crate::config::{AsOfChoice, RunOptions};
+use crate::config::{AsOfChoice, RunOptions, ValueBasis};
 use crate::error::EngineError;
 use crate::tables;
 
@@ -74,11 +76,17 @@ struct Segments {
     manifest: serde_json::Value,
 }
 
-fn segments(opts: &RunOptions, f: &CustomerFeatures) -> Result<Segments, EngineError> {
+fn segments(
+    opts: &RunOptions,
+    f: &CustomerFeatures,
+    clv: Option<&[Option<f64>]>,
+) -> Result<Segments, EngineError> {
     let buyer = |i: usize| f.frequency[i] > 0;
     let n = f.len();
     let recency: Vec<Option<f64>> = f.recency_days.iter().map(|v| v.map(|d| d as f64)).collect();
-    let frequency: Vec<Option<f64>> = (0..n).map(|i| buyer(i).then(|| f.frequency[i] as f64)).collect();
+    let frequency: Vec<Option<f64>> = (0..n)
+        .map(|i| buyer(i).then(|| f.frequency[i] as f64))
+        .collect();
     let monetary: Vec<Option<f64>> = (0..n).map(|i| buyer(i).then(|| f.monetary[i])).collect();
     let r = score_quintiles(&recency, Direction::LowerIsBetter);
     let fs = score_quintiles(&frequency, Direction::HigherIsBetter);
@@ -89,7 +97,13 @@ fn segments(opts: &RunOptions, f: &CustomerFeatures) -> Result<Segments, EngineE
             _ => None,
         })
         .collect();
-    let value: Vec<Option<f64>> = f.net_revenue.iter().map(|v| Some(*v)).collect();
+    let (value, value_by): (Vec<Option<f64>>, &str) = match (opts.value_by, clv) {
+        (ValueBasis::Clv, Some(clv)) => (clv.to_vec(), "clv"),
+        _ => (
+            f.net_revenue.iter().map(|v| Some(*v)).collect(),
+            "net_revenue",
+        ),
+    };
     let tiers = value_tiers(&value, opts.value_tiers);
 
     let cell: Vec<Option<String>> = (0..n)
@@ -106,9 +120,24 @@ fn segments(opts: &RunOptions, f: &CustomerFeatures) -> Result<Segments, EngineE
             Column::new("f_score".into(), &fs),
             Column::new("m_score".into(), &m),
             Column::new("rfm_cell".into(), &cell),
-            Column::new("rfm_segment".into(), rules.iter().map(|r| r.map(|r| r.segment.as_str())).collect::<Vec<_>>()),
-            Column::new("rfm_rule_id".into(), rules.iter().map(|r| r.map(|r| r.id.as_str())).collect::<Vec<_>>()),
-            Column::new("value_tier".into(), tiers.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
+            Column::new(
+                "rfm_segment".into(),
+                rules
+                    .iter()
+                    .map(|r| r.map(|r| r.segment.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "rfm_rule_id".into(),
+                rules
+                    .iter()
+                    .map(|r| r.map(|r| r.id.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "value_tier".into(),
+                tiers.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            ),
             Column::new("tier_value".into(), &value),
         ],
     )?;
@@ -122,11 +151,19 @@ fn segments(opts: &RunOptions, f: &CustomerFeatures) -> Result<Segments, EngineE
         }
         seen
     };
-    let labels: Vec<Option<&str>> = rules.iter().map(|r| r.map(|r| r.segment.as_str())).collect();
+    let labels: Vec<Option<&str>> = rules
+        .iter()
+        .map(|r| r.map(|r| r.segment.as_str()))
+        .collect();
     let tier_labels: Vec<Option<&str>> = tiers.iter().map(|t| Some(t.as_str())).collect();
     let tier_order: Vec<&str> = ValueTier::ALL.iter().map(|t| t.as_str()).collect();
     let mut summary = summarize("rfm_segment", &labels, &f.net_revenue, &segment_order);
-    summary.extend(summarize("value_tier", &tier_labels, &f.net_revenue, &tier_order));
+    summary.extend(summarize(
+        "value_tier",
+        &tier_labels,
+        &f.net_revenue,
+        &tier_order,
+    ));
     let score_order = ["1", "2", "3", "4", "5"];
     for (dim, scores) in [("r_score", &r), ("f_score", &fs), ("m_score", &m)] {
         let text: Vec<Option<String>> = scores.iter().map(|s| s.map(|s| s.to_string())).collect();
@@ -136,16 +173,23 @@ fn segments(opts: &RunOptions, f: &CustomerFeatures) -> Result<Segments, EngineE
 
     let mut fired = serde_json::Map::new();
     for rule in &opts.rules.rules {
-        let count = rules.iter().filter(|r| r.is_some_and(|r| r.id == rule.id)).count();
+        let count = rules
+            .iter()
+            .filter(|r| r.is_some_and(|r| r.id == rule.id))
+            .count();
         fired.insert(rule.id.clone(), json!(count));
     }
     let manifest = json!({
         "rules": { "source": opts.rules_source, "name": opts.rules.name, "customers_per_rule": fired },
         "score_occupancy": { "r": occupancy(&r), "f": occupancy(&fs), "m": occupancy(&m) },
-        "value_tiers": { "by": "net_revenue", "top_share": opts.value_tiers.top_share, "middle_share": opts.value_tiers.middle_share },
+        "value_tiers": { "by": value_by, "top_share": opts.value_tiers.top_share, "middle_share": opts.value_tiers.middle_share },
         "customers_without_purchase": (0..n).filter(|i| !buyer(*i)).count(),
     });
-    Ok(Segments { frame, summary, manifest })
+    Ok(Segments {
+        frame,
+        summary,
+        manifest,
+    })
 }
 
 fn sum_files(files: &[FileStats], field: fn(&FileStats) -> i64) -> i64 {
@@ -189,16 +233,40 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Stage)) -> Result<RunSummary, Engi
         });
     }
 
+    let scores = if opts.models.enabled {
+        timer.start(Stage::Models, report);
+        Some(crate::models::churn_scores(
+            &opts.models,
+            orders,
+            &features,
+            as_of,
+            opts.holdout_days,
+        )?)
+    } else {
+        None
+    };
+
     timer.start(Stage::Segments, report);
-    let segments = segments(opts, &features)?;
+    let segments = segments(opts, &features, scores.as_ref().map(|s| s.clv.as_slice()))?;
 
     timer.start(Stage::Write, report);
     let mut frames: Vec<(&str, DataFrame)> = vec![
         ("customer_features", tables::customer_features(&features)?),
         ("segments", segments.frame),
-        ("segment_summary", tables::segment_summary(&segments.summary)?),
+        (
+            "segment_summary",
+            tables::segment_summary(&segments.summary)?,
+        ),
         ("rejected", tables::rejected(&ingested.rejected)?),
     ];
+    let mut models_manifest = json!({ "enabled": false });
+    if let Some(scores) = scores {
+        frames.insert(1, ("churn_scores", scores.frame));
+        if let Some(backtest) = scores.backtest {
+            frames.push(("backtest", backtest));
+        }
+        models_manifest = scores.manifest;
+    }
     fs_err::create_dir_all(&opts.out).map_err(patronage_output::OutputError::from)?;
     let mut staging = Staging::new(&opts.out, &as_of_text)?;
     let mut table_rows = serde_json::Map::new();
@@ -238,11 +306,12 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Stage)) -> Result<RunSummary, Engi
             }
         },
         "customers": features.len(),
+        "models": models_manifest,
         "segments": segments.manifest,
         "tables": table_rows,
         "timings_ms": timer.timings,
     });
-    let published = staging.publish(&manifest)?;
+    let published = staging.publish(&manifest, tables::TABLES)?;
     Ok(RunSummary {
         as_of: as_of_text,
         customers: features.len(),

@@ -8,9 +8,12 @@
 mod config;
 mod error;
 mod job;
+mod models;
 mod tables;
 
-pub use config::{load_rules, AsOfChoice, Config, ModelsConfig, RunConfig, RunOptions, SegmentsConfig};
+pub use config::{
+    load_rules, AsOfChoice, Config, ModelsConfig, RunConfig, RunOptions, SegmentsConfig, ValueBasis,
+};
 pub use error::EngineError;
 pub use job::{run, RunSummary, Stage};
 pub use tables::TABLES;

@@ -9,7 +9,15 @@ use polars::prelude::*;
 use crate::error::EngineError;
 
 /// Every table a run writes, in write order.
-pub const TABLES: &[&str] = &["customer_features", "segments", "segment_summary", "rejected"];
+/// `churn_scores` needs `models.enabled`; `backtest` needs a holdout.
+pub const TABLES: &[&str] = &[
+    "customer_features",
+    "churn_scores",
+    "segments",
+    "segment_summary",
+    "rejected",
+    "backtest",
+];
 
 fn internal(table: &str) -> impl Fn(PolarsError) -> EngineError + '_ {
     move |e| EngineError::Internal {
@@ -60,12 +68,29 @@ pub(crate) fn rejected(rows: &[RejectedRow]) -> Result<DataFrame, EngineError> {
     frame(
         "rejected",
         vec![
-            Column::new("source_file".into(), rows.iter().map(|r| r.source_file.as_str()).collect::<Vec<_>>()),
+            Column::new(
+                "source_file".into(),
+                rows.iter()
+                    .map(|r| r.source_file.as_str())
+                    .collect::<Vec<_>>(),
+            ),
             Column::new("row".into(), rows.iter().map(|r| r.row).collect::<Vec<_>>()),
-            Column::new("column".into(), rows.iter().map(|r| r.column.as_str()).collect::<Vec<_>>()),
-            Column::new("value".into(), rows.iter().map(|r| r.value.as_deref()).collect::<Vec<_>>()),
-            Column::new("reason".into(), rows.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>()),
-            Column::new("message".into(), rows.iter().map(|r| r.message.as_str()).collect::<Vec<_>>()),
+            Column::new(
+                "column".into(),
+                rows.iter().map(|r| r.column.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "value".into(),
+                rows.iter().map(|r| r.value.as_deref()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "reason".into(),
+                rows.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "message".into(),
+                rows.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(),
+            ),
         ],
     )
 }
@@ -74,12 +99,32 @@ pub(crate) fn segment_summary(rows: &[SummaryRow]) -> Result<DataFrame, EngineEr
     frame(
         "segment_summary",
         vec![
-            Column::new("dimension".into(), rows.iter().map(|r| r.dimension.as_str()).collect::<Vec<_>>()),
-            Column::new("segment".into(), rows.iter().map(|r| r.segment.as_str()).collect::<Vec<_>>()),
-            Column::new("customers".into(), rows.iter().map(|r| r.customers).collect::<Vec<_>>()),
-            Column::new("customer_share".into(), rows.iter().map(|r| r.customer_share).collect::<Vec<_>>()),
-            Column::new("revenue".into(), rows.iter().map(|r| r.revenue).collect::<Vec<_>>()),
-            Column::new("revenue_share".into(), rows.iter().map(|r| r.revenue_share).collect::<Vec<_>>()),
+            Column::new(
+                "dimension".into(),
+                rows.iter()
+                    .map(|r| r.dimension.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "segment".into(),
+                rows.iter().map(|r| r.segment.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "customers".into(),
+                rows.iter().map(|r| r.customers).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "customer_share".into(),
+                rows.iter().map(|r| r.customer_share).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "revenue".into(),
+                rows.iter().map(|r| r.revenue).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "revenue_share".into(),
+                rows.iter().map(|r| r.revenue_share).collect::<Vec<_>>(),
+            ),
         ],
     )
 }

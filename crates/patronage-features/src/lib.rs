@@ -66,6 +66,8 @@ impl Orders {
 /// One row per customer; `Option` columns are null for customers without a valid purchase.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CustomerFeatures {
+    /// Index of the customer in `Orders::customer_ids` (not written out).
+    pub key: Vec<u32>,
     pub customer_id: Vec<String>,
     pub frequency: Vec<i64>,
     pub purchase_days: Vec<i64>,
@@ -150,7 +152,8 @@ pub fn compute(orders: &Orders, as_of: Day) -> CustomerFeatures {
     let rows: Vec<Row> = keys
         .par_iter()
         .map(|&c| {
-            let mut idx: Vec<u32> = by_customer[starts[c as usize]..starts[c as usize + 1]].to_vec();
+            let mut idx: Vec<u32> =
+                by_customer[starts[c as usize]..starts[c as usize + 1]].to_vec();
             idx.sort_unstable_by(|&a, &b| {
                 let (a, b) = (a as usize, b as usize);
                 orders.day[a]
@@ -164,7 +167,9 @@ pub fn compute(orders: &Orders, as_of: Day) -> CustomerFeatures {
 
     let mut out = CustomerFeatures::default();
     for (&c, row) in keys.iter().zip(rows) {
-        out.customer_id.push(orders.customer_ids[c as usize].clone());
+        out.key.push(c);
+        out.customer_id
+            .push(orders.customer_ids[c as usize].clone());
         out.frequency.push(row.frequency);
         out.purchase_days.push(row.purchase_days);
         out.monetary.push(row.monetary);
@@ -184,7 +189,8 @@ pub fn compute(orders: &Orders, as_of: Day) -> CustomerFeatures {
                 .zip(row.last)
                 .map(|(f, l)| i64::from(l) - i64::from(f)),
         );
-        out.btyd_t.push(row.first.map(|f| i64::from(as_of) - i64::from(f)));
+        out.btyd_t
+            .push(row.first.map(|f| i64::from(as_of) - i64::from(f)));
         out.btyd_m.push(row.btyd_m);
         out.ipt_mean_days.push(row.ipt_mean);
         out.ipt_cv.push(row.ipt_cv);
@@ -195,6 +201,22 @@ pub fn compute(orders: &Orders, as_of: Day) -> CustomerFeatures {
             .push((total > 0).then(|| (row.last_90 - row.prev_90) as f64 / total as f64));
     }
     out
+}
+
+/// Distinct purchase days per customer key in `(after, until]`: the holdout purchases of a
+/// backtest, counted like `btyd_x` (same-day orders merged).
+pub fn purchase_days_between(orders: &Orders, after: Day, until: Day) -> Vec<i64> {
+    let mut days: Vec<(u32, Day)> = (0..orders.len())
+        .filter(|&i| orders.is_purchase[i] && orders.day[i] > after && orders.day[i] <= until)
+        .map(|i| (orders.customer[i], orders.day[i]))
+        .collect();
+    days.par_sort_unstable();
+    days.dedup();
+    let mut counts = vec![0i64; orders.customer_ids.len()];
+    for (c, _) in days {
+        counts[c as usize] += 1;
+    }
+    counts
 }
 
 /// `idx`: this customer's orders on or before `as_of`, sorted by day.
@@ -227,7 +249,10 @@ fn customer_row(orders: &Orders, idx: &[u32], as_of: Day) -> Row {
     if days.len() > 1 {
         let repeat: Vec<f64> = days[1..].iter().map(|d| d.1).collect();
         row.btyd_m = mean(&repeat);
-        let gaps: Vec<f64> = days.windows(2).map(|w| f64::from(w[1].0 - w[0].0)).collect();
+        let gaps: Vec<f64> = days
+            .windows(2)
+            .map(|w| f64::from(w[1].0 - w[0].0))
+            .collect();
         row.ipt_mean = mean(&gaps);
         row.ipt_cv = coefficient_of_variation(&gaps);
     }

@@ -85,7 +85,10 @@ impl Canon {
     }
 
     pub(crate) fn required(self) -> bool {
-        matches!(self, Canon::CustomerId | Canon::OrderId | Canon::OrderTs | Canon::Amount)
+        matches!(
+            self,
+            Canon::CustomerId | Canon::OrderId | Canon::OrderTs | Canon::Amount
+        )
     }
 
     fn aliases(self) -> &'static [&'static str] {
@@ -120,12 +123,19 @@ pub(crate) fn normalize(name: &str) -> String {
 }
 
 /// Finds the source column for `canon` among `found`. `Err` carries a "did you mean" hint.
-pub(crate) fn resolve(canon: Canon, schema: &OrderColumns, found: &[String]) -> Result<Option<String>, String> {
+pub(crate) fn resolve(
+    canon: Canon,
+    schema: &OrderColumns,
+    found: &[String],
+) -> Result<Option<String>, String> {
     if let Some(name) = canon.configured(schema) {
         if found.iter().any(|f| f == name) {
             return Ok(Some(name.to_string()));
         }
-        return Err(format!(" (the config maps it to `{name}`{})", did_you_mean(name, found)));
+        return Err(format!(
+            " (the config maps it to `{name}`{})",
+            did_you_mean(name, found)
+        ));
     }
     let want = normalize(canon.name());
     let by_name = found.iter().find(|f| normalize(f) == want).or_else(|| {
@@ -161,7 +171,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -180,8 +192,14 @@ mod tests {
     fn names_match_after_normalization_and_aliases() {
         let found = cols(&["CustomerID", "Order Date", "Total"]);
         let s = OrderColumns::default();
-        assert_eq!(resolve(Canon::CustomerId, &s, &found), Ok(Some("CustomerID".into())));
-        assert_eq!(resolve(Canon::OrderTs, &s, &found), Ok(Some("Order Date".into())));
+        assert_eq!(
+            resolve(Canon::CustomerId, &s, &found),
+            Ok(Some("CustomerID".into()))
+        );
+        assert_eq!(
+            resolve(Canon::OrderTs, &s, &found),
+            Ok(Some("Order Date".into()))
+        );
         assert_eq!(resolve(Canon::Amount, &s, &found), Ok(Some("Total".into())));
         assert_eq!(resolve(Canon::Status, &s, &found), Ok(None));
     }

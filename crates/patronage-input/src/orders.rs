@@ -24,7 +24,9 @@ use serde::Serialize;
 
 use crate::columns::{resolve, Canon, OrdersSchema};
 use crate::error::InputError;
-use crate::parse::{epoch_micros, micros_to_day, parse_amount, parse_timestamp_micros, MICROS_PER_DAY};
+use crate::parse::{
+    epoch_micros, micros_to_day, parse_amount, parse_timestamp_micros, MICROS_PER_DAY,
+};
 use crate::source::{read_frame, InputFormat};
 
 /// Why a row was refused.
@@ -147,15 +149,24 @@ fn text_values(col: &Column) -> Vec<Option<&str>> {
 
 fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError> {
     let (df, format) = read_frame(&path)?;
-    let found: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let found: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut columns = Vec::new();
     for canon in Canon::ALL {
-        let source = resolve(canon, &schema.columns, &found).map_err(|hint| InputError::ColumnNotFound {
-            path: path.clone(),
-            column: canon.name().to_string(),
-            hint,
-            found: found.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "),
-        })?;
+        let source =
+            resolve(canon, &schema.columns, &found).map_err(|hint| InputError::ColumnNotFound {
+                path: path.clone(),
+                column: canon.name().to_string(),
+                hint,
+                found: found
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
         let Some(source) = source else { continue };
         let col = df.column(&source).map_err(|e| InputError::Unreadable {
             path: path.clone(),
@@ -168,15 +179,20 @@ fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError>
             dtype: col.dtype().to_string(),
             expected,
         };
-        let cast = |dtype: DataType, expected: &'static str| col.cast(&dtype).map_err(|_| mismatch(expected));
+        let cast = |dtype: DataType, expected: &'static str| {
+            col.cast(&dtype).map_err(|_| mismatch(expected))
+        };
         let dtype = col.dtype().clone();
         let prepared = match (canon, &dtype) {
             (_, DataType::String) => col.clone(),
-            (Canon::OrderTs, DataType::Datetime(_, _)) => {
-                cast(DataType::Datetime(TimeUnit::Microseconds, None), "a timestamp")?
-            }
+            (Canon::OrderTs, DataType::Datetime(_, _)) => cast(
+                DataType::Datetime(TimeUnit::Microseconds, None),
+                "a timestamp",
+            )?,
             (Canon::OrderTs, DataType::Date) => cast(DataType::Date, "a timestamp")?,
-            (Canon::OrderTs, d) if d.is_primitive_numeric() => cast(DataType::Float64, "an epoch timestamp")?,
+            (Canon::OrderTs, d) if d.is_primitive_numeric() => {
+                cast(DataType::Float64, "an epoch timestamp")?
+            }
             (Canon::Amount, d) if d.is_primitive_numeric() => cast(DataType::Float64, "an amount")?,
             _ => cast(DataType::String, "text")?,
         };
@@ -192,7 +208,11 @@ fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError>
 
 fn view(p: &Prepared) -> FileView<'_> {
     let get = |c: Canon| p.columns.iter().find(|x| x.0 == c).map(|x| &x.2);
-    let text = |c: Canon| get(c).map(text_values).unwrap_or_else(|| vec![None; p.height]);
+    let text = |c: Canon| {
+        get(c)
+            .map(text_values)
+            .unwrap_or_else(|| vec![None; p.height])
+    };
     let ts = match get(Canon::OrderTs) {
         Some(col) => match col.dtype() {
             DataType::Datetime(_, _) => TsView::Micros(
@@ -212,7 +232,11 @@ fn view(p: &Prepared) -> FileView<'_> {
             ),
             DataType::Float64 => TsView::Micros(
                 col.f64()
-                    .map(|ca| ca.iter().map(|v| v.and_then(|v| epoch_micros(v).ok())).collect())
+                    .map(|ca| {
+                        ca.iter()
+                            .map(|v| v.and_then(|v| epoch_micros(v).ok()))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             ),
             _ => TsView::Text(text_values(col)),
@@ -228,7 +252,12 @@ fn view(p: &Prepared) -> FileView<'_> {
     let extras = p
         .columns
         .iter()
-        .filter(|c| !matches!(c.0, Canon::CustomerId | Canon::OrderId | Canon::OrderTs | Canon::Amount | Canon::Status))
+        .filter(|c| {
+            !matches!(
+                c.0,
+                Canon::CustomerId | Canon::OrderId | Canon::OrderTs | Canon::Amount | Canon::Status
+            )
+        })
         .map(|c| text_values(&c.2))
         .collect();
     FileView {
@@ -265,12 +294,21 @@ impl FileView<'_> {
                 NumView::Text(v) => v[row].map(str::to_string),
                 NumView::Num(v) => v[row].map(|x| x.to_string()),
             },
-            Canon::Status => self.status.as_ref().and_then(|s| s[row].map(str::to_string)),
+            Canon::Status => self
+                .status
+                .as_ref()
+                .and_then(|s| s[row].map(str::to_string)),
             _ => None,
         }
     }
 
-    fn reject(&self, row: usize, canon: Canon, reason: RejectReason, message: String) -> RejectedRow {
+    fn reject(
+        &self,
+        row: usize,
+        canon: Canon,
+        reason: RejectReason,
+        message: String,
+    ) -> RejectedRow {
         RejectedRow {
             source_file: self.path.to_string(),
             row: row as i64 + 1,
@@ -296,41 +334,85 @@ impl FileView<'_> {
         ];
         for (canon, v) in text_cols {
             if v.is_some_and(|v| v.contains(BAD)) {
-                return Err(self.reject(row, canon, RejectReason::InvalidUtf8, "the cell holds bytes that are not valid UTF-8".into()));
+                return Err(self.reject(
+                    row,
+                    canon,
+                    RejectReason::InvalidUtf8,
+                    "the cell holds bytes that are not valid UTF-8".into(),
+                ));
             }
         }
         let required = |canon: Canon, v: Option<&'s str>| -> Result<&'s str, RejectedRow> {
             match v.map(str::trim) {
                 Some(s) if !s.is_empty() => Ok(s),
-                _ => Err(self.reject(row, canon, RejectReason::MissingValue, format!("`{}` is empty", self.source_name(canon)))),
+                _ => Err(self.reject(
+                    row,
+                    canon,
+                    RejectReason::MissingValue,
+                    format!("`{}` is empty", self.source_name(canon)),
+                )),
             }
         };
         let customer = required(Canon::CustomerId, self.customer[row])?;
         let order_id = required(Canon::OrderId, self.order_id[row])?;
         let micros = match &self.ts {
             TsView::Micros(v) => v[row].ok_or_else(|| {
-                self.reject(row, Canon::OrderTs, RejectReason::MissingValue, "the timestamp is empty".into())
+                self.reject(
+                    row,
+                    Canon::OrderTs,
+                    RejectReason::MissingValue,
+                    "the timestamp is empty".into(),
+                )
             })?,
             TsView::Text(v) => {
                 let s = required(Canon::OrderTs, v[row])?;
                 if s.contains(BAD) {
-                    return Err(self.reject(row, Canon::OrderTs, RejectReason::InvalidUtf8, "the cell holds bytes that are not valid UTF-8".into()));
+                    return Err(self.reject(
+                        row,
+                        Canon::OrderTs,
+                        RejectReason::InvalidUtf8,
+                        "the cell holds bytes that are not valid UTF-8".into(),
+                    ));
                 }
                 parse_timestamp_micros(s, schema.timestamp_format.as_deref()).map_err(|hint| {
-                    self.reject(row, Canon::OrderTs, RejectReason::InvalidTimestamp, format!("cannot parse \"{s}\" as a timestamp ({hint})"))
+                    self.reject(
+                        row,
+                        Canon::OrderTs,
+                        RejectReason::InvalidTimestamp,
+                        format!("cannot parse \"{s}\" as a timestamp ({hint})"),
+                    )
                 })?
             }
         };
         let amount = match &self.amount {
             NumView::Num(v) => match v[row] {
                 Some(x) if x.is_finite() => x,
-                Some(_) => return Err(self.reject(row, Canon::Amount, RejectReason::InvalidNumber, "not a finite number".into())),
-                None => return Err(self.reject(row, Canon::Amount, RejectReason::MissingValue, "the amount is empty".into())),
+                Some(_) => {
+                    return Err(self.reject(
+                        row,
+                        Canon::Amount,
+                        RejectReason::InvalidNumber,
+                        "not a finite number".into(),
+                    ))
+                }
+                None => {
+                    return Err(self.reject(
+                        row,
+                        Canon::Amount,
+                        RejectReason::MissingValue,
+                        "the amount is empty".into(),
+                    ))
+                }
             },
             NumView::Text(v) => {
                 let s = required(Canon::Amount, v[row])?;
                 parse_amount(s).map_err(|hint| {
-                    self.reject(row, Canon::Amount, RejectReason::InvalidNumber, format!("cannot parse \"{s}\" as an amount ({hint})"))
+                    self.reject(
+                        row,
+                        Canon::Amount,
+                        RejectReason::InvalidNumber,
+                        format!("cannot parse \"{s}\" as an amount ({hint})"),
+                    )
                 })?
             }
         };
@@ -410,7 +492,12 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
     }
 
     // Group lines by order_id; (file, row) makes the order total and deterministic.
-    lines.par_sort_unstable_by(|a, b| a.order_id.cmp(b.order_id).then(a.file.cmp(&b.file)).then(a.row.cmp(&b.row)));
+    lines.par_sort_unstable_by(|a, b| {
+        a.order_id
+            .cmp(b.order_id)
+            .then(a.file.cmp(&b.file))
+            .then(a.row.cmp(&b.row))
+    });
 
     let mut collapsed = vec![0i64; views.len()];
     let mut cancelled = vec![0i64; views.len()];
@@ -431,11 +518,26 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         let group = &lines[start..end];
         start = end;
         let first = &group[0];
-        if let Some(bad) = group.iter().find(|l| l.customer != first.customer || l.micros != first.micros) {
+        if let Some(bad) = group
+            .iter()
+            .find(|l| l.customer != first.customer || l.micros != first.micros)
+        {
             let (canon, a, b) = if bad.customer != first.customer {
-                (Canon::CustomerId, first.customer.to_string(), bad.customer.to_string())
+                (
+                    Canon::CustomerId,
+                    first.customer.to_string(),
+                    bad.customer.to_string(),
+                )
             } else {
-                (Canon::OrderTs, views[first.file as usize].raw(Canon::OrderTs, first.row as usize).unwrap_or_default(), views[bad.file as usize].raw(Canon::OrderTs, bad.row as usize).unwrap_or_default())
+                (
+                    Canon::OrderTs,
+                    views[first.file as usize]
+                        .raw(Canon::OrderTs, first.row as usize)
+                        .unwrap_or_default(),
+                    views[bad.file as usize]
+                        .raw(Canon::OrderTs, bad.row as usize)
+                        .unwrap_or_default(),
+                )
             };
             for l in group {
                 let v = &views[l.file as usize];
@@ -454,12 +556,13 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
             continue;
         }
         let mut seen: HashSet<(u64, Status, Vec<Option<&str>>)> = HashSet::new();
-        let (mut total, mut refund) = (0.0, 0.0);
-        let mut has_completed = false;
+        // Amounts are summed in sorted order so that the input row order cannot change a bit.
+        let (mut completed, mut returned): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
         for l in group {
             let v = &views[l.file as usize];
             if group.len() > 1 {
-                let extras: Vec<Option<&str>> = v.extras.iter().map(|e| e[l.row as usize]).collect();
+                let extras: Vec<Option<&str>> =
+                    v.extras.iter().map(|e| e[l.row as usize]).collect();
                 if !seen.insert((l.amount.to_bits(), l.status, extras)) {
                     collapsed[l.file as usize] += 1;
                     continue;
@@ -467,13 +570,17 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
             }
             match l.status {
                 Status::Cancelled => cancelled[l.file as usize] += 1,
-                Status::Returned => refund += l.amount.abs(),
-                Status::Completed => {
-                    has_completed = true;
-                    total += l.amount;
-                }
+                Status::Returned => returned.push(l.amount.abs()),
+                Status::Completed => completed.push(l.amount),
             }
         }
+        let sorted_sum = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.iter().sum::<f64>()
+        };
+        let has_completed = !completed.is_empty();
+        let total = sorted_sum(completed);
+        let refund = sorted_sum(returned);
         let order = |amount, refund, is_purchase| Order {
             customer: first.customer,
             micros: first.micros,
@@ -491,7 +598,11 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
     let mut customer_ids: Vec<&str> = orders.iter().map(|o| o.customer).collect();
     customer_ids.par_sort_unstable();
     customer_ids.dedup();
-    let key: HashMap<&str, u32> = customer_ids.iter().enumerate().map(|(i, c)| (*c, i as u32)).collect();
+    let key: HashMap<&str, u32> = customer_ids
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (*c, i as u32))
+        .collect();
     let canonical = Orders {
         customer_ids: customer_ids.iter().map(|c| c.to_string()).collect(),
         customer: orders.iter().map(|o| key[o.customer]).collect(),
@@ -508,7 +619,10 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         .zip(&prepared)
         .enumerate()
         .map(|(f, (v, p))| {
-            let mine: Vec<&RejectedRow> = rejected.iter().filter(|r| r.source_file == v.path).collect();
+            let mine: Vec<&RejectedRow> = rejected
+                .iter()
+                .filter(|r| r.source_file == v.path)
+                .collect();
             let mut by_reason = BTreeMap::new();
             for r in &mine {
                 *by_reason.entry(r.reason.as_str().to_string()).or_insert(0) += 1;

@@ -59,7 +59,10 @@ pub fn parse_timestamp_micros(text: &str, format: Option<&str>) -> Result<i64, S
                 return Ok(dt.timestamp_micros());
             }
         }
-    } else if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit() || c == b'-' || c == b'.') {
+    } else if !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || c == b'-' || c == b'.')
+    {
         if let Ok(v) = s.parse::<f64>() {
             return epoch_micros(v);
         }
@@ -93,13 +96,22 @@ pub(crate) fn parse_amount(text: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
         Ok(_) => Err("not a finite number".into()),
-        Err(_) => Err("expected a decimal number with `.` as the decimal point, e.g. 1234.50".into()),
+        Err(_) => {
+            Err("expected a decimal number with `.` as the decimal point, e.g. 1234.50".into())
+        }
     }
 }
 
 /// Floor division of microseconds into days since the epoch.
 pub(crate) fn micros_to_day(micros: i64) -> i32 {
     micros.div_euclid(MICROS_PER_DAY) as i32
+}
+
+/// Formats days since 1970-01-01 as `YYYY-MM-DD`.
+pub fn format_day(day: i32) -> String {
+    (NaiveDate::default() + chrono::Duration::days(i64::from(day)))
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -134,11 +146,4 @@ mod tests {
         assert!(parse_amount("NaN").is_err());
         assert_eq!(parse_amount(" -3.5 "), Ok(-3.5));
     }
-}
-
-/// Formats days since 1970-01-01 as `YYYY-MM-DD`.
-pub fn format_day(day: i32) -> String {
-    (NaiveDate::default() + chrono::Duration::days(i64::from(day)))
-        .format("%Y-%m-%d")
-        .to_string()
 }

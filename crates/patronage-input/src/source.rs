@@ -29,7 +29,10 @@ impl InputFormat {
 
 fn is_data_file(p: &Path) -> bool {
     matches!(
-        p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
         Some("csv" | "parquet" | "pq" | "tsv" | "txt")
     )
 }
@@ -44,7 +47,7 @@ pub fn expand_inputs(spec: &str) -> Result<Vec<PathBuf>, InputError> {
         })?;
         let mut out = Vec::new();
         for p in paths {
-            let p = p.map_err(|e| InputError::Io(e.into_error()))?;
+            let p = p.map_err(|e| InputError::Io(e.into()))?;
             if p.is_file() {
                 out.push(p);
             }
@@ -107,7 +110,10 @@ pub fn read_frame(path: &Path) -> Result<(DataFrame, InputFormat), InputError> {
             ParquetReader::new(file).finish().map_err(unreadable)?
         }
         InputFormat::Csv => {
-            let separator = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("tsv")) {
+            let separator = if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("tsv"))
+            {
                 b'\t'
             } else {
                 b','

@@ -20,12 +20,23 @@ pub struct Backtest {
     pub actual_total: f64,
     pub mae: f64,
     /// AUC of 1 − p_alive against "no purchase in the holdout"; null when one class is empty.
+    /// BG/NBD gives every customer without a repeat purchase p_alive = 1, so this ranking is
+    /// weak wherever one-time buyers dominate; hence the two AUCs below.
     pub auc_no_purchase: Option<f64>,
+    /// The same among customers with at least one repeat purchase in calibration.
+    pub auc_no_purchase_repeat_customers: Option<f64>,
+    /// AUC of −(expected purchases in the holdout) against "no purchase in the holdout".
+    pub auc_no_purchase_by_expected: Option<f64>,
     pub buckets: Vec<Bucket>,
 }
 
 /// `calibration_x`: repeat purchases in calibration; `predicted` and `actual`: holdout purchases.
-pub fn evaluate(calibration_x: &[f64], predicted: &[f64], actual: &[f64], p_alive: &[f64]) -> Backtest {
+pub fn evaluate(
+    calibration_x: &[f64],
+    predicted: &[f64],
+    actual: &[f64],
+    p_alive: &[f64],
+) -> Backtest {
     let mut buckets: Vec<Bucket> = (0..8)
         .map(|k| Bucket {
             bucket: if k < 7 { k.to_string() } else { "7+".into() },
@@ -41,15 +52,28 @@ pub fn evaluate(calibration_x: &[f64], predicted: &[f64], actual: &[f64], p_aliv
         b.actual += actual[i];
     }
     let n = calibration_x.len().max(1) as f64;
-    let mae = predicted.iter().zip(actual).map(|(p, a)| (p - a).abs()).sum::<f64>() / n;
+    let mae = predicted
+        .iter()
+        .zip(actual)
+        .map(|(p, a)| (p - a).abs())
+        .sum::<f64>()
+        / n;
     let churned: Vec<bool> = actual.iter().map(|a| *a == 0.0).collect();
     let score: Vec<f64> = p_alive.iter().map(|p| 1.0 - p).collect();
+    let repeat: Vec<usize> = (0..calibration_x.len())
+        .filter(|&i| calibration_x[i] > 0.0)
+        .collect();
+    let repeat_score: Vec<f64> = repeat.iter().map(|&i| score[i]).collect();
+    let repeat_churned: Vec<bool> = repeat.iter().map(|&i| churned[i]).collect();
+    let expected_score: Vec<f64> = predicted.iter().map(|p| -p).collect();
     Backtest {
         customers: calibration_x.len() as i64,
         predicted_total: predicted.iter().sum(),
         actual_total: actual.iter().sum(),
         mae,
         auc_no_purchase: auc(&score, &churned),
+        auc_no_purchase_repeat_customers: auc(&repeat_score, &repeat_churned),
+        auc_no_purchase_by_expected: auc(&expected_score, &churned),
         buckets,
     }
 }
@@ -83,15 +107,26 @@ mod tests {
 
     #[test]
     fn auc_of_perfect_random_and_tied_scores() {
-        assert_eq!(auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
-        assert_eq!(auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]), Some(0.0));
+        assert_eq!(
+            auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
+            Some(1.0)
+        );
+        assert_eq!(
+            auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]),
+            Some(0.0)
+        );
         assert_eq!(auc(&[0.5; 4], &[false, true, false, true]), Some(0.5));
         assert_eq!(auc(&[0.5; 2], &[true, true]), None);
     }
 
     #[test]
     fn buckets_cap_at_seven_plus() {
-        let b = evaluate(&[0.0, 1.0, 9.0, 12.0], &[0.5, 1.0, 3.0, 4.0], &[0.0, 2.0, 3.0, 5.0], &[1.0, 0.5, 0.9, 0.9]);
+        let b = evaluate(
+            &[0.0, 1.0, 9.0, 12.0],
+            &[0.5, 1.0, 3.0, 4.0],
+            &[0.0, 2.0, 3.0, 5.0],
+            &[1.0, 0.5, 0.9, 0.9],
+        );
         assert_eq!(b.buckets[7].customers, 2);
         assert_eq!(b.buckets[7].actual, 8.0);
         assert!((b.mae - 0.625).abs() < 1e-12);

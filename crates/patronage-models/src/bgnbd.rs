@@ -34,12 +34,19 @@ pub struct Triples {
 impl Triples {
     /// Groups integer triples (e.g. days) into distinct rows with weights, in sorted order.
     pub fn from_integers(x: &[i64], t_x: &[i64], t: &[i64]) -> Self {
-        let mut rows: Vec<(i64, i64, i64)> = x.iter().zip(t_x).zip(t).map(|((a, b), c)| (*a, *b, *c)).collect();
+        let mut rows: Vec<(i64, i64, i64)> = x
+            .iter()
+            .zip(t_x)
+            .zip(t)
+            .map(|((a, b), c)| (*a, *b, *c))
+            .collect();
         rows.par_sort_unstable();
         let mut out = Triples::default();
         for row in rows {
             match (out.x.last(), out.t_x.last(), out.t.last()) {
-                (Some(&a), Some(&b), Some(&c)) if (a, b, c) == (row.0 as f64, row.1 as f64, row.2 as f64) => {
+                (Some(&a), Some(&b), Some(&c))
+                    if (a, b, c) == (row.0 as f64, row.1 as f64, row.2 as f64) =>
+                {
                     if let Some(w) = out.weight.last_mut() {
                         *w += 1.0;
                     }
@@ -91,14 +98,22 @@ struct Likelihood<'a> {
     nbd: bool,
 }
 
-/// (ln L, ∂/∂r, ∂/∂α, ∂/∂a, ∂/∂b) of one row.
-fn row_terms(r: f64, alpha: f64, a: f64, b: f64, x: f64, t_x: f64, t: f64, nbd: bool) -> [f64; 5] {
+/// (ln L, ∂/∂r, ∂/∂α, ∂/∂a, ∂/∂b) of one row; `[r, α, a, b]` and `(x, t_x, T)`.
+fn row_terms(params: [f64; 4], row: (f64, f64, f64), nbd: bool) -> [f64; 5] {
+    let [r, alpha, a, b] = params;
+    let (x, t_x, t) = row;
     let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
     let a3 = -(r + x) * (alpha + t).ln();
     let d1_r = digamma(r + x) - digamma(r) + alpha.ln();
     let d1_alpha = r / alpha;
     if nbd {
-        return [a1 + a3, d1_r - (alpha + t).ln(), d1_alpha - (r + x) / (alpha + t), 0.0, 0.0];
+        return [
+            a1 + a3,
+            d1_r - (alpha + t).ln(),
+            d1_alpha - (r + x) / (alpha + t),
+            0.0,
+            0.0,
+        ];
     }
     let a2 = ln_gamma(a + b) + ln_gamma(b + x) - ln_gamma(b) - ln_gamma(a + b + x);
     let (lse, w4, a4_ln_alpha) = if x > 0.0 {
@@ -113,9 +128,18 @@ fn row_terms(r: f64, alpha: f64, a: f64, b: f64, x: f64, t_x: f64, t: f64, nbd: 
     let psi_ab = digamma(a + b);
     let psi_abx = digamma(a + b + x);
     let d_r = d1_r - w3 * (alpha + t).ln() - w4 * a4_ln_alpha;
-    let d_alpha = d1_alpha - w3 * (r + x) / (alpha + t) - if x > 0.0 { w4 * (r + x) / (alpha + t_x) } else { 0.0 };
+    let d_alpha = d1_alpha
+        - w3 * (r + x) / (alpha + t)
+        - if x > 0.0 {
+            w4 * (r + x) / (alpha + t_x)
+        } else {
+            0.0
+        };
     let d_a = psi_ab - psi_abx + w4 / a;
-    let d_b = psi_ab + digamma(b + x) - digamma(b) - psi_abx - if x > 0.0 { w4 / (b + x - 1.0) } else { 0.0 };
+    let d_b = psi_ab + digamma(b + x)
+        - digamma(b)
+        - psi_abx
+        - if x > 0.0 { w4 / (b + x - 1.0) } else { 0.0 };
     [a1 + a2 + lse, d_r, d_alpha, d_a, d_b]
 }
 
@@ -131,7 +155,7 @@ impl Objective for Likelihood<'_> {
             .map(|rows| {
                 let mut acc = [0.0; 5];
                 for &i in rows {
-                    let terms = row_terms(r, alpha, a, b, d.x[i], d.t_x[i], d.t[i], self.nbd);
+                    let terms = row_terms([r, alpha, a, b], (d.x[i], d.t_x[i], d.t[i]), self.nbd);
                     for k in 0..5 {
                         acc[k] += d.weight[i] * terms[k];
                     }
@@ -167,14 +191,14 @@ pub fn fit(d: &Triples) -> Result<(BgNbd, FitDiagnostics), ModelError> {
     if total < MIN_CUSTOMERS {
         return Err(not_enough(
             format!("{total} customers with a purchase (at least {MIN_CUSTOMERS} are needed)"),
-            "run on a longer history or more customers, or set models.enabled = false",
+            "run on a longer history or more customers, or skip the models with --no-models (models.enabled = false)",
         ));
     }
     let repeat: f64 = d.x.iter().zip(&d.weight).map(|(x, w)| x * w).sum();
     if repeat == 0.0 {
         return Err(not_enough(
             "no customer has a repeat purchase, so the purchase rate and dropout cannot be told apart".into(),
-            "wait for repeat purchases (a later --as-of), or set models.enabled = false",
+            "wait for repeat purchases (a later --as-of), or skip the models with --no-models (models.enabled = false)",
         ));
     }
     let exposure: f64 = d.t.iter().zip(&d.weight).map(|(t, w)| t * w).sum();
@@ -186,13 +210,21 @@ pub fn fit(d: &Triples) -> Result<(BgNbd, FitDiagnostics), ModelError> {
     }
     let rate = repeat / exposure;
     let init = vec![0.0, (1.0 / rate).ln(), 0.0, 0.0];
-    let full = Likelihood { d, total, nbd: false };
+    let full = Likelihood {
+        d,
+        total,
+        nbd: false,
+    };
     let sol = minimize(MODEL, &full, init)?;
     // ln b beyond ~15 means the mean dropout probability a/(a+b) is ~1e-7: the likelihood is
     // climbing towards the no-dropout boundary, where BG/NBD reduces to the NBD.
     let boundary = sol.theta[3] - sol.theta[2] > 15.0;
     let (sol, objective, names, model) = if boundary {
-        let nbd = Likelihood { d, total, nbd: true };
+        let nbd = Likelihood {
+            d,
+            total,
+            nbd: true,
+        };
         let sol = minimize(MODEL, &nbd, vec![sol.theta[0], sol.theta[1]])?;
         let m = BgNbd {
             r: sol.theta[0].exp(),
@@ -290,10 +322,22 @@ mod tests {
 
     #[test]
     fn analytic_gradient_matches_finite_differences() {
-        let d = Triples::from_floats(&[0.0, 2.0, 7.0, 1.0], &[0.0, 30.4, 35.0, 2.0], &[38.9, 38.9, 36.0, 20.0]);
+        let d = Triples::from_floats(
+            &[0.0, 2.0, 7.0, 1.0],
+            &[0.0, 30.4, 35.0, 2.0],
+            &[38.9, 38.9, 36.0, 20.0],
+        );
         for nbd in [false, true] {
-            let l = Likelihood { d: &d, total: 4.0, nbd };
-            let theta: Vec<f64> = if nbd { vec![-1.2, 1.4] } else { vec![-1.2, 1.4, -0.2, 0.9] };
+            let l = Likelihood {
+                d: &d,
+                total: 4.0,
+                nbd,
+            };
+            let theta: Vec<f64> = if nbd {
+                vec![-1.2, 1.4]
+            } else {
+                vec![-1.2, 1.4, -0.2, 0.9]
+            };
             let (_, g) = l.nll_grad(&theta);
             for k in 0..theta.len() {
                 let h = 1e-6;
@@ -302,7 +346,11 @@ mod tests {
                 up[k] += h;
                 dn[k] -= h;
                 let num = (l.nll_grad(&up).0 - l.nll_grad(&dn).0) / (2.0 * h);
-                assert!((num - g[k]).abs() < 1e-6 * (1.0 + num.abs()), "nbd={nbd} k={k}: {num} vs {}", g[k]);
+                assert!(
+                    (num - g[k]).abs() < 1e-6 * (1.0 + num.abs()),
+                    "nbd={nbd} k={k}: {num} vs {}",
+                    g[k]
+                );
             }
         }
     }
@@ -346,6 +394,8 @@ mod tests {
         } else {
             assert!(m.a / (m.a + m.b) < 0.05, "{m:?}");
         }
-        assert!(m.conditional_expected_purchases(30.0, 5.0, 99.0, 100.0).is_finite());
+        assert!(m
+            .conditional_expected_purchases(30.0, 5.0, 99.0, 100.0)
+            .is_finite());
     }
 }

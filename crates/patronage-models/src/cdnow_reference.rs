@@ -6,12 +6,19 @@ use crate::bgnbd::{self, Triples};
 use crate::gamma_gamma;
 
 fn read_csv(name: &str) -> Vec<Vec<f64>> {
-    let path = format!("{}/../../data-samples/cdnow/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../data-samples/cdnow/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = fs_err::read_to_string(&path).unwrap();
     text.lines()
         .skip(1)
         .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split(',').map(|v| v.trim().parse::<f64>().unwrap()).collect())
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.trim().parse::<f64>().unwrap())
+                .collect()
+        })
         .collect()
 }
 
@@ -32,14 +39,28 @@ fn bgnbd_matches_the_published_cdnow_fit() {
     assert!(close(m.alpha, 4.414, 3), "alpha = {}", m.alpha);
     assert!(close(m.a, 0.793, 3), "a = {}", m.a);
     assert!(close(m.b, 2.426, 3), "b = {}", m.b);
-    assert!(close(diag.log_likelihood, -9582.4, 1), "LL = {}", diag.log_likelihood);
-    assert!(diag.std_errors.iter().all(|s| s.is_some_and(|s| s > 0.0 && s < 1.0)), "{:?}", diag.std_errors);
+    assert!(
+        close(diag.log_likelihood, -9582.4, 1),
+        "LL = {}",
+        diag.log_likelihood
+    );
+    assert!(
+        diag.std_errors
+            .iter()
+            .all(|s| s.is_some_and(|s| s > 0.0 && s < 1.0)),
+        "{:?}",
+        diag.std_errors
+    );
 }
 
 #[test]
 fn gamma_gamma_matches_the_published_cdnow_fit() {
     let rows = read_csv("cdnow_customers_summary_with_transactions.csv");
-    let (x, m): (Vec<f64>, Vec<f64>) = rows.iter().filter(|r| r[1] > 0.0).map(|r| (r[1], r[4])).unzip();
+    let (x, m): (Vec<f64>, Vec<f64>) = rows
+        .iter()
+        .filter(|r| r[1] > 0.0)
+        .map(|r| (r[1], r[4]))
+        .unzip();
     assert_eq!(x.len(), 946);
     let (gg, diag) = gamma_gamma::fit(&x, &m).unwrap();
     assert!(diag.converged);

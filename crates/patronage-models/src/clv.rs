@@ -12,7 +12,17 @@ pub fn monthly_discount_rate(annual: f64) -> f64 {
 
 /// CLV of one customer; `spend` is the expected spend per purchase.
 #[allow(clippy::too_many_arguments)]
-pub fn clv(model: &BgNbd, spend: f64, margin: f64, months: u32, month_length: f64, monthly_rate: f64, x: f64, t_x: f64, t: f64) -> f64 {
+pub fn clv(
+    model: &BgNbd,
+    spend: f64,
+    margin: f64,
+    months: u32,
+    month_length: f64,
+    monthly_rate: f64,
+    x: f64,
+    t_x: f64,
+    t: f64,
+) -> f64 {
     let mut value = 0.0;
     let mut previous = 0.0;
     for k in 1..=months {
@@ -29,7 +39,13 @@ mod tests {
 
     #[test]
     fn undiscounted_clv_is_spend_times_expected_purchases() {
-        let m = BgNbd { r: 0.24, alpha: 4.4, a: 0.79, b: 2.4, no_dropout: false };
+        let m = BgNbd {
+            r: 0.24,
+            alpha: 4.4,
+            a: 0.79,
+            b: 2.4,
+            no_dropout: false,
+        };
         let v = clv(&m, 20.0, 1.0, 12, 4.0, 0.0, 2.0, 30.0, 39.0);
         let e = m.conditional_expected_purchases(48.0, 2.0, 30.0, 39.0);
         assert!((v - 20.0 * e).abs() < 1e-9);

@@ -22,7 +22,10 @@ pub enum ModelError {
         grad_norm: f64,
     },
     #[error("{model}: optimizer failed: {message}")]
-    Optimizer { model: &'static str, message: String },
+    Optimizer {
+        model: &'static str,
+        message: String,
+    },
 }
 
 /// What a fit reports, recorded in the manifest.
@@ -48,7 +51,11 @@ pub struct FitDiagnostics {
 
 impl FitDiagnostics {
     pub fn param(&self, name: &str) -> f64 {
-        self.params.iter().find(|p| p.0 == name).map(|p| p.1).unwrap_or(f64::NAN)
+        self.params
+            .iter()
+            .find(|p| p.0 == name)
+            .map(|p| p.1)
+            .unwrap_or(f64::NAN)
     }
 }
 
@@ -66,7 +73,11 @@ impl<O: Objective> CostFunction for Scaled<'_, O> {
     type Output = f64;
     fn cost(&self, theta: &Vec<f64>) -> Result<f64, argmin::core::Error> {
         let (v, _) = self.0.nll_grad(theta);
-        Ok(if v.is_finite() { v / self.0.total_weight() } else { f64::INFINITY })
+        Ok(if v.is_finite() {
+            v / self.0.total_weight()
+        } else {
+            f64::INFINITY
+        })
     }
 }
 
@@ -91,7 +102,11 @@ pub(crate) struct Solution {
 
 const GRAD_TOL: f64 = 1e-7;
 
-pub(crate) fn minimize<O: Objective>(model: &'static str, objective: &O, init: Vec<f64>) -> Result<Solution, ModelError> {
+pub(crate) fn minimize<O: Objective>(
+    model: &'static str,
+    objective: &O,
+    init: Vec<f64>,
+) -> Result<Solution, ModelError> {
     let mut theta = init;
     let mut iterations = 0;
     let mut termination = String::new();
@@ -100,7 +115,10 @@ pub(crate) fn minimize<O: Objective>(model: &'static str, objective: &O, init: V
         let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
             .with_tolerance_grad(GRAD_TOL)
             .and_then(|s| s.with_tolerance_cost(1e-15))
-            .map_err(|e| ModelError::Optimizer { model, message: e.to_string() })?;
+            .map_err(|e| ModelError::Optimizer {
+                model,
+                message: e.to_string(),
+            })?;
         let result = Executor::new(Scaled(objective), solver)
             .configure(|state| state.param(theta.clone()).max_iters(1000))
             .run();
@@ -112,7 +130,9 @@ pub(crate) fn minimize<O: Objective>(model: &'static str, objective: &O, init: V
                     theta = best.clone();
                 }
                 termination = match state.get_termination_status() {
-                    TerminationStatus::Terminated(TerminationReason::SolverConverged) => "converged".into(),
+                    TerminationStatus::Terminated(TerminationReason::SolverConverged) => {
+                        "converged".into()
+                    }
                     TerminationStatus::Terminated(r) => r.text().to_string(),
                     TerminationStatus::NotTerminated => "not terminated".into(),
                 };
@@ -183,7 +203,9 @@ pub(crate) fn standard_errors<O: Objective>(objective: &O, theta: &[f64]) -> Vec
 /// Gauss–Jordan inversion with partial pivoting; `None` when singular.
 fn invert(mut a: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
     let n = a.len();
-    let mut inv: Vec<Vec<f64>> = (0..n).map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect()).collect();
+    let mut inv: Vec<Vec<f64>> = (0..n)
+        .map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect())
+        .collect();
     for col in 0..n {
         let pivot = (col..n).max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))?;
         if a[pivot][col].abs() < 1e-300 || !a[pivot][col].is_finite() {

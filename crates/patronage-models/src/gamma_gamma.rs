@@ -44,7 +44,10 @@ impl Objective for Likelihood<'_> {
                     let px = p * x;
                     let ln_xm_g = (x * m + g).ln();
                     let psi_pxq = digamma(px + q);
-                    acc[0] += ln_gamma(px + q) - ln_gamma(px) - lq + q * ln_g + (px - 1.0) * m.ln() + px * x.ln()
+                    acc[0] += ln_gamma(px + q) - ln_gamma(px) - lq
+                        + q * ln_g
+                        + (px - 1.0) * m.ln()
+                        + px * x.ln()
                         - (px + q) * ln_xm_g;
                     acc[1] += x * (psi_pxq - digamma(px) + m.ln() + x.ln() - ln_xm_g);
                     acc[2] += psi_pxq - psi_q + ln_g - ln_xm_g;
@@ -73,7 +76,7 @@ pub fn fit(x: &[f64], m: &[f64]) -> Result<(GammaGamma, FitDiagnostics), ModelEr
         return Err(ModelError::NotEnoughData {
             model: MODEL,
             reason: format!("{} repeat customers with positive spend (at least {MIN_CUSTOMERS} are needed)", x.len()),
-            hint: "run on a longer history, or set models.enabled = false".into(),
+            hint: "run on a longer history, or skip the models with --no-models (models.enabled = false)".into(),
         });
     }
     let mean_m = m.iter().sum::<f64>() / m.len() as f64;
@@ -167,7 +170,11 @@ mod tests {
             up[k] += h;
             dn[k] -= h;
             let num = (l.nll_grad(&up).0 - l.nll_grad(&dn).0) / (2.0 * h);
-            assert!((num - g[k]).abs() < 1e-6 * (1.0 + num.abs()), "k={k}: {num} vs {}", g[k]);
+            assert!(
+                (num - g[k]).abs() < 1e-6 * (1.0 + num.abs()),
+                "k={k}: {num} vs {}",
+                g[k]
+            );
         }
     }
 

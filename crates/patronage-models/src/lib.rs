@@ -14,6 +14,9 @@
 //! the CDNOW reference tests). Fits run L-BFGS (argmin) on log-parameters with analytic
 //! gradients; standard errors come from a finite-difference Hessian of the analytic gradient.
 
+// Index loops mirror the matrix and gradient formulas they implement.
+#![allow(clippy::needless_range_loop)]
+
 pub mod backtest;
 pub mod bgnbd;
 pub mod clv;

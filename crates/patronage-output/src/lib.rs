@@ -112,8 +112,14 @@ impl Staging {
         Ok(())
     }
 
-    /// Writes the manifest, renames every staged partition into place, then the manifest.
-    pub fn publish(mut self, manifest: &serde_json::Value) -> Result<Published, OutputError> {
+    /// Writes the manifest, renames every staged partition into place, removes this run date's
+    /// partition of any table in `known_tables` that this run did not write (so a rerun never
+    /// leaves a stale table beside fresh ones), then moves the manifest into place.
+    pub fn publish(
+        mut self,
+        manifest: &serde_json::Value,
+        known_tables: &[&str],
+    ) -> Result<Published, OutputError> {
         let staged_manifest = self.dir.join("manifest.json");
         fs_err::write(&staged_manifest, serde_json::to_vec_pretty(manifest)?)?;
         let mut tables = Vec::new();
@@ -121,10 +127,11 @@ impl Staging {
             let staged = self.partition(&self.dir, table);
             let target = self.partition(&self.out, table);
             fs_err::create_dir_all(self.out.join(table))?;
-            let old = self
-                .out
-                .join(table)
-                .join(format!(".replaced-run_date={}-{}", self.run_date, std::process::id()));
+            let old = self.out.join(table).join(format!(
+                ".replaced-run_date={}-{}",
+                self.run_date,
+                std::process::id()
+            ));
             if target.exists() {
                 fs_err::rename(&target, &old)?;
             }
@@ -133,6 +140,14 @@ impl Staging {
                 fs_err::remove_dir_all(&old)?;
             }
             tables.push((table.clone(), target.join("part-0.parquet")));
+        }
+        for table in known_tables {
+            if !self.tables.iter().any(|t| t == table) {
+                let stale = self.partition(&self.out, table);
+                if stale.exists() {
+                    fs_err::remove_dir_all(&stale)?;
+                }
+            }
         }
         let manifests = self.out.join("manifests");
         fs_err::create_dir_all(&manifests)?;
@@ -166,7 +181,8 @@ mod tests {
 
     #[test]
     fn unpublished_staging_leaves_no_trace_and_publish_replaces() {
-        let tmp = std::env::temp_dir().join(format!("patronage-output-test-{}", std::process::id()));
+        let tmp =
+            std::env::temp_dir().join(format!("patronage-output-test-{}", std::process::id()));
         let _ = fs_err::remove_dir_all(&tmp);
         {
             let mut s = Staging::new(&tmp, "2024-01-01").unwrap();
@@ -178,7 +194,7 @@ mod tests {
         for v in [1, 2] {
             let mut s = Staging::new(&tmp, "2024-01-01").unwrap();
             s.write_table("t", &mut frame(v)).unwrap();
-            let p = s.publish(&serde_json::json!({"v": v})).unwrap();
+            let p = s.publish(&serde_json::json!({"v": v}), &["t"]).unwrap();
             assert_eq!(p.tables.len(), 1);
         }
         let entries: Vec<_> = fs_err::read_dir(tmp.join("t")).unwrap().collect();
@@ -193,7 +209,10 @@ mod tests {
         let mut df = DataFrame::new(1, vec![Column::new("x".into(), vec![1u32])]).unwrap();
         let tmp = std::env::temp_dir().join(format!("patronage-output-u32-{}", std::process::id()));
         let mut s = Staging::new(&tmp, "2024-01-01").unwrap();
-        assert!(matches!(s.write_table("t", &mut df), Err(OutputError::UnsupportedType { .. })));
+        assert!(matches!(
+            s.write_table("t", &mut df),
+            Err(OutputError::UnsupportedType { .. })
+        ));
         drop(s);
         let _ = fs_err::remove_dir_all(&tmp);
     }

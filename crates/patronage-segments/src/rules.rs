@@ -67,7 +67,9 @@ impl ScoreRange {
         };
         let (lo, hi) = (digit(lo)?, digit(hi)?);
         if lo > hi {
-            return Err(format!("`{text}`: the lower bound is above the upper bound"));
+            return Err(format!(
+                "`{text}`: the lower bound is above the upper bound"
+            ));
         }
         Ok(ScoreRange { lo, hi })
     }
@@ -188,7 +190,12 @@ impl RuleTable {
             });
         }
         let lookup = all_cells()
-            .map(|(r, f, m)| rules.iter().position(|rule| rule.matches(r, f, m)).map(|i| i as u16))
+            .map(|(r, f, m)| {
+                rules
+                    .iter()
+                    .position(|rule| rule.matches(r, f, m))
+                    .map(|i| i as u16)
+            })
             .collect();
         Ok(RuleTable {
             name: raw.name,
@@ -228,7 +235,12 @@ impl RuleTable {
                 .filter(|(_, w)| **w == 0)
                 .map(|(r, _)| r.id.clone())
                 .collect(),
-            cells_per_rule: self.rules.iter().zip(wins).map(|(r, w)| (r.id.clone(), w)).collect(),
+            cells_per_rule: self
+                .rules
+                .iter()
+                .zip(wins)
+                .map(|(r, w)| (r.id.clone(), w))
+                .collect(),
         }
     }
 

@@ -76,10 +76,13 @@ mod tests {
             .collect();
         // Six tied values: average rank 3.5, p = 0.35, score 2.
         assert_eq!(s, vec![2, 2, 2, 2, 2, 2, 4, 4, 5, 5]);
-        let r: Vec<i64> = score_quintiles(&some(&[0.0, 10.0, 20.0, 30.0, 40.0]), Direction::LowerIsBetter)
-            .into_iter()
-            .flatten()
-            .collect();
+        let r: Vec<i64> = score_quintiles(
+            &some(&[0.0, 10.0, 20.0, 30.0, 40.0]),
+            Direction::LowerIsBetter,
+        )
+        .into_iter()
+        .flatten()
+        .collect();
         assert_eq!(r, vec![5, 4, 3, 2, 1]);
     }
 

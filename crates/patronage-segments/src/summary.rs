@@ -14,7 +14,12 @@ pub struct SummaryRow {
 
 /// Summarizes `labels` (null → `"(none)"`) weighted by `revenue`, rows in `order` first, then any
 /// other label in ascending order. Labels in `order` with no customer still get a row (0).
-pub fn summarize(dimension: &str, labels: &[Option<&str>], revenue: &[f64], order: &[&str]) -> Vec<SummaryRow> {
+pub fn summarize(
+    dimension: &str,
+    labels: &[Option<&str>],
+    revenue: &[f64],
+    order: &[&str],
+) -> Vec<SummaryRow> {
     use std::collections::BTreeMap;
     let mut acc: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
     for (label, rev) in labels.iter().zip(revenue) {
@@ -30,7 +35,11 @@ pub fn summarize(dimension: &str, labels: &[Option<&str>], revenue: &[f64], orde
         customers,
         customer_share: customers as f64 / total_customers,
         revenue: rev,
-        revenue_share: if total_revenue != 0.0 { rev / total_revenue } else { 0.0 },
+        revenue_share: if total_revenue != 0.0 {
+            rev / total_revenue
+        } else {
+            0.0
+        },
     };
     let mut rows: Vec<SummaryRow> = order
         .iter()
@@ -46,7 +55,12 @@ mod tests {
 
     #[test]
     fn shares_sum_to_one() {
-        let rows = summarize("tier", &[Some("top"), Some("low"), None], &[80.0, 20.0, 0.0], &["top", "middle", "low"]);
+        let rows = summarize(
+            "tier",
+            &[Some("top"), Some("low"), None],
+            &[80.0, 20.0, 0.0],
+            &["top", "middle", "low"],
+        );
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0].revenue_share, 0.8);
         assert_eq!(rows[1].customers, 0);

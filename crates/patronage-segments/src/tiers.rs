@@ -14,7 +14,12 @@ pub enum ValueTier {
 }
 
 impl ValueTier {
-    pub const ALL: [ValueTier; 4] = [ValueTier::Top, ValueTier::Middle, ValueTier::Low, ValueTier::Zero];
+    pub const ALL: [ValueTier; 4] = [
+        ValueTier::Top,
+        ValueTier::Middle,
+        ValueTier::Low,
+        ValueTier::Zero,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,7 +52,10 @@ impl TierParams {
     /// Checks that the shares are in (0, 1] and sum to at most 1.
     pub fn check(&self) -> Result<(), String> {
         let ok = |s: f64| s > 0.0 && s <= 1.0;
-        if !ok(self.top_share) || !(0.0..=1.0).contains(&self.middle_share) || self.top_share + self.middle_share > 1.0 {
+        if !ok(self.top_share)
+            || !(0.0..=1.0).contains(&self.middle_share)
+            || self.top_share + self.middle_share > 1.0
+        {
             return Err(format!(
                 "value tier shares must satisfy 0 < top_share ≤ 1, 0 ≤ middle_share and top_share + middle_share ≤ 1 (got {} and {})",
                 self.top_share, self.middle_share
@@ -95,7 +103,10 @@ mod tests {
 
     #[test]
     fn top_fifth_is_top_and_non_positive_is_zero() {
-        let v: Vec<Option<f64>> = (1..=10).map(|x| Some(f64::from(x))).chain([Some(0.0), None, Some(-5.0)]).collect();
+        let v: Vec<Option<f64>> = (1..=10)
+            .map(|x| Some(f64::from(x)))
+            .chain([Some(0.0), None, Some(-5.0)])
+            .collect();
         let t = value_tiers(&v, TierParams::default());
         assert_eq!(&t[8..10], &[ValueTier::Top, ValueTier::Top]);
         assert_eq!(&t[5..8], &[ValueTier::Middle; 3]);

@@ -2,7 +2,8 @@
 //!
 //! Customers follow a BG/NBD-style process (Fader, Hardie & Lee 2005): each is born on a uniform
 //! day of the window, buys on that day, then buys again after exponential gaps with a personal
-//! rate λ ~ Gamma(r, α) and drops out after any purchase with a personal probability p ~ Beta(a, b).
+//! rate λ ~ Gamma(r, α) and drops out after any repeat purchase with a personal probability
+//! p ~ Beta(a, b) (so it is exactly the BG/NBD process the churn model assumes).
 //! Spend per order is Gamma-Gamma (shape `p_spend`, personal scale ν ~ Gamma(q, γ)), so it is
 //! heavy-tailed across customers. On top of that, the export gets the dirt real exports have:
 //! cancelled and returned orders, identical duplicate rows, conflicting duplicate order ids and a
@@ -109,16 +110,32 @@ pub struct Generated {
 fn check(p: &Params) -> Result<(), SynthError> {
     let positive = [p.r, p.alpha, p.a, p.b, p.p_spend, p.q_spend, p.gamma_spend];
     if positive.iter().any(|v| !(v.is_finite() && *v > 0.0)) || p.days == 0 {
-        return Err(SynthError::InvalidParams("r, alpha, a, b, spend parameters and days must be positive".into()));
+        return Err(SynthError::InvalidParams(
+            "r, alpha, a, b, spend parameters and days must be positive".into(),
+        ));
     }
-    let shares = [p.cancelled_share, p.returned_share, p.duplicate_share, p.conflicting_share, p.malformed_share];
+    let shares = [
+        p.cancelled_share,
+        p.returned_share,
+        p.duplicate_share,
+        p.conflicting_share,
+        p.malformed_share,
+    ];
     if shares.iter().any(|s| !(0.0..=0.5).contains(s)) {
-        return Err(SynthError::InvalidParams("dirt shares must be within [0, 0.5]".into()));
+        return Err(SynthError::InvalidParams(
+            "dirt shares must be within [0, 0.5]".into(),
+        ));
     }
     Ok(())
 }
 
-fn customer_rows(p: &Params, i: usize, gamma_rate: &Gamma<f64>, beta: &Beta<f64>, nu: &Gamma<f64>) -> (Vec<Row>, usize) {
+fn customer_rows(
+    p: &Params,
+    i: usize,
+    gamma_rate: &Gamma<f64>,
+    beta: &Beta<f64>,
+    nu: &Gamma<f64>,
+) -> (Vec<Row>, usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
     rng.set_stream(i as u64);
     let lambda: f64 = gamma_rate.sample(&mut rng);
@@ -135,7 +152,13 @@ fn customer_rows(p: &Params, i: usize, gamma_rate: &Gamma<f64>, beta: &Beta<f64>
         n += 1;
         let day = p.start + Duration::days(t as i64);
         let secs = ((t.fract()) * 86_400.0) as u32;
-        let ts = format!("{}T{:02}:{:02}:{:02}", day.format("%Y-%m-%d"), secs / 3600, secs / 60 % 60, secs % 60);
+        let ts = format!(
+            "{}T{:02}:{:02}:{:02}",
+            day.format("%Y-%m-%d"),
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        );
         let amount: f64 = spend.as_ref().map(|g| g.sample(&mut rng)).unwrap_or(10.0);
         let order_id = format!("O{:08}-{n:03}", i + 1);
         let roll: f64 = rng.random();
@@ -178,11 +201,16 @@ fn customer_rows(p: &Params, i: usize, gamma_rate: &Gamma<f64>, beta: &Beta<f64>
         } else {
             rows.push(row);
         }
-        if rng.random::<f64>() < dropout {
+        // BG/NBD: a customer can become inactive only after a repeat purchase, never right after
+        // the first one.
+        if n > 1 && rng.random::<f64>() < dropout {
             break;
         }
-        t += gap.as_ref().map(|g| g.sample(&mut rng)).unwrap_or(f64::INFINITY);
-        if !(t < f64::from(p.days)) {
+        t += gap
+            .as_ref()
+            .map(|g| g.sample(&mut rng))
+            .unwrap_or(f64::INFINITY);
+        if t.is_nan() || t >= f64::from(p.days) {
             break;
         }
     }
@@ -201,7 +229,10 @@ pub fn generate_rows(p: &Params) -> Result<(Vec<Row>, usize), SynthError> {
         .map(|i| customer_rows(p, i, &gamma_rate, &beta, &nu))
         .collect();
     let malformed = per_customer.iter().map(|c| c.1).sum();
-    Ok((per_customer.into_iter().flat_map(|c| c.0).collect(), malformed))
+    Ok((
+        per_customer.into_iter().flat_map(|c| c.0).collect(),
+        malformed,
+    ))
 }
 
 /// Writes `DIR/orders.csv` or `DIR/orders.parquet`.
@@ -242,7 +273,9 @@ pub fn write_orders(p: &Params, dir: &Path, format: Format) -> Result<Generated,
             w.flush()?;
         }
         Format::Parquet => {
-            let col = |name: &str, f: fn(&Row) -> &str| Column::new(name.into(), rows.iter().map(f).collect::<Vec<&str>>());
+            let col = |name: &str, f: fn(&Row) -> &str| {
+                Column::new(name.into(), rows.iter().map(f).collect::<Vec<&str>>())
+            };
             let mut df = DataFrame::new(
                 rows.len(),
                 vec![
@@ -253,11 +286,17 @@ pub fn write_orders(p: &Params, dir: &Path, format: Format) -> Result<Generated,
                     col("status", |r| r.status),
                 ],
             )
-            .map_err(|e| SynthError::Write { path: path.clone(), message: e.to_string() })?;
+            .map_err(|e| SynthError::Write {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
             let file = fs_err::File::create(&tmp)?;
             ParquetWriter::new(file.into_parts().0)
                 .finish(&mut df)
-                .map_err(|e| SynthError::Write { path: path.clone(), message: e.to_string() })?;
+                .map_err(|e| SynthError::Write {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
         }
     }
     fs_err::rename(&tmp, &path)?;
@@ -275,7 +314,10 @@ mod tests {
 
     #[test]
     fn same_seed_same_rows_other_seed_other_rows() {
-        let p = Params { customers: 200, ..Params::default() };
+        let p = Params {
+            customers: 200,
+            ..Params::default()
+        };
         let a = generate_rows(&p).unwrap();
         let b = generate_rows(&p).unwrap();
         assert_eq!(a, b);

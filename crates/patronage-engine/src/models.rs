@@ -1,0 +1,225 @@
+//! The models stage: BG/NBD + Gamma-Gamma fitted on the per-customer BTYD summary (days), the
+//! `churn_scores` table, and with a holdout the `backtest` table (fit at as-of − N, compare with
+//! the last N days).
+
+use patronage_features::{purchase_days_between, CustomerFeatures, Day, Orders};
+use patronage_models::backtest::{evaluate, Backtest};
+use patronage_models::bgnbd::{self, BgNbd, Triples};
+use patronage_models::clv::{clv, monthly_discount_rate};
+use patronage_models::gamma_gamma::{self, GammaGamma};
+use patronage_models::{FitDiagnostics, ModelError};
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::config::ModelsConfig;
+use crate::error::EngineError;
+use crate::tables;
+
+/// Length of a CLV month in days, as in `lifetimes`.
+const MONTH_DAYS: f64 = 30.0;
+
+pub(crate) struct Scores {
+    pub frame: DataFrame,
+    pub clv: Vec<Option<f64>>,
+    pub manifest: serde_json::Value,
+    pub backtest: Option<DataFrame>,
+}
+
+struct Fitted {
+    bg: BgNbd,
+    bg_diag: FitDiagnostics,
+    gg: GammaGamma,
+    gg_diag: FitDiagnostics,
+    /// Mean repeat spend, the fallback when the Gamma-Gamma population mean is infinite (q ≤ 1).
+    mean_spend: f64,
+}
+
+fn buyers(f: &CustomerFeatures) -> Vec<usize> {
+    (0..f.len()).filter(|&i| f.frequency[i] > 0).collect()
+}
+
+fn triple(f: &CustomerFeatures, i: usize) -> (f64, f64, f64) {
+    let get = |v: &Vec<Option<i64>>| v[i].unwrap_or(0) as f64;
+    (get(&f.btyd_x), get(&f.btyd_t_x), get(&f.btyd_t))
+}
+
+fn fit(f: &CustomerFeatures) -> Result<Fitted, ModelError> {
+    let idx = buyers(f);
+    let pick = |v: &Vec<Option<i64>>| idx.iter().map(|&i| v[i].unwrap_or(0)).collect::<Vec<i64>>();
+    let triples = Triples::from_integers(&pick(&f.btyd_x), &pick(&f.btyd_t_x), &pick(&f.btyd_t));
+    let (bg, bg_diag) = bgnbd::fit(&triples)?;
+    let (x, m): (Vec<f64>, Vec<f64>) = idx
+        .iter()
+        .filter_map(|&i| match (f.btyd_x[i], f.btyd_m[i]) {
+            (Some(x), Some(m)) if x > 0 && m > 0.0 => Some((x as f64, m)),
+            _ => None,
+        })
+        .unzip();
+    let (gg, gg_diag) = gamma_gamma::fit(&x, &m)?;
+    let mean_spend = m.iter().sum::<f64>() / m.len().max(1) as f64;
+    Ok(Fitted {
+        bg,
+        bg_diag,
+        gg,
+        gg_diag,
+        mean_spend,
+    })
+}
+
+fn risk_band(p_alive: f64, c: &ModelsConfig) -> &'static str {
+    if p_alive >= c.risk_low {
+        "low"
+    } else if p_alive >= c.risk_medium {
+        "medium"
+    } else if p_alive >= c.risk_high {
+        "high"
+    } else {
+        "lost"
+    }
+}
+
+pub(crate) fn churn_scores(
+    config: &ModelsConfig,
+    orders: &Orders,
+    f: &CustomerFeatures,
+    as_of: Day,
+    holdout_days: Option<u32>,
+) -> Result<Scores, EngineError> {
+    let fitted = fit(f).map_err(EngineError::Model)?;
+    let horizon = f64::from(config.horizon_days);
+    let monthly = monthly_discount_rate(config.annual_discount_rate);
+    type Row = Option<(f64, f64, f64, f64)>;
+    let rows: Vec<Row> = (0..f.len())
+        .into_par_iter()
+        .map(|i| {
+            if f.frequency[i] == 0 {
+                return None;
+            }
+            let (x, t_x, t) = triple(f, i);
+            let p_alive = fitted.bg.p_alive(x, t_x, t);
+            let expected = fitted.bg.conditional_expected_purchases(horizon, x, t_x, t);
+            let mut spend = fitted
+                .gg
+                .conditional_expected_spend(x, f.btyd_m[i].unwrap_or(0.0));
+            if !spend.is_finite() {
+                spend = fitted.mean_spend;
+            }
+            let value = clv(
+                &fitted.bg,
+                spend,
+                config.margin,
+                config.clv_months,
+                MONTH_DAYS,
+                monthly,
+                x,
+                t_x,
+                t,
+            );
+            Some((p_alive, expected, spend, value))
+        })
+        .collect();
+    let col = |k: usize| -> Vec<Option<f64>> {
+        rows.iter()
+            .map(|r| r.map(|r| [r.0, r.1, r.2, r.3][k]))
+            .collect()
+    };
+    let clv_values = col(3);
+    let frame = tables::frame(
+        "churn_scores",
+        vec![
+            Column::new("customer_id".into(), &f.customer_id),
+            Column::new("p_alive".into(), col(0)),
+            Column::new("expected_purchases".into(), col(1)),
+            Column::new("expected_spend".into(), col(2)),
+            Column::new("clv".into(), &clv_values),
+            Column::new(
+                "churn_risk".into(),
+                rows.iter()
+                    .map(|r| r.map(|r| risk_band(r.0, config)))
+                    .collect::<Vec<_>>(),
+            ),
+        ],
+    )?;
+    let mut bands = serde_json::Map::new();
+    for band in ["low", "medium", "high", "lost"] {
+        let n = rows
+            .iter()
+            .filter(|r| r.is_some_and(|r| risk_band(r.0, config) == band))
+            .count();
+        bands.insert(band.into(), json!(n));
+    }
+
+    let (backtest, backtest_manifest) = match holdout_days {
+        Some(n) => {
+            let (frame, result, diag) = backtest(orders, as_of, n, f64::from(n))?;
+            (
+                Some(frame),
+                json!({ "holdout_days": n, "calibration_end": patronage_input::format_day(as_of - n as i32), "fit": diag, "result": result }),
+            )
+        }
+        None => (None, serde_json::Value::Null),
+    };
+    let manifest = json!({
+        "time_unit": "day",
+        "horizon_days": config.horizon_days,
+        "clv": { "months": config.clv_months, "month_days": MONTH_DAYS, "annual_discount_rate": config.annual_discount_rate, "monthly_discount_rate": monthly, "margin": config.margin },
+        "churn_risk_cut_points": { "low": config.risk_low, "medium": config.risk_medium, "high": config.risk_high },
+        "churn_risk_customers": bands,
+        "bgnbd": fitted.bg_diag,
+        "gamma_gamma": fitted.gg_diag,
+        "backtest": backtest_manifest,
+    });
+    Ok(Scores {
+        frame,
+        clv: clv_values,
+        manifest,
+        backtest,
+    })
+}
+
+/// Fits at `as_of − n` and predicts the next `n` days for every calibration buyer.
+fn backtest(
+    orders: &Orders,
+    as_of: Day,
+    n: u32,
+    horizon: f64,
+) -> Result<(DataFrame, Backtest, FitDiagnostics), EngineError> {
+    let calibration_end = as_of - n as i32;
+    let cal = patronage_features::compute(orders, calibration_end);
+    let fitted = fit(&cal).map_err(EngineError::Model)?;
+    let actual_by_key = purchase_days_between(orders, calibration_end, as_of);
+    let idx = buyers(&cal);
+    let per: Vec<(f64, f64, f64, f64)> = idx
+        .par_iter()
+        .map(|&i| {
+            let (x, t_x, t) = triple(&cal, i);
+            (
+                x,
+                fitted.bg.conditional_expected_purchases(horizon, x, t_x, t),
+                actual_by_key[cal.key[i] as usize] as f64,
+                fitted.bg.p_alive(x, t_x, t),
+            )
+        })
+        .collect();
+    let pick = |k: usize| -> Vec<f64> { per.iter().map(|r| [r.0, r.1, r.2, r.3][k]).collect() };
+    let result = evaluate(&pick(0), &pick(1), &pick(2), &pick(3));
+    let mut buckets: Vec<&str> = result.buckets.iter().map(|b| b.bucket.as_str()).collect();
+    buckets.push("all");
+    let mut customers: Vec<i64> = result.buckets.iter().map(|b| b.customers).collect();
+    customers.push(result.customers);
+    let mut predicted: Vec<f64> = result.buckets.iter().map(|b| b.predicted).collect();
+    predicted.push(result.predicted_total);
+    let mut actual: Vec<f64> = result.buckets.iter().map(|b| b.actual).collect();
+    actual.push(result.actual_total);
+    let frame = tables::frame(
+        "backtest",
+        vec![
+            Column::new("calibration_repeat_purchases".into(), buckets),
+            Column::new("customers".into(), customers),
+            Column::new("predicted_purchases".into(), predicted),
+            Column::new("actual_purchases".into(), actual),
+        ],
+    )?;
+    Ok((frame, result, fitted.bg_diag))
+}

@@ -1,0 +1,88 @@
+"""Side-by-side timing of the per-customer RFM/BTYD aggregation on one Parquet file.
+
+patronage: the full `run --no-models` (validation, line grouping, features, segments, Parquet
+output) — more work than the peers, which only aggregate. DuckDB: all threads. Python polars:
+lazy scan with the streaming engine. Prints medians over REPEATS and the ratios to patronage.
+"""
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import duckdb
+import polars as pl
+
+binary, path, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+AS_OF = "2024-12-31"
+
+
+def timed(fn):
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs), runs
+
+
+def patronage():
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run([binary, "run", "-q", "--no-models", "--orders", path, "--out", out, "--as-of", AS_OF],
+                       check=True, stdout=subprocess.DEVNULL)
+
+
+con = duckdb.connect()
+con.execute(f"SET threads TO {os.cpu_count()}")
+DUCK = f"""
+WITH o AS (
+  SELECT customer_id, order_id, CAST(TRY_CAST(order_ts AS TIMESTAMP) AS DATE) AS day,
+         TRY_CAST(amount AS DOUBLE) AS amount
+  FROM read_parquet('{path}')
+  WHERE coalesce(status, 'completed') = 'completed'
+), v AS (
+  SELECT * FROM o WHERE customer_id <> '' AND day IS NOT NULL AND amount >= 0 AND day <= DATE '{AS_OF}'
+)
+SELECT customer_id, count(DISTINCT order_id) AS frequency, sum(amount) AS monetary,
+       count(DISTINCT day) - 1 AS btyd_x, max(day) - min(day) AS btyd_t_x,
+       DATE '{AS_OF}' - min(day) AS btyd_T, DATE '{AS_OF}' - max(day) AS recency_days
+FROM v GROUP BY customer_id
+"""
+
+
+def duck():
+    return con.execute(DUCK).fetch_arrow_table()
+
+
+def polars_lazy():
+    as_of = pl.lit(AS_OF).str.to_date()
+    return (
+        pl.scan_parquet(path)
+        .with_columns(
+            day=pl.col("order_ts").str.to_datetime(strict=False).dt.date(),
+            amount=pl.col("amount").cast(pl.Float64, strict=False),
+        )
+        .filter((pl.col("status").fill_null("completed") == "completed") & (pl.col("customer_id") != "")
+                & pl.col("day").is_not_null() & (pl.col("amount") >= 0) & (pl.col("day") <= as_of))
+        .group_by("customer_id")
+        .agg(
+            frequency=pl.col("order_id").n_unique(),
+            monetary=pl.col("amount").sum(),
+            btyd_x=pl.col("day").n_unique() - 1,
+            first=pl.col("day").min(),
+            last=pl.col("day").max(),
+        )
+        .collect(engine="streaming")
+    )
+
+
+rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+customers = duck().num_rows
+print(f"data: {rows:,} order rows, {customers:,} customers, {os.path.getsize(path) / 1e6:.0f} MB Parquet (string columns); {os.cpu_count()} cores")
+results = {}
+for name, fn in [("patronage run --no-models", patronage), ("duckdb (all threads)", duck), ("python polars (lazy, streaming)", polars_lazy)]:
+    results[name] = timed(fn)
+base = results["patronage run --no-models"][0]
+for name, (median, runs) in results.items():
+    print(f"{name:<34} median {median:7.2f} s  ({', '.join(f'{r:.2f}' for r in runs)})  ratio to patronage {median / base:5.2f}")

@@ -1,0 +1,109 @@
+"""Compare patronage's BG/NBD, Gamma-Gamma and CLV with lifetimes 0.11.3 on the same summary.
+
+Usage: lifetimes_parity.py OUT AS_OF   (OUT holds a finished patronage run)
+
+Checks, each printed with its numbers; exit 1 if any fails:
+1. fits: patronage's log-likelihood is no worse than lifetimes' on the same weighted triples
+   (to 1e-6 per customer), and parameters agree to 1e-3 relative;
+2. formulas: at patronage's parameters, lifetimes' p_alive and conditional expected purchases
+   (90 days), Gamma-Gamma expected spend and 12-month CLV equal patronage's columns to 1e-6
+   (relative for CLV and spend);
+3. end to end: with lifetimes' own fitted parameters the per-customer p_alive and expected
+   purchases differ from patronage's by less than 1e-3 (fit tolerance, reported).
+"""
+import json
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+warnings.simplefilter("ignore")
+out, as_of = sys.argv[1], sys.argv[2]
+
+
+def table(name):
+    return pq.read_table(f"{out}/{name}/run_date={as_of}/part-0.parquet").to_pandas()
+
+
+feats = table("customer_features").set_index("customer_id")
+scores = table("churn_scores").set_index("customer_id")
+manifest = json.load(open(f"{out}/manifests/{as_of}.json"))
+models = manifest["models"]
+horizon = models["horizon_days"]
+ours_bg = dict(models["bgnbd"]["params"])
+ours_gg = dict(models["gamma_gamma"]["params"])
+failures = []
+
+
+def check(name, ok, detail):
+    print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
+    if not ok:
+        failures.append(name)
+
+
+buyers = feats[feats["frequency"] > 0]
+x, tx, T = (buyers[c].astype(float).to_numpy() for c in ("btyd_x", "btyd_t_x", "btyd_T"))
+grouped = buyers.groupby(["btyd_x", "btyd_t_x", "btyd_T"]).size().reset_index(name="w")
+print(f"{len(buyers)} customers, {len(grouped)} distinct (x, t_x, T) triples, as-of {as_of}, unit = day")
+
+# 1. Fits on the same weighted triples.
+bgf = BetaGeoFitter().fit(grouped["btyd_x"], grouped["btyd_t_x"], grouped["btyd_T"], weights=grouped["w"])
+lt_bg = {k: float(v) for k, v in bgf.params_.items()}
+
+
+def ll(params):
+    logp = np.log([params["r"], params["alpha"], params["a"], params["b"]])
+    return -BetaGeoFitter._negative_log_likelihood(
+        logp, grouped["btyd_x"].to_numpy(), grouped["btyd_t_x"].to_numpy().astype(float),
+        grouped["btyd_T"].to_numpy().astype(float), grouped["w"].to_numpy(), 0.0) * grouped["w"].sum()
+
+
+ll_ours, ll_lt = ll(ours_bg), ll(lt_bg)
+n = grouped["w"].sum()
+check("BG/NBD log-likelihood no worse than lifetimes", ll_ours >= ll_lt - 1e-6 * n,
+      f"patronage {ll_ours:.6f} vs lifetimes {ll_lt:.6f} (patronage manifest says {models['bgnbd']['log_likelihood']:.6f})")
+rel = max(abs(ours_bg[k] / lt_bg[k] - 1) for k in lt_bg)
+check("BG/NBD parameters", rel < 1e-3,
+      "patronage " + ", ".join(f"{k}={ours_bg[k]:.6g}" for k in lt_bg) + " | lifetimes " + ", ".join(f"{k}={lt_bg[k]:.6g}" for k in lt_bg) + f" | max rel diff {rel:.2e}")
+
+rep = buyers[(buyers["btyd_x"] > 0) & (buyers["btyd_m"] > 0)]
+ggf = GammaGammaFitter().fit(rep["btyd_x"], rep["btyd_m"])
+lt_gg = {"p": float(ggf.params_["p"]), "q": float(ggf.params_["q"]), "gamma": float(ggf.params_["v"])}
+rel = max(abs(ours_gg[k] / lt_gg[k] - 1) for k in lt_gg)
+check("Gamma-Gamma parameters", rel < 1e-3,
+      "patronage " + ", ".join(f"{k}={ours_gg[k]:.6g}" for k in lt_gg) + " | lifetimes " + ", ".join(f"{k}={lt_gg[k]:.6g}" for k in lt_gg) + f" | max rel diff {rel:.2e}")
+
+# 2. Formulas at patronage's parameters.
+bgf.params_ = pd.Series([ours_bg[k] for k in ("r", "alpha", "a", "b")], index=["r", "alpha", "a", "b"])
+ggf.params_ = pd.Series([ours_gg["p"], ours_gg["q"], ours_gg["gamma"]], index=["p", "q", "v"])
+s = scores.loc[buyers.index]
+p_alive = bgf.conditional_probability_alive(x, tx, T)
+expected = bgf.conditional_expected_number_of_purchases_up_to_time(horizon, x, tx, T)
+d = np.max(np.abs(p_alive - s["p_alive"].to_numpy()))
+check("p_alive at equal parameters", d < 1e-6, f"max |diff| {d:.2e} over {len(s)} customers")
+d = np.max(np.abs(expected - s["expected_purchases"].to_numpy()))
+check(f"expected purchases ({horizon} days) at equal parameters", d < 1e-6, f"max |diff| {d:.2e}")
+m = buyers["btyd_m"].fillna(0.0).to_numpy()
+spend = ggf.conditional_expected_average_profit(pd.Series(x), pd.Series(m)).to_numpy()
+d = np.max(np.abs(spend / s["expected_spend"].to_numpy() - 1))
+check("Gamma-Gamma expected spend at equal parameters", d < 1e-6, f"max rel diff {d:.2e}")
+clv_cfg = models["clv"]
+clv = ggf.customer_lifetime_value(bgf, pd.Series(x), pd.Series(tx), pd.Series(T), pd.Series(m),
+                                  time=clv_cfg["months"], discount_rate=clv_cfg["monthly_discount_rate"], freq="D").to_numpy()
+ours_clv = s["clv"].to_numpy()
+d = np.max(np.abs(clv - ours_clv) / np.maximum(np.abs(clv), 1e-9))
+check("CLV at equal parameters", d < 1e-6, f"max rel diff {d:.2e}; total CLV {ours_clv.sum():.2f}")
+
+# 3. End to end with each tool's own fit.
+bgf.params_ = pd.Series([lt_bg[k] for k in ("r", "alpha", "a", "b")], index=["r", "alpha", "a", "b"])
+d1 = np.max(np.abs(bgf.conditional_probability_alive(x, tx, T) - s["p_alive"].to_numpy()))
+d2 = np.max(np.abs(bgf.conditional_expected_number_of_purchases_up_to_time(horizon, x, tx, T) - s["expected_purchases"].to_numpy()))
+check("own fits: p_alive and expected purchases", d1 < 1e-3 and d2 < 1e-3, f"max |diff| p_alive {d1:.2e}, expected {d2:.2e}")
+
+if failures:
+    print(f"{len(failures)} check(s) failed: {', '.join(failures)}")
+    sys.exit(1)
+print("all parity checks passed")

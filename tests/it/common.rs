@@ -1,0 +1,148 @@
+//! Helpers: run the binary, read tables with arrow-rs, small CSV fixtures.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, SchemaRef};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn patronage(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_patronage"))
+        .args(args)
+        .output()
+        .expect("the patronage binary runs")
+}
+
+/// Runs and asserts success; returns stdout.
+pub fn patronage_ok(args: &[&str]) -> String {
+    let out = patronage(args);
+    assert!(
+        out.status.success(),
+        "patronage {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+pub fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    fs_err::write(&p, content).expect("write fixture");
+    p
+}
+
+pub fn partition(out: &Path, table: &str, as_of: &str) -> PathBuf {
+    out.join(table)
+        .join(format!("run_date={as_of}"))
+        .join("part-0.parquet")
+}
+
+pub struct Table {
+    pub schema: SchemaRef,
+    pub batch: RecordBatch,
+}
+
+pub fn read_table(path: &Path) -> Table {
+    let file = fs_err::File::open(path)
+        .expect("table file exists")
+        .into_parts()
+        .0;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("valid parquet");
+    let schema = builder.schema().clone();
+    let batches: Vec<RecordBatch> = builder
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch"))
+        .collect();
+    let batch = concat_batches(&schema, &batches).expect("concat");
+    Table { schema, batch }
+}
+
+impl Table {
+    pub fn rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    fn col(&self, name: &str) -> &ArrayRef {
+        self.batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("column {name} missing"))
+    }
+
+    pub fn dtype(&self, name: &str) -> DataType {
+        self.col(name).data_type().clone()
+    }
+
+    pub fn strings(&self, name: &str) -> Vec<Option<String>> {
+        let a = cast(self.col(name), &DataType::Utf8).expect("cast to utf8");
+        let a = a.as_string::<i32>();
+        (0..a.len())
+            .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+            .collect()
+    }
+
+    pub fn i64s(&self, name: &str) -> Vec<Option<i64>> {
+        let a = self.col(name).as_primitive::<Int64Type>();
+        (0..a.len())
+            .map(|i| a.is_valid(i).then(|| a.value(i)))
+            .collect()
+    }
+
+    pub fn f64s(&self, name: &str) -> Vec<Option<f64>> {
+        let a = self.col(name).as_primitive::<Float64Type>();
+        (0..a.len())
+            .map(|i| a.is_valid(i).then(|| a.value(i)))
+            .collect()
+    }
+
+    pub fn dates(&self, name: &str) -> Vec<Option<i32>> {
+        let a = self.col(name).as_primitive::<Date32Type>();
+        (0..a.len())
+            .map(|i| a.is_valid(i).then(|| a.value(i)))
+            .collect()
+    }
+
+    /// Row index by `customer_id`.
+    pub fn by_customer(&self) -> HashMap<String, usize> {
+        self.strings("customer_id")
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (c.expect("customer_id is never null"), i))
+            .collect()
+    }
+}
+
+pub fn manifest(out: &Path, as_of: &str) -> serde_json::Value {
+    let text = fs_err::read_to_string(out.join("manifests").join(format!("{as_of}.json")))
+        .expect("manifest");
+    serde_json::from_str(&text).expect("manifest is JSON")
+}
+
+/// A small, clean orders CSV: three customers over a year.
+pub const SMALL_ORDERS: &str = "\
+customer_id,order_id,order_ts,amount,status
+a,1,2024-01-05,10.00,completed
+a,2,2024-02-05T10:00:00,20.00,completed
+a,3,2024-02-05T18:00:00,5.00,completed
+a,4,2024-06-01,30.00,completed
+b,5,2024-03-01,100.00,completed
+b,6,2024-03-15,40.00,returned
+c,7,2024-05-20,15.50,
+c,8,2024-05-21,99.00,cancelled
+d,9,2024-04-01,7.00,completed
+d,10,2024-04-11,8.00,completed
+e,11,2024-02-01,60.00,completed
+e,12,2024-05-01,60.00,completed
+f,13,2024-06-10,12.00,completed
+";
