@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use patronage_input::{ingest_orders, OrdersSchema};
-use patronage_models::bgnbd::{self, Triples};
+use patronage_models::bgnbd;
 use patronage_models::gamma_gamma;
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -64,30 +64,16 @@ fn fit_models(c: &mut Criterion) {
         &ingested.orders,
         patronage_input::parse_date("2024-12-31").expect("date"),
     );
-    let buyers: Vec<usize> = (0..f.len()).filter(|&i| f.frequency[i] > 0).collect();
-    let pick = |v: &Vec<Option<i64>>| {
-        buyers
-            .iter()
-            .map(|&i| v[i].unwrap_or(0))
-            .collect::<Vec<_>>()
-    };
-    let (x, m): (Vec<f64>, Vec<f64>) = buyers
-        .iter()
-        .filter_map(|&i| match (f.btyd_x[i], f.btyd_m[i]) {
-            (Some(x), Some(m)) if x > 0 && m > 0.0 => Some((x as f64, m)),
-            _ => None,
-        })
-        .unzip();
-    let mut group = c.benchmark_group(format!("fit_models/{}_customers", buyers.len()));
+    let buyers = f.frequency.iter().filter(|n| **n > 0).count();
+    let mut group = c.benchmark_group(format!("fit_models/{buyers}_customers"));
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(20));
     group.bench_function("bgnbd(group triples)+gamma_gamma", |b| {
         b.iter(|| {
-            let triples =
-                Triples::from_integers(&pick(&f.btyd_x), &pick(&f.btyd_t_x), &pick(&f.btyd_t));
-            let bg = bgnbd::fit(&triples).expect("bgnbd");
-            let gg = gamma_gamma::fit(&x, &m).expect("gg");
+            let inputs = patronage_engine::model_inputs(&f);
+            let bg = bgnbd::fit(&inputs.triples).expect("bgnbd");
+            let gg = gamma_gamma::fit(&inputs.repeat_x, &inputs.repeat_m).expect("gg");
             black_box((bg, gg))
         })
     });

@@ -55,16 +55,7 @@ fn independent(as_of: NaiveDate) -> BTreeMap<String, Expected> {
 fn cdnow_features_match_an_independent_computation() {
     let out = tempdir();
     let orders = repo().join("data-samples/cdnow/cdnow_orders.csv");
-    patronage_ok(&[
-        "run",
-        "--quiet",
-        "--orders",
-        orders.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-        "--as-of",
-        "1998-06-30",
-    ]);
+    run_job(&orders, out.path(), &["--as-of", "1998-06-30"]);
     let t = read_table(&partition(out.path(), "customer_features", "1998-06-30"));
     assert_eq!(t.rows(), 23_570);
     let want = independent(NaiveDate::from_ymd_opt(1998, 6, 30).unwrap());

@@ -32,6 +32,32 @@ pub fn patronage_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("stdout is UTF-8")
 }
 
+/// `patronage run -q --orders ORDERS --out OUT EXTRA...`; returns the process output.
+pub fn run_job_output(orders: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        "-q",
+        "--orders",
+        orders.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    patronage(&args)
+}
+
+/// Like [`run_job_output`], asserting success; returns stdout.
+pub fn run_job(orders: &Path, out: &Path, extra: &[&str]) -> String {
+    let o = run_job_output(orders, out, extra);
+    assert!(
+        o.status.success(),
+        "run on {} failed: {}",
+        orders.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }

@@ -17,16 +17,7 @@ fn run_bytes(dir: &std::path::Path, orders_csv: &str, as_of: &str) -> Vec<Vec<u8
     let orders = write(dir, "orders.csv", orders_csv.as_bytes());
     let out = tempdir();
     let out = out.path();
-    patronage_ok(&[
-        "run",
-        "-q",
-        "--orders",
-        orders.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--as-of",
-        as_of,
-    ]);
+    run_job(&orders, out, &["--as-of", as_of]);
     TABLES
         .iter()
         .map(|t| fs_err::read(partition(out, t, as_of)).unwrap())

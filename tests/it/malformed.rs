@@ -7,17 +7,7 @@ use crate::common::*;
 fn run_on(csv: &[u8], extra: &[&str]) -> (tempfile::TempDir, std::process::Output) {
     let dir = tempdir();
     let orders = write(dir.path(), "orders.csv", csv);
-    let out = dir.path().join("out");
-    let mut args = vec![
-        "run",
-        "-q",
-        "--orders",
-        orders.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let output = patronage(&args);
+    let output = run_job_output(&orders, &dir.path().join("out"), extra);
     (dir, output)
 }
 

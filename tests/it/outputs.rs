@@ -10,19 +10,10 @@ fn is_string(t: &DataType) -> bool {
 }
 
 fn run_small(out: &std::path::Path, extra: &[&str]) -> String {
-    let dir = out.parent().unwrap();
-    let orders = write(dir, "orders.csv", SMALL_ORDERS.as_bytes());
-    let mut args = vec![
-        "run",
-        "-q",
-        "--orders",
-        orders.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-models",
-    ];
+    let orders = write(out.parent().unwrap(), "orders.csv", SMALL_ORDERS.as_bytes());
+    let mut args = vec!["--no-models"];
     args.extend_from_slice(extra);
-    patronage_ok(&args)
+    run_job(&orders, out, &args)
 }
 
 #[test]
@@ -129,17 +120,7 @@ fn a_failed_run_leaves_earlier_outputs_and_a_rerun_replaces() {
 
     // A failing run (bad input) for the same as-of must not touch the published tables.
     let bad = write(dir.path(), "bad.csv", b"customer_id,amount\nx,1\n");
-    let o = patronage(&[
-        "run",
-        "-q",
-        "--orders",
-        bad.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--as-of",
-        "2024-06-30",
-        "--no-models",
-    ]);
+    let o = run_job_output(&bad, &out, &["--as-of", "2024-06-30", "--no-models"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(fs_err::read(&path).unwrap(), before);
     let leftovers: Vec<_> = fs_err::read_dir(&out)
@@ -156,17 +137,7 @@ fn a_failed_run_leaves_earlier_outputs_and_a_rerun_replaces() {
         .map(|l| format!("{l}\n"))
         .collect();
     let orders = write(dir.path(), "fewer.csv", fewer.as_bytes());
-    patronage_ok(&[
-        "run",
-        "-q",
-        "--orders",
-        orders.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--as-of",
-        "2024-06-30",
-        "--no-models",
-    ]);
+    run_job(&orders, &out, &["--as-of", "2024-06-30", "--no-models"]);
     assert_eq!(read_table(&path).rows(), 1);
     let runs: Vec<_> = fs_err::read_dir(out.join("customer_features"))
         .unwrap()
@@ -225,18 +196,11 @@ fn generated_shop_with_models_and_backtest() {
         data.to_str().unwrap(),
     ]);
     let out = dir.path().join("out");
-    patronage_ok(&[
-        "run",
-        "-q",
-        "--orders",
-        data.join("orders.parquet").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--as-of",
-        "2024-12-31",
-        "--holdout-days",
-        "120",
-    ]);
+    run_job(
+        &data.join("orders.parquet"),
+        &out,
+        &["--as-of", "2024-12-31", "--holdout-days", "120"],
+    );
     let scores = read_table(&partition(&out, "churn_scores", "2024-12-31"));
     let feats = read_table(&partition(&out, "customer_features", "2024-12-31"));
     assert_eq!(scores.rows(), feats.rows());
@@ -275,16 +239,11 @@ fn generated_shop_with_models_and_backtest() {
     assert!(result["auc_no_purchase"].as_f64().is_some());
 
     // Rerun without a holdout: the stale backtest partition goes away.
-    patronage_ok(&[
-        "run",
-        "-q",
-        "--orders",
-        data.join("orders.parquet").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--as-of",
-        "2024-12-31",
-    ]);
+    run_job(
+        &data.join("orders.parquet"),
+        &out,
+        &["--as-of", "2024-12-31"],
+    );
     assert!(!partition(&out, "backtest", "2024-12-31").exists());
 }
 

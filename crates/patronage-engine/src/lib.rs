@@ -16,6 +16,7 @@ pub use config::{
 };
 pub use error::EngineError;
 pub use job::{run, RunSummary, Stage};
+pub use models::{model_inputs, ModelInputs};
 pub use tables::TABLES;
 
 /// Engine version recorded in every manifest.

@@ -44,18 +44,41 @@ fn triple(f: &CustomerFeatures, i: usize) -> (f64, f64, f64) {
     (get(&f.btyd_x), get(&f.btyd_t_x), get(&f.btyd_t))
 }
 
-fn fit(f: &CustomerFeatures) -> Result<Fitted, ModelError> {
+/// The sufficient statistics the models fit on.
+pub struct ModelInputs {
+    /// Distinct (btyd_x, btyd_t_x, btyd_T) triples of buyers, weighted by customer count.
+    pub triples: Triples,
+    /// Repeat customers with positive repeat spend: `btyd_x` and `btyd_m` (Gamma-Gamma input).
+    pub repeat_x: Vec<f64>,
+    pub repeat_m: Vec<f64>,
+}
+
+/// Builds the model inputs from the per-customer features.
+pub fn model_inputs(f: &CustomerFeatures) -> ModelInputs {
     let idx = buyers(f);
     let pick = |v: &Vec<Option<i64>>| idx.iter().map(|&i| v[i].unwrap_or(0)).collect::<Vec<i64>>();
     let triples = Triples::from_integers(&pick(&f.btyd_x), &pick(&f.btyd_t_x), &pick(&f.btyd_t));
-    let (bg, bg_diag) = bgnbd::fit(&triples)?;
-    let (x, m): (Vec<f64>, Vec<f64>) = idx
+    let (repeat_x, repeat_m) = idx
         .iter()
         .filter_map(|&i| match (f.btyd_x[i], f.btyd_m[i]) {
             (Some(x), Some(m)) if x > 0 && m > 0.0 => Some((x as f64, m)),
             _ => None,
         })
         .unzip();
+    ModelInputs {
+        triples,
+        repeat_x,
+        repeat_m,
+    }
+}
+
+fn fit(f: &CustomerFeatures) -> Result<Fitted, ModelError> {
+    let ModelInputs {
+        triples,
+        repeat_x: x,
+        repeat_m: m,
+    } = model_inputs(f);
+    let (bg, bg_diag) = bgnbd::fit(&triples)?;
     let (gg, gg_diag) = gamma_gamma::fit(&x, &m)?;
     let mean_spend = m.iter().sum::<f64>() / m.len().max(1) as f64;
     Ok(Fitted {

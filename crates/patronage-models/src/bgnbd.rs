@@ -338,20 +338,7 @@ mod tests {
             } else {
                 vec![-1.2, 1.4, -0.2, 0.9]
             };
-            let (_, g) = l.nll_grad(&theta);
-            for k in 0..theta.len() {
-                let h = 1e-6;
-                let mut up = theta.clone();
-                let mut dn = theta.clone();
-                up[k] += h;
-                dn[k] -= h;
-                let num = (l.nll_grad(&up).0 - l.nll_grad(&dn).0) / (2.0 * h);
-                assert!(
-                    (num - g[k]).abs() < 1e-6 * (1.0 + num.abs()),
-                    "nbd={nbd} k={k}: {num} vs {}",
-                    g[k]
-                );
-            }
+            crate::fit::assert_gradient_matches(&l, &theta, &format!("nbd={nbd}"));
         }
     }
 

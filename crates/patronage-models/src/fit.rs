@@ -231,6 +231,25 @@ fn invert(mut a: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
     Some(inv)
 }
 
+/// Test helper: the analytic gradient of `objective` equals central finite differences at θ.
+#[cfg(test)]
+pub(crate) fn assert_gradient_matches<O: Objective>(objective: &O, theta: &[f64], label: &str) {
+    let (_, g) = objective.nll_grad(theta);
+    for k in 0..theta.len() {
+        let h = 1e-6;
+        let mut up = theta.to_vec();
+        let mut dn = theta.to_vec();
+        up[k] += h;
+        dn[k] -= h;
+        let num = (objective.nll_grad(&up).0 - objective.nll_grad(&dn).0) / (2.0 * h);
+        assert!(
+            (num - g[k]).abs() < 1e-6 * (1.0 + num.abs()),
+            "{label} k={k}: numeric {num} vs analytic {}",
+            g[k]
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

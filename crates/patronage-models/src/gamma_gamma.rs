@@ -162,20 +162,7 @@ mod tests {
         let m = [12.0, 30.5, 8.25, 100.0];
         let l = Likelihood { x: &x, m: &m };
         let theta = vec![1.5, 1.2, 2.5];
-        let (_, g) = l.nll_grad(&theta);
-        for k in 0..3 {
-            let h = 1e-6;
-            let mut up = theta.clone();
-            let mut dn = theta.clone();
-            up[k] += h;
-            dn[k] -= h;
-            let num = (l.nll_grad(&up).0 - l.nll_grad(&dn).0) / (2.0 * h);
-            assert!(
-                (num - g[k]).abs() < 1e-6 * (1.0 + num.abs()),
-                "k={k}: {num} vs {}",
-                g[k]
-            );
-        }
+        crate::fit::assert_gradient_matches(&l, &theta, "gamma-gamma");
     }
 
     #[test]
