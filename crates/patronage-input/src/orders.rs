@@ -646,3 +646,99 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         order_micros,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_parquet(df: &mut DataFrame, name: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "patronage-input-{}-{name}.parquet",
+            std::process::id()
+        ));
+        let file = fs_err::File::create(&path).unwrap();
+        ParquetWriter::new(file.into_parts().0).finish(df).unwrap();
+        path
+    }
+
+    #[test]
+    fn typed_parquet_columns_take_the_fast_path() {
+        // Datetime[ms] timestamps, integer customer ids, Float64 amounts with a null.
+        let ts = Column::new(
+            "OrderDate".into(),
+            [1_704_067_200_000i64, 1_704_153_600_000, 1_704_240_000_000],
+        )
+        .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+        .unwrap();
+        let mut df = DataFrame::new(
+            3,
+            vec![
+                Column::new("CustomerID".into(), [7i64, 7, 8]),
+                Column::new("order_id".into(), ["a", "b", "c"]),
+                ts,
+                Column::new("amount".into(), [Some(10.5), Some(-2.0), None]),
+            ],
+        )
+        .unwrap();
+        let path = write_parquet(&mut df, "typed");
+        let got = ingest_orders(std::slice::from_ref(&path), &OrdersSchema::default()).unwrap();
+        let _ = fs_err::remove_file(&path);
+        assert_eq!(got.orders.customer_ids, vec!["7".to_string()]);
+        assert_eq!(got.orders.day, vec![19723, 19724]);
+        assert_eq!(got.orders.is_purchase, vec![true, false]);
+        assert_eq!(got.orders.refund, vec![0.0, 2.0]);
+        assert_eq!(got.rejected.len(), 1);
+        assert_eq!(got.rejected[0].reason, RejectReason::MissingValue);
+        assert_eq!(got.files[0].format, "parquet");
+        assert_eq!(got.files[0].rows_read, 3);
+    }
+
+    #[test]
+    fn order_lines_are_summed_and_configured_status_values_apply() {
+        let dir =
+            std::env::temp_dir().join(format!("patronage-input-lines-{}", std::process::id()));
+        fs_err::create_dir_all(&dir).unwrap();
+        let path = dir.join("lines.csv");
+        fs_err::write(
+            &path,
+            "cust;oid;when;total;state\n\
+             a;1;01/02/2024;10;OK\n\
+             a;1;01/02/2024;5;OK\n\
+             a;2;03/02/2024;7;X\n",
+        )
+        .unwrap();
+        // Semicolons are not our separator: the file reads as one column and the error says so.
+        let schema = OrdersSchema::default();
+        assert!(matches!(
+            ingest_orders(std::slice::from_ref(&path), &schema),
+            Err(InputError::ColumnNotFound { .. })
+        ));
+
+        fs_err::write(&path, "cust,oid,when,total,state\na,1,01/02/2024,10,OK\na,1,01/02/2024,5,OK\na,2,03/02/2024,7,X\n").unwrap();
+        let schema: OrdersSchema = toml_schema(
+            r#"timestamp_format = "%d/%m/%Y"
+               [columns]
+               customer_id = "cust"
+               order_id = "oid"
+               order_ts = "when"
+               amount = "total"
+               status = "state"
+               [status_values]
+               OK = "completed"
+               X = "cancelled""#,
+        );
+        let got = ingest_orders(std::slice::from_ref(&path), &schema).unwrap();
+        let _ = fs_err::remove_dir_all(&dir);
+        assert_eq!(got.orders.amount, vec![15.0]);
+        assert_eq!(got.files[0].cancelled_lines, 1);
+        assert_eq!(got.files[0].rows_accepted, 3);
+    }
+
+    fn toml_schema(text: &str) -> OrdersSchema {
+        serde::Deserialize::deserialize(toml_value(text)).unwrap()
+    }
+
+    fn toml_value(text: &str) -> toml::Value {
+        text.parse::<toml::Table>().map(toml::Value::Table).unwrap()
+    }
+}
