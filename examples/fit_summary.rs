@@ -22,10 +22,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut x, mut t_x, mut t, mut gx, mut gm) = (vec![], vec![], vec![], vec![], vec![]);
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
-        let xi: i64 = f[0].trim().parse()?;
+        // Whole days, possibly written as floats ("3.0") by pandas.
+        let day = |s: &str| -> Result<i64, std::num::ParseFloatError> {
+            Ok(s.trim().parse::<f64>()?.round() as i64)
+        };
+        let xi = day(f[0])?;
         x.push(xi);
-        t_x.push(f[1].trim().parse()?);
-        t.push(f[2].trim().parse()?);
+        t_x.push(day(f[1])?);
+        t.push(day(f[2])?);
         if let Some(m) = f.get(3).and_then(|m| m.trim().parse::<f64>().ok()) {
             if xi > 0 && m > 0.0 {
                 gx.push(xi as f64);

@@ -52,7 +52,7 @@ FROM v GROUP BY customer_id
 
 
 def duck():
-    return con.execute(DUCK).fetch_arrow_table()
+    return con.sql(DUCK).to_arrow_table()
 
 
 def polars_lazy():

@@ -106,9 +106,14 @@ fn segments(
     };
     let tiers = value_tiers(&value, opts.value_tiers);
 
-    let cell: Vec<Option<String>> = (0..n)
+    let cell_labels: Vec<String> = (0..125)
+        .map(|c| format!("{}{}{}", c / 25 + 1, c / 5 % 5 + 1, c % 5 + 1))
+        .collect();
+    let cell: Vec<Option<&str>> = (0..n)
         .map(|i| match (r[i], fs[i], m[i]) {
-            (Some(r), Some(f), Some(m)) => Some(format!("{r}{f}{m}")),
+            (Some(r), Some(f), Some(m)) => {
+                Some(cell_labels[((r - 1) * 25 + (f - 1) * 5 + (m - 1)) as usize].as_str())
+            }
             _ => None,
         })
         .collect();
@@ -166,8 +171,10 @@ fn segments(
     ));
     let score_order = ["1", "2", "3", "4", "5"];
     for (dim, scores) in [("r_score", &r), ("f_score", &fs), ("m_score", &m)] {
-        let text: Vec<Option<String>> = scores.iter().map(|s| s.map(|s| s.to_string())).collect();
-        let labels: Vec<Option<&str>> = text.iter().map(|s| s.as_deref()).collect();
+        let labels: Vec<Option<&str>> = scores
+            .iter()
+            .map(|s| s.map(|s| score_order[(s - 1) as usize]))
+            .collect();
         summary.extend(summarize(dim, &labels, &f.net_revenue, &score_order));
     }
 

@@ -479,16 +479,20 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
     let mut lines: Vec<Line<'_>> = Vec::new();
     let mut rejected: Vec<RejectedRow> = Vec::new();
     for (f, v) in views.iter().enumerate() {
-        let parsed: Vec<Result<Line<'_>, RejectedRow>> = (0..v.height)
+        // Rejections are boxed so the per-row results stay the size of a `Line`: at 10M rows an
+        // unboxed `RejectedRow` would make this vector gigabytes of zeroed pages.
+        let (ok, bad): (Vec<Line<'_>>, Vec<Box<RejectedRow>>) = (0..v.height)
             .into_par_iter()
-            .map(|row| v.parse_row(f as u32, row, schema, &status_map))
-            .collect();
-        for p in parsed {
-            match p {
-                Ok(line) => lines.push(line),
-                Err(r) => rejected.push(r),
-            }
-        }
+            .map(|row| {
+                v.parse_row(f as u32, row, schema, &status_map)
+                    .map_err(Box::new)
+            })
+            .partition_map(|r| match r {
+                Ok(line) => rayon::iter::Either::Left(line),
+                Err(reject) => rayon::iter::Either::Right(reject),
+            });
+        lines.extend(ok);
+        rejected.extend(bad.into_iter().map(|b| *b));
     }
 
     // Group lines by order_id; (file, row) makes the order total and deterministic.
@@ -595,17 +599,22 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         }
     }
 
-    let mut customer_ids: Vec<&str> = orders.iter().map(|o| o.customer).collect();
-    customer_ids.par_sort_unstable();
-    customer_ids.dedup();
-    let key: HashMap<&str, u32> = customer_ids
+    // Keys in first-seen order (deterministic: orders are in order_id order); features sort
+    // customers by id, so the key order never reaches an output.
+    let mut key: HashMap<&str, u32> = HashMap::with_capacity(orders.len() / 2);
+    let mut customer_ids: Vec<String> = Vec::new();
+    let customer: Vec<u32> = orders
         .iter()
-        .enumerate()
-        .map(|(i, c)| (*c, i as u32))
+        .map(|o| {
+            *key.entry(o.customer).or_insert_with(|| {
+                customer_ids.push(o.customer.to_string());
+                customer_ids.len() as u32 - 1
+            })
+        })
         .collect();
     let canonical = Orders {
-        customer_ids: customer_ids.iter().map(|c| c.to_string()).collect(),
-        customer: orders.iter().map(|o| key[o.customer]).collect(),
+        customer_ids,
+        customer,
         day: orders.iter().map(|o| micros_to_day(o.micros)).collect(),
         amount: orders.iter().map(|o| o.amount).collect(),
         refund: orders.iter().map(|o| o.refund).collect(),

@@ -41,6 +41,9 @@ pub fn parse_timestamp_micros(text: &str, format: Option<&str>) -> Result<i64, S
         return Err(format!("expected the configured format `{fmt}`"));
     }
     let b = s.as_bytes();
+    if let Some(micros) = fast_naive_iso(b) {
+        return Ok(micros);
+    }
     if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
         if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
             return Ok(i64::from(days_since_epoch(d)) * MICROS_PER_DAY);
@@ -68,6 +71,57 @@ pub fn parse_timestamp_micros(text: &str, format: Option<&str>) -> Result<i64, S
         }
     }
     Err("expected an ISO-8601 date or datetime (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS[.f][Z|±HH:MM]) or epoch seconds; set orders.timestamp_format for other layouts".into())
+}
+
+/// The common zone-less ISO layouts without chrono's format machinery (the hot path of ingest):
+/// `YYYY-MM-DD`, then optionally `[T ]HH:MM`, `:SS` and `.f` (1–9 digits). `None` sends the
+/// text to the general parser.
+fn fast_naive_iso(b: &[u8]) -> Option<i64> {
+    fn digits(b: &[u8]) -> Option<u32> {
+        b.iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    }
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(
+        digits(&b[0..4])? as i32,
+        digits(&b[5..7])?,
+        digits(&b[8..10])?,
+    )?;
+    let mut micros = i64::from(days_since_epoch(date)) * MICROS_PER_DAY;
+    if b.len() == 10 {
+        return Some(micros);
+    }
+    if b.len() < 16 || !(b[10] == b'T' || b[10] == b' ') || b[13] != b':' {
+        return None;
+    }
+    let (hour, minute) = (digits(&b[11..13])?, digits(&b[14..16])?);
+    let mut second = 0;
+    let mut rest = &b[16..];
+    if let [b':', s1, s2, tail @ ..] = rest {
+        second = digits(&[*s1, *s2])?;
+        rest = tail;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut fraction = 0i64;
+    if let [b'.', frac @ ..] = rest {
+        if frac.is_empty() || frac.len() > 9 {
+            return None;
+        }
+        let value = i64::from(digits(frac)?);
+        fraction = value * 10i64.pow(9 - frac.len() as u32) / 1000;
+        rest = &[];
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    micros += (i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)) * 1_000_000
+        + fraction;
+    Some(micros)
 }
 
 /// Epoch number → microseconds: below 1e11 it is seconds, below 1e14 milliseconds, else microseconds.
@@ -134,6 +188,34 @@ mod tests {
         assert_eq!(day("1997-01-01T23:30:00-02:00"), d + 1);
         assert_eq!(day("852076800"), d);
         assert_eq!(day("852076800000"), d);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_chrono() {
+        for text in [
+            "2024-02-29",
+            "2024-02-29T23:59:59",
+            "2024-02-29 23:59",
+            "1999-12-31T00:00:00.5",
+            "2024-01-01 10:11:12.123456789",
+        ] {
+            let fast = fast_naive_iso(text.as_bytes()).unwrap();
+            let slow = NAIVE_FORMATS
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+                .map(|d| d.and_utc().timestamp_micros())
+                .unwrap_or_else(|| i64::from(parse_date(text).unwrap()) * MICROS_PER_DAY);
+            assert_eq!(fast, slow, "{text}");
+        }
+        for bad in [
+            "2023-02-29",
+            "2024-01-01T24:00",
+            "2024-01-01T10:00Z",
+            "2024-01-01T10:00:00+02:00",
+            "2024-1-01",
+        ] {
+            assert!(fast_naive_iso(bad.as_bytes()).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -96,38 +96,89 @@ struct Likelihood<'a> {
     d: &'a Triples,
     total: f64,
     nbd: bool,
+    /// Distinct values of x and, per row, the index of its x: the special functions of
+    /// (r + x), (b + x) and (a + b + x) are evaluated once per distinct x, not once per row.
+    distinct_x: Vec<f64>,
+    x_index: Vec<u32>,
 }
 
-/// (ln L, ∂/∂r, ∂/∂α, ∂/∂a, ∂/∂b) of one row; `[r, α, a, b]` and `(x, t_x, T)`.
-fn row_terms(params: [f64; 4], row: (f64, f64, f64), nbd: bool) -> [f64; 5] {
-    let [r, alpha, a, b] = params;
+impl<'a> Likelihood<'a> {
+    fn new(d: &'a Triples, nbd: bool) -> Self {
+        let mut distinct_x = d.x.clone();
+        distinct_x.sort_by(f64::total_cmp);
+        distinct_x.dedup();
+        let x_index =
+            d.x.iter()
+                .map(|x| distinct_x.partition_point(|v| v < x) as u32)
+                .collect();
+        Likelihood {
+            d,
+            total: d.weight.iter().sum(),
+            nbd,
+            distinct_x,
+            x_index,
+        }
+    }
+}
+
+/// Special-function values that depend on the parameters and x only.
+#[derive(Clone, Copy)]
+struct XTerms {
+    lg_rx: f64,
+    dg_rx: f64,
+    lg_bx: f64,
+    dg_bx: f64,
+    lg_abx: f64,
+    dg_abx: f64,
+    /// ln a − ln(b + x − 1), for x > 0.
+    ln_a_bx1: f64,
+}
+
+/// Values that depend on the parameters only.
+struct ParamTerms {
+    r: f64,
+    alpha: f64,
+    a: f64,
+    b: f64,
+    lg_r: f64,
+    dg_r: f64,
+    lg_ab: f64,
+    dg_ab: f64,
+    lg_b: f64,
+    dg_b: f64,
+    ln_alpha: f64,
+}
+
+/// (ln L, ∂/∂r, ∂/∂α, ∂/∂a, ∂/∂b) of one row `(x, t_x, T)`.
+fn row_terms(p: &ParamTerms, xt: &XTerms, row: (f64, f64, f64), nbd: bool) -> [f64; 5] {
+    let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
     let (x, t_x, t) = row;
-    let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
-    let a3 = -(r + x) * (alpha + t).ln();
-    let d1_r = digamma(r + x) - digamma(r) + alpha.ln();
+    let ln_alpha_t = (alpha + t).ln();
+    let a1 = xt.lg_rx - p.lg_r + r * p.ln_alpha;
+    let a3 = -(r + x) * ln_alpha_t;
+    let d1_r = xt.dg_rx - p.dg_r + p.ln_alpha;
     let d1_alpha = r / alpha;
     if nbd {
         return [
             a1 + a3,
-            d1_r - (alpha + t).ln(),
+            d1_r - ln_alpha_t,
             d1_alpha - (r + x) / (alpha + t),
             0.0,
             0.0,
         ];
     }
-    let a2 = ln_gamma(a + b) + ln_gamma(b + x) - ln_gamma(b) - ln_gamma(a + b + x);
-    let (lse, w4, a4_ln_alpha) = if x > 0.0 {
-        let a4 = a.ln() - (b + x - 1.0).ln() - (r + x) * (alpha + t_x).ln();
+    let a2 = p.lg_ab + xt.lg_bx - p.lg_b - xt.lg_abx;
+    let (lse, w4, ln_alpha_tx) = if x > 0.0 {
+        let ln_alpha_tx = (alpha + t_x).ln();
+        let a4 = xt.ln_a_bx1 - (r + x) * ln_alpha_tx;
         let m = a3.max(a4);
         let (e3, e4) = ((a3 - m).exp(), (a4 - m).exp());
-        (m + (e3 + e4).ln(), e4 / (e3 + e4), (alpha + t_x).ln())
+        (m + (e3 + e4).ln(), e4 / (e3 + e4), ln_alpha_tx)
     } else {
         (a3, 0.0, 0.0)
     };
     let w3 = 1.0 - w4;
-    let psi_ab = digamma(a + b);
-    let psi_abx = digamma(a + b + x);
-    let d_r = d1_r - w3 * (alpha + t).ln() - w4 * a4_ln_alpha;
+    let d_r = d1_r - w3 * ln_alpha_t - w4 * ln_alpha_tx;
     let d_alpha = d1_alpha
         - w3 * (r + x) / (alpha + t)
         - if x > 0.0 {
@@ -135,11 +186,9 @@ fn row_terms(params: [f64; 4], row: (f64, f64, f64), nbd: bool) -> [f64; 5] {
         } else {
             0.0
         };
-    let d_a = psi_ab - psi_abx + w4 / a;
-    let d_b = psi_ab + digamma(b + x)
-        - digamma(b)
-        - psi_abx
-        - if x > 0.0 { w4 / (b + x - 1.0) } else { 0.0 };
+    let d_a = p.dg_ab - xt.dg_abx + w4 / a;
+    let d_b =
+        p.dg_ab + xt.dg_bx - p.dg_b - xt.dg_abx - if x > 0.0 { w4 / (b + x - 1.0) } else { 0.0 };
     [a1 + a2 + lse, d_r, d_alpha, d_a, d_b]
 }
 
@@ -148,6 +197,36 @@ impl Objective for Likelihood<'_> {
         let p: Vec<f64> = theta.iter().map(|t| t.exp()).collect();
         let (r, alpha) = (p[0], p[1]);
         let (a, b) = if self.nbd { (1.0, 1.0) } else { (p[2], p[3]) };
+        let pt = ParamTerms {
+            r,
+            alpha,
+            a,
+            b,
+            lg_r: ln_gamma(r),
+            dg_r: digamma(r),
+            lg_ab: ln_gamma(a + b),
+            dg_ab: digamma(a + b),
+            lg_b: ln_gamma(b),
+            dg_b: digamma(b),
+            ln_alpha: alpha.ln(),
+        };
+        let tables: Vec<XTerms> = self
+            .distinct_x
+            .iter()
+            .map(|&x| XTerms {
+                lg_rx: ln_gamma(r + x),
+                dg_rx: digamma(r + x),
+                lg_bx: if self.nbd { 0.0 } else { ln_gamma(b + x) },
+                dg_bx: if self.nbd { 0.0 } else { digamma(b + x) },
+                lg_abx: if self.nbd { 0.0 } else { ln_gamma(a + b + x) },
+                dg_abx: if self.nbd { 0.0 } else { digamma(a + b + x) },
+                ln_a_bx1: if self.nbd || x == 0.0 {
+                    0.0
+                } else {
+                    a.ln() - (b + x - 1.0).ln()
+                },
+            })
+            .collect();
         let d = self.d;
         let blocks: Vec<[f64; 5]> = (0..d.len())
             .collect::<Vec<_>>()
@@ -155,7 +234,8 @@ impl Objective for Likelihood<'_> {
             .map(|rows| {
                 let mut acc = [0.0; 5];
                 for &i in rows {
-                    let terms = row_terms([r, alpha, a, b], (d.x[i], d.t_x[i], d.t[i]), self.nbd);
+                    let xt = &tables[self.x_index[i] as usize];
+                    let terms = row_terms(&pt, xt, (d.x[i], d.t_x[i], d.t[i]), self.nbd);
                     for k in 0..5 {
                         acc[k] += d.weight[i] * terms[k];
                     }
@@ -210,21 +290,13 @@ pub fn fit(d: &Triples) -> Result<(BgNbd, FitDiagnostics), ModelError> {
     }
     let rate = repeat / exposure;
     let init = vec![0.0, (1.0 / rate).ln(), 0.0, 0.0];
-    let full = Likelihood {
-        d,
-        total,
-        nbd: false,
-    };
+    let full = Likelihood::new(d, false);
     let sol = minimize(MODEL, &full, init)?;
     // ln b beyond ~15 means the mean dropout probability a/(a+b) is ~1e-7: the likelihood is
     // climbing towards the no-dropout boundary, where BG/NBD reduces to the NBD.
     let boundary = sol.theta[3] - sol.theta[2] > 15.0;
     let (sol, objective, names, model) = if boundary {
-        let nbd = Likelihood {
-            d,
-            total,
-            nbd: true,
-        };
+        let nbd = Likelihood::new(d, true);
         let sol = minimize(MODEL, &nbd, vec![sol.theta[0], sol.theta[1]])?;
         let m = BgNbd {
             r: sol.theta[0].exp(),
@@ -271,11 +343,7 @@ pub fn fit(d: &Triples) -> Result<(BgNbd, FitDiagnostics), ModelError> {
 impl BgNbd {
     /// Log-likelihood of data under these parameters.
     pub fn log_likelihood(&self, d: &Triples) -> f64 {
-        let l = Likelihood {
-            d,
-            total: d.weight.iter().sum(),
-            nbd: self.no_dropout,
-        };
+        let l = Likelihood::new(d, self.no_dropout);
         let theta: Vec<f64> = if self.no_dropout {
             vec![self.r.ln(), self.alpha.ln()]
         } else {
@@ -328,11 +396,7 @@ mod tests {
             &[38.9, 38.9, 36.0, 20.0],
         );
         for nbd in [false, true] {
-            let l = Likelihood {
-                d: &d,
-                total: 4.0,
-                nbd,
-            };
+            let l = Likelihood::new(&d, nbd);
             let theta: Vec<f64> = if nbd {
                 vec![-1.2, 1.4]
             } else {

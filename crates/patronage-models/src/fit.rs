@@ -66,18 +66,48 @@ pub(crate) trait Objective: Sync {
     fn total_weight(&self) -> f64;
 }
 
-struct Scaled<'a, O: Objective>(&'a O);
+/// The objective scaled to a mean, with the last evaluation cached: argmin asks for the cost and
+/// the gradient at the same point separately, and one likelihood pass yields both.
+struct Scaled<'a, O: Objective> {
+    objective: &'a O,
+    last: std::sync::Mutex<Option<Evaluation>>,
+}
+
+/// θ, the mean negative log-likelihood there, and its gradient.
+type Evaluation = (Vec<f64>, f64, Vec<f64>);
+
+impl<'a, O: Objective> Scaled<'a, O> {
+    fn new(objective: &'a O) -> Self {
+        Scaled {
+            objective,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn eval(&self, theta: &[f64]) -> (f64, Vec<f64>) {
+        if let Ok(guard) = self.last.lock() {
+            if let Some((t, v, g)) = guard.as_ref() {
+                if t.as_slice() == theta {
+                    return (*v, g.clone());
+                }
+            }
+        }
+        let (v, g) = self.objective.nll_grad(theta);
+        let w = self.objective.total_weight();
+        let v = if v.is_finite() { v / w } else { f64::INFINITY };
+        let g: Vec<f64> = g.into_iter().map(|x| x / w).collect();
+        if let Ok(mut guard) = self.last.lock() {
+            *guard = Some((theta.to_vec(), v, g.clone()));
+        }
+        (v, g)
+    }
+}
 
 impl<O: Objective> CostFunction for Scaled<'_, O> {
     type Param = Vec<f64>;
     type Output = f64;
     fn cost(&self, theta: &Vec<f64>) -> Result<f64, argmin::core::Error> {
-        let (v, _) = self.0.nll_grad(theta);
-        Ok(if v.is_finite() {
-            v / self.0.total_weight()
-        } else {
-            f64::INFINITY
-        })
+        Ok(self.eval(theta).0)
     }
 }
 
@@ -85,9 +115,7 @@ impl<O: Objective> Gradient for Scaled<'_, O> {
     type Param = Vec<f64>;
     type Gradient = Vec<f64>;
     fn gradient(&self, theta: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
-        let (_, g) = self.0.nll_grad(theta);
-        let w = self.0.total_weight();
-        Ok(g.into_iter().map(|v| v / w).collect())
+        Ok(self.eval(theta).1)
     }
 }
 
@@ -119,7 +147,7 @@ pub(crate) fn minimize<O: Objective>(
                 model,
                 message: e.to_string(),
             })?;
-        let result = Executor::new(Scaled(objective), solver)
+        let result = Executor::new(Scaled::new(objective), solver)
             .configure(|state| state.param(theta.clone()).max_iters(1000))
             .run();
         match result {

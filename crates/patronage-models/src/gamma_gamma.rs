@@ -28,12 +28,50 @@ pub struct GammaGamma {
 struct Likelihood<'a> {
     x: &'a [f64],
     m: &'a [f64],
+    ln_x: Vec<f64>,
+    ln_m: Vec<f64>,
+    /// Distinct x and each row's index into it: Γ and ψ of px and px + q once per distinct x.
+    distinct_x: Vec<f64>,
+    x_index: Vec<u32>,
+}
+
+impl<'a> Likelihood<'a> {
+    fn new(x: &'a [f64], m: &'a [f64]) -> Self {
+        let mut distinct_x = x.to_vec();
+        distinct_x.sort_by(f64::total_cmp);
+        distinct_x.dedup();
+        Likelihood {
+            x,
+            m,
+            ln_x: x.iter().map(|v| v.ln()).collect(),
+            ln_m: m.iter().map(|v| v.ln()).collect(),
+            x_index: x
+                .iter()
+                .map(|v| distinct_x.partition_point(|d| d < v) as u32)
+                .collect(),
+            distinct_x,
+        }
+    }
 }
 
 impl Objective for Likelihood<'_> {
     fn nll_grad(&self, theta: &[f64]) -> (f64, Vec<f64>) {
         let (p, q, g) = (theta[0].exp(), theta[1].exp(), theta[2].exp());
         let (lq, psi_q, ln_g) = (ln_gamma(q), digamma(q), g.ln());
+        // (lnΓ(px+q) − lnΓ(px), ψ(px+q), ψ(px+q) − ψ(px)) per distinct x.
+        let tables: Vec<[f64; 3]> = self
+            .distinct_x
+            .iter()
+            .map(|&x| {
+                let px = p * x;
+                let psi_pxq = digamma(px + q);
+                [
+                    ln_gamma(px + q) - ln_gamma(px),
+                    psi_pxq,
+                    psi_pxq - digamma(px),
+                ]
+            })
+            .collect();
         let blocks: Vec<[f64; 4]> = (0..self.x.len())
             .collect::<Vec<_>>()
             .par_chunks(BLOCK)
@@ -41,15 +79,12 @@ impl Objective for Likelihood<'_> {
                 let mut acc = [0.0; 4];
                 for &i in rows {
                     let (x, m) = (self.x[i], self.m[i]);
+                    let [lg, psi_pxq, dpsi] = tables[self.x_index[i] as usize];
                     let px = p * x;
                     let ln_xm_g = (x * m + g).ln();
-                    let psi_pxq = digamma(px + q);
-                    acc[0] += ln_gamma(px + q) - ln_gamma(px) - lq
-                        + q * ln_g
-                        + (px - 1.0) * m.ln()
-                        + px * x.ln()
+                    acc[0] += lg - lq + q * ln_g + (px - 1.0) * self.ln_m[i] + px * self.ln_x[i]
                         - (px + q) * ln_xm_g;
-                    acc[1] += x * (psi_pxq - digamma(px) + m.ln() + x.ln() - ln_xm_g);
+                    acc[1] += x * (dpsi + self.ln_m[i] + self.ln_x[i] - ln_xm_g);
                     acc[2] += psi_pxq - psi_q + ln_g - ln_xm_g;
                     acc[3] += q / g - (px + q) / (x * m + g);
                 }
@@ -106,7 +141,7 @@ pub fn fit(x: &[f64], m: &[f64]) -> Result<(GammaGamma, FitDiagnostics), ModelEr
             diag,
         ));
     }
-    let l = Likelihood { x, m };
+    let l = Likelihood::new(x, m);
     let sol = minimize(MODEL, &l, vec![0.0, 1.0f64.ln(), mean_m.ln()])?;
     if !sol.converged {
         return Err(ModelError::NoConvergence {
@@ -160,7 +195,7 @@ mod tests {
     fn analytic_gradient_matches_finite_differences() {
         let x = [1.0, 3.0, 7.0, 2.0];
         let m = [12.0, 30.5, 8.25, 100.0];
-        let l = Likelihood { x: &x, m: &m };
+        let l = Likelihood::new(&x, &m);
         let theta = vec![1.5, 1.2, 2.5];
         crate::fit::assert_gradient_matches(&l, &theta, "gamma-gamma");
     }

@@ -67,14 +67,16 @@ fn check_types(table: &str, df: &DataFrame) -> Result<(), OutputError> {
     Ok(())
 }
 
-/// Writes one frame to a Parquet file (zstd), creating parent directories.
+/// Writes one frame to a Parquet file, creating parent directories. Snappy: every BI reader
+/// (DuckDB, Spark, pyarrow, Power BI, Tableau) decodes it, and it writes several times faster
+/// than zstd on wide per-customer tables.
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), OutputError> {
     if let Some(parent) = path.parent() {
         fs_err::create_dir_all(parent)?;
     }
     let file = fs_err::File::create(path)?;
     ParquetWriter::new(file.into_parts().0)
-        .with_compression(ParquetCompression::Zstd(None))
+        .with_compression(ParquetCompression::Snappy)
         .finish(df)
         .map_err(|e| OutputError::Parquet {
             path: path.to_path_buf(),
