@@ -100,6 +100,11 @@ struct Likelihood<'a> {
     /// (r + x), (b + x) and (a + b + x) are evaluated once per distinct x, not once per row.
     distinct_x: Vec<f64>,
     x_index: Vec<u32>,
+    /// Distinct values of T and t_x together (whole days in practice: a few hundred), and each
+    /// row's indices into it, so ln(α + T) and ln(α + t_x) are one table lookup per row.
+    distinct_t: Vec<f64>,
+    t_index: Vec<u32>,
+    tx_index: Vec<u32>,
 }
 
 impl<'a> Likelihood<'a> {
@@ -111,12 +116,24 @@ impl<'a> Likelihood<'a> {
             d.x.iter()
                 .map(|x| distinct_x.partition_point(|v| v < x) as u32)
                 .collect();
+        let mut distinct_t: Vec<f64> = d.t.iter().chain(&d.t_x).copied().collect();
+        distinct_t.sort_by(f64::total_cmp);
+        distinct_t.dedup();
+        let index = |v: &[f64]| -> Vec<u32> {
+            v.iter()
+                .map(|t| distinct_t.partition_point(|u| u < t) as u32)
+                .collect()
+        };
+        let (t_index, tx_index) = (index(&d.t), index(&d.t_x));
         Likelihood {
             d,
             total: d.weight.iter().sum(),
             nbd,
             distinct_x,
             x_index,
+            distinct_t,
+            t_index,
+            tx_index,
         }
     }
 }
@@ -149,43 +166,46 @@ struct ParamTerms {
     ln_alpha: f64,
 }
 
-/// (ln L, ∂/∂r, ∂/∂α, ∂/∂a, ∂/∂b) of one row `(x, t_x, T)`.
-fn row_terms(p: &ParamTerms, xt: &XTerms, row: (f64, f64, f64), nbd: bool) -> [f64; 5] {
-    let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
-    let (x, t_x, t) = row;
-    let ln_alpha_t = (alpha + t).ln();
+/// (ln L, ∂/∂r, ∂/∂α, ∂/∂a, ∂/∂b) of one row with `x` repeat purchases; `ln_t` is
+/// (ln(α+T), 1/(α+T)) and `ln_tx` is (ln(α+t_x), 1/(α+t_x)), both from per-eval tables.
+fn row_terms(
+    p: &ParamTerms,
+    xt: &XTerms,
+    x: f64,
+    ln_t: (f64, f64),
+    ln_tx: (f64, f64),
+    nbd: bool,
+) -> [f64; 5] {
+    let (r, a, b) = (p.r, p.a, p.b);
+    let (ln_alpha_t, inv_alpha_t) = ln_t;
     let a1 = xt.lg_rx - p.lg_r + r * p.ln_alpha;
     let a3 = -(r + x) * ln_alpha_t;
     let d1_r = xt.dg_rx - p.dg_r + p.ln_alpha;
-    let d1_alpha = r / alpha;
+    let d1_alpha = r / p.alpha;
     if nbd {
         return [
             a1 + a3,
             d1_r - ln_alpha_t,
-            d1_alpha - (r + x) / (alpha + t),
+            d1_alpha - (r + x) * inv_alpha_t,
             0.0,
             0.0,
         ];
     }
     let a2 = p.lg_ab + xt.lg_bx - p.lg_b - xt.lg_abx;
-    let (lse, w4, ln_alpha_tx) = if x > 0.0 {
-        let ln_alpha_tx = (alpha + t_x).ln();
+    let (ln_alpha_tx, inv_alpha_tx) = ln_tx;
+    let (lse, w4) = if x > 0.0 {
         let a4 = xt.ln_a_bx1 - (r + x) * ln_alpha_tx;
-        let m = a3.max(a4);
-        let (e3, e4) = ((a3 - m).exp(), (a4 - m).exp());
-        (m + (e3 + e4).ln(), e4 / (e3 + e4), ln_alpha_tx)
+        // ln(e^a3 + e^a4) with one exp: max + ln(1 + e^(min − max)).
+        let (hi, lo) = if a3 >= a4 { (a3, a4) } else { (a4, a3) };
+        let e = (lo - hi).exp();
+        let w_lo = e / (1.0 + e);
+        (hi + e.ln_1p(), if a4 >= a3 { 1.0 - w_lo } else { w_lo })
     } else {
-        (a3, 0.0, 0.0)
+        (a3, 0.0)
     };
     let w3 = 1.0 - w4;
     let d_r = d1_r - w3 * ln_alpha_t - w4 * ln_alpha_tx;
-    let d_alpha = d1_alpha
-        - w3 * (r + x) / (alpha + t)
-        - if x > 0.0 {
-            w4 * (r + x) / (alpha + t_x)
-        } else {
-            0.0
-        };
+    let d_alpha = d1_alpha - (r + x) * (w3 * inv_alpha_t + w4 * inv_alpha_tx);
     let d_a = p.dg_ab - xt.dg_abx + w4 / a;
     let d_b =
         p.dg_ab + xt.dg_bx - p.dg_b - xt.dg_abx - if x > 0.0 { w4 / (b + x - 1.0) } else { 0.0 };
@@ -227,6 +247,11 @@ impl Objective for Likelihood<'_> {
                 },
             })
             .collect();
+        let t_terms: Vec<(f64, f64)> = self
+            .distinct_t
+            .iter()
+            .map(|t| ((alpha + t).ln(), 1.0 / (alpha + t)))
+            .collect();
         let d = self.d;
         let blocks: Vec<[f64; 5]> = (0..d.len())
             .collect::<Vec<_>>()
@@ -235,7 +260,14 @@ impl Objective for Likelihood<'_> {
                 let mut acc = [0.0; 5];
                 for &i in rows {
                     let xt = &tables[self.x_index[i] as usize];
-                    let terms = row_terms(&pt, xt, (d.x[i], d.t_x[i], d.t[i]), self.nbd);
+                    let terms = row_terms(
+                        &pt,
+                        xt,
+                        d.x[i],
+                        t_terms[self.t_index[i] as usize],
+                        t_terms[self.tx_index[i] as usize],
+                        self.nbd,
+                    );
                     for k in 0..5 {
                         acc[k] += d.weight[i] * terms[k];
                     }
