@@ -97,6 +97,10 @@ fn segments(
             _ => None,
         })
         .collect();
+    let labels: Vec<Option<&str>> = rules
+        .iter()
+        .map(|r| r.map(|r| r.segment.as_str()))
+        .collect();
     let (value, value_by): (Vec<Option<f64>>, &str) = match (opts.value_by, clv) {
         (ValueBasis::Clv, Some(clv)) => (clv.to_vec(), "clv"),
         _ => (
@@ -125,13 +129,7 @@ fn segments(
             Column::new("f_score".into(), &fs),
             Column::new("m_score".into(), &m),
             Column::new("rfm_cell".into(), &cell),
-            Column::new(
-                "rfm_segment".into(),
-                rules
-                    .iter()
-                    .map(|r| r.map(|r| r.segment.as_str()))
-                    .collect::<Vec<_>>(),
-            ),
+            Column::new("rfm_segment".into(), &labels),
             Column::new(
                 "rfm_rule_id".into(),
                 rules
@@ -156,10 +154,6 @@ fn segments(
         }
         seen
     };
-    let labels: Vec<Option<&str>> = rules
-        .iter()
-        .map(|r| r.map(|r| r.segment.as_str()))
-        .collect();
     let tier_labels: Vec<Option<&str>> = tiers.iter().map(|t| Some(t.as_str())).collect();
     let tier_order: Vec<&str> = ValueTier::ALL.iter().map(|t| t.as_str()).collect();
     let mut summary = summarize("rfm_segment", &labels, &f.net_revenue, &segment_order);
@@ -178,12 +172,14 @@ fn segments(
         summary.extend(summarize(dim, &labels, &f.net_revenue, &score_order));
     }
 
+    // One pass: customers per rule id (several rules may share a segment name).
+    let mut per_rule = std::collections::HashMap::<&str, usize>::new();
+    for rule in rules.iter().flatten() {
+        *per_rule.entry(rule.id.as_str()).or_default() += 1;
+    }
     let mut fired = serde_json::Map::new();
     for rule in &opts.rules.rules {
-        let count = rules
-            .iter()
-            .filter(|r| r.is_some_and(|r| r.id == rule.id))
-            .count();
+        let count = per_rule.get(rule.id.as_str()).copied().unwrap_or(0);
         fired.insert(rule.id.clone(), json!(count));
     }
     let manifest = json!({

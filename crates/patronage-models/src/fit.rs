@@ -139,6 +139,7 @@ pub(crate) fn minimize<O: Objective>(
     let mut iterations = 0;
     let mut termination = String::new();
     // A restart from the best point clears L-BFGS's curvature memory when a line search stalls.
+    let mut final_eval = (f64::INFINITY, Vec::new());
     for _ in 0..3 {
         let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
             .with_tolerance_grad(GRAD_TOL)
@@ -169,12 +170,14 @@ pub(crate) fn minimize<O: Objective>(
             // decides from the gradient at the best point.
             Err(e) => termination = e.to_string(),
         }
-        if grad_norm(objective, &theta) < 1e-5 {
+        // One likelihood pass at the best point serves the restart check and the result.
+        final_eval = objective.nll_grad(&theta);
+        if grad_norm(objective, &final_eval.1) < 1e-5 {
             break;
         }
     }
-    let (nll, _) = objective.nll_grad(&theta);
-    let g = grad_norm(objective, &theta);
+    let (nll, gradient) = final_eval;
+    let g = grad_norm(objective, &gradient);
     if !nll.is_finite() || theta.iter().any(|t| !t.is_finite()) {
         return Err(ModelError::Optimizer {
             model,
@@ -191,8 +194,8 @@ pub(crate) fn minimize<O: Objective>(
     })
 }
 
-fn grad_norm<O: Objective>(objective: &O, theta: &[f64]) -> f64 {
-    let (_, g) = objective.nll_grad(theta);
+/// Max-abs gradient of the mean NLL, from the total-NLL gradient `g`.
+fn grad_norm<O: Objective>(objective: &O, g: &[f64]) -> f64 {
     let w = objective.total_weight();
     g.iter().map(|v| (v / w).abs()).fold(0.0, f64::max)
 }
