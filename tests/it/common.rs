@@ -6,7 +6,9 @@ use std::process::{Command, Output};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{cast, concat_batches};
-use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, SchemaRef};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Date32Type, Float64Type, Int64Type, SchemaRef,
+};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 pub fn repo() -> PathBuf {
@@ -118,25 +120,21 @@ impl Table {
             .collect()
     }
 
+    /// Values of a primitive column (nulls as `None`).
+    fn primitive<T: ArrowPrimitiveType>(&self, name: &str) -> Vec<Option<T::Native>> {
+        self.col(name).as_primitive::<T>().iter().collect()
+    }
+
     pub fn i64s(&self, name: &str) -> Vec<Option<i64>> {
-        let a = self.col(name).as_primitive::<Int64Type>();
-        (0..a.len())
-            .map(|i| a.is_valid(i).then(|| a.value(i)))
-            .collect()
+        self.primitive::<Int64Type>(name)
     }
 
     pub fn f64s(&self, name: &str) -> Vec<Option<f64>> {
-        let a = self.col(name).as_primitive::<Float64Type>();
-        (0..a.len())
-            .map(|i| a.is_valid(i).then(|| a.value(i)))
-            .collect()
+        self.primitive::<Float64Type>(name)
     }
 
     pub fn dates(&self, name: &str) -> Vec<Option<i32>> {
-        let a = self.col(name).as_primitive::<Date32Type>();
-        (0..a.len())
-            .map(|i| a.is_valid(i).then(|| a.value(i)))
-            .collect()
+        self.primitive::<Date32Type>(name)
     }
 
     /// Row index by `customer_id`.

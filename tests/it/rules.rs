@@ -38,18 +38,11 @@ fn a_custom_rule_table_drives_the_segments() {
     );
     let orders = write(dir.path(), "orders.csv", SMALL_ORDERS.as_bytes());
     let out = dir.path().join("out");
-    patronage_ok(&[
-        "run",
-        "-q",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--orders",
-        orders.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--as-of",
-        "2024-06-30",
-    ]);
+    run_job(
+        &orders,
+        &out,
+        &["--config", cfg.to_str().unwrap(), "--as-of", "2024-06-30"],
+    );
     let s = read_table(&partition(&out, "segments", "2024-06-30"));
     let segs = s.strings("rfm_segment");
     assert!(segs
