@@ -41,6 +41,7 @@ lt_params = {k: float(v) for k, v in bgf.params_.items()}
 lt_median = statistics.median(lt_runs)
 print(f"distinct triples: {ours['unique_triples']:,}")
 print(f"patronage  median {ours['median_seconds']:.3f} s  runs {[round(s, 3) for s in ours['all_seconds']]}  BG/NBD LL {ll(ours_params):.4f}")
+print("patronage  median split: " + ", ".join(f"{k} {v:.3f} s" for k, v in ours["median_split_seconds"].items()))
 print(f"lifetimes  median {lt_median:.3f} s  runs {[round(s, 3) for s in lt_runs]}  BG/NBD LL {ll(lt_params):.4f}")
 print(f"speed-up: {lt_median / ours['median_seconds']:.1f}x; LL difference (patronage - lifetimes): {ll(ours_params) - ll(lt_params):.6f}")
 print("params patronage:", {k: round(v, 6) for k, v in ours_params.items()}, "| lifetimes:", {k: round(v, 6) for k, v in lt_params.items()})

@@ -78,6 +78,27 @@ impl Default for SegmentsConfig {
     }
 }
 
+/// The score behind `churn_risk`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskBasis {
+    /// P(at least one purchase within `horizon_days`): ranks one-time buyers by how long ago they
+    /// bought, where `p_alive` is 1 for all of them.
+    PPurchase,
+    /// P(alive) from BG/NBD.
+    PAlive,
+}
+
+impl RiskBasis {
+    /// Index of the score in a churn-score row (p_alive, p_purchase, ...).
+    pub(crate) fn column(self) -> usize {
+        match self {
+            RiskBasis::PAlive => 0,
+            RiskBasis::PPurchase => 1,
+        }
+    }
+}
+
 /// Model settings (DESIGN §4).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -92,8 +113,11 @@ pub struct ModelsConfig {
     pub annual_discount_rate: f64,
     /// Margin applied to expected spend in CLV.
     pub margin: f64,
-    /// `p_alive` cut points for `churn_risk`: at or above `low` → low risk, at or above `medium`
-    /// → medium, at or above `high` → high, below → lost.
+    /// The score `churn_risk` bands: `p_purchase` (probability of a purchase within the horizon)
+    /// or `p_alive`.
+    pub risk_basis: RiskBasis,
+    /// Cut points on that score for `churn_risk`: at or above `low` → low risk, at or above
+    /// `medium` → medium, at or above `high` → high, below → lost.
     pub risk_low: f64,
     pub risk_medium: f64,
     pub risk_high: f64,
@@ -107,9 +131,12 @@ impl Default for ModelsConfig {
             clv_months: 12,
             annual_discount_rate: 0.10,
             margin: 1.0,
-            risk_low: 0.7,
-            risk_medium: 0.4,
-            risk_high: 0.15,
+            risk_basis: RiskBasis::PPurchase,
+            // For p_purchase over the 90-day default horizon; for p_alive, 0.7 / 0.4 / 0.15 read
+            // well.
+            risk_low: 0.5,
+            risk_medium: 0.2,
+            risk_high: 0.05,
         }
     }
 }

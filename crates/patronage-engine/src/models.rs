@@ -3,7 +3,7 @@
 //! the last N days).
 
 use patronage_features::{purchase_days_between, CustomerFeatures, Day, Orders};
-use patronage_models::backtest::{evaluate, Backtest};
+use patronage_models::backtest::{evaluate, Backtest, Holdout};
 use patronage_models::bgnbd::{self, BgNbd, Triples};
 use patronage_models::clv::{clv, monthly_discount_rate};
 use patronage_models::gamma_gamma::{self, GammaGamma};
@@ -90,12 +90,13 @@ fn fit(f: &CustomerFeatures) -> Result<Fitted, ModelError> {
     })
 }
 
-fn risk_band(p_alive: f64, c: &ModelsConfig) -> &'static str {
-    if p_alive >= c.risk_low {
+/// The `churn_risk` band of a score (`p_purchase` or `p_alive`, per `models.risk_basis`).
+fn risk_band(score: f64, c: &ModelsConfig) -> &'static str {
+    if score >= c.risk_low {
         "low"
-    } else if p_alive >= c.risk_medium {
+    } else if score >= c.risk_medium {
         "medium"
-    } else if p_alive >= c.risk_high {
+    } else if score >= c.risk_high {
         "high"
     } else {
         "lost"
@@ -112,7 +113,8 @@ pub(crate) fn churn_scores(
     let fitted = fit(f).map_err(EngineError::Model)?;
     let horizon = f64::from(config.horizon_days);
     let monthly = monthly_discount_rate(config.annual_discount_rate);
-    type Row = Option<(f64, f64, f64, f64)>;
+    /// p_alive, p_purchase, expected purchases, expected spend, CLV.
+    type Row = Option<[f64; 5]>;
     let rows: Vec<Row> = (0..f.len())
         .into_par_iter()
         .map(|i| {
@@ -121,6 +123,7 @@ pub(crate) fn churn_scores(
             }
             let (x, t_x, t) = triple(f, i);
             let p_alive = fitted.bg.p_alive(x, t_x, t);
+            let p_purchase = fitted.bg.p_purchase(horizon, x, t_x, t);
             let expected = fitted.bg.conditional_expected_purchases(horizon, x, t_x, t);
             let mut spend = fitted
                 .gg
@@ -139,38 +142,36 @@ pub(crate) fn churn_scores(
                 t_x,
                 t,
             );
-            Some((p_alive, expected, spend, value))
+            Some([p_alive, p_purchase, expected, spend, value])
         })
         .collect();
-    let col = |k: usize| -> Vec<Option<f64>> {
-        rows.iter()
-            .map(|r| r.map(|r| [r.0, r.1, r.2, r.3][k]))
-            .collect()
-    };
-    let clv_values = col(3);
+    let col = |k: usize| -> Vec<Option<f64>> { rows.iter().map(|r| r.map(|r| r[k])).collect() };
+    let clv_values = col(4);
+    let band = |r: &[f64; 5]| risk_band(r[config.risk_basis.column()], config);
     let frame = tables::frame(
         "churn_scores",
         vec![
             Column::new("customer_id".into(), &f.customer_id),
             Column::new("p_alive".into(), col(0)),
-            Column::new("expected_purchases".into(), col(1)),
-            Column::new("expected_spend".into(), col(2)),
+            Column::new("p_purchase".into(), col(1)),
+            Column::new("expected_purchases".into(), col(2)),
+            Column::new("expected_spend".into(), col(3)),
             Column::new("clv".into(), &clv_values),
             Column::new(
                 "churn_risk".into(),
                 rows.iter()
-                    .map(|r| r.map(|r| risk_band(r.0, config)))
+                    .map(|r| r.as_ref().map(band))
                     .collect::<Vec<_>>(),
             ),
         ],
     )?;
     let mut bands = serde_json::Map::new();
-    for band in ["low", "medium", "high", "lost"] {
+    for name in ["low", "medium", "high", "lost"] {
         let n = rows
             .iter()
-            .filter(|r| r.is_some_and(|r| risk_band(r.0, config) == band))
+            .filter(|r| r.as_ref().is_some_and(|r| band(r) == name))
             .count();
-        bands.insert(band.into(), json!(n));
+        bands.insert(name.into(), json!(n));
     }
 
     let (backtest, backtest_manifest) = match holdout_days {
@@ -187,7 +188,7 @@ pub(crate) fn churn_scores(
         "time_unit": "day",
         "horizon_days": config.horizon_days,
         "clv": { "months": config.clv_months, "month_days": MONTH_DAYS, "annual_discount_rate": config.annual_discount_rate, "monthly_discount_rate": monthly, "margin": config.margin },
-        "churn_risk_cut_points": { "low": config.risk_low, "medium": config.risk_medium, "high": config.risk_high },
+        "churn_risk": { "basis": config.risk_basis, "cut_points": { "low": config.risk_low, "medium": config.risk_medium, "high": config.risk_high } },
         "churn_risk_customers": bands,
         "bgnbd": fitted.bg_diag,
         "gamma_gamma": fitted.gg_diag,
@@ -213,20 +214,28 @@ fn backtest(
     let fitted = fit(&cal).map_err(EngineError::Model)?;
     let actual_by_key = purchase_days_between(orders, calibration_end, as_of);
     let idx = buyers(&cal);
-    let per: Vec<(f64, f64, f64, f64)> = idx
+    let per: Vec<[f64; 5]> = idx
         .par_iter()
         .map(|&i| {
             let (x, t_x, t) = triple(&cal, i);
-            (
+            let bg = &fitted.bg;
+            [
                 x,
-                fitted.bg.conditional_expected_purchases(horizon, x, t_x, t),
+                bg.conditional_expected_purchases(horizon, x, t_x, t),
                 actual_by_key[cal.key[i] as usize] as f64,
-                fitted.bg.p_alive(x, t_x, t),
-            )
+                bg.p_alive(x, t_x, t),
+                bg.p_purchase(horizon, x, t_x, t),
+            ]
         })
         .collect();
-    let pick = |k: usize| -> Vec<f64> { per.iter().map(|r| [r.0, r.1, r.2, r.3][k]).collect() };
-    let result = evaluate(&pick(0), &pick(1), &pick(2), &pick(3));
+    let pick = |k: usize| -> Vec<f64> { per.iter().map(|r| r[k]).collect() };
+    let result = evaluate(&Holdout {
+        calibration_x: pick(0),
+        predicted: pick(1),
+        actual: pick(2),
+        p_alive: pick(3),
+        p_purchase: pick(4),
+    });
     let mut buckets: Vec<&str> = result.buckets.iter().map(|b| b.bucket.as_str()).collect();
     buckets.push("all");
     let mut customers: Vec<i64> = result.buckets.iter().map(|b| b.customers).collect();

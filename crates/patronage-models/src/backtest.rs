@@ -1,6 +1,7 @@
 //! Holdout metrics: predicted vs actual repeat purchases (total, per calibration-frequency
-//! bucket 0, 1, …, 7+), per-customer mean absolute error, and the AUC of `1 − p_alive` as a
-//! score for "no purchase in the holdout" (Mann–Whitney, ties counted one half).
+//! bucket 0, 1, …, 7+), per-customer mean absolute error, the expected vs actual number of
+//! customers without a purchase in the holdout, and AUCs of the model's scores for "no purchase
+//! in the holdout" (Mann–Whitney, ties counted one half).
 
 use serde::Serialize;
 
@@ -27,16 +28,31 @@ pub struct Backtest {
     pub auc_no_purchase_repeat_customers: Option<f64>,
     /// AUC of −(expected purchases in the holdout) against "no purchase in the holdout".
     pub auc_no_purchase_by_expected: Option<f64>,
+    /// AUC of 1 − p_purchase (the model's probability of no purchase in the holdout).
+    pub auc_no_purchase_by_p_purchase: Option<f64>,
+    /// Σ (1 − p_purchase): the customers the model expects to make no purchase in the holdout,
+    /// next to how many made none: a calibration check of the probability itself.
+    pub predicted_no_purchase_customers: f64,
+    pub actual_no_purchase_customers: i64,
     pub buckets: Vec<Bucket>,
 }
 
-/// `calibration_x`: repeat purchases in calibration; `predicted` and `actual`: holdout purchases.
-pub fn evaluate(
-    calibration_x: &[f64],
-    predicted: &[f64],
-    actual: &[f64],
-    p_alive: &[f64],
-) -> Backtest {
+/// Per calibration buyer: repeat purchases in calibration, the model's scores, and the actual
+/// purchases in the holdout.
+#[derive(Debug, Clone, Default)]
+pub struct Holdout {
+    pub calibration_x: Vec<f64>,
+    /// Expected purchases in the holdout.
+    pub predicted: Vec<f64>,
+    pub actual: Vec<f64>,
+    pub p_alive: Vec<f64>,
+    /// Probability of at least one purchase in the holdout.
+    pub p_purchase: Vec<f64>,
+}
+
+pub fn evaluate(h: &Holdout) -> Backtest {
+    let (calibration_x, predicted, actual, p_alive) =
+        (&h.calibration_x, &h.predicted, &h.actual, &h.p_alive);
     let mut buckets: Vec<Bucket> = (0..8)
         .map(|k| Bucket {
             bucket: if k < 7 { k.to_string() } else { "7+".into() },
@@ -66,6 +82,7 @@ pub fn evaluate(
     let repeat_score: Vec<f64> = repeat.iter().map(|&i| score[i]).collect();
     let repeat_churned: Vec<bool> = repeat.iter().map(|&i| churned[i]).collect();
     let expected_score: Vec<f64> = predicted.iter().map(|p| -p).collect();
+    let no_purchase: Vec<f64> = h.p_purchase.iter().map(|p| 1.0 - p).collect();
     Backtest {
         customers: calibration_x.len() as i64,
         predicted_total: predicted.iter().sum(),
@@ -74,6 +91,9 @@ pub fn evaluate(
         auc_no_purchase: auc(&score, &churned),
         auc_no_purchase_repeat_customers: auc(&repeat_score, &repeat_churned),
         auc_no_purchase_by_expected: auc(&expected_score, &churned),
+        auc_no_purchase_by_p_purchase: auc(&no_purchase, &churned),
+        predicted_no_purchase_customers: no_purchase.iter().sum(),
+        actual_no_purchase_customers: churned.iter().filter(|c| **c).count() as i64,
         buckets,
     }
 }
@@ -121,15 +141,19 @@ mod tests {
 
     #[test]
     fn buckets_cap_at_seven_plus() {
-        let b = evaluate(
-            &[0.0, 1.0, 9.0, 12.0],
-            &[0.5, 1.0, 3.0, 4.0],
-            &[0.0, 2.0, 3.0, 5.0],
-            &[1.0, 0.5, 0.9, 0.9],
-        );
+        let b = evaluate(&Holdout {
+            calibration_x: vec![0.0, 1.0, 9.0, 12.0],
+            predicted: vec![0.5, 1.0, 3.0, 4.0],
+            actual: vec![0.0, 2.0, 3.0, 5.0],
+            p_alive: vec![1.0, 0.5, 0.9, 0.9],
+            p_purchase: vec![0.25, 0.5, 0.75, 0.75],
+        });
         assert_eq!(b.buckets[7].customers, 2);
         assert_eq!(b.buckets[7].actual, 8.0);
         assert!((b.mae - 0.625).abs() < 1e-12);
         assert_eq!(b.predicted_total, 8.5);
+        assert_eq!(b.predicted_no_purchase_customers, 1.75);
+        assert_eq!(b.actual_no_purchase_customers, 1);
+        assert_eq!(b.auc_no_purchase_by_p_purchase, Some(1.0));
     }
 }

@@ -70,3 +70,36 @@ fn gamma_gamma_matches_the_published_cdnow_fit() {
     // γ = 15.448 (lifetimes prints 15.45), within 0.01 of the published 15.44.
     assert!((gg.gamma - 15.44).abs() < 0.01, "gamma = {}", gg.gamma);
 }
+
+/// The warm start (fit every k-th row, then BFGS from its optimum and curvature) that large
+/// inputs take reaches the same maximum as a cold start, on real data.
+#[test]
+fn warm_started_fits_reach_the_cold_start_optimum() {
+    let rows = read_csv("cdnow_customers_summary_with_transactions.csv");
+    let col = |k: usize| -> Vec<f64> { rows.iter().map(|r| r[k]).collect() };
+    let d = Triples::from_floats(&col(1), &col(2), &col(3));
+    let (cold, cold_diag) = bgnbd::fit_with(&d, None).unwrap();
+    let (warm, warm_diag) = bgnbd::fit_with(&d, Some(7)).unwrap();
+    assert!(warm_diag.converged);
+    assert!((warm_diag.log_likelihood - cold_diag.log_likelihood).abs() < 1e-6);
+    for (w, c) in [
+        (warm.r, cold.r),
+        (warm.alpha, cold.alpha),
+        (warm.a, cold.a),
+        (warm.b, cold.b),
+    ] {
+        assert!((w / c - 1.0).abs() < 1e-4, "warm {warm:?} vs cold {cold:?}");
+    }
+    let (x, m): (Vec<f64>, Vec<f64>) = rows
+        .iter()
+        .filter(|r| r[1] > 0.0)
+        .map(|r| (r[1], r[4]))
+        .unzip();
+    let (cold, cold_diag) = gamma_gamma::fit_with(&x, &m, None).unwrap();
+    let (warm, warm_diag) = gamma_gamma::fit_with(&x, &m, Some(5)).unwrap();
+    assert!(warm_diag.converged);
+    assert!((warm_diag.log_likelihood - cold_diag.log_likelihood).abs() < 1e-6);
+    for (w, c) in [(warm.p, cold.p), (warm.q, cold.q), (warm.gamma, cold.gamma)] {
+        assert!((w / c - 1.0).abs() < 1e-4, "warm {warm:?} vs cold {cold:?}");
+    }
+}

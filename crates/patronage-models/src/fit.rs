@@ -1,11 +1,15 @@
-//! Maximum-likelihood driver shared by the models: L-BFGS (argmin, Moré–Thuente line search) on
+//! Maximum-likelihood driver shared by the models: BFGS (argmin, Moré–Thuente line search) on
 //! log-parameters, a convergence check on the final gradient, and standard errors from the
 //! inverse of a finite-difference Hessian of the analytic gradient.
 
-use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason, TerminationStatus};
+use argmin::core::{
+    CostFunction, Error, Executor, Gradient, IterState, OptimizationResult, State,
+    TerminationReason, TerminationStatus,
+};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
-use argmin::solver::quasinewton::LBFGS;
+use argmin::solver::quasinewton::BFGS;
 use serde::Serialize;
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelError {
@@ -67,20 +71,23 @@ pub(crate) trait Objective: Sync {
 }
 
 /// The objective scaled to a mean, with the last evaluation cached: argmin asks for the cost and
-/// the gradient at the same point separately, and one likelihood pass yields both.
+/// the gradient at the same point separately, and one likelihood pass yields both. It also keeps
+/// the best point evaluated, which survives a solver run that ends in an error.
 struct Scaled<'a, O: Objective> {
     objective: &'a O,
-    last: std::sync::Mutex<Option<Evaluation>>,
+    last: Mutex<Option<Evaluation>>,
+    best: &'a Mutex<Option<(f64, Vec<f64>)>>,
 }
 
 /// θ, the mean negative log-likelihood there, and its gradient.
 type Evaluation = (Vec<f64>, f64, Vec<f64>);
 
 impl<'a, O: Objective> Scaled<'a, O> {
-    fn new(objective: &'a O) -> Self {
+    fn new(objective: &'a O, best: &'a Mutex<Option<(f64, Vec<f64>)>>) -> Self {
         Scaled {
             objective,
-            last: std::sync::Mutex::new(None),
+            last: Mutex::new(None),
+            best,
         }
     }
 
@@ -98,6 +105,11 @@ impl<'a, O: Objective> Scaled<'a, O> {
         let g: Vec<f64> = g.into_iter().map(|x| x / w).collect();
         if let Ok(mut guard) = self.last.lock() {
             *guard = Some((theta.to_vec(), v, g.clone()));
+        }
+        if let Ok(mut best) = self.best.lock() {
+            if v.is_finite() && best.as_ref().is_none_or(|b| v < b.0) {
+                *best = Some((v, theta.to_vec()));
+            }
         }
         (v, g)
     }
@@ -122,6 +134,8 @@ impl<O: Objective> Gradient for Scaled<'_, O> {
 pub(crate) struct Solution {
     pub theta: Vec<f64>,
     pub nll: f64,
+    /// Gradient of the total NLL at `theta`.
+    pub gradient: Vec<f64>,
     pub iterations: u64,
     pub termination: String,
     pub grad_norm: f64,
@@ -130,45 +144,112 @@ pub(crate) struct Solution {
 
 const GRAD_TOL: f64 = 1e-7;
 
+/// Rows in the warm-start subsample.
+const SAMPLE_ROWS: usize = 25_000;
+
+/// For large data, the stride of a systematic subsample (every k-th row) of about
+/// [`SAMPLE_ROWS`] rows. Fitting it first lands close to the optimum for a fraction of a
+/// full pass per iteration; the full-data fit then starts there and only polishes, under the same
+/// convergence test, so the result is the full-data maximum either way.
+pub(crate) fn warm_start_stride(rows: usize) -> Option<usize> {
+    (rows >= 4 * SAMPLE_ROWS).then_some(rows / SAMPLE_ROWS)
+}
+
+/// Where a full-data fit starts: parameters and, from a subsample fit, the inverse Hessian of the
+/// mean negative log-likelihood there.
+pub(crate) struct Start {
+    pub theta: Vec<f64>,
+    pub inv_hessian: Option<Vec<Vec<f64>>>,
+}
+
+impl Start {
+    pub fn cold(theta: Vec<f64>) -> Self {
+        Start {
+            theta,
+            inv_hessian: None,
+        }
+    }
+}
+
+/// Fits a subsample objective and returns its optimum with the inverse of its (mean) Hessian:
+/// BFGS seeded with that curvature takes near-Newton steps on the full data from the first
+/// iteration. Falls back to `init` if the subsample fit fails (the full fit then decides).
+pub(crate) fn warm_start<O: Objective>(model: &'static str, sample: &O, init: Vec<f64>) -> Start {
+    let Ok(sol) = minimize(model, sample, Start::cold(init.clone())) else {
+        return Start::cold(init);
+    };
+    let w = sample.total_weight();
+    let mean_hessian: Vec<Vec<f64>> = hessian(sample, &sol.theta, Some(&sol.gradient))
+        .into_iter()
+        .map(|row| row.into_iter().map(|v| v / w).collect())
+        .collect();
+    let inv_hessian = invert(mean_hessian).filter(|inv| {
+        (0..inv.len()).all(|i| inv[i][i] > 0.0 && inv[i].iter().all(|v| v.is_finite()))
+    });
+    Start {
+        theta: sol.theta,
+        inv_hessian,
+    }
+}
+
+/// The solver state of a BFGS run on `Vec<f64>` parameters.
+type BfgsState = IterState<Vec<f64>, Vec<f64>, (), Vec<Vec<f64>>, (), f64>;
+
+/// Iterations and why a solver run stopped.
+fn outcome<P, S>(result: Result<OptimizationResult<P, S, BfgsState>, Error>) -> (u64, String) {
+    match result {
+        Ok(res) => {
+            let state = res.state();
+            let termination = match state.get_termination_status() {
+                TerminationStatus::Terminated(TerminationReason::SolverConverged) => {
+                    "converged".into()
+                }
+                TerminationStatus::Terminated(r) => r.text().to_string(),
+                TerminationStatus::NotTerminated => "not terminated".into(),
+            };
+            (state.get_iter(), termination)
+        }
+        // A failed line search near the optimum is common and harmless: the caller decides
+        // from the gradient at the best point.
+        Err(e) => (0, e.to_string()),
+    }
+}
+
 pub(crate) fn minimize<O: Objective>(
     model: &'static str,
     objective: &O,
-    init: Vec<f64>,
+    start: Start,
 ) -> Result<Solution, ModelError> {
-    let mut theta = init;
+    let optimizer_error = |e: Error| ModelError::Optimizer {
+        model,
+        message: e.to_string(),
+    };
+    let mut theta = start.theta;
+    let mut inv_hessian = start.inv_hessian;
     let mut iterations = 0;
     let mut termination = String::new();
-    // A restart from the best point clears L-BFGS's curvature memory when a line search stalls.
     let mut final_eval = (f64::INFINITY, Vec::new());
+    let best = Mutex::new(None);
+    // BFGS (a full 3×3 or 4×4 inverse-Hessian estimate costs nothing here) from the subsample's
+    // curvature when there is one, else from the identity; a restart from the best point clears
+    // that memory when a line search stalls.
     for _ in 0..3 {
-        let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
+        let h0 = inv_hessian.take().unwrap_or_else(|| identity(theta.len()));
+        let solver = BFGS::new(MoreThuenteLineSearch::new())
             .with_tolerance_grad(GRAD_TOL)
             .and_then(|s| s.with_tolerance_cost(1e-15))
-            .map_err(|e| ModelError::Optimizer {
-                model,
-                message: e.to_string(),
-            })?;
-        let result = Executor::new(Scaled::new(objective), solver)
-            .configure(|state| state.param(theta.clone()).max_iters(1000))
-            .run();
-        match result {
-            Ok(res) => {
-                let state = res.state();
-                iterations += state.get_iter();
-                if let Some(best) = state.get_best_param() {
-                    theta = best.clone();
-                }
-                termination = match state.get_termination_status() {
-                    TerminationStatus::Terminated(TerminationReason::SolverConverged) => {
-                        "converged".into()
-                    }
-                    TerminationStatus::Terminated(r) => r.text().to_string(),
-                    TerminationStatus::NotTerminated => "not terminated".into(),
-                };
-            }
-            // A failed line search near the optimum is common and harmless: the check below
-            // decides from the gradient at the best point.
-            Err(e) => termination = e.to_string(),
+            .map_err(optimizer_error)?;
+        let (iters, why) = outcome(
+            Executor::new(Scaled::new(objective, &best), solver)
+                .configure(|state| state.param(theta.clone()).inv_hessian(h0).max_iters(1000))
+                .run(),
+        );
+        iterations += iters;
+        termination = why;
+        // The lowest point evaluated: argmin's best, or where a run that failed (e.g. a BFGS
+        // update that lost positive definiteness near the optimum) had got to.
+        if let Some((_, t)) = best.lock().ok().and_then(|b| b.clone()) {
+            theta = t;
         }
         // One likelihood pass at the best point serves the restart check and the result.
         final_eval = objective.nll_grad(&theta);
@@ -187,6 +268,7 @@ pub(crate) fn minimize<O: Objective>(
     Ok(Solution {
         theta,
         nll,
+        gradient,
         iterations,
         termination,
         grad_norm: g,
@@ -200,20 +282,27 @@ fn grad_norm<O: Objective>(objective: &O, g: &[f64]) -> f64 {
     g.iter().map(|v| (v / w).abs()).fold(0.0, f64::max)
 }
 
-/// Standard errors of exp(θ) from the inverse Hessian of the total NLL in θ (delta method).
-pub(crate) fn standard_errors<O: Objective>(objective: &O, theta: &[f64]) -> Vec<Option<f64>> {
+/// Hessian of the total NLL in θ from differences of the analytic gradient. With the gradient
+/// `g0` at θ given, forward differences (one likelihood pass per parameter, for the warm start's
+/// curvature estimate); without, central differences (two passes per parameter, for the
+/// reported standard errors: the Gamma-Gamma fit is ill-conditioned enough that forward
+/// differences move its standard errors in the fifth digit).
+fn hessian<O: Objective>(objective: &O, theta: &[f64], g0: Option<&[f64]>) -> Vec<Vec<f64>> {
     let k = theta.len();
-    let h = 1e-5;
     let mut hess = vec![vec![0.0; k]; k];
+    let shifted = |j: usize, h: f64| {
+        let mut t = theta.to_vec();
+        t[j] += h;
+        objective.nll_grad(&t).1
+    };
     for j in 0..k {
-        let mut up = theta.to_vec();
-        let mut down = theta.to_vec();
-        up[j] += h;
-        down[j] -= h;
-        let (_, gu) = objective.nll_grad(&up);
-        let (_, gd) = objective.nll_grad(&down);
+        // Step sizes near the optimal ε^(1/2) (forward) and ε^(1/3) (central).
+        let (up, down, span) = match g0 {
+            Some(g0) => (shifted(j, 1e-7), g0.to_vec(), 1e-7),
+            None => (shifted(j, 5e-6), shifted(j, -5e-6), 1e-5),
+        };
         for i in 0..k {
-            hess[i][j] = (gu[i] - gd[i]) / (2.0 * h);
+            hess[i][j] = (up[i] - down[i]) / span;
         }
     }
     for i in 0..k {
@@ -223,7 +312,13 @@ pub(crate) fn standard_errors<O: Objective>(objective: &O, theta: &[f64]) -> Vec
             hess[j][i] = m;
         }
     }
-    match invert(hess) {
+    hess
+}
+
+/// Standard errors of exp(θ) from the inverse Hessian of the total NLL in θ (delta method).
+pub(crate) fn standard_errors<O: Objective>(objective: &O, theta: &[f64]) -> Vec<Option<f64>> {
+    let k = theta.len();
+    match invert(hessian(objective, theta, None)) {
         Some(cov) => (0..k)
             .map(|i| (cov[i][i] > 0.0).then(|| theta[i].exp() * cov[i][i].sqrt()))
             .collect(),
@@ -231,12 +326,87 @@ pub(crate) fn standard_errors<O: Objective>(objective: &O, theta: &[f64]) -> Vec
     }
 }
 
+/// The distinct values (ascending) across `columns` and, per column, each row's index into them:
+/// the likelihoods evaluate parameter-dependent functions once per distinct value (a few hundred
+/// day counts) instead of once per row. Whole non-negative numbers (days, counts) take a dense
+/// lookup; anything else sorts.
+pub(crate) fn distinct_index(columns: &[&[f64]]) -> (Vec<f64>, Vec<Vec<u32>>) {
+    const DENSE_MAX: f64 = (1 << 22) as f64;
+    let whole = columns.iter().all(|c| {
+        c.iter()
+            .all(|&v| (0.0..DENSE_MAX).contains(&v) && v.fract() == 0.0)
+    });
+    if whole {
+        let max = columns
+            .iter()
+            .flat_map(|c| c.iter())
+            .fold(0.0, |m: f64, &v| m.max(v)) as usize;
+        let mut slot = vec![u32::MAX; max + 1];
+        for c in columns {
+            for &v in c.iter() {
+                slot[v as usize] = 0;
+            }
+        }
+        let mut distinct = Vec::new();
+        for (v, s) in slot.iter_mut().enumerate() {
+            if *s == 0 {
+                *s = distinct.len() as u32;
+                distinct.push(v as f64);
+            }
+        }
+        let index = columns
+            .iter()
+            .map(|c| c.iter().map(|&v| slot[v as usize]).collect())
+            .collect();
+        return (distinct, index);
+    }
+    let mut distinct: Vec<f64> = columns.iter().flat_map(|c| c.iter().copied()).collect();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    let index = columns
+        .iter()
+        .map(|c| {
+            c.iter()
+                .map(|v| distinct.partition_point(|d| d < v) as u32)
+                .collect()
+        })
+        .collect();
+    (distinct, index)
+}
+
+/// Rows per block of a likelihood sum.
+const BLOCK: usize = 4096;
+
+/// Sums `K` per-row quantities over `0..n`: fixed blocks run in parallel, then add up in block
+/// order, so a fit is bit-for-bit the same on any number of threads.
+pub(crate) fn block_sums<const K: usize>(
+    n: usize,
+    block: impl Fn(std::ops::Range<usize>) -> [f64; K] + Sync,
+) -> [f64; K] {
+    use rayon::prelude::*;
+    let parts: Vec<[f64; K]> = (0..n.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| block(b * BLOCK..n.min((b + 1) * BLOCK)))
+        .collect();
+    let mut total = [0.0; K];
+    for part in parts {
+        for k in 0..K {
+            total[k] += part[k];
+        }
+    }
+    total
+}
+
+fn identity(n: usize) -> Vec<Vec<f64>> {
+    (0..n)
+        .map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect())
+        .collect()
+}
+
 /// Gauss–Jordan inversion with partial pivoting; `None` when singular.
 fn invert(mut a: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
     let n = a.len();
-    let mut inv: Vec<Vec<f64>> = (0..n)
-        .map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect())
-        .collect();
+    let mut inv = identity(n);
     for col in 0..n {
         let pivot = (col..n).max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))?;
         if a[pivot][col].abs() < 1e-300 || !a[pivot][col].is_finite() {
@@ -284,6 +454,25 @@ pub(crate) fn assert_gradient_matches<O: Objective>(objective: &O, theta: &[f64]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_values_index_both_ways() {
+        // Whole days take the dense path, fractional weeks the sorted one: same contract.
+        for (a, b) in [
+            (vec![5.0, 0.0, 5.0, 12.0], vec![3.0, 12.0]),
+            (vec![5.5, 0.25, 5.5, 12.0], vec![3.0, 12.0]),
+        ] {
+            let (distinct, index) = distinct_index(&[&a, &b]);
+            let mut want: Vec<f64> = a.iter().chain(&b).copied().collect();
+            want.sort_by(f64::total_cmp);
+            want.dedup();
+            assert_eq!(distinct, want);
+            for (col, idx) in [&a, &b].iter().zip(&index) {
+                let back: Vec<f64> = idx.iter().map(|&i| distinct[i as usize]).collect();
+                assert_eq!(&back, *col);
+            }
+        }
+    }
 
     #[test]
     fn inverse_of_a_known_matrix() {

@@ -7,14 +7,14 @@
 //! ```
 //! Conditional expected spend: E[M | x, m] = p(γ + x·m) / (px + q − 1).
 
-use rayon::prelude::*;
-
-use crate::fit::{minimize, standard_errors, FitDiagnostics, ModelError, Objective};
+use crate::fit::{
+    block_sums, distinct_index, minimize, standard_errors, warm_start, warm_start_stride,
+    FitDiagnostics, ModelError, Objective, Start,
+};
 use crate::special::{digamma, ln_gamma};
 
 const MODEL: &str = "Gamma-Gamma";
 pub const MIN_CUSTOMERS: usize = 10;
-const BLOCK: usize = 2048;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GammaGamma {
@@ -25,88 +25,96 @@ pub struct GammaGamma {
     pub constant_spend: Option<f64>,
 }
 
-struct Likelihood<'a> {
-    x: &'a [f64],
-    m: &'a [f64],
-    ln_x: Vec<f64>,
-    ln_m: Vec<f64>,
-    /// Distinct x and each row's index into it: Γ and ψ of px and px + q once per distinct x.
-    distinct_x: Vec<f64>,
-    x_index: Vec<u32>,
+/// The likelihood split into what depends on the parameters per row (only ln(xm + γ) and
+/// 1/(xm + γ)), per distinct x (the Γ and ψ terms), and data sums computed once.
+struct Likelihood {
+    x: Vec<f64>,
+    /// x·m per row: the total spend of the repeat purchases.
+    xm: Vec<f64>,
+    /// Distinct x with the number of rows having each.
+    distinct_x: Vec<(f64, f64)>,
+    n: f64,
+    /// Σ ln m, Σ x ln m, Σ x ln x over rows.
+    sum_ln_m: f64,
+    sum_x_ln_m: f64,
+    sum_x_ln_x: f64,
 }
 
-impl<'a> Likelihood<'a> {
-    fn new(x: &'a [f64], m: &'a [f64]) -> Self {
-        let mut distinct_x = x.to_vec();
-        distinct_x.sort_by(f64::total_cmp);
-        distinct_x.dedup();
+impl Likelihood {
+    fn new(x: &[f64], m: &[f64]) -> Self {
+        let (values, index) = distinct_index(&[x]);
+        let mut counts = vec![0.0; values.len()];
+        for &i in &index[0] {
+            counts[i as usize] += 1.0;
+        }
+        let distinct_x = values.into_iter().zip(counts).collect();
+        let sum = |f: &dyn Fn(f64, f64) -> f64| x.iter().zip(m).map(|(&x, &m)| f(x, m)).sum();
         Likelihood {
-            x,
-            m,
-            ln_x: x.iter().map(|v| v.ln()).collect(),
-            ln_m: m.iter().map(|v| v.ln()).collect(),
-            x_index: x
-                .iter()
-                .map(|v| distinct_x.partition_point(|d| d < v) as u32)
-                .collect(),
+            x: x.to_vec(),
+            xm: x.iter().zip(m).map(|(x, m)| x * m).collect(),
             distinct_x,
+            n: x.len() as f64,
+            sum_ln_m: sum(&|_, m| m.ln()),
+            sum_x_ln_m: sum(&|x, m| x * m.ln()),
+            sum_x_ln_x: sum(&|x, _| x * x.ln()),
         }
     }
 }
 
-impl Objective for Likelihood<'_> {
+impl Objective for Likelihood {
     fn nll_grad(&self, theta: &[f64]) -> (f64, Vec<f64>) {
         let (p, q, g) = (theta[0].exp(), theta[1].exp(), theta[2].exp());
-        let (lq, psi_q, ln_g) = (ln_gamma(q), digamma(q), g.ln());
-        // (lnΓ(px+q) − lnΓ(px), ψ(px+q), ψ(px+q) − ψ(px)) per distinct x.
-        let tables: Vec<[f64; 3]> = self
-            .distinct_x
-            .iter()
-            .map(|&x| {
-                let px = p * x;
-                let psi_pxq = digamma(px + q);
-                [
-                    ln_gamma(px + q) - ln_gamma(px),
-                    psi_pxq,
-                    psi_pxq - digamma(px),
-                ]
-            })
-            .collect();
-        let blocks: Vec<[f64; 4]> = (0..self.x.len())
-            .collect::<Vec<_>>()
-            .par_chunks(BLOCK)
-            .map(|rows| {
-                let mut acc = [0.0; 4];
-                for &i in rows {
-                    let (x, m) = (self.x[i], self.m[i]);
-                    let [lg, psi_pxq, dpsi] = tables[self.x_index[i] as usize];
-                    let px = p * x;
-                    let ln_xm_g = (x * m + g).ln();
-                    acc[0] += lg - lq + q * ln_g + (px - 1.0) * self.ln_m[i] + px * self.ln_x[i]
-                        - (px + q) * ln_xm_g;
-                    acc[1] += x * (dpsi + self.ln_m[i] + self.ln_x[i] - ln_xm_g);
-                    acc[2] += psi_pxq - psi_q + ln_g - ln_xm_g;
-                    acc[3] += q / g - (px + q) / (x * m + g);
-                }
-                acc
-            })
-            .collect();
-        let mut t = [0.0; 4];
-        for b in blocks {
-            for k in 0..4 {
-                t[k] += b[k];
+        // Σ ln(xm+γ), Σ x ln(xm+γ), Σ 1/(xm+γ), Σ x/(xm+γ): the only per-row work.
+        let [s_ln, s_x_ln, s_inv, s_x_inv] = block_sums(self.x.len(), |rows| {
+            let mut acc = [0.0; 4];
+            for (&x, &xm) in self.x[rows.clone()].iter().zip(&self.xm[rows]) {
+                let d = xm + g;
+                let (ln, inv) = (d.ln(), 1.0 / d);
+                acc[0] += ln;
+                acc[1] += x * ln;
+                acc[2] += inv;
+                acc[3] += x * inv;
             }
+            acc
+        });
+        // Σ over rows of lnΓ(px+q) − lnΓ(px), ψ(px+q), x(ψ(px+q) − ψ(px)), per distinct x.
+        let (mut s_lg, mut s_psi, mut s_xdpsi) = (0.0, 0.0, 0.0);
+        for &(x, count) in &self.distinct_x {
+            let px = p * x;
+            let psi_pxq = digamma(px + q);
+            s_lg += count * (ln_gamma(px + q) - ln_gamma(px));
+            s_psi += count * psi_pxq;
+            s_xdpsi += count * x * (psi_pxq - digamma(px));
         }
-        (-t[0], vec![-t[1] * p, -t[2] * q, -t[3] * g])
+        let n = self.n;
+        let ln_g = g.ln();
+        // ln L = Σ [lnΓ(px+q) − lnΓ(px) − lnΓ(q) + q ln γ + (px−1) ln m + px ln x − (px+q) ln(xm+γ)]
+        let ll = s_lg - n * ln_gamma(q) + n * q * ln_g + p * self.sum_x_ln_m - self.sum_ln_m
+            + p * self.sum_x_ln_x
+            - p * s_x_ln
+            - q * s_ln;
+        let d_p = s_xdpsi + self.sum_x_ln_m + self.sum_x_ln_x - s_x_ln;
+        let d_q = s_psi - n * digamma(q) + n * ln_g - s_ln;
+        let d_g = n * q / g - p * s_x_inv - q * s_inv;
+        (-ll, vec![-d_p * p, -d_q * q, -d_g * g])
     }
 
     fn total_weight(&self) -> f64 {
-        self.x.len() as f64
+        self.n
     }
 }
 
 /// Fits on repeat customers: `x > 0` and `m > 0` (rows outside that are the caller's to drop).
 pub fn fit(x: &[f64], m: &[f64]) -> Result<(GammaGamma, FitDiagnostics), ModelError> {
+    fit_with(x, m, warm_start_stride(x.len()))
+}
+
+/// [`fit`], warm-started from every `stride`-th row when given.
+pub(crate) fn fit_with(
+    x: &[f64],
+    m: &[f64],
+    stride: Option<usize>,
+) -> Result<(GammaGamma, FitDiagnostics), ModelError> {
     if x.len() < MIN_CUSTOMERS {
         return Err(ModelError::NotEnoughData {
             model: MODEL,
@@ -141,8 +149,16 @@ pub fn fit(x: &[f64], m: &[f64]) -> Result<(GammaGamma, FitDiagnostics), ModelEr
             diag,
         ));
     }
+    let init = vec![0.0, 0.0, mean_m.ln()];
+    let start = match stride {
+        Some(k) => {
+            let pick = |v: &[f64]| -> Vec<f64> { v.iter().step_by(k).copied().collect() };
+            warm_start(MODEL, &Likelihood::new(&pick(x), &pick(m)), init)
+        }
+        None => Start::cold(init),
+    };
     let l = Likelihood::new(x, m);
-    let sol = minimize(MODEL, &l, vec![0.0, 1.0f64.ln(), mean_m.ln()])?;
+    let sol = minimize(MODEL, &l, start)?;
     if !sol.converged {
         return Err(ModelError::NoConvergence {
             model: MODEL,

@@ -4,15 +4,18 @@
 //! - [`bgnbd`]: BG/NBD (Fader, Hardie & Lee 2005, "Counting your customers the easy way") on
 //!   (x, t_x, T) triples, customers with identical triples weighted; `p_alive` and conditional
 //!   expected purchases. If the likelihood runs to the no-dropout boundary, the model reduces to
-//!   the NBD and the fit says so.
+//!   the NBD and the fit says so. `p_purchase`: probability of at least one purchase in a
+//!   horizon, which (unlike `p_alive`) also ranks one-time buyers.
 //! - [`gamma_gamma`]: Gamma-Gamma spend model (Fader, Hardie & Lee 2005, "RFM and CLV"; Fader &
 //!   Hardie 2013) on repeat customers; conditional expected spend per purchase.
 //! - [`clv`]: discounted expected margin over a horizon, month by month (as `lifetimes` does).
 //! - [`backtest`]: holdout comparisons (totals per frequency bucket, MAE, AUC).
 //!
 //! Pure compute on slices; time units are whatever the caller uses (days in the engine, weeks in
-//! the CDNOW reference tests). Fits run L-BFGS (argmin) on log-parameters with analytic
-//! gradients; standard errors come from a finite-difference Hessian of the analytic gradient.
+//! the CDNOW reference tests). Fits run BFGS (argmin) on log-parameters with analytic
+//! gradients; on large inputs a fit on a systematic subsample first supplies the starting point
+//! and the initial inverse Hessian, so the full-data fit takes a few near-Newton steps. Standard
+//! errors come from a central-difference Hessian of the analytic gradient.
 
 // Index loops mirror the matrix and gradient formulas they implement.
 #![allow(clippy::needless_range_loop)]
