@@ -5,12 +5,13 @@
 use patronage_features::{purchase_days_between, CustomerFeatures, Day, Orders};
 use patronage_models::backtest::{evaluate, Backtest, Holdout};
 use patronage_models::bgnbd::{self, BgNbd, Triples};
-use patronage_models::clv::{clv, monthly_discount_rate};
+use patronage_models::clv::{discounted_purchases_given_alive, monthly_discount_rate};
 use patronage_models::gamma_gamma::{self, GammaGamma};
 use patronage_models::{FitDiagnostics, ModelError};
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde_json::json;
+use std::collections::HashMap;
 
 use crate::config::ModelsConfig;
 use crate::error::EngineError;
@@ -90,6 +91,62 @@ fn fit(f: &CustomerFeatures) -> Result<Fitted, ModelError> {
     })
 }
 
+/// One customer's BG/NBD predictions.
+struct Prediction {
+    p_alive: f64,
+    p_purchase: f64,
+    /// Expected purchases within the horizon.
+    expected: f64,
+    /// Discounted expected purchases over the CLV months (CLV per unit of margin · spend).
+    discounted_purchases: f64,
+}
+
+/// Predictions for customers' (x, t_x, T). The ₂F₁ series behind the expectations depend on
+/// (x, T) only (see [`BgNbd::expected_purchases_given_alive`]), so they run once per distinct
+/// (x, T) — a few thousand pairs however many customers — and each customer costs one power.
+/// `clv`: months and monthly discount rate, when CLV is wanted.
+fn predict(
+    bg: &BgNbd,
+    history: &[(f64, f64, f64)],
+    horizon: f64,
+    clv: Option<(u32, f64)>,
+) -> Vec<Prediction> {
+    let mut slot: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut pairs: Vec<(f64, f64)> = Vec::new();
+    let pair_index: Vec<usize> = history
+        .iter()
+        .map(|&(x, _, t)| {
+            *slot.entry((x.to_bits(), t.to_bits())).or_insert_with(|| {
+                pairs.push((x, t));
+                pairs.len() - 1
+            })
+        })
+        .collect();
+    let given_alive: Vec<(f64, f64)> = pairs
+        .par_iter()
+        .map(|&(x, t)| {
+            let discounted = clv.map_or(0.0, |(months, rate)| {
+                discounted_purchases_given_alive(bg, months, MONTH_DAYS, rate, x, t)
+            });
+            (bg.expected_purchases_given_alive(horizon, x, t), discounted)
+        })
+        .collect();
+    history
+        .par_iter()
+        .zip(&pair_index)
+        .map(|(&(x, t_x, t), &k)| {
+            let divisor = bg.history_divisor(x, t_x, t);
+            let (expected, discounted) = given_alive[k];
+            Prediction {
+                p_alive: bg.p_alive(x, t_x, t),
+                p_purchase: bg.p_purchase(horizon, x, t_x, t),
+                expected: expected / divisor,
+                discounted_purchases: discounted / divisor,
+            }
+        })
+        .collect()
+}
+
 /// The `churn_risk` band of a score (`p_purchase` or `p_alive`, per `models.risk_basis`).
 fn risk_band(score: f64, c: &ModelsConfig) -> &'static str {
     if score >= c.risk_low {
@@ -113,38 +170,27 @@ pub(crate) fn churn_scores(
     let fitted = fit(f).map_err(EngineError::Model)?;
     let horizon = f64::from(config.horizon_days);
     let monthly = monthly_discount_rate(config.annual_discount_rate);
+    let buyer_idx = buyers(f);
+    let history: Vec<(f64, f64, f64)> = buyer_idx.iter().map(|&i| triple(f, i)).collect();
+    let predicted = predict(
+        &fitted.bg,
+        &history,
+        horizon,
+        Some((config.clv_months, monthly)),
+    );
     /// p_alive, p_purchase, expected purchases, expected spend, CLV.
     type Row = Option<[f64; 5]>;
-    let rows: Vec<Row> = (0..f.len())
-        .into_par_iter()
-        .map(|i| {
-            if f.frequency[i] == 0 {
-                return None;
-            }
-            let (x, t_x, t) = triple(f, i);
-            let p_alive = fitted.bg.p_alive(x, t_x, t);
-            let p_purchase = fitted.bg.p_purchase(horizon, x, t_x, t);
-            let expected = fitted.bg.conditional_expected_purchases(horizon, x, t_x, t);
-            let mut spend = fitted
-                .gg
-                .conditional_expected_spend(x, f.btyd_m[i].unwrap_or(0.0));
-            if !spend.is_finite() {
-                spend = fitted.mean_spend;
-            }
-            let value = clv(
-                &fitted.bg,
-                spend,
-                config.margin,
-                config.clv_months,
-                MONTH_DAYS,
-                monthly,
-                x,
-                t_x,
-                t,
-            );
-            Some([p_alive, p_purchase, expected, spend, value])
-        })
-        .collect();
+    let mut rows: Vec<Row> = vec![None; f.len()];
+    for ((&i, &(x, _, _)), p) in buyer_idx.iter().zip(&history).zip(&predicted) {
+        let mut spend = fitted
+            .gg
+            .conditional_expected_spend(x, f.btyd_m[i].unwrap_or(0.0));
+        if !spend.is_finite() {
+            spend = fitted.mean_spend;
+        }
+        let value = config.margin * spend * p.discounted_purchases;
+        rows[i] = Some([p.p_alive, p.p_purchase, p.expected, spend, value]);
+    }
     let col = |k: usize| -> Vec<Option<f64>> { rows.iter().map(|r| r.map(|r| r[k])).collect() };
     let clv_values = col(4);
     let band = |r: &[f64; 5]| risk_band(r[config.risk_basis.column()], config);
@@ -214,17 +260,19 @@ fn backtest(
     let fitted = fit(&cal).map_err(EngineError::Model)?;
     let actual_by_key = purchase_days_between(orders, calibration_end, as_of);
     let idx = buyers(&cal);
+    let history: Vec<(f64, f64, f64)> = idx.iter().map(|&i| triple(&cal, i)).collect();
+    let predicted = predict(&fitted.bg, &history, horizon, None);
     let per: Vec<[f64; 5]> = idx
-        .par_iter()
-        .map(|&i| {
-            let (x, t_x, t) = triple(&cal, i);
-            let bg = &fitted.bg;
+        .iter()
+        .zip(&history)
+        .zip(&predicted)
+        .map(|((&i, &(x, _, _)), p)| {
             [
                 x,
-                bg.conditional_expected_purchases(horizon, x, t_x, t),
+                p.expected,
                 actual_by_key[cal.key[i] as usize] as f64,
-                bg.p_alive(x, t_x, t),
-                bg.p_purchase(horizon, x, t_x, t),
+                p.p_alive,
+                p.p_purchase,
             ]
         })
         .collect();

@@ -426,8 +426,17 @@ impl BgNbd {
         p_alive * (1.0 - none_if_alive)
     }
 
-    /// E[purchases in (T, T+h] | x, t_x, T] (paper eq. 10).
+    /// E[purchases in (T, T+h] | x, t_x, T] (paper eq. 10). It factors as
+    /// [`Self::expected_purchases_given_alive`]`(h, x, T)` / [`Self::history_divisor`]`(x, t_x, T)`:
+    /// the ₂F₁ series depends on (x, T, h) only, so callers scoring many customers can evaluate it
+    /// once per distinct (x, T).
     pub fn conditional_expected_purchases(&self, h: f64, x: f64, t_x: f64, t: f64) -> f64 {
+        self.expected_purchases_given_alive(h, x, t) / self.history_divisor(x, t_x, t)
+    }
+
+    /// The (x, T, h) part of the conditional expectation (paper eq. 10 without its denominator):
+    /// expected purchases in (T, T+h] of a customer known to be alive at T.
+    pub fn expected_purchases_given_alive(&self, h: f64, x: f64, t: f64) -> f64 {
         let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
         if self.no_dropout {
             return (r + x) / (alpha + t) * h;
@@ -439,12 +448,17 @@ impl BgNbd {
         let ln_hyp = ln_hyp2f1(hyp_a, hyp_b, hyp_c, z);
         let first = (a + b + x - 1.0) / (a - 1.0);
         let second = 1.0 - (ln_hyp + (r + x) * ((alpha + t) / (alpha + t + h)).ln()).exp();
-        let denominator = if x > 0.0 {
-            1.0 + (a / (b + x - 1.0)) * ((alpha + t) / (alpha + t_x)).powf(r + x)
-        } else {
-            1.0
-        };
-        first * second / denominator
+        first * second
+    }
+
+    /// 1 + 1{x>0} · a/(b+x−1) · ((α+T)/(α+t_x))^(r+x) = 1 / P(alive): the per-customer
+    /// denominator of paper eq. 10.
+    pub fn history_divisor(&self, x: f64, t_x: f64, t: f64) -> f64 {
+        if x == 0.0 || self.no_dropout {
+            return 1.0;
+        }
+        let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
+        1.0 + (a / (b + x - 1.0)) * ((alpha + t) / (alpha + t_x)).powf(r + x)
     }
 }
 

@@ -23,11 +23,29 @@ pub fn clv(
     t_x: f64,
     t: f64,
 ) -> f64 {
+    margin
+        * spend
+        * discounted_purchases_given_alive(model, months, month_length, monthly_rate, x, t)
+        / model.history_divisor(x, t_x, t)
+}
+
+/// `Σₖ (E_alive[N(k·L)] − E_alive[N((k−1)·L)]) / (1+d)ᵏ`: the discounted expected purchases of a
+/// customer alive at T, which depend on (x, T) only. Divided by
+/// [`BgNbd::history_divisor`] and times margin · spend it is the CLV, so scoring many customers
+/// needs this once per distinct (x, T).
+pub fn discounted_purchases_given_alive(
+    model: &BgNbd,
+    months: u32,
+    month_length: f64,
+    monthly_rate: f64,
+    x: f64,
+    t: f64,
+) -> f64 {
     let mut value = 0.0;
     let mut previous = 0.0;
     for k in 1..=months {
-        let expected = model.conditional_expected_purchases(f64::from(k) * month_length, x, t_x, t);
-        value += margin * spend * (expected - previous) / (1.0 + monthly_rate).powi(k as i32);
+        let expected = model.expected_purchases_given_alive(f64::from(k) * month_length, x, t);
+        value += (expected - previous) / (1.0 + monthly_rate).powi(k as i32);
         previous = expected;
     }
     value
@@ -51,5 +69,17 @@ mod tests {
         assert!((v - 20.0 * e).abs() < 1e-9);
         assert!(clv(&m, 20.0, 1.0, 12, 4.0, 0.01, 2.0, 30.0, 39.0) < v);
         assert!((monthly_discount_rate(0.1) - 0.007_974_140_428).abs() < 1e-9);
+        // Factored form = the month-by-month sum of conditional expectations.
+        let (x, t_x, t, d) = (3.0, 20.0, 39.0, 0.01);
+        let mut direct = 0.0;
+        for k in 1..=12 {
+            let step = |k: i32| m.conditional_expected_purchases(f64::from(k) * 4.0, x, t_x, t);
+            direct += 20.0 * (step(k) - step(k - 1)) / (1.0f64 + d).powi(k);
+        }
+        let factored = clv(&m, 20.0, 1.0, 12, 4.0, d, x, t_x, t);
+        assert!(
+            (factored / direct - 1.0).abs() < 1e-12,
+            "{factored} vs {direct}"
+        );
     }
 }
