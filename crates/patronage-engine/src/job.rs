@@ -88,9 +88,15 @@ fn segments(
         .map(|i| buyer(i).then(|| f.frequency[i] as f64))
         .collect();
     let monetary: Vec<Option<f64>> = (0..n).map(|i| buyer(i).then(|| f.monetary[i])).collect();
-    let r = score_quintiles(&recency, Direction::LowerIsBetter);
-    let fs = score_quintiles(&frequency, Direction::HigherIsBetter);
-    let m = score_quintiles(&monetary, Direction::HigherIsBetter);
+    let (r, (fs, m)) = rayon::join(
+        || score_quintiles(&recency, Direction::LowerIsBetter),
+        || {
+            rayon::join(
+                || score_quintiles(&frequency, Direction::HigherIsBetter),
+                || score_quintiles(&monetary, Direction::HigherIsBetter),
+            )
+        },
+    );
     let rules: Vec<Option<&patronage_segments::Rule>> = (0..n)
         .map(|i| match (r[i], fs[i], m[i]) {
             (Some(r), Some(f), Some(m)) => opts.rules.classify(r, f, m),

@@ -15,6 +15,8 @@
 //! count for nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+use foldhash::fast::FixedState;
 use std::path::PathBuf;
 
 use patronage_features::Orders;
@@ -99,12 +101,12 @@ enum Status {
 }
 
 enum TsView<'a> {
-    Text(Vec<Option<&'a str>>),
+    Text(TextCol<'a>),
     Micros(Vec<Option<i64>>),
 }
 
 enum NumView<'a> {
-    Text(Vec<Option<&'a str>>),
+    Text(TextCol<'a>),
     Num(Vec<Option<f64>>),
 }
 
@@ -112,13 +114,13 @@ enum NumView<'a> {
 struct FileView<'a> {
     path: &'a str,
     height: usize,
-    customer: Vec<Option<&'a str>>,
-    order_id: Vec<Option<&'a str>>,
+    customer: TextCol<'a>,
+    order_id: TextCol<'a>,
     ts: TsView<'a>,
     amount: NumView<'a>,
-    status: Option<Vec<Option<&'a str>>>,
+    status: Option<TextCol<'a>>,
     /// Optional columns kept raw, used to tell identical duplicate lines from distinct lines.
-    extras: Vec<Vec<Option<&'a str>>>,
+    extras: Vec<TextCol<'a>>,
     names: Vec<(Canon, String)>,
 }
 
@@ -140,10 +142,43 @@ struct Line<'a> {
     status: Status,
 }
 
-fn text_values(col: &Column) -> Vec<Option<&str>> {
-    match col.str() {
-        Ok(ca) => ca.iter().collect(),
-        Err(_) => vec![None; col.len()],
+/// A string column read in place from polars' chunks (no per-row copy: at 10M rows a
+/// `Vec<Option<&str>>` per column would be 160 MB of freshly zeroed pages each).
+struct TextCol<'a> {
+    chunks: Vec<&'a <StringType as PolarsDataType>::Array>,
+    /// First row of each chunk.
+    starts: Vec<usize>,
+}
+
+impl<'a> TextCol<'a> {
+    fn new(col: &'a Column) -> Self {
+        let mut out = TextCol::absent();
+        if let Ok(ca) = col.str() {
+            let mut start = 0;
+            for arr in ca.downcast_iter() {
+                out.chunks.push(arr);
+                out.starts.push(start);
+                start += arr.len();
+            }
+        }
+        out
+    }
+
+    /// A column the file does not have: every cell is null.
+    fn absent() -> Self {
+        TextCol {
+            chunks: Vec::new(),
+            starts: Vec::new(),
+        }
+    }
+
+    fn get(&self, row: usize) -> Option<&'a str> {
+        let k = match self.chunks.len() {
+            0 => return None,
+            1 => 0,
+            _ => self.starts.partition_point(|&s| s <= row) - 1,
+        };
+        self.chunks[k].get(row - self.starts[k])
     }
 }
 
@@ -208,11 +243,7 @@ fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError>
 
 fn view(p: &Prepared) -> FileView<'_> {
     let get = |c: Canon| p.columns.iter().find(|x| x.0 == c).map(|x| &x.2);
-    let text = |c: Canon| {
-        get(c)
-            .map(text_values)
-            .unwrap_or_else(|| vec![None; p.height])
-    };
+    let text = |c: Canon| get(c).map(TextCol::new).unwrap_or_else(TextCol::absent);
     let ts = match get(Canon::OrderTs) {
         Some(col) => match col.dtype() {
             DataType::Datetime(_, _) => TsView::Micros(
@@ -239,9 +270,9 @@ fn view(p: &Prepared) -> FileView<'_> {
                     })
                     .unwrap_or_default(),
             ),
-            _ => TsView::Text(text_values(col)),
+            _ => TsView::Text(TextCol::new(col)),
         },
-        None => TsView::Text(vec![None; p.height]),
+        None => TsView::Text(TextCol::absent()),
     };
     let amount = match get(Canon::Amount) {
         Some(col) if col.dtype() == &DataType::Float64 => {
@@ -258,7 +289,7 @@ fn view(p: &Prepared) -> FileView<'_> {
                 Canon::CustomerId | Canon::OrderId | Canon::OrderTs | Canon::Amount | Canon::Status
             )
         })
-        .map(|c| text_values(&c.2))
+        .map(|c| TextCol::new(&c.2))
         .collect();
     FileView {
         path: &p.path,
@@ -267,7 +298,7 @@ fn view(p: &Prepared) -> FileView<'_> {
         order_id: text(Canon::OrderId),
         ts,
         amount,
-        status: get(Canon::Status).map(text_values),
+        status: get(Canon::Status).map(TextCol::new),
         extras,
         names: p.columns.iter().map(|c| (c.0, c.1.clone())).collect(),
     }
@@ -284,20 +315,20 @@ impl FileView<'_> {
 
     fn raw(&self, canon: Canon, row: usize) -> Option<String> {
         match canon {
-            Canon::CustomerId => self.customer[row].map(str::to_string),
-            Canon::OrderId => self.order_id[row].map(str::to_string),
+            Canon::CustomerId => self.customer.get(row).map(str::to_string),
+            Canon::OrderId => self.order_id.get(row).map(str::to_string),
             Canon::OrderTs => match &self.ts {
-                TsView::Text(v) => v[row].map(str::to_string),
+                TsView::Text(v) => v.get(row).map(str::to_string),
                 TsView::Micros(v) => v[row].map(|m| m.to_string()),
             },
             Canon::Amount => match &self.amount {
-                NumView::Text(v) => v[row].map(str::to_string),
+                NumView::Text(v) => v.get(row).map(str::to_string),
                 NumView::Num(v) => v[row].map(|x| x.to_string()),
             },
             Canon::Status => self
                 .status
                 .as_ref()
-                .and_then(|s| s[row].map(str::to_string)),
+                .and_then(|s| s.get(row).map(str::to_string)),
             _ => None,
         }
     }
@@ -326,14 +357,13 @@ impl FileView<'_> {
         schema: &OrdersSchema,
         status_map: &HashMap<String, Status>,
     ) -> Result<Line<'s>, RejectedRow> {
-        const BAD: char = char::REPLACEMENT_CHARACTER;
         let text_cols: [(Canon, Option<&str>); 3] = [
-            (Canon::CustomerId, self.customer[row]),
-            (Canon::OrderId, self.order_id[row]),
-            (Canon::Status, self.status.as_ref().and_then(|s| s[row])),
+            (Canon::CustomerId, self.customer.get(row)),
+            (Canon::OrderId, self.order_id.get(row)),
+            (Canon::Status, self.status.as_ref().and_then(|s| s.get(row))),
         ];
         for (canon, v) in text_cols {
-            if v.is_some_and(|v| v.contains(BAD)) {
+            if v.is_some_and(has_replacement_char) {
                 return Err(self.reject(
                     row,
                     canon,
@@ -353,8 +383,8 @@ impl FileView<'_> {
                 )),
             }
         };
-        let customer = required(Canon::CustomerId, self.customer[row])?;
-        let order_id = required(Canon::OrderId, self.order_id[row])?;
+        let customer = required(Canon::CustomerId, self.customer.get(row))?;
+        let order_id = required(Canon::OrderId, self.order_id.get(row))?;
         let micros = match &self.ts {
             TsView::Micros(v) => v[row].ok_or_else(|| {
                 self.reject(
@@ -365,8 +395,8 @@ impl FileView<'_> {
                 )
             })?,
             TsView::Text(v) => {
-                let s = required(Canon::OrderTs, v[row])?;
-                if s.contains(BAD) {
+                let s = required(Canon::OrderTs, v.get(row))?;
+                if has_replacement_char(s) {
                     return Err(self.reject(
                         row,
                         Canon::OrderTs,
@@ -405,7 +435,7 @@ impl FileView<'_> {
                 }
             },
             NumView::Text(v) => {
-                let s = required(Canon::Amount, v[row])?;
+                let s = required(Canon::Amount, v.get(row))?;
                 parse_amount(s).map_err(|hint| {
                     self.reject(
                         row,
@@ -416,9 +446,9 @@ impl FileView<'_> {
                 })?
             }
         };
-        let status = match self.status.as_ref().and_then(|s| s[row]).map(str::trim) {
+        let status = match self.status.as_ref().and_then(|s| s.get(row)).map(str::trim) {
             None | Some("") => Status::Completed,
-            Some(raw) => *status_map.get(&raw.to_lowercase()).ok_or_else(|| {
+            Some(raw) => *lookup_status(status_map, raw).ok_or_else(|| {
                 self.reject(
                     row,
                     Canon::Status,
@@ -436,6 +466,22 @@ impl FileView<'_> {
             amount,
             status,
         })
+    }
+}
+
+/// Whether a cell holds U+FFFD, which the lossy UTF-8 reader put where bytes were invalid. Its
+/// encoding starts with 0xEF, so a memchr for that byte rules almost every cell out.
+fn has_replacement_char(s: &str) -> bool {
+    s.as_bytes().contains(&0xEF) && s.contains(char::REPLACEMENT_CHARACTER)
+}
+
+/// Case-insensitive status lookup; keys are lowercase, so lowercase values (the usual case) need
+/// no allocation.
+fn lookup_status<'m>(map: &'m HashMap<String, Status>, raw: &str) -> Option<&'m Status> {
+    if raw.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        map.get(&raw.to_lowercase())
+    } else {
+        map.get(raw)
     }
 }
 
@@ -481,18 +527,27 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
     for (f, v) in views.iter().enumerate() {
         // Rejections are boxed so the per-row results stay the size of a `Line`: at 10M rows an
         // unboxed `RejectedRow` would make this vector gigabytes of zeroed pages.
-        let (ok, bad): (Vec<Line<'_>>, Vec<Box<RejectedRow>>) = (0..v.height)
+        // An indexed collect writes straight into one buffer (a partition would gather per-thread
+        // lists and copy them); the rare rejections are copied out, and the lines are taken in
+        // place from the same allocation.
+        let parsed: Vec<Result<Line<'_>, Box<RejectedRow>>> = (0..v.height)
             .into_par_iter()
             .map(|row| {
                 v.parse_row(f as u32, row, schema, &status_map)
                     .map_err(Box::new)
             })
-            .partition_map(|r| match r {
-                Ok(line) => rayon::iter::Either::Left(line),
-                Err(reject) => rayon::iter::Either::Right(reject),
-            });
-        lines.extend(ok);
-        rejected.extend(bad.into_iter().map(|b| *b));
+            .collect();
+        rejected.extend(
+            parsed
+                .iter()
+                .filter_map(|r| r.as_ref().err().map(|b| (**b).clone())),
+        );
+        let file_lines: Vec<Line<'_>> = parsed.into_iter().filter_map(Result::ok).collect();
+        if lines.is_empty() {
+            lines = file_lines;
+        } else {
+            lines.extend(file_lines);
+        }
     }
 
     // Group lines by order_id; (file, row) makes the order total and deterministic.
@@ -505,14 +560,33 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
 
     let mut collapsed = vec![0i64; views.len()];
     let mut cancelled = vec![0i64; views.len()];
-    struct Order<'a> {
-        customer: &'a str,
-        micros: i64,
-        amount: f64,
-        refund: f64,
-        is_purchase: bool,
-    }
-    let mut orders: Vec<Order<'_>> = Vec::new();
+    // Orders go straight into the canonical columns; customer keys in first-seen order
+    // (deterministic: orders come in order_id order). Features sort customers by id, so the key
+    // order never reaches an output.
+    let mut key: HashMap<&str, u32, FixedState> =
+        HashMap::with_capacity_and_hasher(lines.len() / 2, FixedState::default());
+    let mut canonical = Orders {
+        customer_ids: Vec::new(),
+        customer: Vec::with_capacity(lines.len()),
+        day: Vec::with_capacity(lines.len()),
+        amount: Vec::with_capacity(lines.len()),
+        refund: Vec::with_capacity(lines.len()),
+        is_purchase: Vec::with_capacity(lines.len()),
+    };
+    let mut order_micros: Vec<i64> = Vec::with_capacity(lines.len());
+    let mut push_order = |customer, micros: i64, amount: f64, refund: f64, is_purchase| {
+        let ids = &mut canonical.customer_ids;
+        let k = *key.entry(customer).or_insert_with(|| {
+            ids.push(customer.to_string());
+            ids.len() as u32 - 1
+        });
+        canonical.customer.push(k);
+        canonical.day.push(micros_to_day(micros));
+        canonical.amount.push(amount);
+        canonical.refund.push(refund);
+        canonical.is_purchase.push(is_purchase);
+        order_micros.push(micros);
+    };
     let mut start = 0;
     while start < lines.len() {
         let mut end = start + 1;
@@ -566,7 +640,7 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
             let v = &views[l.file as usize];
             if group.len() > 1 {
                 let extras: Vec<Option<&str>> =
-                    v.extras.iter().map(|e| e[l.row as usize]).collect();
+                    v.extras.iter().map(|e| e.get(l.row as usize)).collect();
                 if !seen.insert((l.amount.to_bits(), l.status, extras)) {
                     collapsed[l.file as usize] += 1;
                     continue;
@@ -585,42 +659,18 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         let has_completed = !completed.is_empty();
         let total = sorted_sum(completed);
         let refund = sorted_sum(returned);
-        let order = |amount, refund, is_purchase| Order {
-            customer: first.customer,
-            micros: first.micros,
-            amount,
-            refund,
-            is_purchase,
-        };
         if has_completed && total >= 0.0 {
-            orders.push(order(total, refund, true));
+            push_order(first.customer, first.micros, total, refund, true);
         } else if has_completed || refund > 0.0 {
-            orders.push(order(0.0, refund + (-total).max(0.0), false));
+            push_order(
+                first.customer,
+                first.micros,
+                0.0,
+                refund + (-total).max(0.0),
+                false,
+            );
         }
     }
-
-    // Keys in first-seen order (deterministic: orders are in order_id order); features sort
-    // customers by id, so the key order never reaches an output.
-    let mut key: HashMap<&str, u32> = HashMap::with_capacity(orders.len() / 2);
-    let mut customer_ids: Vec<String> = Vec::new();
-    let customer: Vec<u32> = orders
-        .iter()
-        .map(|o| {
-            *key.entry(o.customer).or_insert_with(|| {
-                customer_ids.push(o.customer.to_string());
-                customer_ids.len() as u32 - 1
-            })
-        })
-        .collect();
-    let canonical = Orders {
-        customer_ids,
-        customer,
-        day: orders.iter().map(|o| micros_to_day(o.micros)).collect(),
-        amount: orders.iter().map(|o| o.amount).collect(),
-        refund: orders.iter().map(|o| o.refund).collect(),
-        is_purchase: orders.iter().map(|o| o.is_purchase).collect(),
-    };
-    let order_micros = orders.iter().map(|o| o.micros).collect();
 
     rejected.sort_by(|a, b| a.source_file.cmp(&b.source_file).then(a.row.cmp(&b.row)));
     let stats = views
@@ -659,6 +709,24 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_columns_read_across_chunks() {
+        // Parquet row groups and CSV batches arrive as several chunks.
+        let mut a = Series::new("c".into(), &[Some("a0"), None, Some("a2")]);
+        a.append(&Series::new("c".into(), &[Some("b0")])).unwrap();
+        a.append(&Series::new("c".into(), &[None::<&str>, Some("c1")]))
+            .unwrap();
+        let col = Column::from(a);
+        assert_eq!(col.str().unwrap().chunks().len(), 3);
+        let t = TextCol::new(&col);
+        let got: Vec<Option<&str>> = (0..6).map(|i| t.get(i)).collect();
+        assert_eq!(
+            got,
+            [Some("a0"), None, Some("a2"), Some("b0"), None, Some("c1")]
+        );
+        assert_eq!(TextCol::absent().get(3), None);
+    }
 
     fn write_parquet(df: &mut DataFrame, name: &str) -> PathBuf {
         let path = std::env::temp_dir().join(format!(

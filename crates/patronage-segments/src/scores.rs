@@ -13,33 +13,59 @@ pub enum Direction {
 
 /// Scores 1–5 (5 = best) for the present values; `None` stays `None` and does not count in `n`.
 pub fn score_quintiles(values: &[Option<f64>], direction: Direction) -> Vec<Option<i64>> {
-    let mut present: Vec<(f64, usize)> = values
+    let present = values
         .iter()
         .enumerate()
         .filter_map(|(i, v)| v.filter(|x| !x.is_nan()).map(|x| (x, i)))
         .map(|(x, i)| match direction {
             Direction::HigherIsBetter => (x, i),
             Direction::LowerIsBetter => (-x, i),
-        })
-        .collect();
-    present.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-    let n = present.len() as f64;
+        });
     let mut out = vec![None; values.len()];
+    average_ranks(present, |rank, n, rows| {
+        let score = ((5.0 * rank / n).ceil() as i64).clamp(1, 5);
+        for &row in rows {
+            out[row as usize] = Some(score);
+        }
+    });
+    out
+}
+
+/// Ranks `(value, row)` pairs ascending by value and calls `each(average_rank, n, rows)` once per
+/// block of equal values, in ascending order: ranks are 1-based, a tie block holding ranks
+/// `start+1 ..= end` gets `(start + 1 + end) / 2`. The sort runs in parallel on a key whose
+/// integer order is the floats' total order, with the row as tie-breaker, so the result never
+/// depends on input order.
+pub(crate) fn average_ranks(
+    pairs: impl Iterator<Item = (f64, usize)>,
+    mut each: impl FnMut(f64, f64, &[u32]),
+) {
+    use rayon::slice::ParallelSliceMut;
+    let mut keyed: Vec<(u64, u32)> = pairs.map(|(x, i)| (order_key(x), i as u32)).collect();
+    keyed.par_sort_unstable();
+    let n = keyed.len() as f64;
+    let mut rows: Vec<u32> = Vec::new();
     let mut start = 0;
-    while start < present.len() {
+    while start < keyed.len() {
         let mut end = start + 1;
-        while end < present.len() && present[end].0 == present[start].0 {
+        while end < keyed.len() && keyed[end].0 == keyed[start].0 {
             end += 1;
         }
-        // Ranks are 1-based: the tie block start..end holds ranks start+1 ..= end.
-        let average_rank = (start + 1 + end) as f64 / 2.0;
-        let score = ((5.0 * average_rank / n).ceil() as i64).clamp(1, 5);
-        for &(_, i) in &present[start..end] {
-            out[i] = Some(score);
-        }
+        rows.clear();
+        rows.extend(keyed[start..end].iter().map(|k| k.1));
+        each((start + 1 + end) as f64 / 2.0, n, &rows);
         start = end;
     }
-    out
+}
+
+/// Maps a float to a u64 whose unsigned order is `f64::total_cmp` order (−0 < +0, as there).
+fn order_key(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
 }
 
 /// Customers per score 1..=5 (index 0 = score 1).
@@ -54,6 +80,18 @@ pub fn occupancy(scores: &[Option<i64>]) -> [i64; 5] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_key_sorts_like_total_cmp() {
+        let mut v = vec![3.5, -0.0, 0.0, -7.25, f64::INFINITY, 1e-300, -1e300, 2.0];
+        let mut by_key = v.clone();
+        by_key.sort_by_key(|x| order_key(*x));
+        v.sort_by(f64::total_cmp);
+        assert_eq!(
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            by_key.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+    }
 
     fn some(v: &[f64]) -> Vec<Option<f64>> {
         v.iter().copied().map(Some).collect()

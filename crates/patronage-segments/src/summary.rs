@@ -20,13 +20,29 @@ pub fn summarize(
     revenue: &[f64],
     order: &[&str],
 ) -> Vec<SummaryRow> {
+    // Labels repeat a handful of strings over millions of customers: a label equal (same
+    // pointer) to the previous row's reuses its accumulator without a map lookup.
     use std::collections::BTreeMap;
-    let mut acc: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
+    let mut slot: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut sums: Vec<(i64, f64)> = Vec::new();
+    let mut last: Option<(&str, usize)> = None;
     for (label, rev) in labels.iter().zip(revenue) {
-        let e = acc.entry(label.unwrap_or("(none)")).or_default();
-        e.0 += 1;
-        e.1 += rev;
+        let label = label.unwrap_or("(none)");
+        let k = match last {
+            Some((l, k)) if std::ptr::eq(l, label) => k,
+            _ => *slot.entry(label).or_insert_with(|| {
+                sums.push((0, 0.0));
+                sums.len() - 1
+            }),
+        };
+        last = Some((label, k));
+        sums[k].0 += 1;
+        sums[k].1 += rev;
     }
+    let mut acc: BTreeMap<&str, (i64, f64)> = slot
+        .into_iter()
+        .map(|(label, k)| (label, sums[k]))
+        .collect();
     let total_customers = labels.len().max(1) as f64;
     let total_revenue: f64 = revenue.iter().sum();
     let row = |segment: &str, (customers, rev): (i64, f64)| SummaryRow {

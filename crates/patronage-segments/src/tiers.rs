@@ -66,22 +66,14 @@ impl TierParams {
 }
 
 pub fn value_tiers(values: &[Option<f64>], params: TierParams) -> Vec<ValueTier> {
-    let mut positive: Vec<(f64, usize)> = values
+    // Descending value (rank 1 is the most valuable customer): rank the negated values.
+    let positive = values
         .iter()
         .enumerate()
-        .filter_map(|(i, v)| v.filter(|x| *x > 0.0).map(|x| (x, i)))
-        .collect();
-    // Descending: rank 1 is the most valuable customer.
-    positive.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    let n = positive.len() as f64;
+        .filter_map(|(i, v)| v.filter(|x| *x > 0.0).map(|x| (-x, i)));
     let mut out = vec![ValueTier::Zero; values.len()];
-    let mut start = 0;
-    while start < positive.len() {
-        let mut end = start + 1;
-        while end < positive.len() && positive[end].0 == positive[start].0 {
-            end += 1;
-        }
-        let p = (start + 1 + end) as f64 / 2.0 / n;
+    crate::scores::average_ranks(positive, |rank, n, rows| {
+        let p = rank / n;
         let tier = if p <= params.top_share {
             ValueTier::Top
         } else if p <= params.top_share + params.middle_share {
@@ -89,11 +81,10 @@ pub fn value_tiers(values: &[Option<f64>], params: TierParams) -> Vec<ValueTier>
         } else {
             ValueTier::Low
         };
-        for &(_, i) in &positive[start..end] {
-            out[i] = tier;
+        for &row in rows {
+            out[row as usize] = tier;
         }
-        start = end;
-    }
+    });
     out
 }
 
