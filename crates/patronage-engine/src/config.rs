@@ -1,6 +1,8 @@
 //! One config for the whole job: a TOML file whose sections mirror the pipeline stages, merged
 //! with CLI flags (flags win) and checked before any data is read. Unknown keys are errors.
 //!
+//! `patronage.example.toml` at the repository root lists every setting at its default.
+//!
 //! ```toml
 //! [run]
 //! orders = "exports/orders/*.csv"
@@ -293,6 +295,30 @@ pub fn load_rules(spec: &str, base: &Path) -> Result<(RuleTable, String), Engine
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shipped reference config documents every setting at its default.
+    #[test]
+    fn example_config_is_the_defaults() {
+        let text = include_str!("../../../patronage.example.toml");
+        let config: Config = toml::from_str(text).unwrap();
+        assert_eq!(config, Config::default());
+        for key in [
+            "holdout_days",
+            "timestamp_format",
+            "discount_amount",
+            "status_values",
+            "value_by",
+            "middle_share",
+            "annual_discount_rate",
+            "risk_basis",
+            "risk_high",
+        ] {
+            assert!(
+                text.contains(key),
+                "patronage.example.toml does not mention {key}"
+            );
+        }
+    }
 
     #[test]
     fn unknown_keys_are_errors_and_flags_win() {
