@@ -1,6 +1,8 @@
 //! Criterion benchmarks on generated data (sizes in the group names):
 //! - `ingest_rfm`: read + validate a Parquet export, then per-customer RFM/BTYD features;
-//! - `fit_models`: BG/NBD + Gamma-Gamma maximum likelihood on a customer summary.
+//! - `fit_models`: BG/NBD + Gamma-Gamma maximum likelihood on a customer summary;
+//! - `nightly_run`: the whole job as `patronage run` does it (ingest, features, models with
+//!   per-customer scores and CLV, segments, Parquet out), on the ingest size.
 //!
 //! Sizes: `PATRONAGE_BENCH_CUSTOMERS` (default 250,000 customers ≈ 1M orders) for ingest, and
 //! `PATRONAGE_BENCH_FIT_CUSTOMERS` (default 1,000,000) for the model fit. The peer races (DuckDB,
@@ -80,5 +82,30 @@ fn fit_models(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingest_rfm, fit_models);
+fn nightly_run(c: &mut Criterion) {
+    let customers = env_usize("PATRONAGE_BENCH_CUSTOMERS", 250_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = generated(customers, dir.path());
+    let out = dir.path().join("out");
+    let opts = patronage_engine::Config::default()
+        .into_options(
+            None,
+            Some(path.display().to_string()),
+            Some(out),
+            Some("2024-12-31".into()),
+            None,
+            patronage_input::parse_date("2024-12-31").expect("date"),
+        )
+        .expect("options");
+    let mut group = c.benchmark_group(format!("nightly_run/{customers}_customers"));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(30));
+    group.bench_function("run", |b| {
+        b.iter(|| black_box(patronage_engine::run(&opts, &|_| {}).expect("run")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest_rfm, fit_models, nightly_run);
 criterion_main!(benches);
