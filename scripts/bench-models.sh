@@ -23,4 +23,9 @@ t = t[t["frequency"] > 0]
 t[["btyd_x", "btyd_t_x", "btyd_T", "btyd_m"]].rename(columns={"btyd_x": "x", "btyd_t_x": "t_x", "btyd_T": "T", "btyd_m": "m"}).to_csv(f"{w}/summary.csv", index=False)
 PYEOF
 fi
+# Fresh pages cost several µs each here, more when the kernel must first evict page cache: start
+# every race from the same clean cache when we may (root), and say so.
+if [ -w /proc/sys/vm/drop_caches ]; then
+    sync && echo 1 > /proc/sys/vm/drop_caches && echo "(page cache dropped before the race)"
+fi
 "$PY" scripts/bench_models.py "$EXAMPLE" "$WORK/summary.csv" "$REPEATS"

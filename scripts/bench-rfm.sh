@@ -13,4 +13,9 @@ WORK="${BENCH_DIR:-$(mktemp -d)}"
 if [ ! -f "$WORK/orders.parquet" ]; then
     "$BIN" generate --customers "$CUSTOMERS" --format parquet --out "$WORK" >&2
 fi
+# Fresh pages cost several µs each here, more when the kernel must first evict page cache: start
+# every race from the same clean cache when we may (root), and say so.
+if [ -w /proc/sys/vm/drop_caches ]; then
+    sync && echo 1 > /proc/sys/vm/drop_caches && echo "(page cache dropped before the race)"
+fi
 "$PY" scripts/bench_rfm.py "$BIN" "$WORK/orders.parquet" "$REPEATS"

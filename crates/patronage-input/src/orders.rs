@@ -148,6 +148,9 @@ struct TextCol<'a> {
     chunks: Vec<&'a <StringType as PolarsDataType>::Array>,
     /// First row of each chunk.
     starts: Vec<usize>,
+    /// The common length of all chunks but the last, when they share one (Parquet row groups,
+    /// CSV batches): then a row's chunk is a division, not a search.
+    uniform: Option<usize>,
 }
 
 impl<'a> TextCol<'a> {
@@ -160,6 +163,14 @@ impl<'a> TextCol<'a> {
                 out.starts.push(start);
                 start += arr.len();
             }
+            let lens: Vec<usize> = out.chunks.iter().map(|a| a.len()).collect();
+            out.uniform = match lens.split_last() {
+                Some((_, [])) | None => None,
+                Some((last, rest)) => {
+                    (rest[0] > 0 && rest.iter().all(|&l| l == rest[0]) && *last <= rest[0])
+                        .then_some(rest[0])
+                }
+            };
         }
         out
     }
@@ -169,13 +180,15 @@ impl<'a> TextCol<'a> {
         TextCol {
             chunks: Vec::new(),
             starts: Vec::new(),
+            uniform: None,
         }
     }
 
     fn get(&self, row: usize) -> Option<&'a str> {
-        let k = match self.chunks.len() {
-            0 => return None,
-            1 => 0,
+        let k = match (self.chunks.len(), self.uniform) {
+            (0, _) => return None,
+            (1, _) => 0,
+            (_, Some(len)) => row / len,
             _ => self.starts.partition_point(|&s| s <= row) - 1,
         };
         self.chunks[k].get(row - self.starts[k])
@@ -725,7 +738,20 @@ mod tests {
             got,
             [Some("a0"), None, Some("a2"), Some("b0"), None, Some("c1")]
         );
+        assert_eq!(t.uniform, None);
         assert_eq!(TextCol::absent().get(3), None);
+        // Equal chunks (the last may be shorter) take the division path.
+        let mut b = Series::new("c".into(), &["x0", "x1"]);
+        b.append(&Series::new("c".into(), &["y0", "y1"])).unwrap();
+        b.append(&Series::new("c".into(), &["z0"])).unwrap();
+        let col = Column::from(b);
+        let t = TextCol::new(&col);
+        assert_eq!(t.uniform, Some(2));
+        let got: Vec<Option<&str>> = (0..5).map(|i| t.get(i)).collect();
+        assert_eq!(
+            got,
+            [Some("x0"), Some("x1"), Some("y0"), Some("y1"), Some("z0")]
+        );
     }
 
     fn write_parquet(df: &mut DataFrame, name: &str) -> PathBuf {
