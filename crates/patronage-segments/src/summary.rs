@@ -20,28 +20,28 @@ pub fn summarize(
     revenue: &[f64],
     order: &[&str],
 ) -> Vec<SummaryRow> {
-    // Labels repeat a handful of strings over millions of customers: a label equal (same
-    // pointer) to the previous row's reuses its accumulator without a map lookup.
+    // Labels repeat a handful of strings over millions of customers: find each row's accumulator
+    // by a short scan that compares pointers first (labels usually come from one table), and
+    // order the labels only at the end.
     use std::collections::BTreeMap;
-    let mut slot: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut sums: Vec<(i64, f64)> = Vec::new();
-    let mut last: Option<(&str, usize)> = None;
+    let mut sums: Vec<(&str, i64, f64)> = Vec::new();
     for (label, rev) in labels.iter().zip(revenue) {
         let label = label.unwrap_or("(none)");
-        let k = match last {
-            Some((l, k)) if std::ptr::eq(l, label) => k,
-            _ => *slot.entry(label).or_insert_with(|| {
-                sums.push((0, 0.0));
-                sums.len() - 1
-            }),
-        };
-        last = Some((label, k));
-        sums[k].0 += 1;
-        sums[k].1 += rev;
+        let found = sums
+            .iter()
+            .position(|s| std::ptr::eq(s.0, label))
+            .or_else(|| sums.iter().position(|s| s.0 == label));
+        let k = found.unwrap_or_else(|| {
+            sums.push((label, 0, 0.0));
+            sums.len() - 1
+        });
+        sums[k].1 += 1;
+        sums[k].2 += rev;
     }
-    let mut acc: BTreeMap<&str, (i64, f64)> = slot
+    // Equal strings at different addresses share one slot above, so labels are unique here.
+    let mut acc: BTreeMap<&str, (i64, f64)> = sums
         .into_iter()
-        .map(|(label, k)| (label, sums[k]))
+        .map(|(label, customers, rev)| (label, (customers, rev)))
         .collect();
     let total_customers = labels.len().max(1) as f64;
     let total_revenue: f64 = revenue.iter().sum();
