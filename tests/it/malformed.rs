@@ -156,3 +156,34 @@ fn bad_config_is_an_error_before_reading_data() {
 fn usage_errors_exit_2() {
     assert_eq!(patronage(&["run", "--no-such-flag"]).status.code(), Some(2));
 }
+
+/// Data the churn models cannot identify: a clear error that says what to do, exit 1, and no
+/// half-written output (nothing published, no staging directory left behind); the same data runs
+/// with `--no-models`.
+#[test]
+fn unidentifiable_models_stop_cleanly_with_a_hint() {
+    let mut csv = String::from("customer_id,order_id,order_ts,amount\n");
+    for i in 0..30 {
+        csv.push_str(&format!(
+            "c{i},o{i},2024-01-{:02}T10:00:00,{}.50\n",
+            1 + i % 28,
+            10 + i
+        ));
+    }
+    let (dir, o) = run_on(csv.as_bytes(), &["--as-of", "2024-03-31"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("no customer has a repeat purchase"), "{err}");
+    assert!(err.contains("--no-models"), "{err}");
+    let out = dir.path().join("out");
+    let left: Vec<String> = fs_err::read_dir(&out)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "a failed run left {left:?}");
+
+    let (_d, o) = run_on(csv.as_bytes(), &["--as-of", "2024-03-31", "--no-models"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
