@@ -600,6 +600,14 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         canonical.is_purchase.push(is_purchase);
         order_micros.push(micros);
     };
+    // Reused across groups: most orders have one line, and fresh vectors per order would be
+    // millions of allocations. Amounts are summed in sorted order so that the input row order
+    // cannot change a bit.
+    let (mut completed, mut returned): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    let sorted_sum = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.iter().sum::<f64>()
+    };
     let mut start = 0;
     while start < lines.len() {
         let mut end = start + 1;
@@ -647,8 +655,8 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
             continue;
         }
         let mut seen: HashSet<(u64, Status, Vec<Option<&str>>)> = HashSet::new();
-        // Amounts are summed in sorted order so that the input row order cannot change a bit.
-        let (mut completed, mut returned): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+        completed.clear();
+        returned.clear();
         for l in group {
             let v = &views[l.file as usize];
             if group.len() > 1 {
@@ -665,13 +673,9 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
                 Status::Completed => completed.push(l.amount),
             }
         }
-        let sorted_sum = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v.iter().sum::<f64>()
-        };
         let has_completed = !completed.is_empty();
-        let total = sorted_sum(completed);
-        let refund = sorted_sum(returned);
+        let total = sorted_sum(&mut completed);
+        let refund = sorted_sum(&mut returned);
         if has_completed && total >= 0.0 {
             push_order(first.customer, first.micros, total, refund, true);
         } else if has_completed || refund > 0.0 {
