@@ -23,6 +23,19 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// A benchmark group of 10 samples over `seconds`: each iteration runs for seconds, not micros.
+fn slow_group<'c>(
+    c: &'c mut Criterion,
+    name: String,
+    seconds: u64,
+) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(seconds));
+    group
+}
+
 fn generated(customers: usize, dir: &std::path::Path) -> std::path::PathBuf {
     let params = patronage_synth::Params {
         customers,
@@ -44,10 +57,11 @@ fn ingest_rfm(c: &mut Criterion) {
         .expect("ingest")
         .files[0]
         .rows_read;
-    let mut group = c.benchmark_group(format!("ingest_rfm/{customers}_customers_{rows}_rows"));
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(20));
+    let mut group = slow_group(
+        c,
+        format!("ingest_rfm/{customers}_customers_{rows}_rows"),
+        20,
+    );
     group.bench_function("ingest+features", |b| {
         b.iter(|| {
             let ingested = ingest_orders(std::slice::from_ref(&path), &schema).expect("ingest");
@@ -67,10 +81,7 @@ fn fit_models(c: &mut Criterion) {
         patronage_input::parse_date("2024-12-31").expect("date"),
     );
     let buyers = f.frequency.iter().filter(|n| **n > 0).count();
-    let mut group = c.benchmark_group(format!("fit_models/{buyers}_customers"));
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(20));
+    let mut group = slow_group(c, format!("fit_models/{buyers}_customers"), 20);
     group.bench_function("bgnbd(group triples)+gamma_gamma", |b| {
         b.iter(|| {
             let inputs = patronage_engine::model_inputs(&f);
@@ -97,10 +108,7 @@ fn nightly_run(c: &mut Criterion) {
             patronage_input::parse_date("2024-12-31").expect("date"),
         )
         .expect("options");
-    let mut group = c.benchmark_group(format!("nightly_run/{customers}_customers"));
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(30));
+    let mut group = slow_group(c, format!("nightly_run/{customers}_customers"), 30);
     group.bench_function("run", |b| {
         b.iter(|| black_box(patronage_engine::run(&opts, &|_| {}).expect("run")))
     });

@@ -101,9 +101,10 @@ struct Prediction {
     discounted_purchases: f64,
 }
 
-/// Predictions for customers' (x, t_x, T). The ₂F₁ series behind the expectations depend on
-/// (x, T) only (see [`BgNbd::expected_purchases_given_alive`]), so they run once per distinct
-/// (x, T) — a few thousand pairs however many customers — and each customer costs one power.
+/// Predictions for customers' (x, t_x, T). Everything but P(alive) depends on (x, T) only (the
+/// ₂F₁ series behind the expectations, see [`BgNbd::expected_purchases_given_alive`]), so it runs
+/// once per distinct (x, T) — a few thousand pairs however many customers — and each customer
+/// costs one exponential.
 /// `clv`: months and monthly discount rate, when CLV is wanted.
 fn predict(
     bg: &BgNbd,
@@ -122,26 +123,32 @@ fn predict(
             })
         })
         .collect();
-    let given_alive: Vec<(f64, f64)> = pairs
+    // Per distinct (x, T), for a customer alive at T: expected purchases, discounted purchases
+    // over the CLV months, P(a purchase) — each scaled by P(alive) below.
+    let given_alive: Vec<[f64; 3]> = pairs
         .par_iter()
         .map(|&(x, t)| {
             let discounted = clv.map_or(0.0, |(months, rate)| {
                 discounted_purchases_given_alive(bg, months, MONTH_DAYS, rate, x, t)
             });
-            (bg.expected_purchases_given_alive(horizon, x, t), discounted)
+            [
+                bg.expected_purchases_given_alive(horizon, x, t),
+                discounted,
+                bg.p_purchase_if_alive(horizon, x, t),
+            ]
         })
         .collect();
     history
         .par_iter()
         .zip(&pair_index)
         .map(|(&(x, t_x, t), &k)| {
-            let divisor = bg.history_divisor(x, t_x, t);
-            let (expected, discounted) = given_alive[k];
+            let p_alive = bg.p_alive(x, t_x, t);
+            let [expected, discounted, p_purchase] = given_alive[k];
             Prediction {
-                p_alive: bg.p_alive(x, t_x, t),
-                p_purchase: bg.p_purchase(horizon, x, t_x, t),
-                expected: expected / divisor,
-                discounted_purchases: discounted / divisor,
+                p_alive,
+                p_purchase: p_alive * p_purchase,
+                expected: expected * p_alive,
+                discounted_purchases: discounted * p_alive,
             }
         })
         .collect()
@@ -193,7 +200,10 @@ pub(crate) fn churn_scores(
     }
     let col = |k: usize| -> Vec<Option<f64>> { rows.iter().map(|r| r.map(|r| r[k])).collect() };
     let clv_values = col(4);
-    let band = |r: &[f64; 5]| risk_band(r[config.risk_basis.column()], config);
+    let risk: Vec<Option<&str>> = rows
+        .iter()
+        .map(|r| r.map(|r| risk_band(r[config.risk_basis.column()], config)))
+        .collect();
     let frame = tables::frame(
         "churn_scores",
         vec![
@@ -203,20 +213,12 @@ pub(crate) fn churn_scores(
             Column::new("expected_purchases".into(), col(2)),
             Column::new("expected_spend".into(), col(3)),
             Column::new("clv".into(), &clv_values),
-            Column::new(
-                "churn_risk".into(),
-                rows.iter()
-                    .map(|r| r.as_ref().map(band))
-                    .collect::<Vec<_>>(),
-            ),
+            Column::new("churn_risk".into(), &risk),
         ],
     )?;
     let mut bands = serde_json::Map::new();
     for name in ["low", "medium", "high", "lost"] {
-        let n = rows
-            .iter()
-            .filter(|r| r.as_ref().is_some_and(|r| band(r) == name))
-            .count();
+        let n = risk.iter().filter(|b| **b == Some(name)).count();
         bands.insert(name.into(), json!(n));
     }
 

@@ -404,26 +404,26 @@ impl BgNbd {
         -l.nll_grad(&theta).0
     }
 
-    /// P(alive at T | x, t_x, T) (paper eq. 13); 1 for customers without a repeat purchase.
+    /// P(alive at T | x, t_x, T) (paper eq. 13) = 1 / [`Self::history_divisor`]; 1 for
+    /// customers without a repeat purchase.
     pub fn p_alive(&self, x: f64, t_x: f64, t: f64) -> f64 {
-        if x == 0.0 || self.no_dropout {
-            return 1.0;
-        }
-        let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
-        let log_div = (r + x) * ((alpha + t) / (alpha + t_x)).ln() + (a / (b + x - 1.0)).ln();
-        1.0 / (1.0 + log_div.exp())
+        1.0 / self.history_divisor(x, t_x, t)
     }
 
     /// P(at least one purchase in (T, T+h] | x, t_x, T). A customer who is alive at T keeps
     /// buying at rate λ until the next purchase (dropout only follows a purchase), and given alive
     /// λ is Gamma(r + x, α + T) a posteriori, so
-    /// P(no purchase) = 1 − P(alive) + P(alive) · ((α+T)/(α+T+h))^(r+x).
-    /// Unlike `p_alive`, this separates one-time buyers: the longer ago their only purchase, the
-    /// lower it is.
+    /// P(no purchase) = 1 − P(alive) + P(alive) · ((α+T)/(α+T+h))^(r+x), and this is
+    /// P(alive) · [`Self::p_purchase_if_alive`]. Unlike `p_alive`, it separates one-time buyers:
+    /// the longer ago their only purchase, the lower it is.
     pub fn p_purchase(&self, h: f64, x: f64, t_x: f64, t: f64) -> f64 {
-        let p_alive = self.p_alive(x, t_x, t);
-        let none_if_alive = ((self.r + x) * ((self.alpha + t) / (self.alpha + t + h)).ln()).exp();
-        p_alive * (1.0 - none_if_alive)
+        self.p_alive(x, t_x, t) * self.p_purchase_if_alive(h, x, t)
+    }
+
+    /// P(at least one purchase in (T, T+h]) of a customer known to be alive at T:
+    /// 1 − ((α+T)/(α+T+h))^(r+x), which depends on (x, T, h) only.
+    pub fn p_purchase_if_alive(&self, h: f64, x: f64, t: f64) -> f64 {
+        1.0 - ((self.r + x) * ((self.alpha + t) / (self.alpha + t + h)).ln()).exp()
     }
 
     /// E[purchases in (T, T+h] | x, t_x, T] (paper eq. 10). It factors as
@@ -452,13 +452,14 @@ impl BgNbd {
     }
 
     /// 1 + 1{x>0} · a/(b+x−1) · ((α+T)/(α+t_x))^(r+x) = 1 / P(alive): the per-customer
-    /// denominator of paper eq. 10.
+    /// denominator of paper eq. 10, its second term evaluated in logs (as `lifetimes` does).
     pub fn history_divisor(&self, x: f64, t_x: f64, t: f64) -> f64 {
         if x == 0.0 || self.no_dropout {
             return 1.0;
         }
         let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
-        1.0 + (a / (b + x - 1.0)) * ((alpha + t) / (alpha + t_x)).powf(r + x)
+        let log_term = (r + x) * ((alpha + t) / (alpha + t_x)).ln() + (a / (b + x - 1.0)).ln();
+        1.0 + log_term.exp()
     }
 }
 
