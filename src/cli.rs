@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use patronage_engine::{Config, Stage};
+use patronage_engine::{Config, Event};
 
 use crate::Exit;
 
@@ -57,7 +57,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DATE", help_heading = "Run")]
     pub as_of: Option<String>,
     /// Backtest: fit on orders up to as-of − N days and compare predictions with the last N days.
-    #[arg(long, value_name = "N", help_heading = "Run")]
+    #[arg(long, value_name = "N", help_heading = "Run", value_parser = clap::value_parser!(u32).range(1..))]
     pub holdout_days: Option<u32>,
     /// Skip the churn models (no `churn_scores`; value tiers rank net revenue).
     #[arg(long, help_heading = "Run")]
@@ -151,7 +151,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         today(),
     )?;
     let bar = spinner(args.quiet);
-    let result = patronage_engine::run(&opts, &|stage: Stage| bar.set_message(stage.as_str()));
+    let result = patronage_engine::run(&opts, &|event: Event| match event {
+        Event::Stage(stage) => bar.set_message(stage.as_str()),
+        // Warnings always reach stderr (even with --quiet): they say something may be wrong.
+        Event::Warning(w) => bar.suspend(|| {
+            let _ = writeln!(std::io::stderr(), "warning: {w}");
+        }),
+    });
     bar.finish_and_clear();
     let summary = result?;
     let mut out = std::io::stdout().lock();
@@ -170,6 +176,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             "rows_rejected": summary.rows_rejected,
             "tables": tables,
             "manifest": summary.manifest,
+            "warnings": summary.warnings,
+            "models_failed": summary.models_failed,
         });
         writeln!(out, "{json}")?;
     } else {
@@ -188,6 +196,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             "",
             summary.manifest.display()
         )?;
+    }
+    if let Some(why) = &summary.models_failed {
+        writeln!(
+            std::io::stderr(),
+            "error: models failed (exit code 4; the other tables were published): {why}"
+        )?;
+        return Ok(Exit::ModelsFailed);
     }
     Ok(Exit::Ok)
 }

@@ -10,12 +10,17 @@ use clap::Parser;
 
 use cli::{Cli, Command, RulesCommand};
 
-/// Exit codes: 0 success, 1 data or configuration error, 2 usage error (clap), 3 internal error.
+/// Exit codes (documented in the README): 0 success, 1 data or configuration error, 2 usage
+/// error, 3 internal error (a bug), 4 the models failed but every other table was published,
+/// 5 another run holds the output directory (retry later).
 #[derive(Debug, Clone, Copy)]
 enum Exit {
     Ok = 0,
     DataOrConfig = 1,
+    Usage = 2,
     Internal = 3,
+    ModelsFailed = 4,
+    Busy = 5,
 }
 
 impl From<Exit> for ExitCode {
@@ -48,11 +53,22 @@ fn tune_allocator() {}
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    let result = match cli.command {
+    // A panic is a bug: report it as an internal error (exit 3), never exit 101.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
         Command::Run(args) => cli::run(args),
         Command::Rules(RulesCommand::Check { table }) => cli::rules_check(&table),
         Command::Rules(RulesCommand::List) => cli::rules_list(),
         Command::Generate(args) => cli::generate(args),
+    }));
+    let result = match result {
+        Ok(result) => result,
+        Err(_) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: internal error (a bug in patronage; the message above says where). Nothing was published."
+            );
+            return Exit::Internal.into();
+        }
     };
     match result {
         Ok(exit) => exit.into(),
@@ -60,14 +76,13 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return Exit::Ok.into();
             }
-            let internal = err
-                .downcast_ref::<patronage_engine::EngineError>()
-                .is_some_and(|e| !e.is_user_error());
+            let engine = err.downcast_ref::<patronage_engine::EngineError>();
             let _ = writeln!(std::io::stderr(), "error: {err:#}");
-            if internal {
-                Exit::Internal.into()
-            } else {
-                Exit::DataOrConfig.into()
+            match engine {
+                Some(e) if e.is_usage_error() => Exit::Usage.into(),
+                Some(e) if e.is_busy() => Exit::Busy.into(),
+                Some(e) if !e.is_user_error() => Exit::Internal.into(),
+                _ => Exit::DataOrConfig.into(),
             }
         }
     }

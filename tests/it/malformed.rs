@@ -74,9 +74,9 @@ fn bad_rows_are_quarantined_with_reasons_and_counts_add_up() {
     let out = dir.path().join("out");
 
     let rej = read_table(&partition(&out, "rejected", "2024-01-31"));
-    let rows = rej.i64s("row");
+    let rows = rej.i64s("source_row");
     let reasons = rej.strings("reason");
-    let cols = rej.strings("column");
+    let cols = rej.strings("source_column");
     let got: Vec<(i64, String, String)> = (0..rej.rows())
         .map(|i| {
             (
@@ -104,7 +104,11 @@ fn bad_rows_are_quarantined_with_reasons_and_counts_add_up() {
         .strings("source_file")
         .iter()
         .all(|f| f.as_deref().is_some_and(|f| f.ends_with("orders.csv"))));
-    assert_eq!(rej.strings("value")[0].as_deref(), Some("2024-13-01"));
+    assert_eq!(rej.strings("raw_value")[0].as_deref(), Some("2024-13-01"));
+    assert!(rej
+        .strings("source")
+        .iter()
+        .all(|s| s.as_deref() == Some("orders")));
     assert!(rej.strings("message")[1]
         .as_deref()
         .unwrap()
@@ -157,11 +161,11 @@ fn usage_errors_exit_2() {
     assert_eq!(patronage(&["run", "--no-such-flag"]).status.code(), Some(2));
 }
 
-/// Data the churn models cannot identify: a clear error that says what to do, exit 1, and no
-/// half-written output (nothing published, no staging directory left behind); the same data runs
-/// with `--no-models`.
+/// Data the churn models cannot identify: the rest of the night's work is published, the
+/// manifest marks the models failed with the reason, and the exit code (4) tells a scheduler;
+/// the message says what to do. The same data runs cleanly with `--no-models`.
 #[test]
-fn unidentifiable_models_stop_cleanly_with_a_hint() {
+fn unidentifiable_models_publish_the_rest_and_exit_4() {
     let mut csv = String::from("customer_id,order_id,order_ts,amount\n");
     for i in 0..30 {
         csv.push_str(&format!(
@@ -171,18 +175,30 @@ fn unidentifiable_models_stop_cleanly_with_a_hint() {
         ));
     }
     let (dir, o) = run_on(csv.as_bytes(), &["--as-of", "2024-03-31"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("no customer has a repeat purchase"), "{err}");
     assert!(err.contains("--no-models"), "{err}");
     let out = dir.path().join("out");
-    let left: Vec<String> = fs_err::read_dir(&out)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(left.is_empty(), "a failed run left {left:?}");
+    for table in [
+        "customer_features",
+        "segments",
+        "segment_summary",
+        "rejected",
+    ] {
+        assert!(partition(&out, table, "2024-03-31").exists(), "{table}");
+    }
+    assert!(!partition(&out, "churn_scores", "2024-03-31").exists());
+    let m = manifest(&out, "2024-03-31");
+    assert_eq!(m["status"], "models_failed");
+    assert_eq!(m["models"]["status"], "failed");
+    assert_eq!(m["models"]["bgnbd"]["status"], "failed");
+    assert!(m["models"]["bgnbd"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("repeat purchase"));
+    // Value tiers fall back to net revenue when there is no CLV.
+    assert_eq!(m["segments"]["value_tiers"]["by"], "net_revenue");
 
     let (_d, o) = run_on(csv.as_bytes(), &["--as-of", "2024-03-31", "--no-models"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

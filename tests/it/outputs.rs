@@ -82,11 +82,14 @@ fn tables_have_the_documented_schema() {
     assert_eq!(f.i64s("recency_days")[i], Some(9));
     let first = patronage_input_day("2024-01-05");
     assert_eq!(f.dates("first_order_date")[i], Some(first));
-    // c's cancelled order does not count; b's returned order is a refund.
+    // c's cancelled order does not count; b's returned order nets to zero (by default it is
+    // not a purchase either).
     let c = f.by_customer()["c"];
     assert_eq!(f.i64s("frequency")[c], Some(1));
     let b = f.by_customer()["b"];
-    assert_eq!(f.f64s("net_revenue")[b], Some(60.0));
+    assert_eq!(f.i64s("frequency")[b], Some(1));
+    assert_eq!(f.f64s("net_revenue")[b], Some(100.0));
+    assert!(f.f64s("net_revenue").iter().all(|v| v.unwrap() >= 0.0));
 
     let s = read_table(&partition(&out, "segments", "2024-06-10"));
     for c in ["r_score", "f_score", "m_score"] {
@@ -126,9 +129,15 @@ fn a_failed_run_leaves_earlier_outputs_and_a_rerun_replaces() {
     let leftovers: Vec<_> = fs_err::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with('.'))
+        .filter(|n| n.starts_with('.') && n != ".patronage")
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(
+        fs_err::read_dir(out.join(".patronage/staging"))
+            .unwrap()
+            .count(),
+        0
+    );
 
     // A rerun with fewer orders replaces the partition.
     let fewer: String = SMALL_ORDERS

@@ -189,6 +189,8 @@ pub struct RunOptions {
     pub value_by: ValueBasis,
     pub models: ModelsConfig,
     pub config_path: Option<PathBuf>,
+    /// Today's date as the caller sees it, only to warn about an as-of in the future.
+    pub today: Day,
 }
 
 impl Config {
@@ -222,23 +224,37 @@ impl Config {
             message,
         };
         let orders = orders.or(self.run.orders).ok_or_else(|| {
-            EngineError::InvalidOptions(
+            EngineError::Usage(
                 "no orders input: pass --orders PATH or set run.orders in the config".into(),
             )
         })?;
         let out = out.or(self.run.out).ok_or_else(|| {
-            EngineError::InvalidOptions(
+            EngineError::Usage(
                 "no output directory: pass --out DIR or set run.out in the config".into(),
             )
         })?;
-        let as_of = match as_of.or(self.run.as_of) {
-            Some(text) => AsOfChoice::Fixed(parse_date(&text).ok_or_else(|| {
-                EngineError::InvalidOptions(format!(
-                    "as-of `{text}` is not a date (expected YYYY-MM-DD)"
-                ))
-            })?),
-            None => AsOfChoice::LatestOrder { not_after: today },
+        let parse_as_of = |text: &str| {
+            parse_date(text)
+                .ok_or_else(|| format!("as-of `{text}` is not a date (expected YYYY-MM-DD)"))
         };
+        let as_of = match (as_of, self.run.as_of) {
+            (Some(flag), _) => AsOfChoice::Fixed(parse_as_of(&flag).map_err(EngineError::Usage)?),
+            (None, Some(text)) => {
+                AsOfChoice::Fixed(parse_as_of(&text).map_err(|m| bad(format!("run.as_of: {m}")))?)
+            }
+            (None, None) => AsOfChoice::LatestOrder { not_after: today },
+        };
+        if holdout_days == Some(0) {
+            return Err(EngineError::Usage(
+                "--holdout-days must be at least 1".into(),
+            ));
+        }
+        if self.run.holdout_days == Some(0) {
+            return Err(bad(
+                "run.holdout_days must be at least 1 (leave it out for no backtest)".into(),
+            ));
+        }
+        patronage_input::check_schema(&self.orders).map_err(bad)?;
         self.segments.value_tiers.check().map_err(bad)?;
         self.models.check().map_err(bad)?;
         let base = config_path.and_then(Path::parent).unwrap_or(Path::new(""));
@@ -255,7 +271,7 @@ impl Config {
             orders,
             out,
             as_of,
-            holdout_days: holdout_days.or(self.run.holdout_days).filter(|d| *d > 0),
+            holdout_days: holdout_days.or(self.run.holdout_days),
             schema: self.orders,
             rules,
             rules_source,
@@ -263,6 +279,7 @@ impl Config {
             value_by: self.segments.value_by,
             models: self.models,
             config_path: config_path.map(Path::to_path_buf),
+            today,
         })
     }
 }

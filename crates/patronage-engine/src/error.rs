@@ -8,10 +8,13 @@ pub enum EngineError {
     Rules(#[from] patronage_segments::RuleError),
     #[error("{path}: invalid config: {message}")]
     InvalidConfig { path: String, message: String },
-    #[error("invalid options: {0}")]
+    /// A wrong or missing command-line flag (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
     InvalidOptions(String),
-    #[error("no valid order on or before the as-of date {as_of}: nothing to score ({hint})")]
-    NoData { as_of: String, hint: String },
+    #[error("nothing to score for as-of {as_of}: {explanation}")]
+    NoData { as_of: String, explanation: String },
     #[error("{0}")]
     Model(patronage_models::ModelError),
     #[error(transparent)]
@@ -24,6 +27,23 @@ impl EngineError {
     /// True for errors caused by the user's data or configuration (exit code 1), false for bugs
     /// and I/O failures of the machine.
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, EngineError::Internal { .. })
+        !matches!(
+            self,
+            EngineError::Internal { .. }
+                | EngineError::Output(patronage_output::OutputError::NonFinite { .. })
+        )
+    }
+
+    /// True for a wrong or missing flag (exit code 2).
+    pub fn is_usage_error(&self) -> bool {
+        matches!(self, EngineError::Usage(_))
+    }
+
+    /// True when another run holds the output directory (exit code 5: retry later).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Output(patronage_output::OutputError::Busy { .. })
+        )
     }
 }

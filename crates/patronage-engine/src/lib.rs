@@ -15,7 +15,8 @@ pub use config::{
     load_rules, AsOfChoice, Config, ModelsConfig, RunConfig, RunOptions, SegmentsConfig, ValueBasis,
 };
 pub use error::EngineError;
-pub use job::{run, RunSummary, Stage};
+pub use job::{run, Event, RunSummary, Stage};
+pub use models::RISK_BANDS;
 pub use models::{model_inputs, ModelInputs};
 pub use tables::TABLES;
 

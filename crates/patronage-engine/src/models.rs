@@ -1,12 +1,17 @@
 //! The models stage: BG/NBD + Gamma-Gamma fitted on the per-customer BTYD summary (days), the
 //! `churn_scores` table, and with a holdout the `backtest` table (fit at as-of − N, compare with
 //! the last N days).
+//!
+//! A model that cannot be fitted does not stop the run: the stage reports it as failed (in the
+//! manifest, with the reason) and the job publishes every other table. Without BG/NBD there is no
+//! `churn_scores`; without Gamma-Gamma, `expected_spend` and `clv` are null. No score is ever
+//! published unless it is finite.
 
 use patronage_features::{purchase_days_between, CustomerFeatures, Day, Orders};
 use patronage_models::backtest::{evaluate, Backtest, Holdout};
 use patronage_models::bgnbd::{self, BgNbd, Triples};
 use patronage_models::clv::{discounted_purchases_given_alive, monthly_discount_rate};
-use patronage_models::gamma_gamma::{self, GammaGamma};
+use patronage_models::gamma_gamma;
 use patronage_models::{FitDiagnostics, ModelError};
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -23,17 +28,16 @@ const MONTH_DAYS: f64 = 30.0;
 pub(crate) struct Scores {
     pub frame: DataFrame,
     pub clv: Vec<Option<f64>>,
-    pub manifest: serde_json::Value,
-    pub backtest: Option<DataFrame>,
 }
 
-struct Fitted {
-    bg: BgNbd,
-    bg_diag: FitDiagnostics,
-    gg: GammaGamma,
-    gg_diag: FitDiagnostics,
-    /// Mean repeat spend, the fallback when the Gamma-Gamma population mean is infinite (q ≤ 1).
-    mean_spend: f64,
+/// What the models stage produced.
+pub(crate) struct ModelsStage {
+    /// `churn_scores` (absent when BG/NBD failed).
+    pub scores: Option<Scores>,
+    pub backtest: Option<DataFrame>,
+    pub manifest: serde_json::Value,
+    /// Why a model (or the backtest) failed; the job still publishes the other tables.
+    pub failure: Option<String>,
 }
 
 fn buyers(f: &CustomerFeatures) -> Vec<usize> {
@@ -73,22 +77,17 @@ pub fn model_inputs(f: &CustomerFeatures) -> ModelInputs {
     }
 }
 
-fn fit(f: &CustomerFeatures) -> Result<Fitted, ModelError> {
-    let ModelInputs {
-        triples,
-        repeat_x: x,
-        repeat_m: m,
-    } = model_inputs(f);
-    let (bg, bg_diag) = bgnbd::fit(&triples)?;
-    let (gg, gg_diag) = gamma_gamma::fit(&x, &m)?;
-    let mean_spend = m.iter().sum::<f64>() / m.len().max(1) as f64;
-    Ok(Fitted {
-        bg,
-        bg_diag,
-        gg,
-        gg_diag,
-        mean_spend,
-    })
+fn failed(e: &ModelError) -> serde_json::Value {
+    json!({ "status": "failed", "error": e.to_string() })
+}
+
+/// A fit's diagnostics with `"status": "ok"` beside them.
+fn fitted(diag: &FitDiagnostics) -> serde_json::Value {
+    let mut v = json!(diag);
+    if let Some(map) = v.as_object_mut() {
+        map.insert("status".into(), json!("ok"));
+    }
+    v
 }
 
 /// One customer's BG/NBD predictions.
@@ -154,116 +153,193 @@ fn predict(
         .collect()
 }
 
+/// `churn_risk` values, lowest risk first. Deliberately not the RFM segment names (`Lost`,
+/// `At Risk`): those rank customers against each other on recency, frequency and spend, while
+/// these band the model's probability of a purchase in the horizon.
+pub const RISK_BANDS: [&str; 4] = ["low", "medium", "high", "very_high"];
+
 /// The `churn_risk` band of a score (`p_purchase` or `p_alive`, per `models.risk_basis`).
 fn risk_band(score: f64, c: &ModelsConfig) -> &'static str {
     if score >= c.risk_low {
-        "low"
+        RISK_BANDS[0]
     } else if score >= c.risk_medium {
-        "medium"
+        RISK_BANDS[1]
     } else if score >= c.risk_high {
-        "high"
+        RISK_BANDS[2]
     } else {
-        "lost"
+        RISK_BANDS[3]
     }
 }
 
-pub(crate) fn churn_scores(
+/// Fits the models on `f` and scores every buyer. Model failures are reported in the returned
+/// stage, never as an `Err` (which is kept for internal errors).
+pub(crate) fn run_models(
     config: &ModelsConfig,
     orders: &Orders,
     f: &CustomerFeatures,
     as_of: Day,
     holdout_days: Option<u32>,
-) -> Result<Scores, EngineError> {
-    let fitted = fit(f).map_err(EngineError::Model)?;
+) -> Result<ModelsStage, EngineError> {
+    let inputs = model_inputs(f);
+    let mut failures: Vec<String> = Vec::new();
+    let bg = bgnbd::fit(&inputs.triples);
+    let gg = gamma_gamma::fit(&inputs.repeat_x, &inputs.repeat_m);
+    let mean_spend = inputs.repeat_m.iter().sum::<f64>() / inputs.repeat_m.len().max(1) as f64;
+    let bg_manifest = match &bg {
+        Ok((_, diag)) => fitted(diag),
+        Err(e) => {
+            failures.push(e.to_string());
+            failed(e)
+        }
+    };
+    let gg_manifest = match &gg {
+        Ok((_, diag)) => fitted(diag),
+        Err(e) => {
+            failures.push(format!("{e} (expected_spend and clv are null)"));
+            failed(e)
+        }
+    };
     let horizon = f64::from(config.horizon_days);
     let monthly = monthly_discount_rate(config.annual_discount_rate);
-    let buyer_idx = buyers(f);
-    let history: Vec<(f64, f64, f64)> = buyer_idx.iter().map(|&i| triple(f, i)).collect();
-    let predicted = predict(
-        &fitted.bg,
-        &history,
-        horizon,
-        Some((config.clv_months, monthly)),
-    );
-    /// p_alive, p_purchase, expected purchases, expected spend, CLV.
-    type Row = Option<[f64; 5]>;
-    let mut rows: Vec<Row> = vec![None; f.len()];
-    for ((&i, &(x, _, _)), p) in buyer_idx.iter().zip(&history).zip(&predicted) {
-        let mut spend = fitted
-            .gg
-            .conditional_expected_spend(x, f.btyd_m[i].unwrap_or(0.0));
-        if !spend.is_finite() {
-            spend = fitted.mean_spend;
-        }
-        let value = config.margin * spend * p.discounted_purchases;
-        rows[i] = Some([p.p_alive, p.p_purchase, p.expected, spend, value]);
-    }
-    let col = |k: usize| -> Vec<Option<f64>> { rows.iter().map(|r| r.map(|r| r[k])).collect() };
-    let clv_values = col(4);
-    let risk: Vec<Option<&str>> = rows
-        .iter()
-        .map(|r| r.map(|r| risk_band(r[config.risk_basis.column()], config)))
-        .collect();
-    let frame = tables::frame(
-        "churn_scores",
-        vec![
-            Column::new("customer_id".into(), &f.customer_id),
-            Column::new("p_alive".into(), col(0)),
-            Column::new("p_purchase".into(), col(1)),
-            Column::new("expected_purchases".into(), col(2)),
-            Column::new("expected_spend".into(), col(3)),
-            Column::new("clv".into(), &clv_values),
-            Column::new("churn_risk".into(), &risk),
-        ],
-    )?;
+    let mut scores = None;
     let mut bands = serde_json::Map::new();
-    for name in ["low", "medium", "high", "lost"] {
-        let n = risk.iter().filter(|b| **b == Some(name)).count();
-        bands.insert(name.into(), json!(n));
+    if let Ok((bg, _)) = &bg {
+        let buyer_idx = buyers(f);
+        let history: Vec<(f64, f64, f64)> = buyer_idx.iter().map(|&i| triple(f, i)).collect();
+        let predicted = predict(bg, &history, horizon, Some((config.clv_months, monthly)));
+        // Per customer: p_alive, p_purchase, expected purchases; then expected spend and CLV
+        // when Gamma-Gamma fitted.
+        type Row = Option<([f64; 3], Option<[f64; 2]>)>;
+        let mut rows: Vec<Row> = vec![None; f.len()];
+        let mut non_finite = 0usize;
+        for ((&i, &(x, _, _)), p) in buyer_idx.iter().zip(&history).zip(&predicted) {
+            let value = gg.as_ref().ok().map(|(gg, _)| {
+                let mut spend = gg.conditional_expected_spend(x, f.btyd_m[i].unwrap_or(0.0));
+                if !spend.is_finite() {
+                    spend = mean_spend;
+                }
+                [spend, config.margin * spend * p.discounted_purchases]
+            });
+            let bg_part = [p.p_alive, p.p_purchase, p.expected];
+            if bg_part
+                .iter()
+                .chain(value.iter().flatten())
+                .any(|v| !v.is_finite())
+            {
+                non_finite += 1;
+            }
+            rows[i] = Some((bg_part, value));
+        }
+        if non_finite > 0 {
+            failures.push(format!(
+                "BG/NBD: the fitted model gives non-finite scores for {non_finite} customers, so none are published; skip the models with --no-models (models.enabled = false)"
+            ));
+        } else {
+            let col = |k: usize| -> Vec<Option<f64>> {
+                rows.iter()
+                    .map(|r| {
+                        r.and_then(|(b, v)| {
+                            if k < 3 {
+                                Some(b[k])
+                            } else {
+                                v.map(|v| v[k - 3])
+                            }
+                        })
+                    })
+                    .collect()
+            };
+            let clv_values = col(4);
+            let risk: Vec<Option<&str>> = rows
+                .iter()
+                .map(|r| r.map(|(b, _)| risk_band(b[config.risk_basis.column()], config)))
+                .collect();
+            for name in RISK_BANDS {
+                let n = risk.iter().filter(|b| **b == Some(name)).count();
+                bands.insert(name.into(), json!(n));
+            }
+            let frame = tables::frame(
+                "churn_scores",
+                vec![
+                    Column::new("customer_id".into(), &f.customer_id),
+                    Column::new("p_alive".into(), col(0)),
+                    Column::new("p_purchase".into(), col(1)),
+                    Column::new("expected_purchases".into(), col(2)),
+                    Column::new("expected_spend".into(), col(3)),
+                    Column::new("clv".into(), &clv_values),
+                    Column::new("churn_risk".into(), &risk),
+                ],
+            )?;
+            scores = Some(Scores {
+                frame,
+                clv: clv_values,
+            });
+        }
     }
 
     let (backtest, backtest_manifest) = match holdout_days {
-        Some(n) => {
-            let (frame, result, diag) = backtest(orders, as_of, n, f64::from(n))?;
-            (
+        Some(n) => match backtest(orders, as_of, n, f64::from(n))? {
+            Ok((frame, result, diag)) => (
                 Some(frame),
-                json!({ "holdout_days": n, "calibration_end": patronage_input::format_day(as_of - n as i32), "fit": diag, "result": result }),
-            )
-        }
+                json!({ "status": "ok", "holdout_days": n, "calibration_end": patronage_input::format_day(as_of - n as i32), "fit": diag, "result": result }),
+            ),
+            Err(e) => {
+                failures.push(format!("backtest: {e}"));
+                (
+                    None,
+                    json!({ "status": "failed", "holdout_days": n, "error": e.to_string() }),
+                )
+            }
+        },
         None => (None, serde_json::Value::Null),
     };
+    let status = if failures.is_empty() {
+        "ok"
+    } else if scores.is_some() {
+        "partial"
+    } else {
+        "failed"
+    };
     let manifest = json!({
+        "enabled": true,
+        "status": status,
+        "failures": failures,
         "time_unit": "day",
         "horizon_days": config.horizon_days,
         "clv": { "months": config.clv_months, "month_days": MONTH_DAYS, "annual_discount_rate": config.annual_discount_rate, "monthly_discount_rate": monthly, "margin": config.margin },
-        "churn_risk": { "basis": config.risk_basis, "cut_points": { "low": config.risk_low, "medium": config.risk_medium, "high": config.risk_high } },
+        "churn_risk": { "basis": config.risk_basis, "cut_points": { "low": config.risk_low, "medium": config.risk_medium, "high": config.risk_high }, "bands": RISK_BANDS },
         "churn_risk_customers": bands,
-        "bgnbd": fitted.bg_diag,
-        "gamma_gamma": fitted.gg_diag,
+        "bgnbd": bg_manifest,
+        "gamma_gamma": gg_manifest,
         "backtest": backtest_manifest,
     });
-    Ok(Scores {
-        frame,
-        clv: clv_values,
-        manifest,
+    Ok(ModelsStage {
+        scores,
         backtest,
+        manifest,
+        failure: (!failures.is_empty()).then(|| failures.join("; ")),
     })
 }
 
-/// Fits at `as_of − n` and predicts the next `n` days for every calibration buyer.
+/// Fits at `as_of − n` and predicts the next `n` days for every calibration buyer. The inner
+/// `Err` is a model that could not be fitted on the calibration period.
+#[allow(clippy::type_complexity)]
 fn backtest(
     orders: &Orders,
     as_of: Day,
     n: u32,
     horizon: f64,
-) -> Result<(DataFrame, Backtest, FitDiagnostics), EngineError> {
+) -> Result<Result<(DataFrame, Backtest, FitDiagnostics), ModelError>, EngineError> {
     let calibration_end = as_of - n as i32;
     let cal = patronage_features::compute(orders, calibration_end);
-    let fitted = fit(&cal).map_err(EngineError::Model)?;
+    let inputs = model_inputs(&cal);
+    let (bg, bg_diag) = match bgnbd::fit(&inputs.triples) {
+        Ok(fit) => fit,
+        Err(e) => return Ok(Err(e)),
+    };
     let actual_by_key = purchase_days_between(orders, calibration_end, as_of);
     let idx = buyers(&cal);
     let history: Vec<(f64, f64, f64)> = idx.iter().map(|&i| triple(&cal, i)).collect();
-    let predicted = predict(&fitted.bg, &history, horizon, None);
+    let predicted = predict(&bg, &history, horizon, None);
     let per: Vec<[f64; 5]> = idx
         .iter()
         .zip(&history)
@@ -303,5 +379,5 @@ fn backtest(
             Column::new("actual_purchases".into(), actual),
         ],
     )?;
-    Ok((frame, result, fitted.bg_diag))
+    Ok(Ok((frame, result, bg_diag)))
 }

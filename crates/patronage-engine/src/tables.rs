@@ -64,23 +64,31 @@ pub(crate) fn customer_features(f: &CustomerFeatures) -> Result<DataFrame, Engin
     )
 }
 
-pub(crate) fn rejected(rows: &[RejectedRow]) -> Result<DataFrame, EngineError> {
+/// Refused input rows. Column names avoid SQL reserved words (`row`, `column`, `value`), so BI
+/// users need not quote them.
+pub(crate) fn rejected(source: &str, rows: &[RejectedRow]) -> Result<DataFrame, EngineError> {
     frame(
         "rejected",
         vec![
+            Column::new("source".into(), vec![source; rows.len()]),
             Column::new(
                 "source_file".into(),
                 rows.iter()
                     .map(|r| r.source_file.as_str())
                     .collect::<Vec<_>>(),
             ),
-            Column::new("row".into(), rows.iter().map(|r| r.row).collect::<Vec<_>>()),
             Column::new(
-                "column".into(),
-                rows.iter().map(|r| r.column.as_str()).collect::<Vec<_>>(),
+                "source_row".into(),
+                rows.iter().map(|r| r.row).collect::<Vec<_>>(),
             ),
             Column::new(
-                "value".into(),
+                "source_column".into(),
+                rows.iter()
+                    .map(|r| (!r.column.is_empty()).then_some(r.column.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "raw_value".into(),
                 rows.iter().map(|r| r.value.as_deref()).collect::<Vec<_>>(),
             ),
             Column::new(

@@ -10,18 +10,62 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 /// `[orders]` section of the config.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrdersSchema {
     /// Canonical column → the export's column name.
     #[serde(default)]
     pub columns: OrderColumns,
-    /// A chrono format for `order_ts` (e.g. `"%d/%m/%Y %H:%M"`); ISO-8601 and epoch are detected
-    /// without it.
+    /// A chrono format for `order_ts` (e.g. `"%d/%m/%Y %H:%M"`); ISO-8601, compact `YYYYMMDD`
+    /// and epoch numbers are detected without it.
     pub timestamp_format: Option<String>,
     /// The export's status values → `completed`, `cancelled` or `returned`.
     #[serde(default)]
     pub status_values: BTreeMap<String, String>,
+    /// CSV separator (one character); detected from the header line when unset.
+    pub separator: Option<String>,
+    /// Cell values that mean "no value" (compared after trimming; an empty cell always does).
+    #[serde(default = "default_null_values")]
+    pub null_values: Vec<String>,
+    /// Whether a `returned` order counts as a purchase (in `frequency`, the BTYD summary and
+    /// `monetary`, with its amount also in `refunds`). Either way it nets to zero revenue.
+    #[serde(default)]
+    pub returned_counts_as_purchase: bool,
+}
+
+/// Null markers written by common tools: SQL dumps (`NULL`, `\N` from MySQL/Hive), Python
+/// (`None`, `nan`), R and spreadsheets (`NA`, `N/A`).
+pub fn default_null_values() -> Vec<String> {
+    ["NULL", "null", "\\N", "None", "NA", "N/A", "nan", "NaN"]
+        .map(String::from)
+        .to_vec()
+}
+
+impl Default for OrdersSchema {
+    fn default() -> Self {
+        OrdersSchema {
+            columns: OrderColumns::default(),
+            timestamp_format: None,
+            status_values: BTreeMap::new(),
+            separator: None,
+            null_values: default_null_values(),
+            returned_counts_as_purchase: false,
+        }
+    }
+}
+
+impl OrdersSchema {
+    /// The configured CSV separator as a byte.
+    pub fn separator_byte(&self) -> Result<Option<u8>, String> {
+        match self.separator.as_deref() {
+            None => Ok(None),
+            Some("\\t") | Some("tab") => Ok(Some(b'\t')),
+            Some(s) if s.len() == 1 && s.is_ascii() && s != "\"" => Ok(Some(s.as_bytes()[0])),
+            Some(s) => Err(format!(
+                "orders.separator must be one ASCII character (or \"tab\"), got {s:?}"
+            )),
+        }
+    }
 }
 
 /// Source column names for each canonical column; `None` means "find it by name".
@@ -95,6 +139,7 @@ impl Canon {
         match self {
             Canon::OrderTs => &["orderdate", "ordertime", "ordertimestamp"],
             Canon::Amount => &["ordertotal", "total", "orderamount"],
+            Canon::Status => &["orderstatus"],
             _ => &[],
         }
     }
@@ -122,36 +167,74 @@ pub(crate) fn normalize(name: &str) -> String {
         .collect()
 }
 
-/// Finds the source column for `canon` among `found`. `Err` carries a "did you mean" hint.
+/// Why a canonical column could not be mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Unresolved {
+    /// Not found; carries a "did you mean" / "map it with" hint.
+    Missing(String),
+    /// Several source columns match; carries their names.
+    Ambiguous(Vec<String>),
+}
+
+/// Finds the source column for `canon` among `found` (the file's header, duplicates included)
+/// and returns its index. A configured name must occur exactly once; without configuration,
+/// exactly one column may match by normalized name or alias, else the mapping is ambiguous.
 pub(crate) fn resolve(
     canon: Canon,
     schema: &OrderColumns,
     found: &[String],
-) -> Result<Option<String>, String> {
+) -> Result<Option<usize>, Unresolved> {
+    let matches = |pred: &dyn Fn(&str) -> bool| -> Vec<usize> {
+        (0..found.len()).filter(|&i| pred(&found[i])).collect()
+    };
     if let Some(name) = canon.configured(schema) {
-        if found.iter().any(|f| f == name) {
-            return Ok(Some(name.to_string()));
-        }
-        return Err(format!(
-            " (the config maps it to `{name}`{})",
-            did_you_mean(name, found)
-        ));
+        let hits = matches(&|f| f == name);
+        return match hits.as_slice() {
+            [one] => Ok(Some(*one)),
+            [] => Err(Unresolved::Missing(format!(
+                " (the config maps it to `{name}`{})",
+                did_you_mean(name, found)
+            ))),
+            _ => Err(Unresolved::Ambiguous(
+                hits.iter().map(|&i| found[i].clone()).collect(),
+            )),
+        };
     }
     let want = normalize(canon.name());
-    let by_name = found.iter().find(|f| normalize(f) == want).or_else(|| {
-        found
-            .iter()
-            .find(|f| canon.aliases().contains(&normalize(f).as_str()))
+    let hits = matches(&|f| {
+        let n = normalize(f);
+        n == want || canon.aliases().contains(&n.as_str())
     });
-    match by_name {
-        Some(name) => Ok(Some(name.clone())),
-        None if canon.required() => Err(format!(
+    match hits.as_slice() {
+        [one] => Ok(Some(*one)),
+        [] if canon.required() => Err(Unresolved::Missing(format!(
             "{}; map it with `[orders.columns] {} = \"...\"` in the config",
             did_you_mean(canon.name(), found),
             canon.name()
+        ))),
+        [] => Ok(None),
+        _ => Err(Unresolved::Ambiguous(
+            hits.iter().map(|&i| found[i].clone()).collect(),
         )),
-        None => Ok(None),
     }
+}
+
+/// The canonical column an unmapped source column looks like (its normalized name contains the
+/// canonical name, e.g. `OrderStatus` → `status`), for a "did you mean to map" hint.
+pub(crate) fn looks_like(name: &str) -> Option<Canon> {
+    let n = normalize(name);
+    // The whole canonical name first (`OrderStatus` → status), then its stem (`Customer Email`
+    // → customer_id).
+    Canon::ALL
+        .into_iter()
+        .find(|c| n.contains(&normalize(c.name())))
+        .or_else(|| {
+            Canon::ALL.into_iter().find(|c| {
+                let want = normalize(c.name());
+                let stem = want.trim_end_matches("id").trim_end_matches("ts");
+                stem.len() >= 5 && stem.len() < want.len() && n.contains(stem)
+            })
+        })
 }
 
 fn did_you_mean(name: &str, found: &[String]) -> String {
@@ -192,15 +275,9 @@ mod tests {
     fn names_match_after_normalization_and_aliases() {
         let found = cols(&["CustomerID", "Order Date", "Total"]);
         let s = OrderColumns::default();
-        assert_eq!(
-            resolve(Canon::CustomerId, &s, &found),
-            Ok(Some("CustomerID".into()))
-        );
-        assert_eq!(
-            resolve(Canon::OrderTs, &s, &found),
-            Ok(Some("Order Date".into()))
-        );
-        assert_eq!(resolve(Canon::Amount, &s, &found), Ok(Some("Total".into())));
+        assert_eq!(resolve(Canon::CustomerId, &s, &found), Ok(Some(0)));
+        assert_eq!(resolve(Canon::OrderTs, &s, &found), Ok(Some(1)));
+        assert_eq!(resolve(Canon::Amount, &s, &found), Ok(Some(2)));
         assert_eq!(resolve(Canon::Status, &s, &found), Ok(None));
     }
 
@@ -208,6 +285,34 @@ mod tests {
     fn missing_required_column_suggests_the_closest() {
         let found = cols(&["customr_id", "order_id"]);
         let err = resolve(Canon::CustomerId, &OrderColumns::default(), &found).unwrap_err();
-        assert!(err.contains("did you mean `customr_id`?"), "{err}");
+        assert!(
+            matches!(&err, Unresolved::Missing(h) if h.contains("did you mean `customr_id`?")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn two_candidates_are_ambiguous_unless_configured() {
+        let found = cols(&["Customer ID", "customer_id", "amount", "amount"]);
+        let s = OrderColumns::default();
+        assert_eq!(
+            resolve(Canon::CustomerId, &s, &found),
+            Err(Unresolved::Ambiguous(vec![
+                "Customer ID".into(),
+                "customer_id".into()
+            ]))
+        );
+        assert!(matches!(
+            resolve(Canon::Amount, &s, &found),
+            Err(Unresolved::Ambiguous(_))
+        ));
+        let configured = OrderColumns {
+            customer_id: Some("customer_id".into()),
+            ..Default::default()
+        };
+        assert_eq!(resolve(Canon::CustomerId, &configured, &found), Ok(Some(1)));
+        assert_eq!(looks_like("OrderStatus"), Some(Canon::Status));
+        assert_eq!(looks_like("Customer Email"), Some(Canon::CustomerId));
+        assert_eq!(looks_like("weight_kg"), None);
     }
 }

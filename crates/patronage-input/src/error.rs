@@ -33,6 +33,24 @@ pub enum InputError {
         dtype: String,
         expected: &'static str,
     },
+    #[error("{}: {message}", path.display())]
+    Encoding { path: PathBuf, message: String },
+    #[error("{}: {found} match the {canonical} column `{column}`; map one of them with `[{section}.columns] {column} = \"...\"` in the config (or rename the other in the export)", path.display())]
+    AmbiguousColumn {
+        path: PathBuf,
+        section: &'static str,
+        column: String,
+        canonical: &'static str,
+        found: String,
+    },
+    #[error("{}: column `{column}` has type {dtype}, which Patronage does not read as {expected}{hint}", path.display())]
+    UnsupportedType {
+        path: PathBuf,
+        column: String,
+        dtype: String,
+        expected: &'static str,
+        hint: &'static str,
+    },
     #[error("invalid [orders] config: {0}")]
     InvalidConfig(String),
     #[error(transparent)]

@@ -1,4 +1,4 @@
-//! Reads order exports (CSV or Parquet; a file, a directory or a glob) and validates them into the
+//! Reads order exports (CSV, gzip-compressed CSV or Parquet; a file, a directory or a glob) and validates them into the
 //! canonical order contract of DESIGN §2, returning [`patronage_features::Orders`] plus every row it
 //! refused, with the file, row, column, raw value and reason.
 //!
@@ -13,8 +13,8 @@ mod orders;
 mod parse;
 mod source;
 
-pub use columns::{OrderColumns, OrdersSchema};
+pub use columns::{default_null_values, OrderColumns, OrdersSchema};
 pub use error::InputError;
-pub use orders::{ingest_orders, FileStats, Ingested, RejectReason, RejectedRow};
-pub use parse::{format_day, parse_date, parse_timestamp_micros, MICROS_PER_DAY};
-pub use source::{expand_inputs, read_frame, InputFormat};
+pub use orders::{check_schema, ingest_orders, FileStats, Ingested, RejectReason, RejectedRow};
+pub use parse::{format_day, parse_date, parse_timestamp_micros, MAX_AMOUNT, MICROS_PER_DAY};
+pub use source::{expand_inputs, Frame, InputFormat, Source};

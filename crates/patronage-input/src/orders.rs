@@ -1,18 +1,24 @@
 //! Validation of order rows into canonical orders (DESIGN §2).
 //!
 //! Row rules, first failing rule wins (one rejected record per refused input row):
-//! 1. a text cell with bytes that are not UTF-8 → `invalid_utf8`;
-//! 2. empty `customer_id`, `order_id`, `order_ts` or `amount` → `missing_value`;
-//! 3. `order_ts` that does not parse → `invalid_timestamp`; `amount` that is not a finite
-//!    decimal → `invalid_number`; a `status` other than completed/cancelled/returned (after the
-//!    configured mapping) → `unknown_status`.
+//! 1. a CSV record with more fields than the header → `too_many_fields`;
+//! 2. a text cell with bytes that are not UTF-8 → `invalid_utf8`;
+//! 3. empty `customer_id`, `order_id`, `order_ts` or `amount` (blank, or a configured null marker
+//!    such as `NULL` or `\N`) → `missing_value`;
+//! 4. `order_ts` that does not parse → `invalid_timestamp`; `amount` that is not a finite
+//!    decimal within ±1e15 → `invalid_number`; a `status` other than completed/cancelled/returned
+//!    (after the configured mapping) → `unknown_status`.
+//!
+//! Identifiers: an integral number written as a float (`42.0`, what pandas writes for an id
+//! column with a null) is the integer id `42`, in CSV and Parquet alike.
 //!
 //! Order rules, over the rows that passed: rows sharing an `order_id` are the lines of one order.
 //! Lines that disagree on `customer_id` or `order_ts` make a conflicting duplicate: every line of
 //! that order is rejected (`conflicting_duplicate`). Lines identical in every mapped column are
 //! collapsed into one (counted, not rejected). The order total is the sum of its completed lines:
-//! a total ≥ 0 is a purchase; a negative total and `returned` lines are refunds; cancelled lines
-//! count for nothing.
+//! a total ≥ 0 is a purchase; a negative total is a refund; cancelled lines count for nothing.
+//! `returned` lines net to zero: by default they are neither purchase nor refund; with
+//! `returned_counts_as_purchase` their amount counts as purchased and as refunded.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -24,17 +30,19 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::columns::{resolve, Canon, OrdersSchema};
+use crate::columns::{looks_like, resolve, Canon, OrdersSchema, Unresolved};
 use crate::error::InputError;
 use crate::parse::{
-    epoch_micros, micros_to_day, parse_amount, parse_timestamp_micros, MICROS_PER_DAY,
+    check_amount, micros_to_day, numeric_timestamp, parse_amount, parse_timestamp_micros,
+    MICROS_PER_DAY,
 };
-use crate::source::{read_frame, InputFormat};
+use crate::source::{ArrowDataType, InputFormat, Source};
 
 /// Why a row was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
+    TooManyFields,
     InvalidUtf8,
     MissingValue,
     InvalidTimestamp,
@@ -46,6 +54,7 @@ pub enum RejectReason {
 impl RejectReason {
     pub fn as_str(self) -> &'static str {
         match self {
+            RejectReason::TooManyFields => "too_many_fields",
             RejectReason::InvalidUtf8 => "invalid_utf8",
             RejectReason::MissingValue => "missing_value",
             RejectReason::InvalidTimestamp => "invalid_timestamp",
@@ -73,14 +82,29 @@ pub struct RejectedRow {
 pub struct FileStats {
     pub path: String,
     pub format: String,
+    /// `gzip` when the file was decompressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// The CSV separator used (configured, by extension, or detected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
+    /// Data rows read (blank lines excluded).
     pub rows_read: i64,
     pub rows_accepted: i64,
     pub rows_rejected: i64,
+    /// Blank lines in a CSV file: not rows, neither accepted nor rejected.
+    pub blank_lines_skipped: i64,
     /// Accepted rows that were identical copies of another line of the same order.
     pub duplicates_collapsed: i64,
     /// Accepted rows with status `cancelled`.
     pub cancelled_lines: i64,
+    /// Accepted rows with status `returned`.
+    pub returned_lines: i64,
     pub rejected_by_reason: BTreeMap<String, i64>,
+    /// Canonical column → the file's column it was read from.
+    pub columns: BTreeMap<String, String>,
+    /// The file's columns that no canonical column maps to (not read).
+    pub unused_columns: Vec<String>,
 }
 
 /// Everything ingestion produced.
@@ -91,6 +115,9 @@ pub struct Ingested {
     pub files: Vec<FileStats>,
     /// Latest timestamp (µs since epoch) of each order, parallel to `orders`.
     pub order_micros: Vec<i64>,
+    /// Things a user should know that did not stop the run (unused columns that look like a
+    /// canonical one, unknown status values and the mapping that would accept them...).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,7 +129,10 @@ enum Status {
 
 enum TsView<'a> {
     Text(TextCol<'a>),
+    /// Typed dates and datetimes, already in microseconds.
     Micros(Vec<Option<i64>>),
+    /// Numbers: compact dates or epoch values.
+    Number(Vec<Option<f64>>),
 }
 
 enum NumView<'a> {
@@ -122,14 +152,24 @@ struct FileView<'a> {
     /// Optional columns kept raw, used to tell identical duplicate lines from distinct lines.
     extras: Vec<TextCol<'a>>,
     names: Vec<(Canon, String)>,
+    null_values: &'a [String],
+    /// Sorted 0-based rows with more fields than the header.
+    ragged: &'a [usize],
+    /// Sorted 0-based rows that are blank lines (skipped: neither accepted nor rejected).
+    blank: &'a [usize],
 }
 
 /// Owned, cast columns of one file (the views borrow from these).
 struct Prepared {
     path: String,
     format: InputFormat,
+    compression: Option<&'static str>,
+    separator: Option<u8>,
     height: usize,
     columns: Vec<(Canon, String, Column)>,
+    ragged: Vec<usize>,
+    blank: Vec<usize>,
+    unused: Vec<String>,
 }
 
 struct Line<'a> {
@@ -195,35 +235,143 @@ impl<'a> TextCol<'a> {
     }
 }
 
+/// `42.0`, `42.00` → `42`: an integral number written as a float is the integer id (pandas
+/// writes float ids whenever an id column had a null). Anything else is kept as it is.
+fn integral_id(s: &str) -> &str {
+    let Some(dot) = s.find('.') else { return s };
+    let (int, frac) = (&s[..dot], &s[dot + 1..]);
+    let digits = int.strip_prefix('-').unwrap_or(int);
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !frac.is_empty()
+        && frac.bytes().all(|b| b == b'0')
+    {
+        int
+    } else {
+        s
+    }
+}
+
+/// The Arrow types a mapped Parquet column may have, checked before the column is decoded.
+/// `Err` carries what was expected and a hint.
+fn check_arrow_type(canon: Canon, t: &ArrowDataType) -> Result<(), (&'static str, &'static str)> {
+    use ArrowDataType as A;
+    let number = matches!(
+        t,
+        A::Int8
+            | A::Int16
+            | A::Int32
+            | A::Int64
+            | A::UInt8
+            | A::UInt16
+            | A::UInt32
+            | A::UInt64
+            | A::Float32
+            | A::Float64
+            | A::Decimal(..)
+            | A::Decimal32(..)
+            | A::Decimal64(..)
+            | A::Decimal256(..)
+    );
+    let text = matches!(t, A::Utf8 | A::LargeUtf8 | A::Utf8View | A::Null);
+    let temporal = matches!(t, A::Date32 | A::Date64 | A::Timestamp(..));
+    let ok = match canon {
+        Canon::CustomerId | Canon::OrderId => number || text,
+        Canon::OrderTs => number || text || temporal,
+        Canon::Amount | Canon::DiscountAmount | Canon::Quantity => number || text,
+        _ => number || text || temporal || matches!(t, A::Boolean),
+    };
+    if ok {
+        return Ok(());
+    }
+    let expected = match canon {
+        Canon::OrderTs => "a timestamp (date, datetime, epoch number or text)",
+        Canon::Amount | Canon::DiscountAmount | Canon::Quantity => {
+            "a number (integer, float, decimal or text)"
+        }
+        _ => "an identifier or label (text or integer)",
+    };
+    let hint = match t {
+        A::Dictionary(..) => {
+            "; it is dictionary-encoded (a pandas/Arrow categorical): write it as plain strings"
+        }
+        A::Float16 => "; write it as float32 or float64",
+        A::Struct(_) | A::Map(..) | A::List(_) | A::LargeList(_) | A::FixedSizeList(..) => {
+            "; it is a nested column: flatten it in the export, or map another column"
+        }
+        _ => "",
+    };
+    Err((expected, hint))
+}
+
 fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError> {
-    let (df, format) = read_frame(&path)?;
-    let found: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut columns = Vec::new();
+    let separator = schema.separator_byte().map_err(InputError::InvalidConfig)?;
+    let source = Source::open(&path, separator)?;
+    let found = &source.columns;
+    let found_list = || {
+        found
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut mapped: Vec<(Canon, usize)> = Vec::new();
     for canon in Canon::ALL {
-        let source =
-            resolve(canon, &schema.columns, &found).map_err(|hint| InputError::ColumnNotFound {
+        match resolve(canon, &schema.columns, found) {
+            Ok(Some(i)) => mapped.push((canon, i)),
+            Ok(None) => {}
+            Err(Unresolved::Missing(mut hint)) => {
+                if found.len() == 1 && source.format == InputFormat::Csv {
+                    hint.push_str(&format!(
+                        "; the header has a single column, so the file may use another separator than {:?}: set orders.separator",
+                        char::from(source.separator.unwrap_or(b','))
+                    ));
+                }
+                return Err(InputError::ColumnNotFound {
+                    path,
+                    column: canon.name().to_string(),
+                    hint,
+                    found: found_list(),
+                });
+            }
+            Err(Unresolved::Ambiguous(names)) => {
+                return Err(InputError::AmbiguousColumn {
+                    path,
+                    section: "orders",
+                    column: canon.name().to_string(),
+                    canonical: "orders",
+                    found: format!(
+                        "{} columns ({})",
+                        names.len(),
+                        names
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+            }
+        }
+    }
+    for &(canon, i) in &mapped {
+        if let Some(t) = source.arrow_type(i) {
+            check_arrow_type(canon, t).map_err(|(expected, hint)| InputError::UnsupportedType {
                 path: path.clone(),
-                column: canon.name().to_string(),
+                column: found[i].clone(),
+                dtype: format!("{t:?}"),
+                expected,
                 hint,
-                found: found
-                    .iter()
-                    .map(|f| format!("`{f}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
             })?;
-        let Some(source) = source else { continue };
-        let col = df.column(&source).map_err(|e| InputError::Unreadable {
-            path: path.clone(),
-            format: format.as_str(),
-            message: e.to_string(),
-        })?;
+        }
+    }
+    let projection: Vec<usize> = mapped.iter().map(|m| m.1).collect();
+    let frame = source.read(&projection)?;
+    let mut columns = Vec::new();
+    for (&(canon, i), col) in mapped.iter().zip(frame.columns) {
+        let name = found[i].clone();
         let mismatch = |expected: &'static str| InputError::SchemaMismatch {
             path: path.clone(),
-            column: source.clone(),
+            column: name.clone(),
             dtype: col.dtype().to_string(),
             expected,
         };
@@ -238,23 +386,31 @@ fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError>
                 "a timestamp",
             )?,
             (Canon::OrderTs, DataType::Date) => cast(DataType::Date, "a timestamp")?,
-            (Canon::OrderTs, d) if d.is_primitive_numeric() => {
-                cast(DataType::Float64, "an epoch timestamp")?
+            (Canon::OrderTs | Canon::Amount, d) if d.is_primitive_numeric() || d.is_decimal() => {
+                cast(DataType::Float64, "a number")?
             }
-            (Canon::Amount, d) if d.is_primitive_numeric() => cast(DataType::Float64, "an amount")?,
             _ => cast(DataType::String, "text")?,
         };
-        columns.push((canon, source, prepared));
+        columns.push((canon, name, prepared));
     }
+    let unused = (0..found.len())
+        .filter(|i| !projection.contains(i))
+        .map(|i| found[i].clone())
+        .collect();
     Ok(Prepared {
         path: path.display().to_string(),
-        format,
-        height: df.height(),
+        format: source.format,
+        compression: source.compression,
+        separator: source.separator,
+        height: frame.height,
         columns,
+        ragged: frame.ragged_rows,
+        blank: frame.blank_rows,
+        unused,
     })
 }
 
-fn view(p: &Prepared) -> FileView<'_> {
+fn view<'a>(p: &'a Prepared, null_values: &'a [String]) -> FileView<'a> {
     let get = |c: Canon| p.columns.iter().find(|x| x.0 == c).map(|x| &x.2);
     let text = |c: Canon| get(c).map(TextCol::new).unwrap_or_else(TextCol::absent);
     let ts = match get(Canon::OrderTs) {
@@ -274,15 +430,9 @@ fn view(p: &Prepared) -> FileView<'_> {
                     })
                     .unwrap_or_default(),
             ),
-            DataType::Float64 => TsView::Micros(
-                col.f64()
-                    .map(|ca| {
-                        ca.iter()
-                            .map(|v| v.and_then(|v| epoch_micros(v).ok()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            ),
+            DataType::Float64 => {
+                TsView::Number(col.f64().map(|ca| ca.iter().collect()).unwrap_or_default())
+            }
             _ => TsView::Text(TextCol::new(col)),
         },
         None => TsView::Text(TextCol::absent()),
@@ -314,16 +464,25 @@ fn view(p: &Prepared) -> FileView<'_> {
         status: get(Canon::Status).map(TextCol::new),
         extras,
         names: p.columns.iter().map(|c| (c.0, c.1.clone())).collect(),
+        null_values,
+        ragged: &p.ragged,
+        blank: &p.blank,
     }
 }
 
-impl FileView<'_> {
+impl<'v> FileView<'v> {
     fn source_name(&self, canon: Canon) -> String {
         self.names
             .iter()
             .find(|n| n.0 == canon)
             .map(|n| n.1.clone())
             .unwrap_or_else(|| canon.name().to_string())
+    }
+
+    /// A text cell, trimmed; `None` when empty or a null marker.
+    fn cell(&self, col: &TextCol<'v>, row: usize) -> Option<&'v str> {
+        let s = col.get(row)?.trim();
+        (!s.is_empty() && !self.null_values.iter().any(|n| n == s)).then_some(s)
     }
 
     fn raw(&self, canon: Canon, row: usize) -> Option<String> {
@@ -333,6 +492,7 @@ impl FileView<'_> {
             Canon::OrderTs => match &self.ts {
                 TsView::Text(v) => v.get(row).map(str::to_string),
                 TsView::Micros(v) => v[row].map(|m| m.to_string()),
+                TsView::Number(v) => v[row].map(|m| m.to_string()),
             },
             Canon::Amount => match &self.amount {
                 NumView::Text(v) => v.get(row).map(str::to_string),
@@ -363,13 +523,26 @@ impl FileView<'_> {
         }
     }
 
-    fn parse_row<'s>(
-        &'s self,
+    fn parse_row(
+        &self,
         file: u32,
         row: usize,
         schema: &OrdersSchema,
         status_map: &HashMap<String, Status>,
-    ) -> Result<Line<'s>, RejectedRow> {
+    ) -> Result<Line<'v>, RejectedRow> {
+        if !self.ragged.is_empty() && self.ragged.binary_search(&row).is_ok() {
+            return Err(RejectedRow {
+                source_file: self.path.to_string(),
+                row: row as i64 + 1,
+                column: String::new(),
+                value: None,
+                reason: RejectReason::TooManyFields,
+                message: format!(
+                    "the record has more fields than the header's {} columns (an unquoted separator inside a value?)",
+                    self.names.len().max(1)
+                ),
+            });
+        }
         let text_cols: [(Canon, Option<&str>); 3] = [
             (Canon::CustomerId, self.customer.get(row)),
             (Canon::OrderId, self.order_id.get(row)),
@@ -385,30 +558,42 @@ impl FileView<'_> {
                 ));
             }
         }
-        let required = |canon: Canon, v: Option<&'s str>| -> Result<&'s str, RejectedRow> {
-            match v.map(str::trim) {
-                Some(s) if !s.is_empty() => Ok(s),
-                _ => Err(self.reject(
+        let required = |canon: Canon, v: Option<&'v str>| -> Result<&'v str, RejectedRow> {
+            v.ok_or_else(|| {
+                self.reject(
                     row,
                     canon,
                     RejectReason::MissingValue,
                     format!("`{}` is empty", self.source_name(canon)),
-                )),
-            }
-        };
-        let customer = required(Canon::CustomerId, self.customer.get(row))?;
-        let order_id = required(Canon::OrderId, self.order_id.get(row))?;
-        let micros = match &self.ts {
-            TsView::Micros(v) => v[row].ok_or_else(|| {
-                self.reject(
-                    row,
-                    Canon::OrderTs,
-                    RejectReason::MissingValue,
-                    "the timestamp is empty".into(),
                 )
-            })?,
+            })
+        };
+        let customer = integral_id(required(Canon::CustomerId, self.cell(&self.customer, row))?);
+        let order_id = integral_id(required(Canon::OrderId, self.cell(&self.order_id, row))?);
+        let bad_ts = |hint: String, shown: String| {
+            self.reject(
+                row,
+                Canon::OrderTs,
+                RejectReason::InvalidTimestamp,
+                format!("cannot parse \"{shown}\" as a timestamp ({hint})"),
+            )
+        };
+        let missing_ts = || {
+            self.reject(
+                row,
+                Canon::OrderTs,
+                RejectReason::MissingValue,
+                "the timestamp is empty".into(),
+            )
+        };
+        let micros = match &self.ts {
+            TsView::Micros(v) => v[row].ok_or_else(missing_ts)?,
+            TsView::Number(v) => {
+                let x = v[row].ok_or_else(missing_ts)?;
+                numeric_timestamp(x).map_err(|hint| bad_ts(hint, x.to_string()))?
+            }
             TsView::Text(v) => {
-                let s = required(Canon::OrderTs, v.get(row))?;
+                let s = required(Canon::OrderTs, self.cell(v, row))?;
                 if has_replacement_char(s) {
                     return Err(self.reject(
                         row,
@@ -417,27 +602,15 @@ impl FileView<'_> {
                         "the cell holds bytes that are not valid UTF-8".into(),
                     ));
                 }
-                parse_timestamp_micros(s, schema.timestamp_format.as_deref()).map_err(|hint| {
-                    self.reject(
-                        row,
-                        Canon::OrderTs,
-                        RejectReason::InvalidTimestamp,
-                        format!("cannot parse \"{s}\" as a timestamp ({hint})"),
-                    )
-                })?
+                parse_timestamp_micros(s, schema.timestamp_format.as_deref())
+                    .map_err(|hint| bad_ts(hint, s.to_string()))?
             }
         };
         let amount = match &self.amount {
             NumView::Num(v) => match v[row] {
-                Some(x) if x.is_finite() => x,
-                Some(_) => {
-                    return Err(self.reject(
-                        row,
-                        Canon::Amount,
-                        RejectReason::InvalidNumber,
-                        "not a finite number".into(),
-                    ))
-                }
+                Some(x) => check_amount(x).map_err(|hint| {
+                    self.reject(row, Canon::Amount, RejectReason::InvalidNumber, hint)
+                })?,
                 None => {
                     return Err(self.reject(
                         row,
@@ -448,7 +621,7 @@ impl FileView<'_> {
                 }
             },
             NumView::Text(v) => {
-                let s = required(Canon::Amount, v.get(row))?;
+                let s = required(Canon::Amount, self.cell(v, row))?;
                 parse_amount(s).map_err(|hint| {
                     self.reject(
                         row,
@@ -459,14 +632,14 @@ impl FileView<'_> {
                 })?
             }
         };
-        let status = match self.status.as_ref().and_then(|s| s.get(row)).map(str::trim) {
-            None | Some("") => Status::Completed,
+        let status = match self.status.as_ref().and_then(|s| self.cell(s, row)) {
+            None => Status::Completed,
             Some(raw) => *lookup_status(status_map, raw).ok_or_else(|| {
                 self.reject(
                     row,
                     Canon::Status,
                     RejectReason::UnknownStatus,
-                    format!("unknown status \"{raw}\" (expected completed, cancelled or returned; map others with [orders.status_values])"),
+                    format!("unknown status \"{raw}\" (expected completed, cancelled or returned; map others with [orders.status_values], e.g. {raw} = \"{}\")", suggest_status(raw)),
                 )
             })?,
         };
@@ -479,6 +652,21 @@ impl FileView<'_> {
             amount,
             status,
         })
+    }
+}
+
+/// The canonical status a shop's own status name most likely means, for a mapping hint.
+fn suggest_status(raw: &str) -> &'static str {
+    let s = raw.to_ascii_lowercase();
+    let any = |words: &[&str]| words.iter().any(|w| s.contains(w));
+    if any(&[
+        "void", "cancel", "declin", "fail", "reject", "abandon", "expire",
+    ]) {
+        "cancelled"
+    } else if any(&["rma", "return", "refund", "chargeback"]) {
+        "returned"
+    } else {
+        "completed"
     }
 }
 
@@ -496,6 +684,15 @@ fn lookup_status<'m>(map: &'m HashMap<String, Status>, raw: &str) -> Option<&'m 
     } else {
         map.get(raw)
     }
+}
+
+/// Checks `[orders]` settings that need no data: the status mapping and the separator.
+pub fn check_schema(schema: &OrdersSchema) -> Result<(), String> {
+    schema.separator_byte()?;
+    status_map(schema).map(|_| ()).map_err(|e| match e {
+        InputError::InvalidConfig(m) => m,
+        other => other.to_string(),
+    })
 }
 
 fn status_map(schema: &OrdersSchema) -> Result<HashMap<String, Status>, InputError> {
@@ -517,7 +714,7 @@ fn status_map(schema: &OrdersSchema) -> Result<HashMap<String, Status>, InputErr
             "returned" => Status::Returned,
             other => {
                 return Err(InputError::InvalidConfig(format!(
-                    "status_values maps \"{raw}\" to \"{other}\"; expected completed, cancelled or returned"
+                    "orders.status_values maps \"{raw}\" to \"{other}\"; expected completed, cancelled or returned"
                 )))
             }
         };
@@ -533,7 +730,10 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         .iter()
         .map(|p| prepare(p.clone(), schema))
         .collect::<Result<_, _>>()?;
-    let views: Vec<FileView<'_>> = prepared.iter().map(view).collect();
+    let views: Vec<FileView<'_>> = prepared
+        .iter()
+        .map(|p| view(p, &schema.null_values))
+        .collect();
 
     let mut lines: Vec<Line<'_>> = Vec::new();
     let mut rejected: Vec<RejectedRow> = Vec::new();
@@ -543,10 +743,15 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         // An indexed collect writes straight into one buffer (a partition would gather per-thread
         // lists and copy them); the rare rejections are copied out, and the lines are taken in
         // place from the same allocation.
-        let parsed: Vec<Result<Line<'_>, Box<RejectedRow>>> = (0..v.height)
+        // Blank lines are skipped (`Ok(None)`).
+        let parsed: Vec<Result<Option<Line<'_>>, Box<RejectedRow>>> = (0..v.height)
             .into_par_iter()
             .map(|row| {
+                if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
+                    return Ok(None);
+                }
                 v.parse_row(f as u32, row, schema, &status_map)
+                    .map(Some)
                     .map_err(Box::new)
             })
             .collect();
@@ -555,7 +760,10 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
                 .iter()
                 .filter_map(|r| r.as_ref().err().map(|b| (**b).clone())),
         );
-        let file_lines: Vec<Line<'_>> = parsed.into_iter().filter_map(Result::ok).collect();
+        let file_lines: Vec<Line<'_>> = parsed
+            .into_iter()
+            .filter_map(|r| r.ok().flatten())
+            .collect();
         if lines.is_empty() {
             lines = file_lines;
         } else {
@@ -573,6 +781,7 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
 
     let mut collapsed = vec![0i64; views.len()];
     let mut cancelled = vec![0i64; views.len()];
+    let mut returned_lines = vec![0i64; views.len()];
     // Orders go straight into the canonical columns; customer keys in first-seen order
     // (deterministic: orders come in order_id order). Features sort customers by id, so the key
     // order never reaches an output.
@@ -669,27 +878,38 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
             }
             match l.status {
                 Status::Cancelled => cancelled[l.file as usize] += 1,
-                Status::Returned => returned.push(l.amount.abs()),
+                Status::Returned => {
+                    returned_lines[l.file as usize] += 1;
+                    returned.push(l.amount.abs());
+                }
                 Status::Completed => completed.push(l.amount),
             }
         }
         let has_completed = !completed.is_empty();
+        let has_returned = !returned.is_empty();
         let total = sorted_sum(&mut completed);
-        let refund = sorted_sum(&mut returned);
-        if has_completed && total >= 0.0 {
-            push_order(first.customer, first.micros, total, refund, true);
-        } else if has_completed || refund > 0.0 {
-            push_order(
-                first.customer,
-                first.micros,
-                0.0,
-                refund + (-total).max(0.0),
-                false,
-            );
+        // A returned line was bought and given back: it nets to zero. Counted as a purchase it
+        // adds its amount to both sides; otherwise it adds nothing.
+        let returned_total = if schema.returned_counts_as_purchase {
+            sorted_sum(&mut returned)
+        } else {
+            0.0
+        };
+        let purchase = total.max(0.0) + returned_total;
+        let refund = returned_total + (-total).max(0.0);
+        let is_purchase =
+            (has_completed && total >= 0.0) || (has_returned && schema.returned_counts_as_purchase);
+        if is_purchase {
+            push_order(first.customer, first.micros, purchase, refund, true);
+        } else if has_completed || has_returned {
+            // Refund-only (a negative total) or returned-only: the customer is known, nothing
+            // was bought.
+            push_order(first.customer, first.micros, 0.0, refund, false);
         }
     }
 
     rejected.sort_by(|a, b| a.source_file.cmp(&b.source_file).then(a.row.cmp(&b.row)));
+    let mut warnings = Vec::new();
     let stats = views
         .iter()
         .zip(&prepared)
@@ -703,24 +923,96 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
             for r in &mine {
                 *by_reason.entry(r.reason.as_str().to_string()).or_insert(0) += 1;
             }
+            if !p.unused.is_empty() {
+                let hints: Vec<String> = p
+                    .unused
+                    .iter()
+                    .filter_map(|name| {
+                        let canon = looks_like(name)?;
+                        (!p.columns.iter().any(|c| c.0 == canon)).then(|| {
+                            format!(
+                                "; `{name}` looks like `{}`: to use it, map it with `[orders.columns] {} = \"{name}\"`",
+                                canon.name(),
+                                canon.name()
+                            )
+                        })
+                    })
+                    .collect();
+                warnings.push(format!(
+                    "{}: columns not used: {}{}",
+                    v.path,
+                    p.unused
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    hints.concat()
+                ));
+            }
             FileStats {
                 path: v.path.to_string(),
                 format: p.format.as_str().to_string(),
-                rows_read: v.height as i64,
+                compression: p.compression.map(str::to_string),
+                separator: p.separator.map(|s| char::from(s).to_string()),
+                rows_read: (v.height - v.blank.len()) as i64,
+                blank_lines_skipped: v.blank.len() as i64,
                 rows_rejected: mine.len() as i64,
-                rows_accepted: v.height as i64 - mine.len() as i64,
+                rows_accepted: (v.height - v.blank.len()) as i64 - mine.len() as i64,
                 duplicates_collapsed: collapsed[f],
                 cancelled_lines: cancelled[f],
+                returned_lines: returned_lines[f],
                 rejected_by_reason: by_reason,
+                columns: p
+                    .columns
+                    .iter()
+                    .map(|c| (c.0.name().to_string(), c.1.clone()))
+                    .collect(),
+                unused_columns: p.unused.clone(),
             }
         })
         .collect();
+    let mut unknown: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &rejected {
+        if r.reason == RejectReason::UnknownStatus {
+            *unknown
+                .entry(r.value.as_deref().unwrap_or("").trim())
+                .or_default() += 1;
+        }
+    }
+    if !unknown.is_empty() {
+        let mapping: Vec<String> = unknown
+            .keys()
+            .map(|v| format!("{} = \"{}\"", toml_key(v), suggest_status(v)))
+            .collect();
+        let counts: Vec<String> = unknown
+            .iter()
+            .map(|(v, n)| format!("\"{v}\" ({n})"))
+            .collect();
+        warnings.push(format!(
+            "rows with unknown status values were rejected: {}; if they mean what is suggested, add to the config:\n[orders.status_values]\n{}",
+            counts.join(", "),
+            mapping.join("\n")
+        ));
+    }
     Ok(Ingested {
         orders: canonical,
         rejected,
         files: stats,
         order_micros,
+        warnings,
     })
+}
+
+/// A TOML key: bare when it can be, quoted otherwise.
+fn toml_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        k.to_string()
+    } else {
+        format!("{k:?}")
+    }
 }
 
 #[cfg(test)]

@@ -66,11 +66,14 @@ pub fn parse_timestamp_micros(text: &str, format: Option<&str>) -> Result<i64, S
         && s.bytes()
             .all(|c| c.is_ascii_digit() || c == b'-' || c == b'.')
     {
+        if let Some(micros) = compact_date(s) {
+            return Ok(micros);
+        }
         if let Ok(v) = s.parse::<f64>() {
             return epoch_micros(v);
         }
     }
-    Err("expected an ISO-8601 date or datetime (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS[.f][Z|±HH:MM]) or epoch seconds; set orders.timestamp_format for other layouts".into())
+    Err("expected an ISO-8601 date or datetime (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS[.f][Z|±HH:MM]), a compact YYYYMMDD[HHMMSS] or an epoch number; set orders.timestamp_format for other layouts".into())
 }
 
 /// The common zone-less ISO layouts without chrono's format machinery (the hot path of ingest):
@@ -124,18 +127,69 @@ fn fast_naive_iso(b: &[u8]) -> Option<i64> {
     Some(micros)
 }
 
-/// Epoch number → microseconds: below 1e11 it is seconds, below 1e14 milliseconds, else microseconds.
+/// A compact date or datetime, `YYYYMMDD` (8 digits) or `YYYYMMDDHHMMSS` (14 digits), with a year
+/// in 1900–2199; `None` for anything else (which may then be an epoch number).
+pub(crate) fn compact_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if !(b.len() == 8 || b.len() == 14) || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let year: i32 = s[0..4].parse().ok()?;
+    if !(1900..2200).contains(&year) {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(year, s[4..6].parse().ok()?, s[6..8].parse().ok()?)?;
+    let mut micros = i64::from(days_since_epoch(date)) * MICROS_PER_DAY;
+    if b.len() == 14 {
+        let (h, m, sec): (i64, i64, i64) = (
+            s[8..10].parse().ok()?,
+            s[10..12].parse().ok()?,
+            s[12..14].parse().ok()?,
+        );
+        if h > 23 || m > 59 || sec > 59 {
+            return None;
+        }
+        micros += (h * 3600 + m * 60 + sec) * 1_000_000;
+    }
+    Some(micros)
+}
+
+/// Smallest magnitude read as epoch seconds: 1e8 s is 1973-03-03. Smaller all-digit values
+/// (`2024`, `20240310` when not a valid date) are not timestamps anyone exports.
+const EPOCH_SECONDS_MIN: f64 = 1e8;
+
+/// A numeric timestamp → microseconds. An integral value of 8 or 14 digits that is a valid
+/// compact date (`20240310`, `20240310123000`) is that date; otherwise the magnitude decides the
+/// epoch unit: from 1e8 seconds, from 1e11 milliseconds, from 1e14 microseconds, from 1e17
+/// nanoseconds. Smaller magnitudes are refused rather than read as a day in 1970.
+pub(crate) fn numeric_timestamp(v: f64) -> Result<i64, String> {
+    if v.is_finite() && v.fract() == 0.0 && (1e7..1e14).contains(&v) {
+        if let Some(micros) = compact_date(&format!("{v:.0}")) {
+            return Ok(micros);
+        }
+    }
+    epoch_micros(v)
+}
+
+/// Epoch number → microseconds by magnitude (see [`numeric_timestamp`]).
 pub(crate) fn epoch_micros(v: f64) -> Result<i64, String> {
     if !v.is_finite() {
         return Err("not a finite epoch number".into());
     }
     let a = v.abs();
+    if a < EPOCH_SECONDS_MIN {
+        return Err(format!(
+            "{v} is too small for an epoch timestamp (before 1973 in seconds) and is not a YYYYMMDD date; set orders.timestamp_format if it is a date"
+        ));
+    }
     let micros = if a < 1e11 {
         v * 1e6
     } else if a < 1e14 {
         v * 1e3
-    } else {
+    } else if a < 1e17 {
         v
+    } else {
+        v / 1e3
     };
     // Keep within chrono's representable range (about ±262,000 years).
     if micros.abs() > 8.0e18 {
@@ -144,12 +198,26 @@ pub(crate) fn epoch_micros(v: f64) -> Result<i64, String> {
     Ok(micros.round() as i64)
 }
 
+/// Largest order amount accepted, in the shop's currency. Far above any real order, and small
+/// enough that sums over billions of orders stay finite (and exact to the cent well past 1e9).
+pub const MAX_AMOUNT: f64 = 1e15;
+
+/// Checks a numeric amount: finite and within ±[`MAX_AMOUNT`].
+pub(crate) fn check_amount(v: f64) -> Result<f64, String> {
+    if !v.is_finite() {
+        Err("not a finite number".into())
+    } else if v.abs() > MAX_AMOUNT {
+        Err(format!("{v:e} is out of range (|amount| ≤ 1e15)"))
+    } else {
+        Ok(v)
+    }
+}
+
 /// Parses a decimal amount; rejects NaN and infinities.
 pub(crate) fn parse_amount(text: &str) -> Result<f64, String> {
     let s = text.trim();
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err("not a finite number".into()),
+        Ok(v) => check_amount(v),
         Err(_) => {
             Err("expected a decimal number with `.` as the decimal point, e.g. 1234.50".into())
         }
@@ -188,6 +256,29 @@ mod tests {
         assert_eq!(day("1997-01-01T23:30:00-02:00"), d + 1);
         assert_eq!(day("852076800"), d);
         assert_eq!(day("852076800000"), d);
+        assert_eq!(day("852076800000000"), d);
+        assert_eq!(day("852076800000000000"), d);
+    }
+
+    #[test]
+    fn compact_dates_are_dates_and_small_numbers_are_not_epochs() {
+        let d = parse_date("2024-03-10").unwrap();
+        assert_eq!(day("20240310"), d);
+        assert_eq!(
+            parse_timestamp_micros("20240310233000", None).unwrap() - i64::from(d) * MICROS_PER_DAY,
+            (23 * 3600 + 30 * 60) * 1_000_000
+        );
+        assert_eq!(micros_to_day(numeric_timestamp(20240310.0).unwrap()), d);
+        for bad in ["2024", "20241310", "12345"] {
+            let e = parse_timestamp_micros(bad, None).unwrap_err();
+            assert!(
+                e.contains("too small") || e.contains("expected"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(numeric_timestamp(2024.0).is_err());
+        assert!(check_amount(1e308).is_err());
+        assert_eq!(check_amount(-12.5), Ok(-12.5));
     }
 
     #[test]

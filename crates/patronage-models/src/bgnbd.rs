@@ -21,6 +21,8 @@ use crate::special::{digamma, ln_gamma, ln_hyp2f1};
 const MODEL: &str = "BG/NBD";
 /// Fewer customers than this cannot identify four parameters.
 pub const MIN_CUSTOMERS: f64 = 10.0;
+/// ln(1e4): a and b both above this mean the dropout Beta has collapsed onto its mean.
+const HOMOGENEOUS_LN_AB: f64 = 9.21;
 
 /// Distinct (x, t_x, T) triples with the number of customers sharing each.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -106,21 +108,42 @@ impl Triples {
     }
 }
 
-/// Fitted BG/NBD parameters. `no_dropout` marks the NBD boundary (p → 0): then `a`, `b` are
-/// meaningless, every customer is alive and purchases follow the NBD.
+/// Where on the parameter space a fit ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Boundary {
+    /// An interior maximum: `a`, `b` are the Beta parameters of the dropout probability.
+    Interior,
+    /// b/a → ∞ (dropout probability → 0): BG/NBD reduces to the NBD; every customer is alive.
+    NoDropout,
+    /// a, b → ∞ with a/(a+b) → p: the dropout probability is the same `p` for every customer
+    /// (no heterogeneity in dropout). The likelihood, P(alive) and the expectations have finite
+    /// limits, which this variant scores with.
+    HomogeneousDropout { p: f64 },
+}
+
+/// Fitted BG/NBD parameters. At a [`Boundary`] other than `Interior`, `a` and `b` are NaN.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BgNbd {
     pub r: f64,
     pub alpha: f64,
     pub a: f64,
     pub b: f64,
-    pub no_dropout: bool,
+    pub boundary: Boundary,
+}
+
+/// The likelihood's parameterization: θ = (ln r, ln α, ln a, ln b), (ln r, ln α) for the NBD, or
+/// (ln r, ln α, logit p) for homogeneous dropout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Full,
+    Nbd,
+    Homogeneous,
 }
 
 struct Likelihood<'a> {
     d: &'a Triples,
     total: f64,
-    nbd: bool,
+    mode: Mode,
     /// Distinct values of x and, per row, the index of its x: the special functions of
     /// (r + x), (b + x) and (a + b + x) are evaluated once per distinct x, not once per row.
     distinct_x: Vec<f64>,
@@ -133,7 +156,7 @@ struct Likelihood<'a> {
 }
 
 impl<'a> Likelihood<'a> {
-    fn new(d: &'a Triples, nbd: bool) -> Self {
+    fn new(d: &'a Triples, mode: Mode) -> Self {
         let (distinct_x, mut x_index) = distinct_index(&[&d.x]);
         let (distinct_t, mut t_indices) = distinct_index(&[&d.t, &d.t_x]);
         let (tx_index, t_index) = (t_indices.swap_remove(1), t_indices.swap_remove(0));
@@ -141,7 +164,7 @@ impl<'a> Likelihood<'a> {
         Likelihood {
             d,
             total: d.weight.iter().sum(),
-            nbd,
+            mode,
             distinct_x,
             x_index,
             distinct_t,
@@ -234,7 +257,29 @@ impl Objective for Likelihood<'_> {
     fn nll_grad(&self, theta: &[f64]) -> (f64, Vec<f64>) {
         let p: Vec<f64> = theta.iter().map(|t| t.exp()).collect();
         let (r, alpha) = (p[0], p[1]);
-        let (a, b) = if self.nbd { (1.0, 1.0) } else { (p[2], p[3]) };
+        let nbd = self.mode == Mode::Nbd;
+        let homogeneous = self.mode == Mode::Homogeneous;
+        let (a, b) = match self.mode {
+            Mode::Full => (p[2], p[3]),
+            Mode::Nbd | Mode::Homogeneous => (1.0, 1.0),
+        };
+        // Homogeneous dropout (the a, b → ∞ limit with a/(a+b) = q): B(a, b+x)/B(a, b) → (1−q)^x
+        // and a/(b+x−1) → q/(1−q). The Beta terms of `row_terms` are filled so that its `a2` is
+        // x·ln(1−q), its x > 0 term uses ln(q/(1−q)) = θ₃, and its ∂/∂a slot (with a = 1) is
+        // ∂ ln L/∂θ₃ = w4 − x·q.
+        let q = if homogeneous {
+            1.0 / (1.0 + (-theta[2]).exp())
+        } else {
+            0.0
+        };
+        // ln(1 − q) = −ln(1 + e^θ₃), without overflow for large θ₃.
+        let ln_1mq = if homogeneous {
+            let t = theta[2];
+            -(t.max(0.0) + (-(t.abs())).exp().ln_1p())
+        } else {
+            0.0
+        };
+        let full = self.mode == Mode::Full;
         let pt = ParamTerms {
             r,
             alpha,
@@ -242,10 +287,10 @@ impl Objective for Likelihood<'_> {
             b,
             lg_r: ln_gamma(r),
             dg_r: digamma(r),
-            lg_ab: ln_gamma(a + b),
-            dg_ab: digamma(a + b),
-            lg_b: ln_gamma(b),
-            dg_b: digamma(b),
+            lg_ab: if full { ln_gamma(a + b) } else { 0.0 },
+            dg_ab: if full { digamma(a + b) } else { 0.0 },
+            lg_b: if full { ln_gamma(b) } else { 0.0 },
+            dg_b: if full { digamma(b) } else { 0.0 },
             ln_alpha: alpha.ln(),
         };
         let tables: Vec<XTerms> = self
@@ -254,14 +299,23 @@ impl Objective for Likelihood<'_> {
             .map(|&x| XTerms {
                 lg_rx: ln_gamma(r + x),
                 dg_rx: digamma(r + x),
-                lg_bx: if self.nbd { 0.0 } else { ln_gamma(b + x) },
-                dg_bx: if self.nbd { 0.0 } else { digamma(b + x) },
-                lg_abx: if self.nbd { 0.0 } else { ln_gamma(a + b + x) },
-                dg_abx: if self.nbd { 0.0 } else { digamma(a + b + x) },
-                ln_a_bx1: if self.nbd || x == 0.0 {
-                    0.0
-                } else {
-                    a.ln() - (b + x - 1.0).ln()
+                lg_bx: match self.mode {
+                    Mode::Full => ln_gamma(b + x),
+                    Mode::Nbd => 0.0,
+                    Mode::Homogeneous => x * ln_1mq,
+                },
+                dg_bx: if full { digamma(b + x) } else { 0.0 },
+                lg_abx: if full { ln_gamma(a + b + x) } else { 0.0 },
+                dg_abx: match self.mode {
+                    Mode::Full => digamma(a + b + x),
+                    Mode::Nbd => 0.0,
+                    Mode::Homogeneous => x * q,
+                },
+                ln_a_bx1: match self.mode {
+                    _ if x == 0.0 => 0.0,
+                    Mode::Full => a.ln() - (b + x - 1.0).ln(),
+                    Mode::Nbd => 0.0,
+                    Mode::Homogeneous => theta[2],
                 },
             })
             .collect();
@@ -281,7 +335,7 @@ impl Objective for Likelihood<'_> {
                     d.x[i],
                     t_terms[self.t_index[i] as usize],
                     t_terms[self.tx_index[i] as usize],
-                    self.nbd,
+                    nbd,
                 );
                 for k in 0..5 {
                     acc[k] += d.weight[i] * terms[k];
@@ -289,9 +343,15 @@ impl Objective for Likelihood<'_> {
             }
             acc
         });
-        // Chain rule to log-parameters, negated for minimization.
+        // Chain rule to log-parameters (θ₃ = logit q is already the variable of its slot),
+        // negated for minimization.
         let n = theta.len();
-        let grad = (0..n).map(|k| -total[k + 1] * p[k]).collect();
+        let grad = (0..n)
+            .map(|k| {
+                let chain = if homogeneous && k == 2 { 1.0 } else { p[k] };
+                -total[k + 1] * chain
+            })
+            .collect();
         (-total[0], grad)
     }
 
@@ -339,25 +399,43 @@ pub(crate) fn fit_with(
     let rate = repeat / exposure;
     let init = vec![0.0, (1.0 / rate).ln(), 0.0, 0.0];
     let start = match stride {
-        Some(k) => warm_start(MODEL, &Likelihood::new(&d.every(k), false), init),
+        Some(k) => warm_start(MODEL, &Likelihood::new(&d.every(k), Mode::Full), init),
         None => Start::cold(init),
     };
-    let full = Likelihood::new(d, false);
+    let full = Likelihood::new(d, Mode::Full);
     let sol = minimize(MODEL, &full, start)?;
-    // ln b beyond ~15 means the mean dropout probability a/(a+b) is ~1e-7: the likelihood is
-    // climbing towards the no-dropout boundary, where BG/NBD reduces to the NBD.
-    let boundary = sol.theta[3] - sol.theta[2] > 15.0;
-    let (sol, objective, names, model) = if boundary {
-        let nbd = Likelihood::new(d, true);
+    let (ln_a, ln_b) = (sol.theta[2], sol.theta[3]);
+    // ln b − ln a beyond ~15 means the mean dropout probability a/(a+b) is ~1e-7: the likelihood
+    // is climbing towards the no-dropout boundary, where BG/NBD reduces to the NBD.
+    // a and b both beyond ~1e4 means the Beta has collapsed onto its mean: every customer drops
+    // out with the same probability (the likelihood keeps rising, ever more slowly, as a and b
+    // grow). Either way the reduced model is fitted, and scores use its exact formulas.
+    let (sol, objective, names, model, boundary) = if ln_b - ln_a > 15.0 {
+        let nbd = Likelihood::new(d, Mode::Nbd);
         let sol = minimize(MODEL, &nbd, Start::cold(vec![sol.theta[0], sol.theta[1]]))?;
         let m = BgNbd {
             r: sol.theta[0].exp(),
             alpha: sol.theta[1].exp(),
-            a: 0.0,
-            b: f64::INFINITY,
-            no_dropout: true,
+            a: f64::NAN,
+            b: f64::NAN,
+            boundary: Boundary::NoDropout,
         };
-        (sol, nbd, vec!["r", "alpha"], m)
+        let note = "no_dropout: the likelihood peaks at dropout probability 0; BG/NBD reduces to the NBD (every customer alive)".to_string();
+        (sol, nbd, vec!["r", "alpha"], m, Some(note))
+    } else if ln_a.min(ln_b) > HOMOGENEOUS_LN_AB {
+        let homogeneous = Likelihood::new(d, Mode::Homogeneous);
+        let start = vec![sol.theta[0], sol.theta[1], ln_a - ln_b];
+        let sol = minimize(MODEL, &homogeneous, Start::cold(start))?;
+        let p = 1.0 / (1.0 + (-sol.theta[2]).exp());
+        let m = BgNbd {
+            r: sol.theta[0].exp(),
+            alpha: sol.theta[1].exp(),
+            a: f64::NAN,
+            b: f64::NAN,
+            boundary: Boundary::HomogeneousDropout { p },
+        };
+        let note = format!("homogeneous_dropout: the likelihood rises without bound in a and b (a = {:.3e}, b = {:.3e} when stopped) at a/(a+b) = {p:.4}: every customer drops out with the same probability p after a purchase; scored with that limit (parameters r, alpha, p)", ln_a.exp(), ln_b.exp());
+        (sol, homogeneous, vec!["r", "alpha", "p"], m, Some(note))
     } else {
         let t = &sol.theta;
         let m = BgNbd {
@@ -365,9 +443,9 @@ pub(crate) fn fit_with(
             alpha: t[1].exp(),
             a: t[2].exp(),
             b: t[3].exp(),
-            no_dropout: false,
+            boundary: Boundary::Interior,
         };
-        (sol, full, vec!["r", "alpha", "a", "b"], m)
+        (sol, full, vec!["r", "alpha", "a", "b"], m, None)
     };
     if !sol.converged {
         return Err(ModelError::NoConvergence {
@@ -378,16 +456,34 @@ pub(crate) fn fit_with(
     }
     let diag = FitDiagnostics {
         model: MODEL,
-        params: names.iter().zip(&sol.theta).map(|(n, t)| (*n, t.exp())).collect(),
-        std_errors: standard_errors(&objective, &sol.theta),
+        params: names
+            .iter()
+            .zip(&sol.theta)
+            .map(|(n, t)| match *n {
+                "p" => (*n, 1.0 / (1.0 + (-t).exp())),
+                _ => (*n, t.exp()),
+            })
+            .collect(),
+        std_errors: {
+            let mut se = standard_errors(&objective, &sol.theta);
+            if let (Boundary::HomogeneousDropout { p }, Some(slot)) =
+                (model.boundary, se.get_mut(2))
+            {
+                // standard_errors reports SE(e^θ); for p = logistic(θ) the delta method needs
+                // p(1−p)·SE(θ) = p(1−p)·SE(e^θ)/e^θ.
+                *slot = slot.map(|s| s / sol.theta[2].exp() * p * (1.0 - p));
+            }
+            se
+        },
         log_likelihood: -sol.nll,
         iterations: sol.iterations,
         converged: sol.converged,
         termination: sol.termination,
         grad_norm: sol.grad_norm,
+        newton_decrement: sol.newton_decrement,
         customers: total,
         unique_rows: d.len(),
-        boundary: boundary.then(|| "no_dropout: the likelihood peaks at dropout probability 0; BG/NBD reduces to the NBD (every customer alive)".to_string()),
+        boundary,
     };
     Ok((model, diag))
 }
@@ -395,13 +491,18 @@ pub(crate) fn fit_with(
 impl BgNbd {
     /// Log-likelihood of data under these parameters.
     pub fn log_likelihood(&self, d: &Triples) -> f64 {
-        let l = Likelihood::new(d, self.no_dropout);
-        let theta: Vec<f64> = if self.no_dropout {
-            vec![self.r.ln(), self.alpha.ln()]
-        } else {
-            vec![self.r.ln(), self.alpha.ln(), self.a.ln(), self.b.ln()]
+        let (mode, theta) = match self.boundary {
+            Boundary::NoDropout => (Mode::Nbd, vec![self.r.ln(), self.alpha.ln()]),
+            Boundary::HomogeneousDropout { p } => (
+                Mode::Homogeneous,
+                vec![self.r.ln(), self.alpha.ln(), (p / (1.0 - p)).ln()],
+            ),
+            Boundary::Interior => (
+                Mode::Full,
+                vec![self.r.ln(), self.alpha.ln(), self.a.ln(), self.b.ln()],
+            ),
         };
-        -l.nll_grad(&theta).0
+        -Likelihood::new(d, mode).nll_grad(&theta).0
     }
 
     /// P(alive at T | x, t_x, T) (paper eq. 13) = 1 / [`Self::history_divisor`]; 1 for
@@ -438,8 +539,14 @@ impl BgNbd {
     /// expected purchases in (T, T+h] of a customer known to be alive at T.
     pub fn expected_purchases_given_alive(&self, h: f64, x: f64, t: f64) -> f64 {
         let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
-        if self.no_dropout {
-            return (r + x) / (alpha + t) * h;
+        match self.boundary {
+            Boundary::NoDropout => return (r + x) / (alpha + t) * h,
+            // The a, b → ∞ limit of eq. 10: ₂F₁(r+x, b+x; a+b+x−1; z) → (1 − (1−p)z)^−(r+x), so
+            // E = [1 − ((α+T)/(α+T+p·h))^(r+x)] / p.
+            Boundary::HomogeneousDropout { p } => {
+                return -((r + x) * ((alpha + t) / (alpha + t + p * h)).ln()).exp_m1() / p;
+            }
+            Boundary::Interior => {}
         }
         let hyp_a = r + x;
         let hyp_b = b + x;
@@ -453,12 +560,16 @@ impl BgNbd {
 
     /// 1 + 1{x>0} · a/(b+x−1) · ((α+T)/(α+t_x))^(r+x) = 1 / P(alive): the per-customer
     /// denominator of paper eq. 10, its second term evaluated in logs (as `lifetimes` does).
+    /// With homogeneous dropout a/(b+x−1) is p/(1−p).
     pub fn history_divisor(&self, x: f64, t_x: f64, t: f64) -> f64 {
-        if x == 0.0 || self.no_dropout {
-            return 1.0;
-        }
-        let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
-        let log_term = (r + x) * ((alpha + t) / (alpha + t_x)).ln() + (a / (b + x - 1.0)).ln();
+        let odds = match self.boundary {
+            _ if x == 0.0 => return 1.0,
+            Boundary::NoDropout => return 1.0,
+            Boundary::HomogeneousDropout { p } => p / (1.0 - p),
+            Boundary::Interior => self.a / (self.b + x - 1.0),
+        };
+        let (r, alpha) = (self.r, self.alpha);
+        let log_term = (r + x) * ((alpha + t) / (alpha + t_x)).ln() + odds.ln();
         1.0 + log_term.exp()
     }
 }
@@ -474,14 +585,13 @@ mod tests {
             &[0.0, 30.4, 35.0, 2.0],
             &[38.9, 38.9, 36.0, 20.0],
         );
-        for nbd in [false, true] {
-            let l = Likelihood::new(&d, nbd);
-            let theta: Vec<f64> = if nbd {
-                vec![-1.2, 1.4]
-            } else {
-                vec![-1.2, 1.4, -0.2, 0.9]
-            };
-            crate::fit::assert_gradient_matches(&l, &theta, &format!("nbd={nbd}"));
+        for (mode, theta) in [
+            (Mode::Full, vec![-1.2, 1.4, -0.2, 0.9]),
+            (Mode::Nbd, vec![-1.2, 1.4]),
+            (Mode::Homogeneous, vec![-1.2, 1.4, -1.3]),
+        ] {
+            let l = Likelihood::new(&d, mode);
+            crate::fit::assert_gradient_matches(&l, &theta, &format!("{mode:?}"));
         }
     }
 
@@ -518,7 +628,7 @@ mod tests {
         }
         let (m, diag) = fit(&Triples::from_integers(&x, &tx, &t)).unwrap();
         assert!(diag.converged);
-        if m.no_dropout {
+        if m.boundary == Boundary::NoDropout {
             assert!(diag.boundary.is_some());
             assert_eq!(m.p_alive(3.0, 50.0, 100.0), 1.0);
         } else {
@@ -527,5 +637,109 @@ mod tests {
         assert!(m
             .conditional_expected_purchases(30.0, 5.0, 99.0, 100.0)
             .is_finite());
+    }
+
+    /// The homogeneous-dropout formulas are the a, b → ∞ limits of the general ones.
+    #[test]
+    fn homogeneous_dropout_is_the_limit_of_large_a_and_b() {
+        let p = 0.3;
+        let limit = BgNbd {
+            r: 0.8,
+            alpha: 20.0,
+            a: f64::NAN,
+            b: f64::NAN,
+            boundary: Boundary::HomogeneousDropout { p },
+        };
+        let scale = 1e8;
+        let near = BgNbd {
+            a: p * scale,
+            b: (1.0 - p) * scale,
+            boundary: Boundary::Interior,
+            ..limit
+        };
+        let d = Triples::from_floats(
+            &[0.0, 2.0, 7.0, 1.0],
+            &[0.0, 30.0, 35.0, 2.0],
+            &[40.0, 40.0, 36.0, 20.0],
+        );
+        let rel = |x: f64, y: f64| ((x - y) / y).abs();
+        assert!(rel(near.log_likelihood(&d), limit.log_likelihood(&d)) < 1e-6);
+        for (x, t_x, t) in [(0.0, 0.0, 40.0), (2.0, 30.0, 40.0), (7.0, 35.0, 36.0)] {
+            assert!(
+                rel(
+                    near.history_divisor(x, t_x, t),
+                    limit.history_divisor(x, t_x, t)
+                ) < 1e-6
+            );
+            let (e_near, e_limit) = (
+                near.expected_purchases_given_alive(90.0, x, t),
+                limit.expected_purchases_given_alive(90.0, x, t),
+            );
+            assert!(e_limit.is_finite() && e_limit > 0.0);
+            assert!(rel(e_near, e_limit) < 1e-6, "{e_near} vs {e_limit}");
+        }
+    }
+
+    /// Customers who all drop out with the same probability: whatever point the fit lands on,
+    /// every score is finite, and at the boundary it is reported and p is recovered.
+    #[test]
+    fn homogeneous_dropout_data_scores_finitely() {
+        // xorshift64*: a fixed, dependency-free stream.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut uniform = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            ((state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let (mut xs, mut txs, mut ts) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..3000 {
+            // Every customer buys at the same rate 0.05/day and drops out with p = 0.3.
+            let lambda = 0.05;
+            let t_end = (100.0 + 265.0 * uniform()).floor();
+            let (mut t, mut x, mut t_x) = (0.0f64, 0i64, 0.0f64);
+            loop {
+                t += -uniform().ln() / lambda;
+                if t > t_end {
+                    break;
+                }
+                x += 1;
+                t_x = t.floor();
+                if uniform() < 0.3 {
+                    break;
+                }
+            }
+            xs.push(x);
+            txs.push(t_x as i64);
+            ts.push(t_end as i64);
+        }
+        let d = Triples::from_integers(&xs, &txs, &ts);
+        let (m, diag) = fit(&d).unwrap();
+        for (x, t_x, t) in
+            d.x.iter()
+                .zip(&d.t_x)
+                .zip(&d.t)
+                .map(|((a, b), c)| (*a, *b, *c))
+        {
+            let e = m.conditional_expected_purchases(90.0, x, t_x, t);
+            let pa = m.p_alive(x, t_x, t);
+            assert!(
+                e.is_finite() && e >= 0.0 && (0.0..=1.0).contains(&pa),
+                "{m:?} {x} {t_x} {t}"
+            );
+        }
+        if let Boundary::HomogeneousDropout { p } = m.boundary {
+            assert!((p - 0.3).abs() < 0.05, "p = {p}");
+            assert!(diag
+                .boundary
+                .as_deref()
+                .is_some_and(|b| b.starts_with("homogeneous_dropout")));
+            assert!(
+                diag.std_errors
+                    .iter()
+                    .all(|s| s.is_some_and(f64::is_finite)),
+                "{diag:?}"
+            );
+        }
     }
 }

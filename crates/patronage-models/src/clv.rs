@@ -62,7 +62,7 @@ mod tests {
             alpha: 4.4,
             a: 0.79,
             b: 2.4,
-            no_dropout: false,
+            boundary: crate::bgnbd::Boundary::Interior,
         };
         let v = clv(&m, 20.0, 1.0, 12, 4.0, 0.0, 2.0, 30.0, 39.0);
         let e = m.conditional_expected_purchases(48.0, 2.0, 30.0, 39.0);

@@ -132,6 +132,7 @@ pub(crate) fn fit_with(
         converged: true,
         termination: String::new(),
         grad_norm: 0.0,
+        newton_decrement: None,
         customers: x.len() as f64,
         unique_rows: x.len(),
         boundary: None,
@@ -173,6 +174,7 @@ pub(crate) fn fit_with(
     diag.iterations = sol.iterations;
     diag.termination = sol.termination;
     diag.grad_norm = sol.grad_norm;
+    diag.newton_decrement = sol.newton_decrement;
     if q <= 1.0 {
         diag.boundary = Some(format!("q = {q:.3} ≤ 1: the population mean spend is infinite; customers without repeat purchases get the sample mean {mean_m:.2}"));
     }

@@ -5,27 +5,37 @@ pub use statrs::function::gamma::{digamma, ln_gamma};
 
 /// ln ₂F₁(a, b; c; z) for real a, b, c with c > 0 and 0 ≤ z < 1, where the function is positive.
 ///
-/// Uses Euler's transformation ₂F₁(a,b;c;z) = (1−z)^(c−a−b) ₂F₁(c−a, c−b; c; z): for the BG/NBD
-/// arguments (a = r+x, b = β+x, c = α_d+β+x−1) the transformed series has small parameters and
-/// converges like zⁿ without the huge intermediate terms the direct series has for large x.
+/// Sums whichever of two series for the same function has the smaller terms: Euler's
+/// transformation ₂F₁(a,b;c;z) = (1−z)^(c−a−b) ₂F₁(c−a, c−b; c; z), or the direct series. For
+/// the BG/NBD arguments (a = r+x, b = β+x, c = α_d+β+x−1) with moderate α_d, β the transformed
+/// series has small parameters and converges like zⁿ without the huge intermediate terms the
+/// direct series has for large x. When α_d and β are both large (dropout heterogeneity vanishing)
+/// it is the other way round: the transformed terms grow like (α_d·z)ⁿ/n! and overflow, while the
+/// direct terms shrink like (β/(α_d+β)·z)ⁿ.
 pub fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
     if z == 0.0 {
         return 0.0;
     }
     let (a2, b2) = (c - a, c - b);
+    let euler = (a2 * b2).abs() <= (a * b).abs();
+    let (sa, sb) = if euler { (a2, b2) } else { (a, b) };
     let mut term = 1.0f64;
     let mut sum = 1.0f64;
     let mut n = 0.0f64;
     // 1e6 terms reach 1e-16 for z up to ~0.99996; BG/NBD horizons keep z far below that.
     for _ in 0..1_000_000 {
-        term *= (a2 + n) * (b2 + n) / ((c + n) * (n + 1.0)) * z;
+        term *= (sa + n) * (sb + n) / ((c + n) * (n + 1.0)) * z;
         sum += term;
         n += 1.0;
         if term.abs() <= 1e-17 * sum.abs() {
             break;
         }
     }
-    (c - a - b) * (1.0 - z).ln() + sum.ln()
+    if euler {
+        (c - a - b) * (1.0 - z).ln() + sum.ln()
+    } else {
+        sum.ln()
+    }
 }
 
 #[cfg(test)]
@@ -62,5 +72,16 @@ mod tests {
         }
         // Large x stays finite where the direct series would overflow.
         assert!(ln_hyp2f1(2000.2, 2002.4, 2002.2, 0.6).is_finite());
+        // Large β and c (BG/NBD with a, b → ∞): the transformed series would overflow; the
+        // direct one agrees with its limit (1 − (b/c)·z)^(−a).
+        for scale in [1e4, 1e6, 1e9] {
+            let (a, b, c, z) = (0.8, 0.7 * scale, scale - 1.0, 0.7);
+            let got = ln_hyp2f1(a, b, c, z);
+            let limit = -a * (1.0 - b / c * z).ln();
+            assert!(
+                (got - limit).abs() < 10.0 / scale,
+                "{scale}: {got} vs {limit}"
+            );
+        }
     }
 }

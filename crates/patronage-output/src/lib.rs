@@ -1,16 +1,31 @@
-//! Writes a run's tables as Hive-partitioned Parquet and publishes them atomically (DESIGN §6).
+//! Writes a run's tables as Hive-partitioned Parquet and publishes them as one commit (DESIGN §6).
 //!
 //! Layout: `OUT/<table>/run_date=<as-of>/part-0.parquet` and `OUT/manifests/<as-of>.json`.
-//! Every table is first written under `OUT/.staging-<as-of>-<pid>/`; only when all are complete
-//! does [`Staging::publish`] rename each partition into place (replacing a previous run of the same
-//! as-of) and then the manifest. A run that fails or is killed before publishing leaves earlier
-//! outputs untouched; a dropped, unpublished staging directory is removed.
+//! Everything temporary lives under `OUT/.patronage/`, deeper than any table glob reaches
+//! (`OUT/*/*/*.parquet`, `OUT/<table>/*/*.parquet`):
+//! - `lock`: an exclusive `flock` held for the whole run ([`OutDir::open`]); a second run on
+//!   the same OUT stops at once with [`OutputError::Busy`] instead of interleaving.
+//! - `staging/<run>/`: the run's tables and manifest, written before anything is published.
+//! - `journal.json`: written (and synced) once every table is staged. It lists each staged
+//!   partition with its inode, the partitions this run makes stale, and the manifest.
+//! - `failed/<as-of>/`: what a run that published nothing leaves for the user to read.
+//!
+//! Publishing swaps each staged partition with the published one in one `renameat2(RENAME_EXCHANGE)`
+//! (a plain rename when there is none yet), so a reader of a table sees the old partition or the
+//! new one, never neither and never both; the old one lands in staging and is deleted at the end.
+//! The manifest is renamed into place last: it is the commit record. If a step fails, the swaps
+//! made so far are exchanged back (rollback) and the error is returned. If the process dies
+//! mid-publish, the next [`OutDir::open`] finds the journal and completes the publish (roll
+//! forward: every table was complete in staging before the journal existed), telling a swapped
+//! partition from an unswapped one by its inode. Staging directories of killed runs are removed.
 //!
 //! Not here: what the tables contain (the engine builds the frames).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -24,24 +39,28 @@ pub enum OutputError {
         column: String,
         dtype: String,
     },
+    #[error("table `{table}`: column `{column}` holds {count} non-finite value(s) (NaN or ±inf); nothing was published")]
+    NonFinite {
+        table: String,
+        column: String,
+        count: usize,
+    },
+    #[error("{}: another patronage run is writing here ({holder}); wait for it to finish, or use another --out", out.display())]
+    Busy { out: PathBuf, holder: String },
+    #[error("{}: cannot publish table `{table}`: {source}; the tables published before it were rolled back", out.display())]
+    Publish {
+        out: PathBuf,
+        table: String,
+        source: std::io::Error,
+    },
+    #[error("{}: unreadable publish journal {journal}: {message}; move it away to start afresh", out.display())]
+    Journal {
+        out: PathBuf,
+        journal: String,
+        message: String,
+    },
     #[error("cannot serialize the manifest: {0}")]
     Manifest(#[from] serde_json::Error),
-}
-
-/// A run being written; nothing is visible to readers until [`Staging::publish`].
-pub struct Staging {
-    out: PathBuf,
-    run_date: String,
-    dir: PathBuf,
-    tables: Vec<String>,
-    published: bool,
-}
-
-/// What a publish put where.
-#[derive(Debug, Clone)]
-pub struct Published {
-    pub tables: Vec<(String, PathBuf)>,
-    pub manifest: PathBuf,
 }
 
 /// Column types every BI tool we target reads: no unsigned, no nanoseconds, no nested types.
@@ -62,6 +81,19 @@ fn check_types(table: &str, df: &DataFrame) -> Result<(), OutputError> {
                 column: col.name().to_string(),
                 dtype: col.dtype().to_string(),
             });
+        }
+        if let Ok(values) = col.f64() {
+            let count = values
+                .iter()
+                .filter(|v| v.is_some_and(|v| !v.is_finite()))
+                .count();
+            if count > 0 {
+                return Err(OutputError::NonFinite {
+                    table: table.to_string(),
+                    column: col.name().to_string(),
+                    count,
+                });
+            }
         }
     }
     Ok(())
@@ -85,86 +117,386 @@ pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), OutputError>
     Ok(())
 }
 
-impl Staging {
-    /// Creates `OUT/.staging-<run_date>-<pid>/`.
-    pub fn new(out: &Path, run_date: &str) -> Result<Self, OutputError> {
-        let dir = out.join(format!(".staging-{run_date}-{}", std::process::id()));
-        if dir.exists() {
-            fs_err::remove_dir_all(&dir)?;
+/// Test hook: `PATRONAGE_FAIL_AT=<point>` aborts the process at that point of a publish, as a
+/// SIGKILL would (no destructor runs). Points: `journal` (journal written, nothing swapped),
+/// `swap:<table>` (that table swapped), `manifest` (manifest in place, journal not yet removed).
+fn fail_point(point: &str) {
+    if std::env::var("PATRONAGE_FAIL_AT").is_ok_and(|v| v == point) {
+        std::process::abort();
+    }
+}
+
+const CONTROL: &str = ".patronage";
+
+/// The output directory of a run, locked for the run's lifetime.
+pub struct OutDir {
+    out: PathBuf,
+    control: PathBuf,
+    _lock: std::fs::File,
+}
+
+/// A journal entry: one staged partition.
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalTable {
+    table: String,
+    /// Inode of the staged (new) partition directory.
+    inode: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    run_date: String,
+    /// Staging directory name under `.patronage/staging/`.
+    staging: String,
+    tables: Vec<JournalTable>,
+    /// Tables whose partition for this run date is removed (this run does not write them).
+    stale: Vec<String>,
+}
+
+fn partition(root: &Path, table: &str, run_date: &str) -> PathBuf {
+    root.join(table).join(format!("run_date={run_date}"))
+}
+
+/// Swaps two paths atomically (both must exist).
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(std::io::Error::from)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // No atomic exchange: a short window in which `b` is missing.
+        let tmp = a.with_extension("exchange");
+        fs_err::rename(b, &tmp)?;
+        fs_err::rename(a, b)?;
+        fs_err::rename(&tmp, a)
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    // Best effort: a directory fsync makes the renames in it durable.
+    if let Ok(d) = fs_err::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn inode(p: &Path) -> Option<u64> {
+    fs_err::symlink_metadata(p).ok().map(|m| m.ino())
+}
+
+impl OutDir {
+    /// Creates OUT if needed, takes its lock, completes an interrupted publish and removes what
+    /// killed runs left behind. Returns the notes of what it repaired (for the user).
+    pub fn open(out: &Path) -> Result<(OutDir, Vec<String>), OutputError> {
+        let control = out.join(CONTROL);
+        fs_err::create_dir_all(control.join("staging"))?;
+        let lock_path = control.join("lock");
+        let mut lock = fs_err::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)?
+            .into_parts()
+            .0;
+        use rustix::fs::{flock, FlockOperation};
+        if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
+            let holder = fs_err::read_to_string(&lock_path)
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| "holder unknown".into());
+            return Err(OutputError::Busy {
+                out: out.to_path_buf(),
+                holder: holder.trim().to_string(),
+            });
         }
+        {
+            use std::io::{Seek, Write};
+            let _ = lock.set_len(0);
+            let _ = lock.rewind();
+            let _ = write!(lock, "pid {}", std::process::id());
+        }
+        let dir = OutDir {
+            out: out.to_path_buf(),
+            control,
+            _lock: lock,
+        };
+        let notes = dir.recover()?;
+        Ok((dir, notes))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.out
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.control.join("journal.json")
+    }
+
+    fn staging_root(&self) -> PathBuf {
+        self.control.join("staging")
+    }
+
+    fn recover(&self) -> Result<Vec<String>, OutputError> {
+        let mut notes = Vec::new();
+        let journal_path = self.journal_path();
+        if journal_path.exists() {
+            let bad = |message: String| OutputError::Journal {
+                out: self.out.clone(),
+                journal: journal_path.display().to_string(),
+                message,
+            };
+            let text = fs_err::read_to_string(&journal_path)?;
+            let journal: Journal = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            self.apply(&journal)
+                .map_err(|(table, e)| bad(format!("table `{table}`: {e}")))?;
+            notes.push(format!(
+                "completed the publish of run date {} that an earlier run left unfinished",
+                journal.run_date
+            ));
+        }
+        // Staging areas of runs that died before publishing: we hold the lock, so none is live.
+        for entry in fs_err::read_dir(self.staging_root())? {
+            fs_err::remove_dir_all(entry?.path())?;
+        }
+        // Leftovers of earlier versions, which staged inside OUT and under each table.
+        for entry in fs_err::read_dir(&self.out)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if name.starts_with(".staging-") && path.is_dir() {
+                fs_err::remove_dir_all(&path)?;
+                notes.push(format!("removed an abandoned staging directory {name}"));
+            } else if path.is_dir() && !name.starts_with('.') {
+                for sub in fs_err::read_dir(&path)? {
+                    let sub = sub?;
+                    if sub.file_name().to_string_lossy().starts_with(".replaced-") {
+                        fs_err::remove_dir_all(sub.path())?;
+                        notes.push(format!(
+                            "removed {}, left by an interrupted publish of an earlier version",
+                            sub.path().display()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(notes)
+    }
+
+    /// Rolls a journal forward: swaps every staged partition not yet swapped, removes stale
+    /// partitions, moves the manifest into place, removes the journal and the staging area.
+    /// Idempotent, so a crash at any point of it is completed by the next run.
+    fn apply(&self, j: &Journal) -> Result<(), (String, std::io::Error)> {
+        let staging = self.staging_root().join(&j.staging);
+        for t in &j.tables {
+            let at = |e: std::io::Error| (t.table.clone(), e);
+            let staged = partition(&staging, &t.table, &j.run_date);
+            let target = partition(&self.out, &t.table, &j.run_date);
+            if inode(&target) == Some(t.inode) {
+                continue; // swapped before the interruption
+            }
+            if inode(&staged) != Some(t.inode) {
+                return Err(at(std::io::Error::other(
+                    "neither the published nor the staged partition is the one this run wrote",
+                )));
+            }
+            fs_err::create_dir_all(self.out.join(&t.table)).map_err(at)?;
+            if target.exists() {
+                exchange(&staged, &target).map_err(at)?;
+            } else {
+                fs_err::rename(&staged, &target).map_err(at)?;
+            }
+            sync_dir(&self.out.join(&t.table));
+            fail_point(&format!("swap:{}", t.table));
+        }
+        for table in &j.stale {
+            let at = |e: std::io::Error| (table.clone(), e);
+            let target = partition(&self.out, table, &j.run_date);
+            if target.exists() {
+                let trash = staging.join(".stale").join(table);
+                fs_err::create_dir_all(&trash).map_err(at)?;
+                fs_err::rename(&target, trash.join("partition")).map_err(at)?;
+            }
+        }
+        let staged_manifest = staging.join("manifest.json");
+        let manifests = self.out.join("manifests");
+        let at = |e: std::io::Error| ("manifest".to_string(), e);
+        if staged_manifest.exists() {
+            fs_err::create_dir_all(&manifests).map_err(at)?;
+            fs_err::rename(
+                &staged_manifest,
+                manifests.join(format!("{}.json", j.run_date)),
+            )
+            .map_err(at)?;
+            sync_dir(&manifests);
+        }
+        fail_point("manifest");
+        fs_err::remove_file(self.journal_path()).map_err(at)?;
+        sync_dir(&self.control);
+        fs_err::remove_dir_all(&staging).map_err(at)?;
+        Ok(())
+    }
+
+    /// Starts writing a run's tables for `run_date`.
+    pub fn stage(&self, run_date: &str) -> Result<Staging<'_>, OutputError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!("{run_date}-{}-{nanos}", std::process::id());
+        let dir = self.staging_root().join(&name);
         fs_err::create_dir_all(&dir)?;
         Ok(Staging {
-            out: out.to_path_buf(),
+            out: self,
             run_date: run_date.to_string(),
+            name,
             dir,
             tables: Vec::new(),
             published: false,
         })
     }
 
-    fn partition(&self, root: &Path, table: &str) -> PathBuf {
-        root.join(table).join(format!("run_date={}", self.run_date))
+    /// Writes what a run that publishes nothing leaves for the user (e.g. its rejected rows) to
+    /// `OUT/.patronage/failed/<run_date>/<file>`, replacing an earlier failure's; returns the path.
+    pub fn write_failed(
+        &self,
+        run_date: &str,
+        file: &str,
+        df: &mut DataFrame,
+    ) -> Result<PathBuf, OutputError> {
+        let path = self.control.join("failed").join(run_date).join(file);
+        write_parquet(&path, df)?;
+        Ok(path)
     }
+}
 
-    /// Writes `table` into staging; checks its column types first.
+/// A run being written; nothing is visible to readers until [`Staging::publish`].
+pub struct Staging<'o> {
+    out: &'o OutDir,
+    run_date: String,
+    name: String,
+    dir: PathBuf,
+    tables: Vec<String>,
+    published: bool,
+}
+
+/// What a publish put where.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub tables: Vec<(String, PathBuf)>,
+    pub manifest: PathBuf,
+}
+
+impl Staging<'_> {
+    /// Writes `table` into staging; checks its column types and that every float is finite.
     pub fn write_table(&mut self, table: &str, df: &mut DataFrame) -> Result<(), OutputError> {
         check_types(table, df)?;
-        write_parquet(&self.partition(&self.dir, table).join("part-0.parquet"), df)?;
+        write_parquet(
+            &partition(&self.dir, table, &self.run_date).join("part-0.parquet"),
+            df,
+        )?;
         self.tables.push(table.to_string());
         Ok(())
     }
 
-    /// Writes the manifest, renames every staged partition into place, removes this run date's
-    /// partition of any table in `known_tables` that this run did not write (so a rerun never
-    /// leaves a stale table beside fresh ones), then moves the manifest into place.
+    /// Publishes the staged tables and then the manifest (see the module docs). This run date's
+    /// partition of any table in `known_tables` that this run did not write is removed, so a
+    /// rerun never leaves a stale table beside fresh ones.
     pub fn publish(
         mut self,
         manifest: &serde_json::Value,
         known_tables: &[&str],
     ) -> Result<Published, OutputError> {
-        let staged_manifest = self.dir.join("manifest.json");
-        fs_err::write(&staged_manifest, serde_json::to_vec_pretty(manifest)?)?;
+        fs_err::write(
+            self.dir.join("manifest.json"),
+            serde_json::to_vec_pretty(manifest)?,
+        )?;
         let mut tables = Vec::new();
         for table in &self.tables {
-            let staged = self.partition(&self.dir, table);
-            let target = self.partition(&self.out, table);
-            fs_err::create_dir_all(self.out.join(table))?;
-            let old = self.out.join(table).join(format!(
-                ".replaced-run_date={}-{}",
-                self.run_date,
-                std::process::id()
-            ));
-            if target.exists() {
-                fs_err::rename(&target, &old)?;
-            }
-            fs_err::rename(&staged, &target)?;
-            if old.exists() {
-                fs_err::remove_dir_all(&old)?;
-            }
-            tables.push((table.clone(), target.join("part-0.parquet")));
+            let staged = partition(&self.dir, table, &self.run_date);
+            tables.push(JournalTable {
+                table: table.clone(),
+                inode: inode(&staged).ok_or_else(|| {
+                    std::io::Error::other(format!("{} vanished", staged.display()))
+                })?,
+            });
         }
-        for table in known_tables {
-            if !self.tables.iter().any(|t| t == table) {
-                let stale = self.partition(&self.out, table);
-                if stale.exists() {
-                    fs_err::remove_dir_all(&stale)?;
+        let journal = Journal {
+            run_date: self.run_date.clone(),
+            staging: self.name.clone(),
+            tables,
+            stale: known_tables
+                .iter()
+                .filter(|t| !self.tables.iter().any(|w| w == *t))
+                .map(|t| t.to_string())
+                .collect(),
+        };
+        let journal_path = self.out.journal_path();
+        let tmp = self.out.control.join("journal.json.tmp");
+        {
+            use std::io::Write;
+            let mut f = fs_err::File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec_pretty(&journal)?)?;
+            f.sync_all()?;
+        }
+        fs_err::rename(&tmp, &journal_path)?;
+        sync_dir(&self.out.control);
+        fail_point("journal");
+        if let Err((table, source)) = self.out.apply(&journal) {
+            self.rollback(&journal);
+            return Err(OutputError::Publish {
+                out: self.out.out.clone(),
+                table,
+                source,
+            });
+        }
+        self.published = true;
+        Ok(Published {
+            tables: self
+                .tables
+                .iter()
+                .map(|t| {
+                    (
+                        t.clone(),
+                        partition(&self.out.out, t, &self.run_date).join("part-0.parquet"),
+                    )
+                })
+                .collect(),
+            manifest: self
+                .out
+                .out
+                .join("manifests")
+                .join(format!("{}.json", self.run_date)),
+        })
+    }
+
+    /// Undoes a failed [`OutDir::apply`]: swaps back the partitions it swapped, restores stale
+    /// partitions it moved, removes the journal. Best effort: the error that caused it is what
+    /// the user sees.
+    fn rollback(&self, j: &Journal) {
+        for t in &j.tables {
+            let staged = partition(&self.dir, &t.table, &j.run_date);
+            let target = partition(&self.out.out, &t.table, &j.run_date);
+            if inode(&target) == Some(t.inode) {
+                if staged.exists() {
+                    let _ = exchange(&staged, &target);
+                } else {
+                    let _ = fs_err::rename(&target, &staged);
                 }
             }
         }
-        let manifests = self.out.join("manifests");
-        fs_err::create_dir_all(&manifests)?;
-        let manifest_path = manifests.join(format!("{}.json", self.run_date));
-        fs_err::rename(&staged_manifest, &manifest_path)?;
-        fs_err::remove_dir_all(&self.dir)?;
-        self.published = true;
-        Ok(Published {
-            tables,
-            manifest: manifest_path,
-        })
+        for table in &j.stale {
+            let moved = self.dir.join(".stale").join(table).join("partition");
+            if moved.exists() {
+                let _ = fs_err::rename(&moved, partition(&self.out.out, table, &j.run_date));
+            }
+        }
+        let _ = fs_err::remove_file(self.out.journal_path());
     }
 }
 
-impl Drop for Staging {
+impl Drop for Staging<'_> {
     fn drop(&mut self) {
         if !self.published {
             // Best effort: a failed run must not leave a half-written staging area behind.
@@ -181,41 +513,101 @@ mod tests {
         DataFrame::new(1, vec![Column::new("x".into(), vec![v])]).unwrap()
     }
 
+    fn visible(out: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs_err::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn unpublished_staging_leaves_no_trace_and_publish_replaces() {
-        let tmp =
-            std::env::temp_dir().join(format!("patronage-output-test-{}", std::process::id()));
-        let _ = fs_err::remove_dir_all(&tmp);
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path();
         {
-            let mut s = Staging::new(&tmp, "2024-01-01").unwrap();
+            let (dir, _) = OutDir::open(out).unwrap();
+            let mut s = dir.stage("2024-01-01").unwrap();
             s.write_table("t", &mut frame(1)).unwrap();
         }
-        assert!(!tmp.join("t").exists());
-        assert_eq!(fs_err::read_dir(&tmp).unwrap().count(), 0);
+        assert!(visible(out).is_empty());
+        assert_eq!(
+            fs_err::read_dir(out.join(".patronage/staging"))
+                .unwrap()
+                .count(),
+            0
+        );
 
         for v in [1, 2] {
-            let mut s = Staging::new(&tmp, "2024-01-01").unwrap();
+            let (dir, _) = OutDir::open(out).unwrap();
+            let mut s = dir.stage("2024-01-01").unwrap();
             s.write_table("t", &mut frame(v)).unwrap();
             let p = s.publish(&serde_json::json!({"v": v}), &["t"]).unwrap();
             assert_eq!(p.tables.len(), 1);
         }
-        let entries: Vec<_> = fs_err::read_dir(tmp.join("t")).unwrap().collect();
+        let entries: Vec<_> = fs_err::read_dir(out.join("t")).unwrap().collect();
         assert_eq!(entries.len(), 1);
-        let m = fs_err::read_to_string(tmp.join("manifests/2024-01-01.json")).unwrap();
+        let m = fs_err::read_to_string(out.join("manifests/2024-01-01.json")).unwrap();
         assert!(m.contains("\"v\": 2"));
-        let _ = fs_err::remove_dir_all(&tmp);
+        assert!(!out.join(".patronage/journal.json").exists());
     }
 
     #[test]
-    fn unsigned_columns_are_refused() {
+    fn a_second_run_on_the_same_out_is_refused_while_the_first_holds_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_first, _) = OutDir::open(tmp.path()).unwrap();
+        let second = OutDir::open(tmp.path());
+        assert!(matches!(second, Err(OutputError::Busy { .. })));
+    }
+
+    #[test]
+    fn a_failed_swap_rolls_back_the_tables_already_swapped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path();
+        let publish = |v: i64| {
+            let (dir, _) = OutDir::open(out).unwrap();
+            let mut s = dir.stage("2024-01-01").unwrap();
+            s.write_table("a", &mut frame(v)).unwrap();
+            s.write_table("b", &mut frame(v)).unwrap();
+            s.publish(&serde_json::json!({"v": v}), &["a", "b"])
+                .map(|_| ())
+        };
+        publish(1).unwrap();
+        let old_a = inode(&partition(out, "a", "2024-01-01"));
+        // Table `b`'s directory becomes a file: its swap fails after `a` was swapped.
+        fs_err::remove_dir_all(out.join("b")).unwrap();
+        fs_err::write(out.join("b"), b"not a directory").unwrap();
+        let err = publish(2).unwrap_err();
+        assert!(
+            matches!(err, OutputError::Publish { ref table, .. } if table == "b"),
+            "{err}"
+        );
+        assert_eq!(inode(&partition(out, "a", "2024-01-01")), old_a);
+        let m = fs_err::read_to_string(out.join("manifests/2024-01-01.json")).unwrap();
+        assert!(m.contains("\"v\": 1"), "the old manifest stays: {m}");
+        assert!(!out.join(".patronage/journal.json").exists());
+    }
+
+    #[test]
+    fn unsigned_and_non_finite_columns_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, _) = OutDir::open(tmp.path()).unwrap();
+        let mut s = dir.stage("2024-01-01").unwrap();
         let mut df = DataFrame::new(1, vec![Column::new("x".into(), vec![1u32])]).unwrap();
-        let tmp = std::env::temp_dir().join(format!("patronage-output-u32-{}", std::process::id()));
-        let mut s = Staging::new(&tmp, "2024-01-01").unwrap();
         assert!(matches!(
             s.write_table("t", &mut df),
             Err(OutputError::UnsupportedType { .. })
         ));
-        drop(s);
-        let _ = fs_err::remove_dir_all(&tmp);
+        let mut df = DataFrame::new(
+            2,
+            vec![Column::new("x".into(), vec![Some(1.0), Some(f64::NAN)])],
+        )
+        .unwrap();
+        assert!(matches!(
+            s.write_table("t", &mut df),
+            Err(OutputError::NonFinite { count: 1, .. })
+        ));
     }
 }

@@ -12,7 +12,7 @@ pub struct SummaryRow {
     pub revenue_share: f64,
 }
 
-/// Summarizes `labels` (null → `"(none)"`) weighted by `revenue`, rows in `order` first, then any
+/// Summarizes `labels` (null → `"no_purchase"`: every dimension summarized is null exactly for customers without a purchase) weighted by `revenue`, rows in `order` first, then any
 /// other label in ascending order. Labels in `order` with no customer still get a row (0).
 pub fn summarize(
     dimension: &str,
@@ -26,7 +26,7 @@ pub fn summarize(
     use std::collections::BTreeMap;
     let mut sums: Vec<(&str, i64, f64)> = Vec::new();
     for (label, rev) in labels.iter().zip(revenue) {
-        let label = label.unwrap_or("(none)");
+        let label = label.unwrap_or("no_purchase");
         let found = sums
             .iter()
             .position(|s| std::ptr::eq(s.0, label))
@@ -80,7 +80,7 @@ mod tests {
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0].revenue_share, 0.8);
         assert_eq!(rows[1].customers, 0);
-        assert_eq!(rows[3].segment, "(none)");
+        assert_eq!(rows[3].segment, "no_purchase");
         let s: f64 = rows.iter().map(|r| r.customer_share).sum();
         assert!((s - 1.0).abs() < 1e-12);
     }
