@@ -6,6 +6,9 @@
 mod cdnow;
 mod common;
 mod determinism;
+mod exports;
+mod fuzz;
 mod malformed;
 mod outputs;
+mod publish;
 mod rules;

@@ -23,6 +23,9 @@ const MODEL: &str = "BG/NBD";
 pub const MIN_CUSTOMERS: f64 = 10.0;
 /// ln(1e4): a and b both above this mean the dropout Beta has collapsed onto its mean.
 const HOMOGENEOUS_LN_AB: f64 = 9.21;
+/// ln(1e6): r and α both above this mean the rate Gamma has collapsed onto its mean (real
+/// shops fit r below 10).
+const HOMOGENEOUS_LN_RATE: f64 = 13.8;
 
 /// Distinct (x, t_x, T) triples with the number of customers sharing each.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -447,11 +450,33 @@ pub(crate) fn fit_with(
         };
         (sol, full, vec!["r", "alpha", "a", "b"], m, None)
     };
+    if sol.theta[0].min(sol.theta[1]) > HOMOGENEOUS_LN_RATE {
+        // r, α → ∞ at a fixed r/α: the Gamma of purchase rates collapses onto one rate. BG/NBD
+        // has no finite maximum there and its likelihood loses every digit to cancellation;
+        // refuse rather than score from noise.
+        let rate = (sol.theta[0] - sol.theta[1]).exp();
+        return Err(not_enough(
+            format!("every customer appears to buy at the same rate ({rate:.4} purchases per day): the likelihood rises without bound as r and alpha grow (r = {:.3e}, alpha = {:.3e}), a model without rate heterogeneity that BG/NBD cannot represent", sol.theta[0].exp(), sol.theta[1].exp()),
+            "this happens on small or synthetic shops; check the input covers real customers, or skip the models with --no-models (models.enabled = false)",
+        ));
+    }
     if !sol.converged {
+        let shown: Vec<f64> = names
+            .iter()
+            .zip(&sol.theta)
+            .map(|(n, t)| {
+                if *n == "p" {
+                    1.0 / (1.0 + (-t).exp())
+                } else {
+                    t.exp()
+                }
+            })
+            .collect();
         return Err(ModelError::NoConvergence {
             model: MODEL,
             iterations: sol.iterations,
             grad_norm: sol.grad_norm,
+            params: crate::fit::describe(&names, &shown),
         });
     }
     let diag = FitDiagnostics {
@@ -524,7 +549,7 @@ impl BgNbd {
     /// P(at least one purchase in (T, T+h]) of a customer known to be alive at T:
     /// 1 − ((α+T)/(α+T+h))^(r+x), which depends on (x, T, h) only.
     pub fn p_purchase_if_alive(&self, h: f64, x: f64, t: f64) -> f64 {
-        1.0 - ((self.r + x) * ((self.alpha + t) / (self.alpha + t + h)).ln()).exp()
+        -((self.r + x) * (-h / (self.alpha + t + h)).ln_1p()).exp_m1()
     }
 
     /// E[purchases in (T, T+h] | x, t_x, T] (paper eq. 10). It factors as
@@ -544,7 +569,7 @@ impl BgNbd {
             // The a, b → ∞ limit of eq. 10: ₂F₁(r+x, b+x; a+b+x−1; z) → (1 − (1−p)z)^−(r+x), so
             // E = [1 − ((α+T)/(α+T+p·h))^(r+x)] / p.
             Boundary::HomogeneousDropout { p } => {
-                return -((r + x) * ((alpha + t) / (alpha + t + p * h)).ln()).exp_m1() / p;
+                return -((r + x) * (-p * h / (alpha + t + p * h)).ln_1p()).exp_m1() / p;
             }
             Boundary::Interior => {}
         }
@@ -554,7 +579,7 @@ impl BgNbd {
         let z = h / (alpha + t + h);
         let ln_hyp = ln_hyp2f1(hyp_a, hyp_b, hyp_c, z);
         let first = (a + b + x - 1.0) / (a - 1.0);
-        let second = 1.0 - (ln_hyp + (r + x) * ((alpha + t) / (alpha + t + h)).ln()).exp();
+        let second = -(ln_hyp + (r + x) * (-h / (alpha + t + h)).ln_1p()).exp_m1();
         first * second
     }
 
@@ -569,7 +594,7 @@ impl BgNbd {
             Boundary::Interior => self.a / (self.b + x - 1.0),
         };
         let (r, alpha) = (self.r, self.alpha);
-        let log_term = (r + x) * ((alpha + t) / (alpha + t_x)).ln() + odds.ln();
+        let log_term = (r + x) * ((t - t_x) / (alpha + t_x)).ln_1p() + odds.ln();
         1.0 + log_term.exp()
     }
 }

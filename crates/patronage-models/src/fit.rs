@@ -19,11 +19,13 @@ pub enum ModelError {
         reason: String,
         hint: String,
     },
-    #[error("{model}: the fit did not converge after {iterations} iterations (gradient norm {grad_norm:.3e}); check the input for outliers, or skip the models with --no-models (models.enabled = false)")]
+    #[error("{model}: the fit did not converge after {iterations} iterations (gradient norm {grad_norm:.3e} at {params}); check the input for outliers, or skip the models with --no-models (models.enabled = false)")]
     NoConvergence {
         model: &'static str,
         iterations: u64,
         grad_norm: f64,
+        /// Where the fit stopped, e.g. `r = 0.24, alpha = 4.4`.
+        params: String,
     },
     #[error("{model}: optimizer failed: {message}; skip the models with --no-models (models.enabled = false)")]
     Optimizer {
@@ -65,6 +67,16 @@ impl FitDiagnostics {
             .map(|p| p.1)
             .unwrap_or(f64::NAN)
     }
+}
+
+/// `name = value` pairs for messages.
+pub(crate) fn describe(names: &[&str], values: &[f64]) -> String {
+    names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| format!("{n} = {v:.4e}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A weighted negative log-likelihood over log-parameters θ.
@@ -278,7 +290,8 @@ pub(crate) fn minimize<O: Objective>(
             message: format!("non-finite likelihood at θ = {theta:?}"),
         });
     }
-    let newton_decrement = (CONVERGED_GRAD..LOOSE_GRAD).contains(&g)
+    let newton_decrement = (CONVERGED_GRAD..LOOSE_GRAD)
+        .contains(&g)
         .then(|| newton_decrement(objective, &theta, &gradient))
         .flatten();
     let converged = g < CONVERGED_GRAD || newton_decrement.is_some_and(|d| d < CONVERGED_DECREMENT);

@@ -104,6 +104,9 @@ impl Objective for Likelihood {
     }
 }
 
+/// ln(1e4): p and q both above this mean spend has no identifiable heterogeneity.
+const HOMOGENEOUS_LN_PQ: f64 = 9.21;
+
 /// Fits on repeat customers: `x > 0` and `m > 0` (rows outside that are the caller's to drop).
 pub fn fit(x: &[f64], m: &[f64]) -> Result<(GammaGamma, FitDiagnostics), ModelError> {
     fit_with(x, m, warm_start_stride(x.len()))
@@ -160,11 +163,38 @@ pub(crate) fn fit_with(
     };
     let l = Likelihood::new(x, m);
     let sol = minimize(MODEL, &l, start)?;
+    if sol.theta[0].min(sol.theta[1]) > HOMOGENEOUS_LN_PQ {
+        // p, q → ∞: spend per purchase hardly varies within or across customers, the likelihood
+        // keeps rising along a ridge and the optimizer stalls on it. The limit predicts one
+        // spend for everybody: the pooled mean spend per purchase.
+        let pooled = x.iter().zip(m).map(|(x, m)| x * m).sum::<f64>() / x.iter().sum::<f64>();
+        let mut diag = base(vec![]);
+        diag.log_likelihood = -sol.nll;
+        diag.iterations = sol.iterations;
+        diag.termination = sol.termination;
+        diag.grad_norm = sol.grad_norm;
+        diag.boundary = Some(format!(
+            "homogeneous_spend: p and q grow without bound (p = {:.3e}, q = {:.3e} when stopped): spend per purchase hardly varies within or across customers; every customer is predicted the pooled mean spend per purchase {pooled:.4}",
+            sol.theta[0].exp(),
+            sol.theta[1].exp()
+        ));
+        return Ok((
+            GammaGamma {
+                p: f64::NAN,
+                q: f64::NAN,
+                gamma: f64::NAN,
+                constant_spend: Some(pooled),
+            },
+            diag,
+        ));
+    }
     if !sol.converged {
+        let shown: Vec<f64> = sol.theta.iter().map(|t| t.exp()).collect();
         return Err(ModelError::NoConvergence {
             model: MODEL,
             iterations: sol.iterations,
             grad_norm: sol.grad_norm,
+            params: crate::fit::describe(&["p", "q", "gamma"], &shown),
         });
     }
     let (p, q, g) = (sol.theta[0].exp(), sol.theta[1].exp(), sol.theta[2].exp());
@@ -225,5 +255,34 @@ mod tests {
         let (gg, diag) = fit(&x, &m).unwrap();
         assert!(diag.boundary.is_some());
         assert_eq!(gg.conditional_expected_spend(3.0, 25.0), 25.0);
+    }
+
+    /// Small, regular shops: repeat spend varies by a fraction of a percent. The likelihood
+    /// rises along a ridge (p, q → ∞ together) where the optimizer stalls with a gradient of
+    /// 1e-5 to 1e1; the limit is reported and scored instead of failing the night.
+    #[test]
+    fn nearly_constant_spend_is_the_homogeneous_limit() {
+        for (n, noise) in [
+            (40usize, 0.004),
+            (30, 0.001),
+            (60, 0.0005),
+            (12, 0.003),
+            (100, 0.01),
+        ] {
+            let x: Vec<f64> = (0..n).map(|i| 1.0 + (i % 4) as f64).collect();
+            let m: Vec<f64> = (0..n)
+                .map(|i| 20.0 * (1.0 + noise * ((i * 7919 % 97) as f64 / 97.0 - 0.5)))
+                .collect();
+            let (gg, diag) = fit(&x, &m).unwrap_or_else(|e| panic!("{n} {noise}: {e}"));
+            assert!(diag.converged, "{diag:?}");
+            assert!(
+                diag.boundary
+                    .as_deref()
+                    .is_some_and(|b| b.starts_with("homogeneous_spend")),
+                "{n} {noise}: {diag:?}"
+            );
+            let spend = gg.conditional_expected_spend(2.0, 20.0);
+            assert!((spend - 20.0).abs() < 0.1, "{spend}");
+        }
     }
 }
