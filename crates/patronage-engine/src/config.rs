@@ -329,6 +329,9 @@ mod tests {
             "annual_discount_rate",
             "risk_basis",
             "risk_high",
+            "separator",
+            "null_values",
+            "returned_counts_as_purchase",
         ] {
             assert!(
                 text.contains(key),

@@ -396,7 +396,7 @@ pub(crate) fn fit_with(
     if exposure <= 0.0 {
         return Err(not_enough(
             "every customer's first purchase is on the as-of day (T = 0)".into(),
-            "use a later --as-of",
+            "use a later --as-of, or skip the models with --no-models (models.enabled = false)",
         ));
     }
     let rate = repeat / exposure;
