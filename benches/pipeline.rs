@@ -65,7 +65,8 @@ fn ingest_rfm(c: &mut Criterion) {
     group.bench_function("ingest+features", |b| {
         b.iter(|| {
             let ingested = ingest_orders(std::slice::from_ref(&path), &schema).expect("ingest");
-            black_box(patronage_features::compute(&ingested.orders, as_of))
+            let (_, orders) = ingested.orders.indexed_until(as_of);
+            black_box(patronage_features::compute(&orders, as_of))
         })
     });
     group.finish();
@@ -76,15 +77,19 @@ fn fit_models(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = generated(customers, dir.path());
     let ingested = ingest_orders(&[path], &OrdersSchema::default()).expect("ingest");
-    let f = patronage_features::compute(
-        &ingested.orders,
-        patronage_input::parse_date("2024-12-31").expect("date"),
-    );
-    let buyers = f.frequency.iter().filter(|n| **n > 0).count();
+    let as_of = patronage_input::parse_date("2024-12-31").expect("date");
+    let (_, orders) = ingested.orders.indexed_until(as_of);
+    let f = patronage_features::compute(&orders, as_of);
+    let buyers = f
+        .int("frequency")
+        .expect("frequency")
+        .iter()
+        .filter(|n| n.is_some_and(|n| n > 0))
+        .count();
     let mut group = slow_group(c, format!("fit_models/{buyers}_customers"), 20);
     group.bench_function("bgnbd(group triples)+gamma_gamma", |b| {
         b.iter(|| {
-            let inputs = patronage_engine::model_inputs(&f);
+            let inputs = patronage_engine::model_inputs(&f).expect("btyd columns");
             let bg = bgnbd::fit(&inputs.triples).expect("bgnbd");
             let gg = gamma_gamma::fit(&inputs.repeat_x, &inputs.repeat_m).expect("gg");
             black_box((bg, gg))

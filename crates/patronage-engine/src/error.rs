@@ -19,6 +19,9 @@ pub enum EngineError {
     Model(patronage_models::ModelError),
     #[error(transparent)]
     Output(#[from] patronage_output::OutputError),
+    /// A stage asked for a feature the table does not hold: a bug in how stages are wired.
+    #[error("internal error: {0}")]
+    Feature(#[from] patronage_features::FeatureError),
     #[error("internal error building table `{table}`: {message}")]
     Internal { table: String, message: String },
 }
@@ -30,6 +33,7 @@ impl EngineError {
         !matches!(
             self,
             EngineError::Internal { .. }
+                | EngineError::Feature(_)
                 | EngineError::Output(patronage_output::OutputError::NonFinite { .. })
         )
     }

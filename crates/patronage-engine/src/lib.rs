@@ -8,7 +8,7 @@
 mod config;
 mod error;
 mod job;
-mod models;
+mod stages;
 mod tables;
 
 pub use config::{
@@ -16,8 +16,9 @@ pub use config::{
 };
 pub use error::EngineError;
 pub use job::{run, Event, RunSummary, Stage};
-pub use models::RISK_BANDS;
-pub use models::{model_inputs, ModelInputs};
+pub use stages::models::RISK_BANDS;
+pub use stages::models::{model_inputs, ModelInputs};
+pub use stages::segments::NO_PURCHASE;
 pub use tables::TABLES;
 
 /// Engine version recorded in every manifest.

@@ -1,7 +1,7 @@
 //! Builds the output frames from the stage results. Column names and types here are the data
 //! contract of DESIGN §6 (Int64, Float64, String, Date, Boolean; keyed by `customer_id`).
 
-use patronage_features::CustomerFeatures;
+use patronage_features::{CustomerIndex, FeatureTable, Values};
 use patronage_input::RejectedRow;
 use patronage_segments::SummaryRow;
 use polars::prelude::*;
@@ -35,33 +35,24 @@ pub(crate) fn frame(table: &str, columns: Vec<Column>) -> Result<DataFrame, Engi
     DataFrame::new(height, columns).map_err(internal(table))
 }
 
-pub(crate) fn customer_features(f: &CustomerFeatures) -> Result<DataFrame, EngineError> {
-    let t = "customer_features";
-    frame(
-        t,
-        vec![
-            Column::new("customer_id".into(), &f.customer_id),
-            Column::new("frequency".into(), &f.frequency),
-            Column::new("purchase_days".into(), &f.purchase_days),
-            Column::new("monetary".into(), &f.monetary),
-            Column::new("refunds".into(), &f.refunds),
-            Column::new("net_revenue".into(), &f.net_revenue),
-            Column::new("aov".into(), &f.aov),
-            date_column("first_order_date", &f.first_order_date).map_err(internal(t))?,
-            date_column("last_order_date", &f.last_order_date).map_err(internal(t))?,
-            Column::new("recency_days".into(), &f.recency_days),
-            Column::new("tenure_days".into(), &f.tenure_days),
-            Column::new("btyd_x".into(), &f.btyd_x),
-            Column::new("btyd_t_x".into(), &f.btyd_t_x),
-            Column::new("btyd_T".into(), &f.btyd_t),
-            Column::new("btyd_m".into(), &f.btyd_m),
-            Column::new("ipt_mean_days".into(), &f.ipt_mean_days),
-            Column::new("ipt_cv".into(), &f.ipt_cv),
-            Column::new("orders_last_90d".into(), &f.orders_last_90d),
-            Column::new("orders_prev_90d".into(), &f.orders_prev_90d),
-            Column::new("order_trend".into(), &f.order_trend),
-        ],
-    )
+/// A per-customer frame: `customer_id` from the index, then every column of `table` in order.
+pub(crate) fn customer_frame(
+    name: &str,
+    index: &CustomerIndex,
+    table: &FeatureTable,
+) -> Result<DataFrame, EngineError> {
+    let mut columns = vec![Column::new("customer_id".into(), index.ids())];
+    for c in table.columns() {
+        let column = match &c.values {
+            Values::Int(v) => Column::new(c.name.into(), v),
+            Values::Float(v) => Column::new(c.name.into(), v),
+            Values::Date(v) => date_column(c.name, v).map_err(internal(name))?,
+            Values::Text(v) => Column::new(c.name.into(), v),
+            Values::Bool(v) => Column::new(c.name.into(), v),
+        };
+        columns.push(column);
+    }
+    frame(name, columns)
 }
 
 /// Refused input rows. Column names avoid SQL reserved words (`row`, `column`, `value`), so BI

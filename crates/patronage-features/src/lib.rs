@@ -1,10 +1,14 @@
 //! Per-customer features from canonical orders: RFM, net revenue, the BTYD summary and purchase
-//! rhythm (DESIGN §3). Pure compute: takes [`Orders`] already validated by `patronage-input` and an
-//! as-of day, returns one row per customer in [`CustomerFeatures`]. Never reads files or the clock.
+//! rhythm (DESIGN §3). Pure compute: takes [`Orders`] already validated by `patronage-input` and
+//! keyed by a [`CustomerIndex`], and an as-of day; returns one row per customer of the index as
+//! named columns in a [`FeatureTable`]. Never reads files or the clock.
 //!
 //! Definitions (unit = day; a *valid order* is a non-cancelled order with a purchase amount ≥ 0):
 //! - `frequency`: distinct valid orders; `monetary`: their summed amount; `refunds`: refunded
-//!   amounts (negative lines and `returned` orders); `net_revenue = monetary − refunds`.
+//!   amounts (negative lines, and returned orders when they count as purchases);
+//!   `net_revenue = monetary − refunds`.
+//! - A customer of the index without any order on or before the as-of day (a *prospect*, known
+//!   from another input) has null order features.
 //! - `recency_days = as_of − last_order_date`, `tenure_days = as_of − first_order_date`.
 //! - BTYD summary after Fader & Hardie: orders on the same day are merged into one *purchase day*;
 //!   `btyd_x` = purchase days − 1 (repeat purchase days), `btyd_t_x` = last − first purchase day,
@@ -15,18 +19,21 @@
 //!   days; order trend `(orders_last_90d − orders_prev_90d) / (sum)`.
 
 mod rhythm;
+mod table;
 
 use rayon::prelude::*;
 
 pub use rhythm::{coefficient_of_variation, mean};
+pub use table::{Column, CustomerIndex, FeatureError, FeatureTable, Values};
 
 /// Days since 1970-01-01 (UTC calendar date).
 pub type Day = i32;
 
 /// Canonical orders: one row per accepted order (order lines already summed), columnar.
 ///
-/// `customer` indexes `customer_ids`. The input crate builds this after validation; orders after
-/// the as-of day may be present and are ignored by [`compute`].
+/// `customer` indexes `customer_ids`. The input crate builds this after validation, with its own
+/// dictionary; [`Orders::reindex`] keys it by the run's [`CustomerIndex`], which is what
+/// [`compute`] expects. Orders after the as-of day may be present and are ignored.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Orders {
     /// Customer dictionary; index = customer key.
@@ -52,6 +59,47 @@ impl Orders {
         self.customer.is_empty()
     }
 
+    /// Ids of the customers with an order (of any kind) on or before `as_of`.
+    pub fn customers_until(&self, as_of: Day) -> impl Iterator<Item = &str> + '_ {
+        let mut seen = vec![false; self.customer_ids.len()];
+        for (c, d) in self.customer.iter().zip(&self.day) {
+            if *d <= as_of {
+                seen[*c as usize] = true;
+            }
+        }
+        self.customer_ids
+            .iter()
+            .zip(seen)
+            .filter(|(_, s)| *s)
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// The same orders keyed by `index` positions (`customer_ids` becomes the index); orders of
+    /// customers outside the index are dropped.
+    pub fn reindex(&self, index: &CustomerIndex) -> Orders {
+        let at = index.positions(&self.customer_ids);
+        let keep: Vec<usize> = (0..self.len())
+            .filter(|&i| at[self.customer[i] as usize].is_some())
+            .collect();
+        let pick = |i: &usize| at[self.customer[*i] as usize].unwrap_or_default();
+        Orders {
+            customer_ids: index.ids().to_vec(),
+            customer: keep.iter().map(pick).collect(),
+            day: keep.iter().map(|&i| self.day[i]).collect(),
+            amount: keep.iter().map(|&i| self.amount[i]).collect(),
+            refund: keep.iter().map(|&i| self.refund[i]).collect(),
+            is_purchase: keep.iter().map(|&i| self.is_purchase[i]).collect(),
+        }
+    }
+
+    /// The run's index of these orders (customers with an order on or before `as_of`) and the
+    /// orders keyed by it: what [`compute`] takes.
+    pub fn indexed_until(&self, as_of: Day) -> (CustomerIndex, Orders) {
+        let index = CustomerIndex::new(self.customers_until(as_of).map(String::from));
+        let keyed = self.reindex(&index);
+        (index, keyed)
+    }
+
     /// Latest day with a valid purchase, if any.
     pub fn last_purchase_day(&self) -> Option<Day> {
         self.day
@@ -60,43 +108,6 @@ impl Orders {
             .filter(|(_, p)| **p)
             .map(|(d, _)| *d)
             .max()
-    }
-}
-
-/// One row per customer; `Option` columns are null for customers without a valid purchase.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CustomerFeatures {
-    /// Index of the customer in `Orders::customer_ids` (not written out).
-    pub key: Vec<u32>,
-    pub customer_id: Vec<String>,
-    pub frequency: Vec<i64>,
-    pub purchase_days: Vec<i64>,
-    pub monetary: Vec<f64>,
-    pub refunds: Vec<f64>,
-    pub net_revenue: Vec<f64>,
-    pub aov: Vec<Option<f64>>,
-    pub first_order_date: Vec<Option<Day>>,
-    pub last_order_date: Vec<Option<Day>>,
-    pub recency_days: Vec<Option<i64>>,
-    pub tenure_days: Vec<Option<i64>>,
-    pub btyd_x: Vec<Option<i64>>,
-    pub btyd_t_x: Vec<Option<i64>>,
-    pub btyd_t: Vec<Option<i64>>,
-    pub btyd_m: Vec<Option<f64>>,
-    pub ipt_mean_days: Vec<Option<f64>>,
-    pub ipt_cv: Vec<Option<f64>>,
-    pub orders_last_90d: Vec<i64>,
-    pub orders_prev_90d: Vec<i64>,
-    pub order_trend: Vec<Option<f64>>,
-}
-
-impl CustomerFeatures {
-    pub fn len(&self) -> usize {
-        self.customer_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.customer_id.is_empty()
     }
 }
 
@@ -116,11 +127,10 @@ struct Row {
     prev_90: i64,
 }
 
-/// Computes features for every customer with at least one order on or before `as_of`.
-///
-/// Customers appear in ascending `customer_id` order, so the output does not depend on the order
-/// of the input rows.
-pub fn compute(orders: &Orders, as_of: Day) -> CustomerFeatures {
+/// Order features for every customer of the index (`orders` keyed by it, see
+/// [`Orders::reindex`]), in index order, so the output does not depend on the order of the
+/// input rows.
+pub fn compute(orders: &Orders, as_of: Day) -> FeatureTable {
     // Counting sort of order indices by customer key: O(n), and orders within a customer are
     // then sorted by (day, amount) so every float sum runs in a fixed order.
     let n_customers = orders.customer_ids.len();
@@ -142,18 +152,14 @@ pub fn compute(orders: &Orders, as_of: Day) -> CustomerFeatures {
         }
     }
 
-    let mut keys: Vec<u32> = (0..n_customers as u32)
-        .filter(|&c| starts[c as usize + 1] > starts[c as usize])
-        .collect();
-    keys.par_sort_unstable_by(|a, b| {
-        orders.customer_ids[*a as usize].cmp(&orders.customer_ids[*b as usize])
-    });
-
-    let rows: Vec<Row> = keys
-        .par_iter()
-        .map(|&c| {
-            let mut idx: Vec<u32> =
-                by_customer[starts[c as usize]..starts[c as usize + 1]].to_vec();
+    let rows: Vec<Option<Row>> = (0..n_customers)
+        .into_par_iter()
+        .map(|c| {
+            let range = starts[c]..starts[c + 1];
+            if range.is_empty() {
+                return None;
+            }
+            let mut idx: Vec<u32> = by_customer[range].to_vec();
             idx.sort_unstable_by(|&a, &b| {
                 let (a, b) = (a as usize, b as usize);
                 orders.day[a]
@@ -161,46 +167,132 @@ pub fn compute(orders: &Orders, as_of: Day) -> CustomerFeatures {
                     .then(orders.amount[a].total_cmp(&orders.amount[b]))
                     .then(orders.refund[a].total_cmp(&orders.refund[b]))
             });
-            customer_row(orders, &idx, as_of)
+            Some(customer_row(orders, &idx, as_of))
         })
         .collect();
+    feature_table(&rows, as_of)
+}
 
-    let mut out = CustomerFeatures::default();
-    for (&c, row) in keys.iter().zip(rows) {
-        out.key.push(c);
-        out.customer_id
-            .push(orders.customer_ids[c as usize].clone());
-        out.frequency.push(row.frequency);
-        out.purchase_days.push(row.purchase_days);
-        out.monetary.push(row.monetary);
-        out.refunds.push(row.refunds);
-        out.net_revenue.push(row.monetary - row.refunds);
-        out.aov
-            .push((row.frequency > 0).then(|| row.monetary / row.frequency as f64));
-        out.first_order_date.push(row.first);
-        out.last_order_date.push(row.last);
-        out.recency_days
-            .push(row.last.map(|d| i64::from(as_of) - i64::from(d)));
-        out.tenure_days
-            .push(row.first.map(|d| i64::from(as_of) - i64::from(d)));
-        out.btyd_x.push(row.first.map(|_| row.purchase_days - 1));
-        out.btyd_t_x.push(
-            row.first
-                .zip(row.last)
-                .map(|(f, l)| i64::from(l) - i64::from(f)),
-        );
-        out.btyd_t
-            .push(row.first.map(|f| i64::from(as_of) - i64::from(f)));
-        out.btyd_m.push(row.btyd_m);
-        out.ipt_mean_days.push(row.ipt_mean);
-        out.ipt_cv.push(row.ipt_cv);
-        out.orders_last_90d.push(row.last_90);
-        out.orders_prev_90d.push(row.prev_90);
-        let total = row.last_90 + row.prev_90;
-        out.order_trend
-            .push((total > 0).then(|| (row.last_90 - row.prev_90) as f64 / total as f64));
-    }
-    out
+/// The order features as named columns: the `customer_features` contract, in output order.
+/// Adding an order feature is a field of [`Row`], its computation, and one line here.
+fn feature_table(rows: &[Option<Row>], as_of: Day) -> FeatureTable {
+    let col = |f: &dyn Fn(&Row) -> Option<i64>| -> Vec<Option<i64>> {
+        rows.iter().map(|r| r.as_ref().and_then(f)).collect()
+    };
+    let flt = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<Option<f64>> {
+        rows.iter().map(|r| r.as_ref().and_then(f)).collect()
+    };
+    let day = |f: &dyn Fn(&Row) -> Option<Day>| -> Vec<Option<Day>> {
+        rows.iter().map(|r| r.as_ref().and_then(f)).collect()
+    };
+    let since = |d: Option<Day>| d.map(|d| i64::from(as_of) - i64::from(d));
+    let mut t = FeatureTable::new(rows.len());
+    use Values::{Date, Float, Int};
+    t.push(
+        "frequency",
+        "distinct valid orders on or before the as-of day (count)",
+        Int(col(&|r| Some(r.frequency))),
+    );
+    t.push(
+        "purchase_days",
+        "distinct days with a valid order (count)",
+        Int(col(&|r| Some(r.purchase_days))),
+    );
+    t.push(
+        "monetary",
+        "sum of valid order amounts (currency)",
+        Float(flt(&|r| Some(r.monetary))),
+    );
+    t.push(
+        "refunds",
+        "refunded amounts: negative lines, and returned orders that count as purchases (currency)",
+        Float(flt(&|r| Some(r.refunds))),
+    );
+    t.push(
+        "net_revenue",
+        "monetary − refunds (currency)",
+        Float(flt(&|r| Some(r.monetary - r.refunds))),
+    );
+    t.push(
+        "aov",
+        "average order value, monetary / frequency (currency); null without a purchase",
+        Float(flt(&|r| {
+            (r.frequency > 0).then(|| r.monetary / r.frequency as f64)
+        })),
+    );
+    t.push(
+        "first_order_date",
+        "first purchase day (date)",
+        Date(day(&|r| r.first)),
+    );
+    t.push(
+        "last_order_date",
+        "last purchase day (date)",
+        Date(day(&|r| r.last)),
+    );
+    t.push(
+        "recency_days",
+        "as-of day − last purchase day (days)",
+        Int(col(&|r| since(r.last))),
+    );
+    t.push(
+        "tenure_days",
+        "as-of day − first purchase day (days)",
+        Int(col(&|r| since(r.first))),
+    );
+    t.push(
+        "btyd_x",
+        "repeat purchase days: purchase days − 1 (count)",
+        Int(col(&|r| r.first.map(|_| r.purchase_days - 1))),
+    );
+    t.push(
+        "btyd_t_x",
+        "last − first purchase day (days)",
+        Int(col(&|r| {
+            r.first
+                .zip(r.last)
+                .map(|(f, l)| i64::from(l) - i64::from(f))
+        })),
+    );
+    t.push(
+        "btyd_T",
+        "as-of day − first purchase day (days)",
+        Int(col(&|r| since(r.first))),
+    );
+    t.push(
+        "btyd_m",
+        "mean spend of the repeat purchase days (currency); null when btyd_x = 0",
+        Float(flt(&|r| r.btyd_m)),
+    );
+    t.push(
+        "ipt_mean_days",
+        "mean gap between purchase days (days)",
+        Float(flt(&|r| r.ipt_mean)),
+    );
+    t.push(
+        "ipt_cv",
+        "coefficient of variation of the gaps between purchase days",
+        Float(flt(&|r| r.ipt_cv)),
+    );
+    t.push(
+        "orders_last_90d",
+        "valid orders in the 90 days up to the as-of day (count)",
+        Int(col(&|r| Some(r.last_90))),
+    );
+    t.push(
+        "orders_prev_90d",
+        "valid orders in the 90 days before those (count)",
+        Int(col(&|r| Some(r.prev_90))),
+    );
+    t.push(
+        "order_trend",
+        "(orders_last_90d − orders_prev_90d) / their sum, in [−1, 1]; null when both are 0",
+        Float(flt(&|r| {
+            let total = r.last_90 + r.prev_90;
+            (total > 0).then(|| (r.last_90 - r.prev_90) as f64 / total as f64)
+        })),
+    );
+    t
 }
 
 /// Distinct purchase days per customer key in `(after, until]`: the holdout purchases of a
@@ -282,6 +374,14 @@ mod tests {
         o
     }
 
+    fn ints(t: &FeatureTable, name: &str) -> Vec<Option<i64>> {
+        t.int(name).unwrap().to_vec()
+    }
+
+    fn floats(t: &FeatureTable, name: &str) -> Vec<Option<f64>> {
+        t.float(name).unwrap().to_vec()
+    }
+
     #[test]
     fn btyd_summary_merges_same_day_purchases() {
         // Day 0 twice (merged), day 10, day 30; as-of 100.
@@ -292,14 +392,14 @@ mod tests {
             ("a", 30, 40.0, 0.0, true),
         ]);
         let f = compute(&o, 100);
-        assert_eq!(f.frequency, vec![4]);
-        assert_eq!(f.btyd_x, vec![Some(2)]);
-        assert_eq!(f.btyd_t_x, vec![Some(30)]);
-        assert_eq!(f.btyd_t, vec![Some(100)]);
-        assert_eq!(f.btyd_m, vec![Some(30.0)]);
-        assert_eq!(f.recency_days, vec![Some(70)]);
-        assert_eq!(f.monetary, vec![75.0]);
-        assert_eq!(f.ipt_mean_days, vec![Some(15.0)]);
+        assert_eq!(ints(&f, "frequency"), vec![Some(4)]);
+        assert_eq!(ints(&f, "btyd_x"), vec![Some(2)]);
+        assert_eq!(ints(&f, "btyd_t_x"), vec![Some(30)]);
+        assert_eq!(ints(&f, "btyd_T"), vec![Some(100)]);
+        assert_eq!(floats(&f, "btyd_m"), vec![Some(30.0)]);
+        assert_eq!(ints(&f, "recency_days"), vec![Some(70)]);
+        assert_eq!(floats(&f, "monetary"), vec![Some(75.0)]);
+        assert_eq!(floats(&f, "ipt_mean_days"), vec![Some(15.0)]);
     }
 
     #[test]
@@ -310,17 +410,28 @@ mod tests {
             ("b", 50, 70.0, 0.0, true),
             ("c", 60, 0.0, 10.0, false),
         ]);
-        let f = compute(&o, 20);
-        assert_eq!(f.customer_id, vec!["b"]);
-        assert_eq!(f.frequency, vec![1]);
-        assert_eq!(f.net_revenue, vec![70.0]);
-        assert_eq!(f.btyd_x, vec![Some(0)]);
-        assert_eq!(f.btyd_m, vec![None]);
+        let index = CustomerIndex::new(o.customers_until(20).map(String::from));
+        assert_eq!(index.ids(), ["b"]);
+        let f = compute(&o.reindex(&index), 20);
+        assert_eq!(ints(&f, "frequency"), vec![Some(1)]);
+        assert_eq!(floats(&f, "net_revenue"), vec![Some(70.0)]);
+        assert_eq!(ints(&f, "btyd_x"), vec![Some(0)]);
+        assert_eq!(floats(&f, "btyd_m"), vec![None]);
 
-        let f = compute(&o, 60);
-        assert_eq!(f.customer_id, vec!["b", "c"]);
-        assert_eq!(f.frequency, vec![2, 0]);
-        assert_eq!(f.recency_days, vec![Some(10), None]);
-        assert_eq!(f.net_revenue, vec![140.0, -10.0]);
+        let index = CustomerIndex::new(o.customers_until(60).map(String::from));
+        let f = compute(&o.reindex(&index), 60);
+        assert_eq!(index.ids(), ["b", "c"]);
+        assert_eq!(ints(&f, "frequency"), vec![Some(2), Some(0)]);
+        assert_eq!(ints(&f, "recency_days"), vec![Some(10), None]);
+        assert_eq!(floats(&f, "net_revenue"), vec![Some(140.0), Some(-10.0)]);
+    }
+
+    #[test]
+    fn a_prospect_has_null_order_features() {
+        let o = orders(&[("b", 5, 100.0, 0.0, true)]);
+        let index = CustomerIndex::new(["a", "b"].map(String::from));
+        let f = compute(&o.reindex(&index), 10);
+        assert_eq!(ints(&f, "frequency"), vec![None, Some(1)]);
+        assert_eq!(floats(&f, "monetary"), vec![None, Some(100.0)]);
     }
 }

@@ -7,7 +7,7 @@
 //! `churn_scores`; without Gamma-Gamma, `expected_spend` and `clv` are null. No score is ever
 //! published unless it is finite.
 
-use patronage_features::{purchase_days_between, CustomerFeatures, Day, Orders};
+use patronage_features::{purchase_days_between, CustomerIndex, Day, FeatureTable, Orders};
 use patronage_models::backtest::{evaluate, Backtest, Holdout};
 use patronage_models::bgnbd::{self, BgNbd, Triples};
 use patronage_models::clv::{discounted_purchases_given_alive, monthly_discount_rate};
@@ -26,27 +26,51 @@ use crate::tables;
 const MONTH_DAYS: f64 = 30.0;
 
 pub(crate) struct Scores {
-    pub frame: DataFrame,
     pub clv: Vec<Option<f64>>,
 }
 
 /// What the models stage produced.
 pub(crate) struct ModelsStage {
-    /// `churn_scores` (absent when BG/NBD failed).
+    /// CLV per customer for value tiers (absent when BG/NBD failed).
     pub scores: Option<Scores>,
-    pub backtest: Option<DataFrame>,
+    /// `churn_scores` (absent when BG/NBD failed), `backtest` (with a holdout).
+    pub tables: super::Tables,
     pub manifest: serde_json::Value,
     /// Why a model (or the backtest) failed; the job still publishes the other tables.
     pub failure: Option<String>,
 }
 
-fn buyers(f: &CustomerFeatures) -> Vec<usize> {
-    (0..f.len()).filter(|&i| f.frequency[i] > 0).collect()
+/// The BTYD summary columns the models read, by name.
+struct Btyd<'a> {
+    frequency: &'a [Option<i64>],
+    x: &'a [Option<i64>],
+    t_x: &'a [Option<i64>],
+    t: &'a [Option<i64>],
+    m: &'a [Option<f64>],
 }
 
-fn triple(f: &CustomerFeatures, i: usize) -> (f64, f64, f64) {
-    let get = |v: &Vec<Option<i64>>| v[i].unwrap_or(0) as f64;
-    (get(&f.btyd_x), get(&f.btyd_t_x), get(&f.btyd_t))
+impl<'a> Btyd<'a> {
+    fn of(f: &'a FeatureTable) -> Result<Self, EngineError> {
+        Ok(Btyd {
+            frequency: f.int("frequency")?,
+            x: f.int("btyd_x")?,
+            t_x: f.int("btyd_t_x")?,
+            t: f.int("btyd_T")?,
+            m: f.float("btyd_m")?,
+        })
+    }
+
+    /// Rows of customers with a purchase.
+    fn buyers(&self) -> Vec<usize> {
+        (0..self.frequency.len())
+            .filter(|&i| self.frequency[i].is_some_and(|f| f > 0))
+            .collect()
+    }
+
+    fn triple(&self, i: usize) -> (f64, f64, f64) {
+        let get = |v: &[Option<i64>]| v[i].unwrap_or(0) as f64;
+        (get(self.x), get(self.t_x), get(self.t))
+    }
 }
 
 /// The sufficient statistics the models fit on.
@@ -58,23 +82,24 @@ pub struct ModelInputs {
     pub repeat_m: Vec<f64>,
 }
 
-/// Builds the model inputs from the per-customer features.
-pub fn model_inputs(f: &CustomerFeatures) -> ModelInputs {
-    let idx = buyers(f);
-    let pick = |v: &Vec<Option<i64>>| idx.iter().map(|&i| v[i].unwrap_or(0)).collect::<Vec<i64>>();
-    let triples = Triples::from_integers(&pick(&f.btyd_x), &pick(&f.btyd_t_x), &pick(&f.btyd_t));
+/// Builds the model inputs from the per-customer features (read by name).
+pub fn model_inputs(f: &FeatureTable) -> Result<ModelInputs, EngineError> {
+    let b = Btyd::of(f)?;
+    let idx = b.buyers();
+    let pick = |v: &[Option<i64>]| idx.iter().map(|&i| v[i].unwrap_or(0)).collect::<Vec<i64>>();
+    let triples = Triples::from_integers(&pick(b.x), &pick(b.t_x), &pick(b.t));
     let (repeat_x, repeat_m) = idx
         .iter()
-        .filter_map(|&i| match (f.btyd_x[i], f.btyd_m[i]) {
+        .filter_map(|&i| match (b.x[i], b.m[i]) {
             (Some(x), Some(m)) if x > 0 && m > 0.0 => Some((x as f64, m)),
             _ => None,
         })
         .unzip();
-    ModelInputs {
+    Ok(ModelInputs {
         triples,
         repeat_x,
         repeat_m,
-    }
+    })
 }
 
 fn failed(e: &ModelError) -> serde_json::Value {
@@ -176,11 +201,13 @@ fn risk_band(score: f64, c: &ModelsConfig) -> &'static str {
 pub(crate) fn run_models(
     config: &ModelsConfig,
     orders: &Orders,
-    f: &CustomerFeatures,
+    index: &CustomerIndex,
+    f: &FeatureTable,
     as_of: Day,
     holdout_days: Option<u32>,
 ) -> Result<ModelsStage, EngineError> {
-    let inputs = model_inputs(f);
+    let inputs = model_inputs(f)?;
+    let btyd = Btyd::of(f)?;
     let mut failures: Vec<String> = Vec::new();
     let bg = bgnbd::fit(&inputs.triples);
     let gg = gamma_gamma::fit(&inputs.repeat_x, &inputs.repeat_m);
@@ -202,10 +229,11 @@ pub(crate) fn run_models(
     let horizon = f64::from(config.horizon_days);
     let monthly = monthly_discount_rate(config.annual_discount_rate);
     let mut scores = None;
+    let mut tables: super::Tables = Vec::new();
     let mut bands = serde_json::Map::new();
     if let Ok((bg, _)) = &bg {
-        let buyer_idx = buyers(f);
-        let history: Vec<(f64, f64, f64)> = buyer_idx.iter().map(|&i| triple(f, i)).collect();
+        let buyer_idx = btyd.buyers();
+        let history: Vec<(f64, f64, f64)> = buyer_idx.iter().map(|&i| btyd.triple(i)).collect();
         let predicted = predict(bg, &history, horizon, Some((config.clv_months, monthly)));
         // Per customer: p_alive, p_purchase, expected purchases; then expected spend and CLV
         // when Gamma-Gamma fitted.
@@ -214,7 +242,7 @@ pub(crate) fn run_models(
         let mut non_finite = 0usize;
         for ((&i, &(x, _, _)), p) in buyer_idx.iter().zip(&history).zip(&predicted) {
             let value = gg.as_ref().ok().map(|(gg, _)| {
-                let mut spend = gg.conditional_expected_spend(x, f.btyd_m[i].unwrap_or(0.0));
+                let mut spend = gg.conditional_expected_spend(x, btyd.m[i].unwrap_or(0.0));
                 if !spend.is_finite() {
                     spend = mean_spend;
                 }
@@ -260,7 +288,7 @@ pub(crate) fn run_models(
             let frame = tables::frame(
                 "churn_scores",
                 vec![
-                    Column::new("customer_id".into(), &f.customer_id),
+                    Column::new("customer_id".into(), index.ids()),
                     Column::new("p_alive".into(), col(0)),
                     Column::new("p_purchase".into(), col(1)),
                     Column::new("expected_purchases".into(), col(2)),
@@ -269,28 +297,23 @@ pub(crate) fn run_models(
                     Column::new("churn_risk".into(), &risk),
                 ],
             )?;
-            scores = Some(Scores {
-                frame,
-                clv: clv_values,
-            });
+            tables.push(("churn_scores", frame));
+            scores = Some(Scores { clv: clv_values });
         }
     }
 
-    let (backtest, backtest_manifest) = match holdout_days {
+    let backtest_manifest = match holdout_days {
         Some(n) => match backtest(orders, as_of, n, f64::from(n))? {
-            Ok((frame, result, diag)) => (
-                Some(frame),
-                json!({ "status": "ok", "holdout_days": n, "calibration_end": patronage_input::format_day(as_of - n as i32), "fit": diag, "result": result }),
-            ),
+            Ok((frame, result, diag)) => {
+                tables.push(("backtest", frame));
+                json!({ "status": "ok", "holdout_days": n, "calibration_end": patronage_input::format_day(as_of - n as i32), "fit": diag, "result": result })
+            }
             Err(e) => {
                 failures.push(format!("backtest: {e}"));
-                (
-                    None,
-                    json!({ "status": "failed", "holdout_days": n, "error": e.to_string() }),
-                )
+                json!({ "status": "failed", "holdout_days": n, "error": e.to_string() })
             }
         },
-        None => (None, serde_json::Value::Null),
+        None => serde_json::Value::Null,
     };
     let status = if failures.is_empty() {
         "ok"
@@ -314,7 +337,7 @@ pub(crate) fn run_models(
     });
     Ok(ModelsStage {
         scores,
-        backtest,
+        tables,
         manifest,
         failure: (!failures.is_empty()).then(|| failures.join("; ")),
     })
@@ -330,15 +353,18 @@ fn backtest(
     horizon: f64,
 ) -> Result<Result<(DataFrame, Backtest, FitDiagnostics), ModelError>, EngineError> {
     let calibration_end = as_of - n as i32;
+    // Same index (rows = customers), features as of the calibration end: customers who had not
+    // bought by then have no purchase there and are left out.
     let cal = patronage_features::compute(orders, calibration_end);
-    let inputs = model_inputs(&cal);
+    let inputs = model_inputs(&cal)?;
+    let cal_btyd = Btyd::of(&cal)?;
     let (bg, bg_diag) = match bgnbd::fit(&inputs.triples) {
         Ok(fit) => fit,
         Err(e) => return Ok(Err(e)),
     };
     let actual_by_key = purchase_days_between(orders, calibration_end, as_of);
-    let idx = buyers(&cal);
-    let history: Vec<(f64, f64, f64)> = idx.iter().map(|&i| triple(&cal, i)).collect();
+    let idx = cal_btyd.buyers();
+    let history: Vec<(f64, f64, f64)> = idx.iter().map(|&i| cal_btyd.triple(i)).collect();
     let predicted = predict(&bg, &history, horizon, None);
     let per: Vec<[f64; 5]> = idx
         .iter()
@@ -348,7 +374,7 @@ fn backtest(
             [
                 x,
                 p.expected,
-                actual_by_key[cal.key[i] as usize] as f64,
+                actual_by_key[i] as f64,
                 p.p_alive,
                 p.p_purchase,
             ]

@@ -1,0 +1,251 @@
+//! Ingest: read and validate every input, fix the as-of day, and build the run's one
+//! [`CustomerIndex`] (today the customers with an order on or before the as-of day; clicks and
+//! profiles join it here). Everything after this stage is keyed by index position.
+//!
+//! Stops the run (exit 1) with an explanation in the user's terms when there is nothing to score,
+//! leaving the rejected rows in `OUT/.patronage/failed/<as-of>/`.
+
+use patronage_features::{CustomerIndex, Day, Orders};
+use patronage_input::{expand_inputs, format_day, ingest_orders, FileStats, Ingested};
+use patronage_output::OutDir;
+use serde::Serialize;
+
+use super::{Tables, Warnings};
+use crate::config::{AsOfChoice, RunOptions};
+use crate::error::EngineError;
+use crate::tables;
+
+/// A latest purchase this many days before the as-of date draws a warning.
+const STALE_DAYS: Day = 90;
+
+/// The `inputs.orders` manifest section.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrdersManifest {
+    pub spec: String,
+    pub files: Vec<FileStats>,
+    pub rows_read: i64,
+    pub rows_accepted: i64,
+    pub rows_rejected: i64,
+    pub rejected_by_reason: std::collections::BTreeMap<String, i64>,
+    pub duplicates_collapsed: i64,
+    pub cancelled_lines: i64,
+    pub returned_lines: i64,
+    pub returned_counts_as_purchase: bool,
+    pub null_values: Vec<String>,
+    pub orders: usize,
+    pub purchase_orders: usize,
+    pub non_purchase_orders: usize,
+    pub orders_after_as_of_ignored: usize,
+}
+
+/// What ingest hands on.
+pub(crate) struct Ingest {
+    pub as_of: Day,
+    pub index: CustomerIndex,
+    /// Orders keyed by `index` positions.
+    pub orders: Orders,
+    pub manifest: OrdersManifest,
+    /// `rejected`.
+    pub tables: Tables,
+}
+
+fn sum_files(files: &[FileStats], field: fn(&FileStats) -> i64) -> i64 {
+    files.iter().map(field).sum()
+}
+
+pub(crate) fn run(
+    opts: &RunOptions,
+    out_dir: &OutDir,
+    warnings: &mut Warnings,
+) -> Result<Ingest, EngineError> {
+    let files = expand_inputs(&opts.orders)?;
+    let ingested = ingest_orders(&files, &opts.schema)?;
+    for w in &ingested.warnings {
+        warnings.warn(w.clone());
+    }
+    for f in &ingested.files {
+        if f.rows_read > 0 && f.rows_accepted == 0 {
+            warnings.warn(format!(
+                "{}: every one of its {} rows was rejected",
+                f.path, f.rows_read
+            ));
+        }
+    }
+    let orders = &ingested.orders;
+    let last_purchase = |not_after: Day| {
+        orders
+            .day
+            .iter()
+            .zip(&orders.is_purchase)
+            .filter(|(d, p)| **p && **d <= not_after)
+            .map(|(d, _)| *d)
+            .max()
+    };
+    let no_data = |as_of: Option<Day>, label: Day| -> EngineError {
+        let mut explanation = explain_no_data(&ingested, as_of);
+        if !ingested.rejected.is_empty() {
+            let written = tables::rejected("orders", &ingested.rejected).and_then(|mut df| {
+                Ok(out_dir.write_failed(&format_day(label), "rejected.parquet", &mut df)?)
+            });
+            if let Ok(path) = written {
+                explanation.push_str(&format!("; the rejected rows are in {}", path.display()));
+            }
+        }
+        EngineError::NoData {
+            as_of: as_of.map_or_else(|| "(latest order)".to_string(), format_day),
+            explanation,
+        }
+    };
+    let as_of = match opts.as_of {
+        AsOfChoice::Fixed(day) => day,
+        AsOfChoice::LatestOrder { not_after } => {
+            last_purchase(not_after).ok_or_else(|| no_data(None, not_after))?
+        }
+    };
+    let as_of_text = format_day(as_of);
+    let Some(last) = last_purchase(as_of) else {
+        return Err(no_data(Some(as_of), as_of));
+    };
+    if as_of > opts.today {
+        warnings.warn(format!(
+            "the as-of date {as_of_text} is in the future (today is {}): recency and churn scores are measured from it",
+            format_day(opts.today)
+        ));
+    }
+    let gap = as_of - last;
+    if gap > STALE_DAYS {
+        warnings.warn(format!(
+            "the latest purchase ({}) is {gap} days before the as-of date {as_of_text}: is the export complete, or the as-of date right?",
+            format_day(last)
+        ));
+    }
+    if let Some(n) = opts.holdout_days {
+        let first = orders
+            .day
+            .iter()
+            .zip(&orders.is_purchase)
+            .filter(|(d, p)| **p && **d <= as_of)
+            .map(|(d, _)| *d)
+            .min()
+            .unwrap_or(as_of);
+        let longest = as_of - first - 1;
+        if !opts.models.enabled {
+            warnings.warn(format!(
+                "--holdout-days {n} has no effect with the models off (--no-models)"
+            ));
+        } else if i64::from(n) > i64::from(longest) {
+            return Err(EngineError::InvalidOptions(format!(
+                "--holdout-days {n} would end the calibration period on {}, but the first purchase is on {}: nothing would be left to fit on; use at most {} days",
+                format_day(as_of - n as i32),
+                format_day(first),
+                longest.max(0)
+            )));
+        }
+    }
+
+    let (index, keyed) = orders.indexed_until(as_of);
+    let rows_read = sum_files(&ingested.files, |f| f.rows_read);
+    let rows_rejected = sum_files(&ingested.files, |f| f.rows_rejected);
+    let mut rejected_by_reason = std::collections::BTreeMap::<String, i64>::new();
+    for f in &ingested.files {
+        for (k, v) in &f.rejected_by_reason {
+            *rejected_by_reason.entry(k.clone()).or_default() += v;
+        }
+    }
+    let manifest = OrdersManifest {
+        spec: opts.orders.clone(),
+        rows_read,
+        rows_accepted: rows_read - rows_rejected,
+        rows_rejected,
+        rejected_by_reason,
+        duplicates_collapsed: sum_files(&ingested.files, |f| f.duplicates_collapsed),
+        cancelled_lines: sum_files(&ingested.files, |f| f.cancelled_lines),
+        returned_lines: sum_files(&ingested.files, |f| f.returned_lines),
+        returned_counts_as_purchase: opts.schema.returned_counts_as_purchase,
+        null_values: opts.schema.null_values.clone(),
+        orders: orders.len(),
+        purchase_orders: orders.is_purchase.iter().filter(|p| **p).count(),
+        non_purchase_orders: orders.is_purchase.iter().filter(|p| !**p).count(),
+        orders_after_as_of_ignored: orders.day.iter().filter(|d| **d > as_of).count(),
+        files: ingested.files.clone(),
+    };
+    let tables = vec![("rejected", tables::rejected("orders", &ingested.rejected)?)];
+    Ok(Ingest {
+        as_of,
+        index,
+        orders: keyed,
+        manifest,
+        tables,
+    })
+}
+
+/// Why a run found nothing to score, in the user's terms: which file, which column, an example
+/// value, and what to do.
+fn explain_no_data(ingested: &Ingested, as_of: Option<Day>) -> String {
+    let rows_read = sum_files(&ingested.files, |f| f.rows_read);
+    let rows_rejected = sum_files(&ingested.files, |f| f.rows_rejected);
+    let files = ingested
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if rows_read == 0 {
+        return format!("{files}: no data rows (the input has a header or schema but no rows)");
+    }
+    if rows_rejected == rows_read {
+        let mut by_reason: std::collections::BTreeMap<&str, i64> = Default::default();
+        for r in &ingested.rejected {
+            *by_reason.entry(r.reason.as_str()).or_default() += 1;
+        }
+        let (top, _) = by_reason
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(k, n)| (*k, *n))
+            .unwrap_or(("", 0));
+        let counts = by_reason
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let example = ingested
+            .rejected
+            .iter()
+            .find(|r| r.reason.as_str() == top)
+            .map(|r| {
+                format!(
+                    "; e.g. {} row {}, column `{}`: {}",
+                    r.source_file, r.row, r.column, r.message
+                )
+            })
+            .unwrap_or_default();
+        return format!("every one of the {rows_read} rows was rejected ({counts}){example}");
+    }
+    let orders = &ingested.orders;
+    let purchases = orders.is_purchase.iter().filter(|p| **p).count();
+    if purchases == 0 {
+        let cancelled = sum_files(&ingested.files, |f| f.cancelled_lines);
+        let returned = sum_files(&ingested.files, |f| f.returned_lines);
+        return format!(
+            "{} of {rows_read} rows were accepted, but no order is a purchase ({cancelled} cancelled lines, {returned} returned lines, {} refund-only or returned orders); check the status mapping ([orders.status_values]) and the sign of amounts",
+            rows_read - rows_rejected,
+            orders.len()
+        );
+    }
+    match (
+        as_of,
+        orders
+            .day
+            .iter()
+            .zip(&orders.is_purchase)
+            .filter(|(_, p)| **p)
+            .map(|(d, _)| *d)
+            .min(),
+    ) {
+        (Some(as_of), Some(first)) if first > as_of => format!(
+            "all {purchases} purchases are after it (the first on {}); pass a later --as-of",
+            format_day(first)
+        ),
+        _ => format!("{purchases} purchases were read, none on or before it; pass a later --as-of"),
+    }
+}

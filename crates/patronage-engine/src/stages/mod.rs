@@ -1,0 +1,38 @@
+//! The pipeline stages, one module each, in run order: [`ingest`] → [`features`] → [`models`] →
+//! [`segments`] → [`write`]. A stage takes what earlier stages produced and returns its tables
+//! (name and frame, in output order) and its own manifest section; the job only sequences them.
+//! Adding a table is one place: the stage that makes it (and its name in [`crate::TABLES`], so a
+//! rerun that no longer writes it removes the stale partition).
+
+pub(crate) mod features;
+pub(crate) mod ingest;
+pub(crate) mod models;
+pub(crate) mod segments;
+pub(crate) mod write;
+
+use polars::prelude::DataFrame;
+
+use crate::job::Event;
+
+/// Tables a stage hands to the write stage, in output order.
+pub(crate) type Tables = Vec<(&'static str, DataFrame)>;
+
+/// Warnings for the user: told to the caller as they happen, kept for the manifest.
+pub(crate) struct Warnings<'a> {
+    report: &'a dyn Fn(Event),
+    pub list: Vec<String>,
+}
+
+impl<'a> Warnings<'a> {
+    pub fn new(report: &'a dyn Fn(Event)) -> Self {
+        Warnings {
+            report,
+            list: Vec::new(),
+        }
+    }
+
+    pub fn warn(&mut self, w: String) {
+        (self.report)(Event::Warning(&w));
+        self.list.push(w);
+    }
+}

@@ -1,0 +1,45 @@
+//! Write: every table into staging (type and finiteness checked), then one publish with the
+//! manifest as its commit record (see `patronage-output`).
+
+use std::path::PathBuf;
+
+use patronage_output::OutDir;
+use serde_json::json;
+
+use super::Tables;
+use crate::error::EngineError;
+
+/// Where the tables went: (name, path, rows) in write order, and the manifest.
+pub(crate) struct Written {
+    pub tables: Vec<(String, PathBuf, usize)>,
+    pub manifest: PathBuf,
+}
+
+/// Stages `tables`, then publishes them with the manifest that `manifest` builds from the table
+/// row counts.
+pub(crate) fn run(
+    out_dir: &OutDir,
+    as_of: &str,
+    mut tables: Tables,
+    manifest: impl FnOnce(serde_json::Value) -> serde_json::Value,
+) -> Result<Written, EngineError> {
+    let mut staging = out_dir.stage(as_of)?;
+    let mut rows = serde_json::Map::new();
+    for (name, df) in &mut tables {
+        staging.write_table(name, df)?;
+        rows.insert(name.to_string(), json!(df.height()));
+    }
+    let manifest = manifest(serde_json::Value::Object(rows.clone()));
+    let published = staging.publish(&manifest, crate::tables::TABLES)?;
+    Ok(Written {
+        tables: published
+            .tables
+            .into_iter()
+            .map(|(name, path)| {
+                let n = rows.get(&name).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+                (name, path, n)
+            })
+            .collect(),
+        manifest: published.manifest,
+    })
+}
