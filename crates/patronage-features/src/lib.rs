@@ -18,11 +18,13 @@
 //! - Rhythm: mean and coefficient of variation (sample std / mean) of the gaps between purchase
 //!   days; order trend `(orders_last_90d − orders_prev_90d) / (sum)`.
 
+mod partial;
 mod rhythm;
 mod table;
 
 use rayon::prelude::*;
 
+pub use partial::{from_micros, to_micros, Micros, OrderPartial, OrderPartials};
 pub use rhythm::{coefficient_of_variation, mean};
 pub use table::{Column, CustomerIndex, FeatureError, FeatureTable, Values};
 
@@ -117,6 +119,8 @@ struct Row {
     frequency: i64,
     purchase_days: i64,
     monetary: f64,
+    /// monetary − refunds, subtracted in exact micro-units.
+    net_revenue: f64,
     refunds: f64,
     first: Option<Day>,
     last: Option<Day>,
@@ -129,46 +133,18 @@ struct Row {
 
 /// Order features for every customer of the index (`orders` keyed by it, see
 /// [`Orders::reindex`]), in index order, so the output does not depend on the order of the
-/// input rows.
+/// input rows: the [`OrderPartials`] of all orders, finished.
 pub fn compute(orders: &Orders, as_of: Day) -> FeatureTable {
-    // Counting sort of order indices by customer key: O(n), and orders within a customer are
-    // then sorted by (day, amount) so every float sum runs in a fixed order.
-    let n_customers = orders.customer_ids.len();
-    let mut starts = vec![0usize; n_customers + 1];
-    for (i, &c) in orders.customer.iter().enumerate() {
-        if orders.day[i] <= as_of {
-            starts[c as usize + 1] += 1;
-        }
-    }
-    for k in 0..n_customers {
-        starts[k + 1] += starts[k];
-    }
-    let mut fill = starts.clone();
-    let mut by_customer = vec![0u32; starts[n_customers]];
-    for (i, &c) in orders.customer.iter().enumerate() {
-        if orders.day[i] <= as_of {
-            by_customer[fill[c as usize]] = i as u32;
-            fill[c as usize] += 1;
-        }
-    }
+    features(&OrderPartials::from_orders(orders, as_of), as_of)
+}
 
-    let rows: Vec<Option<Row>> = (0..n_customers)
-        .into_par_iter()
-        .map(|c| {
-            let range = starts[c]..starts[c + 1];
-            if range.is_empty() {
-                return None;
-            }
-            let mut idx: Vec<u32> = by_customer[range].to_vec();
-            idx.sort_unstable_by(|&a, &b| {
-                let (a, b) = (a as usize, b as usize);
-                orders.day[a]
-                    .cmp(&orders.day[b])
-                    .then(orders.amount[a].total_cmp(&orders.amount[b]))
-                    .then(orders.refund[a].total_cmp(&orders.refund[b]))
-            });
-            Some(customer_row(orders, &idx, as_of))
-        })
+/// Finishes merged partials into the order features at `as_of` (the partials must hold no order
+/// after it).
+pub fn features(partials: &OrderPartials, as_of: Day) -> FeatureTable {
+    let rows: Vec<Option<Row>> = partials
+        .parts
+        .par_iter()
+        .map(|p| (!p.is_empty()).then(|| customer_row(p, as_of)))
         .collect();
     feature_table(&rows, as_of)
 }
@@ -211,7 +187,7 @@ fn feature_table(rows: &[Option<Row>], as_of: Day) -> FeatureTable {
     t.push(
         "net_revenue",
         "monetary − refunds (currency)",
-        Float(flt(&|r| Some(r.monetary - r.refunds))),
+        Float(flt(&|r| Some(r.net_revenue))),
     );
     t.push(
         "aov",
@@ -311,36 +287,31 @@ pub fn purchase_days_between(orders: &Orders, after: Day, until: Day) -> Vec<i64
     counts
 }
 
-/// `idx`: this customer's orders on or before `as_of`, sorted by day.
-fn customer_row(orders: &Orders, idx: &[u32], as_of: Day) -> Row {
-    let mut row = Row::default();
-    // (day, spend) per purchase day, in day order.
-    let mut days: Vec<(Day, f64)> = Vec::new();
-    for &i in idx {
-        let i = i as usize;
-        row.refunds += orders.refund[i];
-        if !orders.is_purchase[i] {
-            continue;
-        }
-        let day = orders.day[i];
-        row.frequency += 1;
-        row.monetary += orders.amount[i];
+/// One customer's features from their partial.
+fn customer_row(p: &OrderPartial, as_of: Day) -> Row {
+    let days = &p.days;
+    let mut row = Row {
+        refunds: from_micros(p.refunds),
+        purchase_days: days.len() as i64,
+        first: days.first().map(|d| d.0),
+        last: days.last().map(|d| d.0),
+        ..Row::default()
+    };
+    let mut spend: Micros = 0;
+    for &(day, micros, orders) in days {
+        row.frequency += i64::from(orders);
+        spend += micros;
         if as_of - day < 90 {
-            row.last_90 += 1;
+            row.last_90 += i64::from(orders);
         } else if as_of - day < 180 {
-            row.prev_90 += 1;
-        }
-        match days.last_mut() {
-            Some((d, spend)) if *d == day => *spend += orders.amount[i],
-            _ => days.push((day, orders.amount[i])),
+            row.prev_90 += i64::from(orders);
         }
     }
-    row.purchase_days = days.len() as i64;
-    row.first = days.first().map(|d| d.0);
-    row.last = days.last().map(|d| d.0);
+    row.monetary = from_micros(spend);
+    row.net_revenue = from_micros(spend - p.refunds);
     if days.len() > 1 {
-        let repeat: Vec<f64> = days[1..].iter().map(|d| d.1).collect();
-        row.btyd_m = mean(&repeat);
+        let repeat: Micros = days[1..].iter().map(|d| d.1).sum();
+        row.btyd_m = Some(from_micros(repeat) / (days.len() - 1) as f64);
         let gaps: Vec<f64> = days
             .windows(2)
             .map(|w| f64::from(w[1].0 - w[0].0))
