@@ -65,8 +65,8 @@ fn ingest_rfm(c: &mut Criterion) {
     group.bench_function("ingest+features", |b| {
         b.iter(|| {
             let ingested = ingest_orders(std::slice::from_ref(&path), &schema).expect("ingest");
-            let (_, orders) = ingested.orders.indexed_until(as_of);
-            black_box(patronage_features::compute(&orders, as_of))
+            let (index, orders) = ingested.orders.into_indexed(as_of);
+            black_box(patronage_features::compute(&orders, index.len(), as_of))
         })
     });
     group.finish();
@@ -78,8 +78,8 @@ fn fit_models(c: &mut Criterion) {
     let path = generated(customers, dir.path());
     let ingested = ingest_orders(&[path], &OrdersSchema::default()).expect("ingest");
     let as_of = patronage_input::parse_date("2024-12-31").expect("date");
-    let (_, orders) = ingested.orders.indexed_until(as_of);
-    let f = patronage_features::compute(&orders, as_of);
+    let (index, orders) = ingested.orders.into_indexed(as_of);
+    let f = patronage_features::compute(&orders, index.len(), as_of);
     let buyers = f
         .int("frequency")
         .expect("frequency")

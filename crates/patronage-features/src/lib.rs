@@ -95,11 +95,47 @@ impl Orders {
     }
 
     /// The run's index of these orders (customers with an order on or before `as_of`) and the
-    /// orders keyed by it: what [`compute`] takes.
-    pub fn indexed_until(&self, as_of: Day) -> (CustomerIndex, Orders) {
-        let index = CustomerIndex::new(self.customers_until(as_of).map(String::from));
-        let keyed = self.reindex(&index);
-        (index, keyed)
+    /// orders keyed by it, what [`compute`] takes. Consumes the orders: the id strings move into
+    /// the index and the columns are filtered in place (no copy of the orders), so the keyed
+    /// orders' `customer_ids` is empty — their `customer` is an index position.
+    pub fn into_indexed(mut self, as_of: Day) -> (CustomerIndex, Orders) {
+        let n = self.customer_ids.len();
+        let mut seen = vec![false; n];
+        for (c, d) in self.customer.iter().zip(&self.day) {
+            if *d <= as_of {
+                seen[*c as usize] = true;
+            }
+        }
+        let mut keys: Vec<u32> = (0..n as u32).filter(|&k| seen[k as usize]).collect();
+        let ids = &self.customer_ids;
+        keys.par_sort_unstable_by(|a, b| ids[*a as usize].cmp(&ids[*b as usize]));
+        let mut position = vec![u32::MAX; n];
+        for (p, &k) in keys.iter().enumerate() {
+            position[k as usize] = p as u32;
+        }
+        let index_ids: Vec<String> = keys
+            .iter()
+            .map(|&k| std::mem::take(&mut self.customer_ids[k as usize]))
+            .collect();
+        self.customer_ids = Vec::new();
+        let mut w = 0;
+        for r in 0..self.customer.len() {
+            let p = position[self.customer[r] as usize];
+            if p != u32::MAX {
+                self.customer[w] = p;
+                self.day[w] = self.day[r];
+                self.amount[w] = self.amount[r];
+                self.refund[w] = self.refund[r];
+                self.is_purchase[w] = self.is_purchase[r];
+                w += 1;
+            }
+        }
+        self.customer.truncate(w);
+        self.day.truncate(w);
+        self.amount.truncate(w);
+        self.refund.truncate(w);
+        self.is_purchase.truncate(w);
+        (CustomerIndex::from_sorted(index_ids), self)
     }
 
     /// Latest day with a valid purchase, if any.
@@ -131,11 +167,11 @@ struct Row {
     prev_90: i64,
 }
 
-/// Order features for every customer of the index (`orders` keyed by it, see
-/// [`Orders::reindex`]), in index order, so the output does not depend on the order of the
+/// Order features for every one of the `customers` of the index (`orders` keyed by it, see
+/// [`Orders::into_indexed`]), in index order, so the output does not depend on the order of the
 /// input rows: the [`OrderPartials`] of all orders, finished.
-pub fn compute(orders: &Orders, as_of: Day) -> FeatureTable {
-    features(&OrderPartials::from_orders(orders, as_of), as_of)
+pub fn compute(orders: &Orders, customers: usize, as_of: Day) -> FeatureTable {
+    features(&OrderPartials::from_orders(orders, customers, as_of), as_of)
 }
 
 /// Finishes merged partials into the order features at `as_of` (the partials must hold no order
@@ -273,14 +309,19 @@ fn feature_table(rows: &[Option<Row>], as_of: Day) -> FeatureTable {
 
 /// Distinct purchase days per customer key in `(after, until]`: the holdout purchases of a
 /// backtest, counted like `btyd_x` (same-day orders merged).
-pub fn purchase_days_between(orders: &Orders, after: Day, until: Day) -> Vec<i64> {
+pub fn purchase_days_between(
+    orders: &Orders,
+    customers: usize,
+    after: Day,
+    until: Day,
+) -> Vec<i64> {
     let mut days: Vec<(u32, Day)> = (0..orders.len())
         .filter(|&i| orders.is_purchase[i] && orders.day[i] > after && orders.day[i] <= until)
         .map(|i| (orders.customer[i], orders.day[i]))
         .collect();
     days.par_sort_unstable();
     days.dedup();
-    let mut counts = vec![0i64; orders.customer_ids.len()];
+    let mut counts = vec![0i64; customers];
     for (c, _) in days {
         counts[c as usize] += 1;
     }
@@ -362,7 +403,7 @@ mod tests {
             ("a", 10, 20.0, 0.0, true),
             ("a", 30, 40.0, 0.0, true),
         ]);
-        let f = compute(&o, 100);
+        let f = compute(&o, 1, 100);
         assert_eq!(ints(&f, "frequency"), vec![Some(4)]);
         assert_eq!(ints(&f, "btyd_x"), vec![Some(2)]);
         assert_eq!(ints(&f, "btyd_t_x"), vec![Some(30)]);
@@ -383,14 +424,18 @@ mod tests {
         ]);
         let index = CustomerIndex::new(o.customers_until(20).map(String::from));
         assert_eq!(index.ids(), ["b"]);
-        let f = compute(&o.reindex(&index), 20);
+        let (consumed, keyed) = o.clone().into_indexed(20);
+        assert_eq!(consumed, index);
+        assert_eq!(keyed.customer, vec![0, 0, 0]);
+        assert_eq!(compute(&keyed, 1, 20), compute(&o.reindex(&index), 1, 20));
+        let f = compute(&o.reindex(&index), index.len(), 20);
         assert_eq!(ints(&f, "frequency"), vec![Some(1)]);
         assert_eq!(floats(&f, "net_revenue"), vec![Some(70.0)]);
         assert_eq!(ints(&f, "btyd_x"), vec![Some(0)]);
         assert_eq!(floats(&f, "btyd_m"), vec![None]);
 
         let index = CustomerIndex::new(o.customers_until(60).map(String::from));
-        let f = compute(&o.reindex(&index), 60);
+        let f = compute(&o.reindex(&index), index.len(), 60);
         assert_eq!(index.ids(), ["b", "c"]);
         assert_eq!(ints(&f, "frequency"), vec![Some(2), Some(0)]);
         assert_eq!(ints(&f, "recency_days"), vec![Some(10), None]);
@@ -401,7 +446,7 @@ mod tests {
     fn a_prospect_has_null_order_features() {
         let o = orders(&[("b", 5, 100.0, 0.0, true)]);
         let index = CustomerIndex::new(["a", "b"].map(String::from));
-        let f = compute(&o.reindex(&index), 10);
+        let f = compute(&o.reindex(&index), index.len(), 10);
         assert_eq!(ints(&f, "frequency"), vec![None, Some(1)]);
         assert_eq!(floats(&f, "monetary"), vec![None, Some(100.0)]);
     }

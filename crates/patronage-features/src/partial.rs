@@ -96,12 +96,13 @@ pub struct OrderPartials {
 }
 
 impl OrderPartials {
-    /// Partials of `orders` (keyed by an index, see [`Orders::reindex`]) on or before `as_of`:
+    /// Partials of `orders` (keyed by an index of `customers`, see [`Orders::into_indexed`]) on
+    /// or before `as_of`:
     /// a counting sort of the orders by customer (O(n)), then each customer's partial in
     /// parallel.
-    pub fn from_orders(orders: &Orders, as_of: Day) -> Self {
+    pub fn from_orders(orders: &Orders, customers: usize, as_of: Day) -> Self {
         use rayon::prelude::*;
-        let n_customers = orders.customer_ids.len();
+        let n_customers = customers;
         let mut starts = vec![0usize; n_customers + 1];
         for (i, &c) in orders.customer.iter().enumerate() {
             if orders.day[i] <= as_of {
@@ -128,24 +129,24 @@ impl OrderPartials {
                     refunds: 0,
                     orders: idx.len() as u32,
                 };
-                let mut days: Vec<(Day, Micros, u32)> = Vec::new();
                 for &i in idx {
                     let i = i as usize;
                     part.refunds += to_micros(orders.refund[i]);
                     if orders.is_purchase[i] {
-                        days.push((orders.day[i], to_micros(orders.amount[i]), 1));
+                        part.days
+                            .push((orders.day[i], to_micros(orders.amount[i]), 1));
                     }
                 }
-                days.sort_unstable_by_key(|d| d.0);
-                for d in days {
-                    match part.days.last_mut() {
-                        Some(last) if last.0 == d.0 => {
-                            last.1 += d.1;
-                            last.2 += 1;
-                        }
-                        _ => part.days.push(d),
+                // One entry per day: sort, then fold each run of equal days into its first.
+                part.days.sort_unstable_by_key(|d| d.0);
+                part.days.dedup_by(|later, kept| {
+                    let same = later.0 == kept.0;
+                    if same {
+                        kept.1 += later.1;
+                        kept.2 += later.2;
                     }
-                }
+                    same
+                });
                 part
             })
             .collect();
@@ -223,14 +224,14 @@ mod tests {
         fn pieces_merge_exactly(rows in orders_strategy(), cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..4), reverse in any::<bool>()) {
             let index = CustomerIndex::new((0..6).map(|c| format!("c{c}")));
             let as_of = 35;
-            let whole = compute(&keyed(&rows, &index), as_of);
+            let whole = compute(&keyed(&rows, &index), index.len(), as_of);
             let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(rows.len() + 1)).collect();
             bounds.push(0);
             bounds.push(rows.len());
             bounds.sort_unstable();
             let mut pieces: Vec<OrderPartials> = bounds
                 .windows(2)
-                .map(|w| OrderPartials::from_orders(&keyed(&rows[w[0]..w[1]], &index), as_of))
+                .map(|w| OrderPartials::from_orders(&keyed(&rows[w[0]..w[1]], &index), index.len(), as_of))
                 .collect();
             if reverse {
                 pieces.reverse();
@@ -239,7 +240,7 @@ mod tests {
             for p in &pieces {
                 merged.merge(p);
             }
-            prop_assert_eq!(&merged, &OrderPartials::from_orders(&keyed(&rows, &index), as_of));
+            prop_assert_eq!(&merged, &OrderPartials::from_orders(&keyed(&rows, &index), index.len(), as_of));
             prop_assert_eq!(features(&merged, as_of), whole);
         }
 
@@ -247,7 +248,7 @@ mod tests {
         #[test]
         fn streaming_adds_equal_the_batch(rows in orders_strategy()) {
             let index = CustomerIndex::new((0..6).map(|c| format!("c{c}")));
-            let batch = OrderPartials::from_orders(&keyed(&rows, &index), 100);
+            let batch = OrderPartials::from_orders(&keyed(&rows, &index), index.len(), 100);
             let mut streamed = vec![OrderPartial::default(); index.len()];
             for r in &rows {
                 let c = index.position(&format!("c{}", r.0)).unwrap_or_default() as usize;

@@ -28,6 +28,12 @@ impl CustomerIndex {
         CustomerIndex { ids }
     }
 
+    /// An index from ids already sorted ascending and unique.
+    pub fn from_sorted(ids: Vec<String>) -> Self {
+        debug_assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        CustomerIndex { ids }
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }

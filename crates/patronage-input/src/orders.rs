@@ -113,8 +113,6 @@ pub struct Ingested {
     pub orders: Orders,
     pub rejected: Vec<RejectedRow>,
     pub files: Vec<FileStats>,
-    /// Latest timestamp (µs since epoch) of each order, parallel to `orders`.
-    pub order_micros: Vec<i64>,
     /// Things a user should know that did not stop the run (unused columns that look like a
     /// canonical one, unknown status values and the mapping that would accept them...).
     pub warnings: Vec<String>,
@@ -795,7 +793,6 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         refund: Vec::with_capacity(lines.len()),
         is_purchase: Vec::with_capacity(lines.len()),
     };
-    let mut order_micros: Vec<i64> = Vec::with_capacity(lines.len());
     let mut push_order = |customer, micros: i64, amount: f64, refund: f64, is_purchase| {
         let ids = &mut canonical.customer_ids;
         let k = *key.entry(customer).or_insert_with(|| {
@@ -807,7 +804,6 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         canonical.amount.push(amount);
         canonical.refund.push(refund);
         canonical.is_purchase.push(is_purchase);
-        order_micros.push(micros);
     };
     // Reused across groups: most orders have one line, and fresh vectors per order would be
     // millions of allocations. Amounts are summed in sorted order so that the input row order
@@ -998,7 +994,6 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         orders: canonical,
         rejected,
         files: stats,
-        order_micros,
         warnings,
     })
 }

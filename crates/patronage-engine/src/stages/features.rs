@@ -27,7 +27,7 @@ pub(crate) struct Features {
 }
 
 pub(crate) fn run(ingest: &Ingest) -> Result<Features, EngineError> {
-    let table = patronage_features::compute(&ingest.orders, ingest.as_of);
+    let table = patronage_features::compute(&ingest.orders, ingest.index.len(), ingest.as_of);
     let prospects = table
         .int("frequency")?
         .iter()

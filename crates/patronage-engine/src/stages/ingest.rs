@@ -59,7 +59,7 @@ pub(crate) fn run(
     warnings: &mut Warnings,
 ) -> Result<Ingest, EngineError> {
     let files = expand_inputs(&opts.orders)?;
-    let ingested = ingest_orders(&files, &opts.schema)?;
+    let mut ingested = ingest_orders(&files, &opts.schema)?;
     for w in &ingested.warnings {
         warnings.warn(w.clone());
     }
@@ -143,7 +143,6 @@ pub(crate) fn run(
         }
     }
 
-    let (index, keyed) = orders.indexed_until(as_of);
     let rows_read = sum_files(&ingested.files, |f| f.rows_read);
     let rows_rejected = sum_files(&ingested.files, |f| f.rows_rejected);
     let mut rejected_by_reason = std::collections::BTreeMap::<String, i64>::new();
@@ -170,6 +169,7 @@ pub(crate) fn run(
         files: ingested.files.clone(),
     };
     let tables = vec![("rejected", tables::rejected("orders", &ingested.rejected)?)];
+    let (index, keyed) = std::mem::take(&mut ingested.orders).into_indexed(as_of);
     Ok(Ingest {
         as_of,
         index,

@@ -303,7 +303,7 @@ pub(crate) fn run_models(
     }
 
     let backtest_manifest = match holdout_days {
-        Some(n) => match backtest(orders, as_of, n, f64::from(n))? {
+        Some(n) => match backtest(orders, index.len(), as_of, n, f64::from(n))? {
             Ok((frame, result, diag)) => {
                 tables.push(("backtest", frame));
                 json!({ "status": "ok", "holdout_days": n, "calibration_end": patronage_input::format_day(as_of - n as i32), "fit": diag, "result": result })
@@ -348,6 +348,7 @@ pub(crate) fn run_models(
 #[allow(clippy::type_complexity)]
 fn backtest(
     orders: &Orders,
+    customers: usize,
     as_of: Day,
     n: u32,
     horizon: f64,
@@ -355,14 +356,14 @@ fn backtest(
     let calibration_end = as_of - n as i32;
     // Same index (rows = customers), features as of the calibration end: customers who had not
     // bought by then have no purchase there and are left out.
-    let cal = patronage_features::compute(orders, calibration_end);
+    let cal = patronage_features::compute(orders, customers, calibration_end);
     let inputs = model_inputs(&cal)?;
     let cal_btyd = Btyd::of(&cal)?;
     let (bg, bg_diag) = match bgnbd::fit(&inputs.triples) {
         Ok(fit) => fit,
         Err(e) => return Ok(Err(e)),
     };
-    let actual_by_key = purchase_days_between(orders, calibration_end, as_of);
+    let actual_by_key = purchase_days_between(orders, customers, calibration_end, as_of);
     let idx = cal_btyd.buyers();
     let history: Vec<(f64, f64, f64)> = idx.iter().map(|&i| cal_btyd.triple(i)).collect();
     let predicted = predict(&bg, &history, horizon, None);
