@@ -106,10 +106,12 @@ fn nightly_run(c: &mut Criterion) {
     let opts = patronage_engine::Config::default()
         .into_options(
             None,
-            Some(path.display().to_string()),
-            Some(out),
-            Some("2024-12-31".into()),
-            None,
+            patronage_engine::Flags {
+                orders: Some(path.display().to_string()),
+                out: Some(out),
+                as_of: Some("2024-12-31".into()),
+                ..Default::default()
+            },
             patronage_input::parse_date("2024-12-31").expect("date"),
         )
         .expect("options");

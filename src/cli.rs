@@ -17,7 +17,7 @@ use crate::Exit;
 #[command(
     name = "patronage",
     version,
-    after_help = "Example:\n  patronage run --orders data-samples/orders.csv --out out\n  patronage rules check default"
+    after_help = "Example:\n  patronage run --orders data-samples/orders.csv --customers data-samples/customers.csv --out out\n  patronage rules check default"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Orders: a CSV or Parquet file, a directory, or a quoted glob.
     #[arg(long, value_name = "PATH", help_heading = "Inputs")]
     pub orders: Option<String>,
+    /// Customer profiles (optional): signup, membership tier, points, saved payment methods...
+    /// A CSV or Parquet file, a directory, or a quoted glob.
+    #[arg(long, value_name = "PATH", help_heading = "Inputs")]
+    pub customers: Option<String>,
     /// TOML config: column mapping, rule tables, model settings and any of these flags.
     #[arg(long, value_name = "FILE", help_heading = "Inputs")]
     pub config: Option<PathBuf>,
@@ -92,7 +96,7 @@ pub struct GenerateArgs {
     /// Number of customers.
     #[arg(long, default_value_t = 1000)]
     pub customers: usize,
-    /// Output directory; writes orders.csv or orders.parquet.
+    /// Output directory; writes orders.csv or orders.parquet, and customers.csv (profiles).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Random seed: the same seed gives the same files.
@@ -142,14 +146,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if args.no_models {
         config.models.enabled = false;
     }
-    let opts = config.into_options(
-        args.config.as_deref(),
-        args.orders,
-        args.out,
-        args.as_of,
-        args.holdout_days,
-        today(),
-    )?;
+    let flags = patronage_engine::Flags {
+        orders: args.orders,
+        customers: args.customers,
+        out: args.out,
+        as_of: args.as_of,
+        holdout_days: args.holdout_days,
+    };
+    let opts = config.into_options(args.config.as_deref(), flags, today())?;
     let bar = spinner(args.quiet);
     let result = patronage_engine::run(&opts, &|event: Event| match event {
         Event::Stage(stage) => bar.set_message(stage.as_str()),
@@ -174,6 +178,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             "customers": summary.customers,
             "rows_read": summary.rows_read,
             "rows_rejected": summary.rows_rejected,
+            "prospects": summary.prospects,
+            "profile_rows": summary.profile_rows.map(|(read, rejected)| serde_json::json!({"read": read, "rejected": rejected})),
             "tables": tables,
             "manifest": summary.manifest,
             "warnings": summary.warnings,
@@ -181,9 +187,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         });
         writeln!(out, "{json}")?;
     } else {
+        let profiles = summary
+            .profile_rows
+            .map(|(read, rejected)| {
+                format!(
+                    " and {read} profile rows ({rejected} rejected); {} prospects without an order",
+                    summary.prospects
+                )
+            })
+            .unwrap_or_default();
         writeln!(
             out,
-            "as-of {}: {} customers from {} rows ({} rejected)",
+            "as-of {}: {} customers from {} order rows ({} rejected){profiles}",
             summary.as_of, summary.customers, summary.rows_read, summary.rows_rejected
         )?;
         for (name, path, rows) in &summary.tables {
@@ -267,13 +282,22 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<Exit> {
         FormatArg::Parquet => patronage_synth::Format::Parquet,
     };
     let g = patronage_synth::write_orders(&params, &args.out, format)?;
+    let profiles = patronage_synth::write_profiles(&params, &args.out)?;
+    let mut out = std::io::stdout().lock();
     writeln!(
-        std::io::stdout().lock(),
+        out,
         "{} rows for {} customers ({} expected rejects) -> {}",
         g.rows,
         g.customers,
         g.expected_rejects,
         g.path.display()
+    )?;
+    writeln!(
+        out,
+        "{} profiles ({} prospects without orders) -> {}",
+        profiles.rows,
+        profiles.rows - g.customers,
+        profiles.path.display()
     )?;
     Ok(Exit::Ok)
 }

@@ -88,7 +88,12 @@ proptest! {
         let dir = tempdir();
         let path = write(dir.path(), "p.toml", text.as_bytes());
         if let Ok(config) = patronage_engine::Config::from_file(&path) {
-            let _ = config.into_options(Some(&path), Some("x.csv".into()), Some("out".into()), None, None, 20_000);
+            let flags = patronage_engine::Flags {
+                orders: Some("x.csv".into()),
+                out: Some("out".into()),
+                ..Default::default()
+            };
+            let _ = config.into_options(Some(&path), flags, 20_000);
         }
     }
 }

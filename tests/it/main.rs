@@ -5,6 +5,7 @@
 
 mod cdnow;
 mod common;
+mod customers;
 mod determinism;
 mod exports;
 mod fuzz;

@@ -22,7 +22,7 @@
 use std::path::{Path, PathBuf};
 
 use patronage_features::Day;
-use patronage_input::{parse_date, OrdersSchema};
+use patronage_input::{parse_date, CustomersSchema, OrdersSchema};
 use patronage_segments::{RuleTable, TierParams};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,8 @@ pub struct Config {
     #[serde(default)]
     pub orders: OrdersSchema,
     #[serde(default)]
+    pub customers: CustomersSchema,
+    #[serde(default)]
     pub segments: SegmentsConfig,
     #[serde(default)]
     pub models: ModelsConfig,
@@ -46,6 +48,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     pub orders: Option<String>,
+    /// Customer profiles (optional): a file, directory or glob.
+    pub customers: Option<String>,
     pub out: Option<PathBuf>,
     pub as_of: Option<String>,
     pub holdout_days: Option<u32>,
@@ -179,6 +183,9 @@ pub enum AsOfChoice {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub orders: String,
+    /// Customer profiles, when given.
+    pub customers: Option<String>,
+    pub customers_schema: CustomersSchema,
     pub out: PathBuf,
     pub as_of: AsOfChoice,
     pub holdout_days: Option<u32>,
@@ -191,6 +198,16 @@ pub struct RunOptions {
     pub config_path: Option<PathBuf>,
     /// Today's date as the caller sees it, only to warn about an as-of in the future.
     pub today: Day,
+}
+
+/// The `patronage run` flags that a config can also set; a flag wins over the config.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flags {
+    pub orders: Option<String>,
+    pub customers: Option<String>,
+    pub out: Option<PathBuf>,
+    pub as_of: Option<String>,
+    pub holdout_days: Option<u32>,
 }
 
 impl Config {
@@ -210,12 +227,16 @@ impl Config {
     pub fn into_options(
         self,
         config_path: Option<&Path>,
-        orders: Option<String>,
-        out: Option<PathBuf>,
-        as_of: Option<String>,
-        holdout_days: Option<u32>,
+        flags: Flags,
         today: Day,
     ) -> Result<RunOptions, EngineError> {
+        let Flags {
+            orders,
+            customers,
+            out,
+            as_of,
+            holdout_days,
+        } = flags;
         let where_ = config_path
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "options".into());
@@ -255,9 +276,19 @@ impl Config {
             ));
         }
         patronage_input::check_schema(&self.orders).map_err(bad)?;
+        let base = config_path.and_then(Path::parent).unwrap_or(Path::new(""));
+        // A path in the config resolves against the config file; a flag against the cwd.
+        let customers = customers.or_else(|| {
+            self.run.customers.as_ref().map(|c| {
+                if Path::new(c).is_absolute() || c.contains(['*', '?']) {
+                    c.clone()
+                } else {
+                    base.join(c).display().to_string()
+                }
+            })
+        });
         self.segments.value_tiers.check().map_err(bad)?;
         self.models.check().map_err(bad)?;
-        let base = config_path.and_then(Path::parent).unwrap_or(Path::new(""));
         let (rules, rules_source) = load_rules(&self.segments.rules, base)?;
         let check = rules.check();
         if !check.is_ok() {
@@ -269,6 +300,8 @@ impl Config {
         }
         Ok(RunOptions {
             orders,
+            customers,
+            customers_schema: self.customers,
             out,
             as_of,
             holdout_days: holdout_days.or(self.run.holdout_days),
@@ -347,7 +380,14 @@ mod tests {
         let c: Config = toml::from_str("[run]\norders = 'a.csv'\nout = 'o'\nas_of = '2024-01-31'\n[orders.columns]\ncustomer_id = 'CustomerID'").unwrap();
         assert_eq!(c.orders.columns.customer_id.as_deref(), Some("CustomerID"));
         let o = c
-            .into_options(None, Some("b.csv".into()), None, None, None, 0)
+            .into_options(
+                None,
+                Flags {
+                    orders: Some("b.csv".into()),
+                    ..Flags::default()
+                },
+                0,
+            )
             .unwrap();
         assert_eq!(o.orders, "b.csv");
         assert_eq!(
@@ -356,22 +396,22 @@ mod tests {
         );
     }
 
+    fn flags(orders: &str, out: &str, as_of: Option<&str>) -> Flags {
+        Flags {
+            orders: Some(orders.into()),
+            out: Some(out.into()),
+            as_of: as_of.map(String::from),
+            ..Flags::default()
+        }
+    }
+
     #[test]
     fn bad_values_are_caught_before_reading_data() {
         let c: Config = toml::from_str("[segments.value_tiers]\ntop_share = 1.5").unwrap();
-        assert!(c
-            .into_options(None, Some("a".into()), Some("o".into()), None, None, 0)
-            .is_err());
+        assert!(c.into_options(None, flags("a", "o", None), 0).is_err());
         let c = Config::default();
         assert!(c
-            .into_options(
-                None,
-                Some("a".into()),
-                Some("o".into()),
-                Some("2024-02-30".into()),
-                None,
-                0
-            )
+            .into_options(None, flags("a", "o", Some("2024-02-30")), 0)
             .is_err());
     }
 }

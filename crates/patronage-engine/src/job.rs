@@ -50,6 +50,10 @@ pub struct RunSummary {
     pub customers: usize,
     pub rows_read: i64,
     pub rows_rejected: i64,
+    /// Customers of the index without an order (known from profiles).
+    pub prospects: usize,
+    /// Profile rows read and rejected, when profiles were given.
+    pub profile_rows: Option<(i64, i64)>,
     pub tables: Vec<(String, PathBuf, usize)>,
     pub manifest: PathBuf,
     pub warnings: Vec<String>,
@@ -139,6 +143,11 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     tables.extend(ingest.tables);
     let customers = features.table.len();
     let (rows_read, rows_rejected) = (ingest.manifest.rows_read, ingest.manifest.rows_rejected);
+    let prospects = features.manifest.prospects;
+    let profile_rows = ingest
+        .customers_manifest
+        .as_ref()
+        .map(|c| (c.rows_read, c.rows_rejected));
     let warning_list = warnings.list.clone();
     let written = stages::write::run(&out_dir, &as_of, tables, |table_rows| {
         timer.stop();
@@ -149,7 +158,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             "as_of_source": match opts.as_of { AsOfChoice::Fixed(_) => "given", AsOfChoice::LatestOrder { .. } => "latest_valid_order" },
             "config": opts.config_path.as_ref().map(|p| p.display().to_string()),
             "warnings": warning_list,
-            "inputs": { "orders": ingest.manifest },
+            "inputs": { "orders": ingest.manifest, "customers": ingest.customers_manifest },
             "customers": customers,
             "features": features.manifest,
             "models": models_manifest,
@@ -163,6 +172,8 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         customers,
         rows_read,
         rows_rejected,
+        prospects,
+        profile_rows,
         tables: written.tables,
         manifest: written.manifest,
         warnings: warnings.list,

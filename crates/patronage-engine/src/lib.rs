@@ -12,7 +12,8 @@ mod stages;
 mod tables;
 
 pub use config::{
-    load_rules, AsOfChoice, Config, ModelsConfig, RunConfig, RunOptions, SegmentsConfig, ValueBasis,
+    load_rules, AsOfChoice, Config, Flags, ModelsConfig, RunConfig, RunOptions, SegmentsConfig,
+    ValueBasis,
 };
 pub use error::EngineError;
 pub use job::{run, Event, RunSummary, Stage};

@@ -55,40 +55,51 @@ pub(crate) fn customer_frame(
     frame(name, columns)
 }
 
-/// Refused input rows. Column names avoid SQL reserved words (`row`, `column`, `value`), so BI
-/// users need not quote them.
-pub(crate) fn rejected(source: &str, rows: &[RejectedRow]) -> Result<DataFrame, EngineError> {
+/// Refused input rows of every input (`source` names it). Column names avoid SQL reserved
+/// words (`row`, `column`, `value`), so BI users need not quote them.
+pub(crate) fn rejected(sources: &[(&str, &[RejectedRow])]) -> Result<DataFrame, EngineError> {
+    let rows: Vec<(&str, &RejectedRow)> = sources
+        .iter()
+        .flat_map(|(source, rows)| rows.iter().map(move |r| (*source, r)))
+        .collect();
     frame(
         "rejected",
         vec![
-            Column::new("source".into(), vec![source; rows.len()]),
+            Column::new(
+                "source".into(),
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ),
             Column::new(
                 "source_file".into(),
                 rows.iter()
-                    .map(|r| r.source_file.as_str())
+                    .map(|r| r.1.source_file.as_str())
                     .collect::<Vec<_>>(),
             ),
             Column::new(
                 "source_row".into(),
-                rows.iter().map(|r| r.row).collect::<Vec<_>>(),
+                rows.iter().map(|r| r.1.row).collect::<Vec<_>>(),
             ),
             Column::new(
                 "source_column".into(),
                 rows.iter()
-                    .map(|r| (!r.column.is_empty()).then_some(r.column.as_str()))
+                    .map(|r| (!r.1.column.is_empty()).then_some(r.1.column.as_str()))
                     .collect::<Vec<_>>(),
             ),
             Column::new(
                 "raw_value".into(),
-                rows.iter().map(|r| r.value.as_deref()).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| r.1.value.as_deref())
+                    .collect::<Vec<_>>(),
             ),
             Column::new(
                 "reason".into(),
-                rows.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
+                rows.iter().map(|r| r.1.reason.as_str()).collect::<Vec<_>>(),
             ),
             Column::new(
                 "message".into(),
-                rows.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| r.1.message.as_str())
+                    .collect::<Vec<_>>(),
             ),
         ],
     )

@@ -19,12 +19,14 @@
 //!   days; order trend `(orders_last_90d − orders_prev_90d) / (sum)`.
 
 mod partial;
+mod profiles;
 mod rhythm;
 mod table;
 
 use rayon::prelude::*;
 
 pub use partial::{from_micros, to_micros, Micros, OrderPartial, OrderPartials};
+pub use profiles::{profile_features, Profiles};
 pub use rhythm::{coefficient_of_variation, mean};
 pub use table::{Column, CustomerIndex, FeatureError, FeatureTable, Values};
 

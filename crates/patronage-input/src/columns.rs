@@ -184,10 +184,37 @@ pub(crate) fn resolve(
     schema: &OrderColumns,
     found: &[String],
 ) -> Result<Option<usize>, Unresolved> {
+    let spec = ColumnSpec {
+        name: canon.name(),
+        required: canon.required(),
+        aliases: canon.aliases(),
+    };
+    resolve_spec(&spec, canon.configured(schema), "orders", found)
+}
+
+/// A canonical column of an input: its name, whether the input needs it, and the normalized
+/// aliases it is also found by.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ColumnSpec {
+    pub name: &'static str,
+    pub required: bool,
+    pub aliases: &'static [&'static str],
+}
+
+/// Finds the source column for `spec` among `found` (the file's header, duplicates included)
+/// and returns its index. A configured name must occur exactly once; without configuration,
+/// exactly one column may match by normalized name or alias, else the mapping is ambiguous.
+/// `section` is the config section the hint names (`orders`, `customers`).
+pub(crate) fn resolve_spec(
+    spec: &ColumnSpec,
+    configured: Option<&str>,
+    section: &str,
+    found: &[String],
+) -> Result<Option<usize>, Unresolved> {
     let matches = |pred: &dyn Fn(&str) -> bool| -> Vec<usize> {
         (0..found.len()).filter(|&i| pred(&found[i])).collect()
     };
-    if let Some(name) = canon.configured(schema) {
+    if let Some(name) = configured {
         let hits = matches(&|f| f == name);
         return match hits.as_slice() {
             [one] => Ok(Some(*one)),
@@ -200,17 +227,17 @@ pub(crate) fn resolve(
             )),
         };
     }
-    let want = normalize(canon.name());
+    let want = normalize(spec.name);
     let hits = matches(&|f| {
         let n = normalize(f);
-        n == want || canon.aliases().contains(&n.as_str())
+        n == want || spec.aliases.contains(&n.as_str())
     });
     match hits.as_slice() {
         [one] => Ok(Some(*one)),
-        [] if canon.required() => Err(Unresolved::Missing(format!(
-            "{}; map it with `[orders.columns] {} = \"...\"` in the config",
-            did_you_mean(canon.name(), found),
-            canon.name()
+        [] if spec.required => Err(Unresolved::Missing(format!(
+            "{}; map it with `[{section}.columns] {} = \"...\"` in the config",
+            did_you_mean(spec.name, found),
+            spec.name
         ))),
         [] => Ok(None),
         _ => Err(Unresolved::Ambiguous(

@@ -8,12 +8,15 @@
 //! rows_rejected`. What it does not do: decide the as-of date or compute features.
 
 mod columns;
+mod customers;
 mod error;
 mod orders;
 mod parse;
 mod source;
+mod text;
 
 pub use columns::{default_null_values, OrderColumns, OrdersSchema};
+pub use customers::{ingest_customers, CustomerColumns, CustomersSchema, IngestedCustomers};
 pub use error::InputError;
 pub use orders::{check_schema, ingest_orders, FileStats, Ingested, RejectReason, RejectedRow};
 pub use parse::{format_day, parse_date, parse_timestamp_micros, MAX_AMOUNT, MICROS_PER_DAY};

@@ -37,6 +37,7 @@ use crate::parse::{
     MICROS_PER_DAY,
 };
 use crate::source::{ArrowDataType, InputFormat, Source};
+use crate::text::{has_replacement_char, integral_id, TextCol};
 
 /// Why a row was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -48,6 +49,8 @@ pub enum RejectReason {
     InvalidTimestamp,
     InvalidNumber,
     UnknownStatus,
+    InvalidBoolean,
+    UnknownValue,
     ConflictingDuplicate,
 }
 
@@ -60,6 +63,8 @@ impl RejectReason {
             RejectReason::InvalidTimestamp => "invalid_timestamp",
             RejectReason::InvalidNumber => "invalid_number",
             RejectReason::UnknownStatus => "unknown_status",
+            RejectReason::InvalidBoolean => "invalid_boolean",
+            RejectReason::UnknownValue => "unknown_value",
             RejectReason::ConflictingDuplicate => "conflicting_duplicate",
         }
     }
@@ -178,76 +183,6 @@ struct Line<'a> {
     micros: i64,
     amount: f64,
     status: Status,
-}
-
-/// A string column read in place from polars' chunks (no per-row copy: at 10M rows a
-/// `Vec<Option<&str>>` per column would be 160 MB of freshly zeroed pages each).
-struct TextCol<'a> {
-    chunks: Vec<&'a <StringType as PolarsDataType>::Array>,
-    /// First row of each chunk.
-    starts: Vec<usize>,
-    /// The common length of all chunks but the last, when they share one (Parquet row groups,
-    /// CSV batches): then a row's chunk is a division, not a search.
-    uniform: Option<usize>,
-}
-
-impl<'a> TextCol<'a> {
-    fn new(col: &'a Column) -> Self {
-        let mut out = TextCol::absent();
-        if let Ok(ca) = col.str() {
-            let mut start = 0;
-            for arr in ca.downcast_iter() {
-                out.chunks.push(arr);
-                out.starts.push(start);
-                start += arr.len();
-            }
-            let lens: Vec<usize> = out.chunks.iter().map(|a| a.len()).collect();
-            out.uniform = match lens.split_last() {
-                Some((_, [])) | None => None,
-                Some((last, rest)) => {
-                    (rest[0] > 0 && rest.iter().all(|&l| l == rest[0]) && *last <= rest[0])
-                        .then_some(rest[0])
-                }
-            };
-        }
-        out
-    }
-
-    /// A column the file does not have: every cell is null.
-    fn absent() -> Self {
-        TextCol {
-            chunks: Vec::new(),
-            starts: Vec::new(),
-            uniform: None,
-        }
-    }
-
-    fn get(&self, row: usize) -> Option<&'a str> {
-        let k = match (self.chunks.len(), self.uniform) {
-            (0, _) => return None,
-            (1, _) => 0,
-            (_, Some(len)) => row / len,
-            _ => self.starts.partition_point(|&s| s <= row) - 1,
-        };
-        self.chunks[k].get(row - self.starts[k])
-    }
-}
-
-/// `42.0`, `42.00` → `42`: an integral number written as a float is the integer id (pandas
-/// writes float ids whenever an id column had a null). Anything else is kept as it is.
-fn integral_id(s: &str) -> &str {
-    let Some(dot) = s.find('.') else { return s };
-    let (int, frac) = (&s[..dot], &s[dot + 1..]);
-    let digits = int.strip_prefix('-').unwrap_or(int);
-    if !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !frac.is_empty()
-        && frac.bytes().all(|b| b == b'0')
-    {
-        int
-    } else {
-        s
-    }
 }
 
 /// The Arrow types a mapped Parquet column may have, checked before the column is decoded.
@@ -666,12 +601,6 @@ fn suggest_status(raw: &str) -> &'static str {
     } else {
         "completed"
     }
-}
-
-/// Whether a cell holds U+FFFD, which the lossy UTF-8 reader put where bytes were invalid. Its
-/// encoding starts with 0xEF, so a memchr for that byte rules almost every cell out.
-fn has_replacement_char(s: &str) -> bool {
-    s.as_bytes().contains(&0xEF) && s.contains(char::REPLACEMENT_CHARACTER)
 }
 
 /// Case-insensitive status lookup; keys are lowercase, so lowercase values (the usual case) need

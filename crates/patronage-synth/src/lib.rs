@@ -308,6 +308,121 @@ pub fn write_orders(p: &Params, dir: &Path, format: Format) -> Result<Generated,
     })
 }
 
+/// The day (offset from `p.start`) of customer `i`'s first order: the first draws of its stream,
+/// replayed (see [`customer_rows`]).
+fn first_order_offset(
+    p: &Params,
+    i: usize,
+    gamma_rate: &Gamma<f64>,
+    beta: &Beta<f64>,
+    nu: &Gamma<f64>,
+) -> (f64, f64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+    rng.set_stream(i as u64);
+    let lambda: f64 = gamma_rate.sample(&mut rng);
+    let _dropout: f64 = beta.sample(&mut rng);
+    let _scale: f64 = nu.sample(&mut rng);
+    (rng.random_range(0.0..f64::from(p.days)), lambda)
+}
+
+/// One generated profile row (CSV cells; empty = null).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileRow {
+    pub cells: [String; 9],
+}
+
+/// Header of the generated customers file (an export's own names, so the column mapping and
+/// aliases are exercised: `signup_date` → `signup_ts`, `tier` → `membership_tier`, `points` →
+/// `points_balance`).
+pub const PROFILE_HEADER: &str = "customer_id,signup_date,tier,points,subscription_active,saved_payment_methods,saved_addresses,email_opt_in,referrals";
+
+/// Profiles for every generated customer (signed up up to 60 days before the first order;
+/// faster buyers hold higher tiers, more points and more saved details) and, for a fifth as many
+/// again, prospects: profiles without any order. Seeded apart from the orders, so adding
+/// profiles never changes the orders.
+pub fn generate_profiles(p: &Params) -> Result<Vec<ProfileRow>, SynthError> {
+    check(p)?;
+    let invalid = |e: String| SynthError::InvalidParams(e);
+    let gamma_rate = Gamma::new(p.r, 1.0 / p.alpha).map_err(|e| invalid(e.to_string()))?;
+    let beta = Beta::new(p.a, p.b).map_err(|e| invalid(e.to_string()))?;
+    let nu = Gamma::new(p.q_spend, 1.0 / p.gamma_spend).map_err(|e| invalid(e.to_string()))?;
+    let mean_rate = p.r / p.alpha;
+    let prospects = p.customers / 5;
+    let rows = (0..p.customers + prospects)
+        .into_par_iter()
+        .map(|i| {
+            let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x5052_4f46_494c_4553);
+            rng.set_stream(i as u64);
+            let (id, signup, rate) = if i < p.customers {
+                let (first, lambda) = first_order_offset(p, i, &gamma_rate, &beta, &nu);
+                let lead = rng.random_range(0.0..60.0);
+                (format!("C{:08}", i + 1), first - lead, lambda)
+            } else {
+                let day = rng.random_range(0.0..f64::from(p.days));
+                (format!("P{:08}", i + 1 - p.customers), day, 0.0)
+            };
+            let signup = p.start + Duration::days(signup.floor() as i64);
+            let level = if rate > 2.0 * mean_rate {
+                2
+            } else if rate > mean_rate {
+                1
+            } else {
+                0
+            };
+            let tier = ["bronze", "silver", "gold"][level];
+            let u = |rng: &mut ChaCha8Rng| rng.random::<f64>();
+            let points = (u(&mut rng) * 500.0 * (1.0 + 4.0 * level as f64)).floor();
+            let flag = |b: bool| if b { "true" } else { "false" }.to_string();
+            let subscription = flag(u(&mut rng) < 0.05 + 0.2 * level as f64);
+            let payments = ((u(&mut rng) * (1.5 + level as f64)).floor() as i64).to_string();
+            // Some exports leave saved addresses empty.
+            let addresses = if u(&mut rng) < 0.1 {
+                String::new()
+            } else {
+                ((u(&mut rng) * 3.0).floor() as i64).to_string()
+            };
+            let opt_in = flag(u(&mut rng) < 0.6);
+            let referrals = ((u(&mut rng).powi(3) * 4.0).floor() as i64).to_string();
+            ProfileRow {
+                cells: [
+                    id,
+                    signup.format("%Y-%m-%d").to_string(),
+                    tier.to_string(),
+                    format!("{points:.0}"),
+                    subscription,
+                    payments,
+                    addresses,
+                    opt_in,
+                    referrals,
+                ],
+            }
+        })
+        .collect();
+    Ok(rows)
+}
+
+/// Writes `DIR/customers.csv` (profiles consistent with the generated orders, plus prospects).
+pub fn write_profiles(p: &Params, dir: &Path) -> Result<Generated, SynthError> {
+    let rows = generate_profiles(p)?;
+    fs_err::create_dir_all(dir)?;
+    let path = dir.join("customers.csv");
+    let tmp = path.with_extension("tmp");
+    let mut w = std::io::BufWriter::new(fs_err::File::create(&tmp)?);
+    writeln!(w, "{PROFILE_HEADER}")?;
+    for r in &rows {
+        writeln!(w, "{}", r.cells.join(","))?;
+    }
+    w.flush()?;
+    drop(w);
+    fs_err::rename(&tmp, &path)?;
+    Ok(Generated {
+        customers: rows.len(),
+        rows: rows.len(),
+        expected_rejects: 0,
+        path,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +440,36 @@ mod tests {
         assert_ne!(a.0, c.0);
         // Every customer buys at least once; repeat buying happens.
         assert!(a.0.len() > 200);
+    }
+
+    #[test]
+    fn profiles_sign_up_before_the_first_order_and_add_prospects() {
+        let p = Params {
+            customers: 300,
+            malformed_share: 0.0,
+            conflicting_share: 0.0,
+            ..Params::default()
+        };
+        let (rows, _) = generate_rows(&p).unwrap();
+        let profiles = generate_profiles(&p).unwrap();
+        assert_eq!(profiles.len(), 360);
+        assert_eq!(profiles, generate_profiles(&p).unwrap());
+        for prof in &profiles[..300] {
+            let first = rows
+                .iter()
+                .filter(|r| r.customer_id == prof.cells[0])
+                .map(|r| &r.order_ts[..10])
+                .min()
+                .unwrap();
+            assert!(
+                prof.cells[1].as_str() <= first,
+                "{:?} first order {first}",
+                prof.cells
+            );
+        }
+        assert!(profiles[300..].iter().all(|r| r.cells[0].starts_with('P')));
+        let tiers: std::collections::BTreeSet<&str> =
+            profiles.iter().map(|r| r.cells[2].as_str()).collect();
+        assert_eq!(tiers.len(), 3, "{tiers:?}");
     }
 }

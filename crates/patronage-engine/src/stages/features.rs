@@ -27,7 +27,14 @@ pub(crate) struct Features {
 }
 
 pub(crate) fn run(ingest: &Ingest) -> Result<Features, EngineError> {
-    let table = patronage_features::compute(&ingest.orders, ingest.index.len(), ingest.as_of);
+    let mut table = patronage_features::compute(&ingest.orders, ingest.index.len(), ingest.as_of);
+    if let Some(profiles) = &ingest.profiles {
+        table.extend(patronage_features::profile_features(
+            profiles,
+            &ingest.index,
+            ingest.as_of,
+        ));
+    }
     let prospects = table
         .int("frequency")?
         .iter()

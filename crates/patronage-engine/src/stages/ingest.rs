@@ -5,8 +5,10 @@
 //! Stops the run (exit 1) with an explanation in the user's terms when there is nothing to score,
 //! leaving the rejected rows in `OUT/.patronage/failed/<as-of>/`.
 
-use patronage_features::{CustomerIndex, Day, Orders};
-use patronage_input::{expand_inputs, format_day, ingest_orders, FileStats, Ingested};
+use patronage_features::{CustomerIndex, Day, Orders, Profiles};
+use patronage_input::{
+    expand_inputs, format_day, ingest_customers, ingest_orders, FileStats, Ingested,
+};
 use patronage_output::OutDir;
 use serde::Serialize;
 
@@ -38,15 +40,49 @@ pub(crate) struct OrdersManifest {
     pub orders_after_as_of_ignored: usize,
 }
 
+/// The `inputs.customers` manifest section.
+#[derive(Debug, Serialize)]
+pub(crate) struct CustomersManifest {
+    pub spec: String,
+    pub files: Vec<FileStats>,
+    pub rows_read: i64,
+    pub rows_accepted: i64,
+    pub rows_rejected: i64,
+    /// Profiles accepted (one per customer id).
+    pub profiles: usize,
+    /// Profile columns the input had; the others are null for everyone.
+    pub columns_present: Vec<String>,
+    /// Customers of the index with a profile but no order on or before the as-of day.
+    pub prospects: usize,
+}
+
 /// What ingest hands on.
 pub(crate) struct Ingest {
     pub as_of: Day,
     pub index: CustomerIndex,
     /// Orders keyed by `index` positions.
     pub orders: Orders,
+    /// Customer profiles, when given.
+    pub profiles: Option<Profiles>,
     pub manifest: OrdersManifest,
+    pub customers_manifest: Option<CustomersManifest>,
     /// `rejected`.
     pub tables: Tables,
+}
+
+/// Ids of the customers that have an order in keyed `orders`.
+fn keyed_ids(orders: &Orders, index: &CustomerIndex) -> Vec<String> {
+    let mut has = vec![false; index.len()];
+    for &c in &orders.customer {
+        has[c as usize] = true;
+    }
+    index
+        .ids()
+        .iter()
+        .zip(has)
+        .filter(|(_, h)| *h)
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
 fn sum_files(files: &[FileStats], field: fn(&FileStats) -> i64) -> i64 {
@@ -84,7 +120,7 @@ pub(crate) fn run(
     let no_data = |as_of: Option<Day>, label: Day| -> EngineError {
         let mut explanation = explain_no_data(&ingested, as_of);
         if !ingested.rejected.is_empty() {
-            let written = tables::rejected("orders", &ingested.rejected).and_then(|mut df| {
+            let written = tables::rejected(&[("orders", &ingested.rejected)]).and_then(|mut df| {
                 Ok(out_dir.write_failed(&format_day(label), "rejected.parquet", &mut df)?)
             });
             if let Ok(path) = written {
@@ -168,13 +204,58 @@ pub(crate) fn run(
         orders_after_as_of_ignored: orders.day.iter().filter(|d| **d > as_of).count(),
         files: ingested.files.clone(),
     };
-    let tables = vec![("rejected", tables::rejected("orders", &ingested.rejected)?)];
-    let (index, keyed) = std::mem::take(&mut ingested.orders).into_indexed(as_of);
+    let customers = match &opts.customers {
+        Some(spec) => {
+            let files = expand_inputs(spec)?;
+            Some(ingest_customers(&files, &opts.customers_schema)?)
+        }
+        None => None,
+    };
+    let mut rejected = vec![("orders", ingested.rejected.as_slice())];
+    if let Some(c) = &customers {
+        rejected.push(("customers", c.rejected.as_slice()));
+        for w in &c.warnings {
+            warnings.warn(w.clone());
+        }
+    }
+    let tables = vec![("rejected", tables::rejected(&rejected)?)];
+    let orders = std::mem::take(&mut ingested.orders);
+    let (index, keyed) = match &customers {
+        None => orders.into_indexed(as_of),
+        Some(c) => {
+            // The index is the union of the customers every input names on the as-of day.
+            let index = CustomerIndex::new(
+                orders
+                    .customers_until(as_of)
+                    .chain(c.profiles.customers_until(as_of))
+                    .map(String::from),
+            );
+            let keyed = orders.reindex(&index);
+            (index, keyed)
+        }
+    };
+    let customers_manifest = customers.as_ref().map(|c| {
+        let rows_read = sum_files(&c.files, |f| f.rows_read);
+        let rows_rejected = sum_files(&c.files, |f| f.rows_rejected);
+        let with_orders = CustomerIndex::new(keyed_ids(&keyed, &index));
+        CustomersManifest {
+            spec: opts.customers.clone().unwrap_or_default(),
+            files: c.files.clone(),
+            rows_read,
+            rows_accepted: rows_read - rows_rejected,
+            rows_rejected,
+            profiles: c.profiles.len(),
+            columns_present: c.profiles.columns_present.clone(),
+            prospects: index.len() - with_orders.len(),
+        }
+    });
     Ok(Ingest {
         as_of,
         index,
         orders: keyed,
+        profiles: customers.map(|c| c.profiles),
         manifest,
+        customers_manifest,
         tables,
     })
 }

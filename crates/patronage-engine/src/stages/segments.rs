@@ -16,6 +16,9 @@ use crate::tables;
 
 pub const NO_PURCHASE: &str = "no_purchase";
 
+/// The `rfm_segment` of a customer known from another input (a profile) without any order.
+pub const PROSPECT: &str = "prospect";
+
 /// The segments stage's output.
 pub(crate) struct Segments {
     /// `segments`, `segment_summary`.
@@ -68,6 +71,7 @@ pub(crate) fn run(
         .enumerate()
         .map(|(i, r)| match r {
             Some(r) => Some(r.segment.as_str()),
+            None if freq[i].is_none() => Some(PROSPECT),
             None if !buyer(i) => Some(NO_PURCHASE),
             None => None,
         })
