@@ -246,6 +246,31 @@ pub(crate) fn resolve_spec(
     }
 }
 
+/// Quotes column names for a message: `` `a`, `b` ``.
+pub(crate) fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The error for a canonical column that is ambiguous in a file.
+pub(crate) fn ambiguous(
+    path: &std::path::Path,
+    section: &'static str,
+    column: &str,
+    names: &[String],
+) -> crate::InputError {
+    crate::InputError::AmbiguousColumn {
+        path: path.to_path_buf(),
+        section,
+        column: column.to_string(),
+        canonical: section,
+        found: format!("{} columns ({})", names.len(), quoted(names)),
+    }
+}
+
 /// The canonical column an unmapped source column looks like (its normalized name contains the
 /// canonical name, e.g. `OrderStatus` → `status`), for a "did you mean to map" hint.
 pub(crate) fn looks_like(name: &str) -> Option<Canon> {

@@ -21,7 +21,9 @@ use patronage_features::Profiles;
 use polars::prelude::*;
 use serde::Deserialize;
 
-use crate::columns::{default_null_values, resolve_spec, ColumnSpec, Unresolved};
+use crate::columns::{
+    ambiguous, default_null_values, quoted, resolve_spec, ColumnSpec, Unresolved,
+};
 use crate::error::InputError;
 use crate::orders::{FileStats, RejectReason, RejectedRow};
 use crate::parse::{check_amount, micros_to_day, parse_timestamp_micros};
@@ -246,29 +248,11 @@ pub fn ingest_customers(
                         path: path.clone(),
                         column: spec.name.to_string(),
                         hint,
-                        found: found
-                            .iter()
-                            .map(|f| format!("`{f}`"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        found: quoted(found),
                     })
                 }
                 Err(Unresolved::Ambiguous(names)) => {
-                    return Err(InputError::AmbiguousColumn {
-                        path: path.clone(),
-                        section: "customers",
-                        column: spec.name.to_string(),
-                        canonical: "customers",
-                        found: format!(
-                            "{} columns ({})",
-                            names.len(),
-                            names
-                                .iter()
-                                .map(|n| format!("`{n}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    })
+                    return Err(ambiguous(path, "customers", spec.name, &names))
                 }
             }
         }

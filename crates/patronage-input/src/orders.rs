@@ -30,7 +30,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::columns::{looks_like, resolve, Canon, OrdersSchema, Unresolved};
+use crate::columns::{ambiguous, looks_like, quoted, resolve, Canon, OrdersSchema, Unresolved};
 use crate::error::InputError;
 use crate::parse::{
     check_amount, micros_to_day, numeric_timestamp, parse_amount, parse_timestamp_micros,
@@ -241,13 +241,6 @@ fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError>
     let separator = schema.separator_byte().map_err(InputError::InvalidConfig)?;
     let source = Source::open(&path, separator)?;
     let found = &source.columns;
-    let found_list = || {
-        found
-            .iter()
-            .map(|f| format!("`{f}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let mut mapped: Vec<(Canon, usize)> = Vec::new();
     for canon in Canon::ALL {
         match resolve(canon, &schema.columns, found) {
@@ -264,25 +257,11 @@ fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError>
                     path,
                     column: canon.name().to_string(),
                     hint,
-                    found: found_list(),
+                    found: quoted(found),
                 });
             }
             Err(Unresolved::Ambiguous(names)) => {
-                return Err(InputError::AmbiguousColumn {
-                    path,
-                    section: "orders",
-                    column: canon.name().to_string(),
-                    canonical: "orders",
-                    found: format!(
-                        "{} columns ({})",
-                        names.len(),
-                        names
-                            .iter()
-                            .map(|n| format!("`{n}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                })
+                return Err(ambiguous(&path, "orders", canon.name(), &names))
             }
         }
     }
