@@ -61,6 +61,25 @@ fn profiles_add_prospects_and_columns_by_key() {
         "c has no profile"
     );
     assert!(!i.contains_key("late"));
+    // Switching costs: facets from whatever is known, null where nothing is.
+    for facet in [
+        "switching_cost_procedural",
+        "switching_cost_financial",
+        "switching_cost_relational",
+        "switching_cost_index",
+    ] {
+        let v = f.f64s(facet);
+        assert_eq!(v[i["p2"]], None, "{facet}: p2 knows nothing");
+        assert!(
+            v.iter().flatten().all(|x| (0.0..=1.0).contains(x)),
+            "{facet}"
+        );
+    }
+    // a: tier gold = top of bronze/silver/gold, subscribed, the highest points → financial 1.
+    assert_eq!(f.f64s("switching_cost_financial")[i["a"]], Some(1.0));
+    // c has orders but no profile: procedural from tenure alone, no financial facet.
+    assert!(f.f64s("switching_cost_procedural")[i["c"]].is_some());
+    assert_eq!(f.f64s("switching_cost_financial")[i["c"]], None);
     let s = read_table(&partition(&out, "segments", "2024-06-30"));
     let si = s.by_customer();
     assert_eq!(
@@ -104,6 +123,15 @@ fn profiles_add_prospects_and_columns_by_key() {
     assert_eq!(c["files"][0]["duplicates_collapsed"], 1);
     assert_eq!(c["files"][0]["unused_columns"][0], "notes");
     assert_eq!(c["prospects"], 2);
+    let fed = &m["features"]["switching_cost_inputs"];
+    assert_eq!(
+        fed["switching_cost_financial"],
+        serde_json::json!([
+            "points_balance",
+            "membership_tier_rank",
+            "subscription_active"
+        ])
+    );
     assert!(c["columns_present"]
         .as_array()
         .unwrap()

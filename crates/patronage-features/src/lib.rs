@@ -21,6 +21,7 @@
 mod partial;
 mod profiles;
 mod rhythm;
+mod switching;
 mod table;
 
 use rayon::prelude::*;
@@ -28,6 +29,7 @@ use rayon::prelude::*;
 pub use partial::{from_micros, to_micros, Micros, OrderPartial, OrderPartials};
 pub use profiles::{profile_features, Profiles};
 pub use rhythm::{coefficient_of_variation, mean};
+pub use switching::add_switching_costs;
 pub use table::{Column, CustomerIndex, FeatureError, FeatureTable, Values};
 
 /// Days since 1970-01-01 (UTC calendar date).

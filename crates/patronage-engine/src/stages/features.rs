@@ -1,5 +1,6 @@
-//! Features: the per-customer feature table over the run's index (order features today;
-//! engagement and switching costs join it as further columns) and the `customer_features` table.
+//! Features: the per-customer feature table over the run's index — order features, profile
+//! columns (with `--customers`), switching costs (engagement from the clickstream joins here
+//! next) — and the `customer_features` table.
 
 use patronage_features::FeatureTable;
 use serde::Serialize;
@@ -18,6 +19,8 @@ pub(crate) struct FeaturesManifest {
     pub prospects: usize,
     /// Feature columns, in output order.
     pub columns: Vec<&'static str>,
+    /// Per switching-cost facet, the features that fed it (empty: the facet is null).
+    pub switching_cost_inputs: std::collections::BTreeMap<&'static str, Vec<&'static str>>,
 }
 
 pub(crate) struct Features {
@@ -35,6 +38,9 @@ pub(crate) fn run(ingest: &Ingest) -> Result<Features, EngineError> {
             ingest.as_of,
         ));
     }
+    let switching_cost_inputs = patronage_features::add_switching_costs(&mut table)
+        .into_iter()
+        .collect();
     let prospects = table
         .int("frequency")?
         .iter()
@@ -44,6 +50,7 @@ pub(crate) fn run(ingest: &Ingest) -> Result<Features, EngineError> {
         customers: table.len(),
         prospects,
         columns: table.columns().iter().map(|c| c.name).collect(),
+        switching_cost_inputs,
     };
     let frame = tables::customer_frame("customer_features", &ingest.index, &table)?;
     Ok(Features {

@@ -1,0 +1,224 @@
+//! Switching-cost features (Burnham, Frels & Mahajan 2003; DESIGN §3): what leaving would cost a
+//! customer, in three facets scored in [0, 1], and their mean `switching_cost_index`.
+//!
+//! Each facet is the mean of the components whose input exists for the customer; a facet with
+//! no component is null, never a fake zero, and the index averages the facets that exist.
+//! Components (each in [0, 1], saturating at a documented level):
+//! - procedural (time and effort sunk into learning and setting up): `tenure_days / 730`,
+//!   `saved_payment_methods / 2`, `saved_addresses / 2`, `categories_bought / 5`;
+//! - financial (benefits lost): `points_balance` as its percentile rank among customers with a
+//!   balance, `(membership_tier_rank − 1) / (tiers − 1)`, `subscription_active` (1 or 0);
+//! - relational (personal bonds with the shop): `reviews_written / 3`, `referrals / 2`,
+//!   `email_opt_in` (1 or 0).
+//!
+//! Components read from the clickstream (lifetime sessions) and support contacts join when those
+//! inputs arrive. Pure: reads the feature table by name, appends four columns.
+
+use crate::{FeatureTable, Values};
+
+/// One component: the feature it reads and how it maps to [0, 1].
+struct Component {
+    feature: &'static str,
+    scale: Scale,
+}
+
+enum Scale {
+    /// min(value / saturation, 1) for a non-negative value.
+    Saturating(f64),
+    /// Percentile rank among the customers that have a value (ties share the mean rank).
+    Percentile,
+    /// (rank − 1) / (max rank − 1).
+    Rank,
+    /// true = 1, false = 0.
+    Flag,
+}
+
+const FACETS: [(&str, &str, &[Component]); 3] = [
+    (
+        "switching_cost_procedural",
+        "procedural switching cost in [0, 1]: mean of tenure/730 d, saved payment methods/2, saved addresses/2, categories bought/5 (each capped at 1) over those known",
+        &[
+            Component { feature: "tenure_days", scale: Scale::Saturating(730.0) },
+            Component { feature: "saved_payment_methods", scale: Scale::Saturating(2.0) },
+            Component { feature: "saved_addresses", scale: Scale::Saturating(2.0) },
+            Component { feature: "categories_bought", scale: Scale::Saturating(5.0) },
+        ],
+    ),
+    (
+        "switching_cost_financial",
+        "financial switching cost in [0, 1]: mean of points-balance percentile, tier position (0 lowest, 1 highest), active subscription over those known",
+        &[
+            Component { feature: "points_balance", scale: Scale::Percentile },
+            Component { feature: "membership_tier_rank", scale: Scale::Rank },
+            Component { feature: "subscription_active", scale: Scale::Flag },
+        ],
+    ),
+    (
+        "switching_cost_relational",
+        "relational switching cost in [0, 1]: mean of reviews written/3, referrals/2 (capped at 1), e-mail opt-in over those known",
+        &[
+            Component { feature: "reviews_written", scale: Scale::Saturating(3.0) },
+            Component { feature: "referrals", scale: Scale::Saturating(2.0) },
+            Component { feature: "email_opt_in", scale: Scale::Flag },
+        ],
+    ),
+];
+
+/// Per customer, the component's value in [0, 1] (null where unknown); `None` when the table
+/// does not hold the feature at all.
+fn component(t: &FeatureTable, c: &Component) -> Option<Vec<Option<f64>>> {
+    let column = t.column(c.feature).ok()?;
+    let values: Vec<Option<f64>> = match &column.values {
+        Values::Bool(v) => v
+            .iter()
+            .map(|b| b.map(|b| f64::from(u8::from(b))))
+            .collect(),
+        _ => t.numeric(c.feature).ok()?,
+    };
+    if values.iter().all(Option::is_none) {
+        return None;
+    }
+    Some(match c.scale {
+        Scale::Saturating(s) => values
+            .iter()
+            .map(|v| v.map(|v| (v.max(0.0) / s).min(1.0)))
+            .collect(),
+        Scale::Flag => values,
+        Scale::Rank => {
+            let max = values.iter().flatten().fold(1.0f64, |m, v| m.max(*v));
+            values
+                .iter()
+                .map(|v| {
+                    v.map(|v| {
+                        if max > 1.0 {
+                            (v - 1.0) / (max - 1.0)
+                        } else {
+                            0.0
+                        }
+                    })
+                })
+                .collect()
+        }
+        Scale::Percentile => percentile_ranks(&values),
+    })
+}
+
+/// Mid-rank percentiles in [0, 1]: equal values get equal ranks; one value alone gets 0.5.
+fn percentile_ranks(values: &[Option<f64>]) -> Vec<Option<f64>> {
+    let mut known: Vec<(f64, usize)> = values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (v, i)))
+        .collect();
+    known.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = known.len();
+    let mut out = vec![None; values.len()];
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && known[end].0 == known[start].0 {
+            end += 1;
+        }
+        // Mean of the 0-based ranks start..end, over n − 1.
+        let mid = (start + end - 1) as f64 / 2.0;
+        let p = if n > 1 { mid / (n - 1) as f64 } else { 0.5 };
+        for k in &known[start..end] {
+            out[k.1] = Some(p);
+        }
+        start = end;
+    }
+    out
+}
+
+/// Appends `switching_cost_procedural`, `_financial`, `_relational` and `switching_cost_index`
+/// to `table`; returns, per facet, the features that fed it (for the manifest).
+pub fn add_switching_costs(table: &mut FeatureTable) -> Vec<(&'static str, Vec<&'static str>)> {
+    let n = table.len();
+    let mut fed = Vec::new();
+    let mut facets: Vec<Vec<Option<f64>>> = Vec::new();
+    for (name, _, components) in FACETS.iter() {
+        let parts: Vec<(&'static str, Vec<Option<f64>>)> = components
+            .iter()
+            .filter_map(|c| component(table, c).map(|v| (c.feature, v)))
+            .collect();
+        fed.push((*name, parts.iter().map(|p| p.0).collect()));
+        facets.push(mean_of_known(n, parts.iter().map(|p| p.1.as_slice())));
+    }
+    let index = mean_of_known(n, facets.iter().map(Vec::as_slice));
+    for ((name, description, _), values) in FACETS.iter().zip(facets) {
+        table.push(name, description, Values::Float(values));
+    }
+    table.push(
+        "switching_cost_index",
+        "mean of the switching-cost facets that exist for the customer, in [0, 1]",
+        Values::Float(index),
+    );
+    fed
+}
+
+/// Per row, the mean of the non-null values across `parts`; null when all are null.
+fn mean_of_known<'a>(n: usize, parts: impl Iterator<Item = &'a [Option<f64>]>) -> Vec<Option<f64>> {
+    let mut sum = vec![0.0; n];
+    let mut count = vec![0u32; n];
+    for part in parts {
+        for (i, v) in part.iter().enumerate() {
+            if let Some(v) = v {
+                sum[i] += v;
+                count[i] += 1;
+            }
+        }
+    }
+    sum.iter()
+        .zip(&count)
+        .map(|(s, c)| (*c > 0).then(|| s / f64::from(*c)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facets_average_what_is_known_and_are_null_otherwise() {
+        let mut t = FeatureTable::new(3);
+        t.push(
+            "tenure_days",
+            "",
+            Values::Int(vec![Some(365), Some(1000), None]),
+        );
+        t.push(
+            "saved_payment_methods",
+            "",
+            Values::Int(vec![Some(2), None, None]),
+        );
+        t.push(
+            "points_balance",
+            "",
+            Values::Float(vec![Some(10.0), Some(30.0), None]),
+        );
+        t.push(
+            "subscription_active",
+            "",
+            Values::Bool(vec![Some(true), Some(false), None]),
+        );
+        let fed = add_switching_costs(&mut t);
+        let proc = t.float("switching_cost_procedural").unwrap();
+        assert_eq!(proc, [Some(0.75), Some(1.0), None]);
+        let fin = t.float("switching_cost_financial").unwrap();
+        assert_eq!(fin, [Some(0.5), Some(0.5), None]);
+        assert_eq!(
+            t.float("switching_cost_relational").unwrap(),
+            [None, None, None]
+        );
+        let index = t.float("switching_cost_index").unwrap();
+        assert_eq!(index, [Some(0.625), Some(0.75), None]);
+        assert_eq!(fed[0].1, ["tenure_days", "saved_payment_methods"]);
+        assert!(fed[2].1.is_empty());
+    }
+
+    #[test]
+    fn percentiles_share_ties() {
+        let p = percentile_ranks(&[Some(5.0), None, Some(1.0), Some(5.0), Some(9.0)]);
+        assert_eq!(p, [Some(0.5), None, Some(0.0), Some(0.5), Some(1.0)]);
+    }
+}
