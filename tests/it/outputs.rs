@@ -284,3 +284,49 @@ fn patronage_input_day(text: &str) -> i32 {
     let d = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
     (d - chrono::NaiveDate::default()).num_days() as i32
 }
+
+/// Promotion sensitivity and category breadth from order lines (`discount_amount`, `category`):
+/// a line's discount is what was taken off its amount; an order's categories are those of its
+/// purchased lines. Without the columns the features are null, not 0.
+#[test]
+fn discounts_and_categories_from_order_lines() {
+    let dir = tempdir();
+    let csv = write(
+        dir.path(),
+        "orders.csv",
+        b"customer_id,order_id,order_ts,amount,status,discount_amount,category\n\
+a,1,2024-01-01,45,completed,5,shoes\n\
+a,1,2024-01-01,20,completed,,socks\n\
+a,2,2024-02-01,30,completed,0,shoes\n\
+a,3,2024-03-01,50,cancelled,50,hats\n\
+b,4,2024-01-10,10,completed,,\n\
+c,5,2024-01-11,10,completed,-1,shoes\n",
+    );
+    let out = dir.path().join("out");
+    run_job(&csv, &out, &["--no-models", "--as-of", "2024-03-31"]);
+    let f = read_table(&partition(&out, "customer_features", "2024-03-31"));
+    let i = f.by_customer();
+    // a: order 1 discounted (5 off 65 + 5 = 70), order 2 not; hats were cancelled.
+    assert_eq!(f.f64s("discounted_order_share")[i["a"]], Some(0.5));
+    let rate = f.f64s("mean_discount_rate")[i["a"]].unwrap();
+    assert!((rate - (5.0 / 70.0) / 2.0).abs() < 1e-9, "{rate}");
+    assert_eq!(f.i64s("categories_bought")[i["a"]], Some(2));
+    assert_eq!(f.f64s("discounted_order_share")[i["b"]], Some(0.0));
+    assert_eq!(f.i64s("categories_bought")[i["b"]], Some(0));
+    // A negative discount is refused with its column.
+    assert!(!i.contains_key("c"));
+    let rej = read_table(&partition(&out, "rejected", "2024-03-31"));
+    assert_eq!(
+        rej.strings("source_column"),
+        [Some("discount_amount".to_string())]
+    );
+
+    let plain = dir.path().join("plain");
+    let orders = write(dir.path(), "small.csv", SMALL_ORDERS.as_bytes());
+    run_job(&orders, &plain, &["--no-models"]);
+    let f = read_table(&partition(&plain, "customer_features", "2024-06-10"));
+    for c in ["discounted_order_share", "mean_discount_rate"] {
+        assert!(f.f64s(c).iter().all(Option::is_none), "{c}");
+    }
+    assert!(f.i64s("categories_bought").iter().all(Option::is_none));
+}

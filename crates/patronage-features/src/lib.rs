@@ -54,11 +54,81 @@ pub struct Orders {
     pub refund: Vec<f64>,
     /// True when the order has at least one valid purchase line (it counts in `frequency`).
     pub is_purchase: Vec<bool>,
+    /// Discount on the order's purchase lines (`discount_amount`, ≥ 0; 0 without one), parallel
+    /// to the orders; empty when the input has no discount column.
+    pub discount: Vec<f64>,
+    /// Categories bought in each order, as CSR: the ids of order `i` are
+    /// `category_ids[category_start[i]..category_start[i + 1]]` (distinct, ascending), indexes
+    /// into `category_names`. All empty when the input has no category column.
+    pub category_start: Vec<u32>,
+    pub category_ids: Vec<u32>,
+    pub category_names: Vec<String>,
 }
 
 impl Orders {
     pub fn len(&self) -> usize {
         self.customer.len()
+    }
+
+    /// Whether the input had a discount column (for an empty input: never).
+    pub fn has_discounts(&self) -> bool {
+        !self.discount.is_empty()
+    }
+
+    /// Whether the input had a category column.
+    pub fn has_categories(&self) -> bool {
+        !self.category_start.is_empty()
+    }
+
+    /// The categories of order `i`.
+    pub fn categories(&self, i: usize) -> &[u32] {
+        if self.category_start.is_empty() {
+            return &[];
+        }
+        &self.category_ids[self.category_start[i] as usize..self.category_start[i + 1] as usize]
+    }
+
+    /// Keeps the orders for which `keep` holds, in place, with their new customer key.
+    fn retain_map(&mut self, mut key: impl FnMut(u32) -> Option<u32>) {
+        let (has_discount, has_category) = (!self.discount.is_empty(), self.has_categories());
+        let mut w = 0;
+        let mut wc = 0usize;
+        for r in 0..self.customer.len() {
+            let Some(k) = key(self.customer[r]) else {
+                continue;
+            };
+            self.customer[w] = k;
+            self.day[w] = self.day[r];
+            self.amount[w] = self.amount[r];
+            self.refund[w] = self.refund[r];
+            self.is_purchase[w] = self.is_purchase[r];
+            if has_discount {
+                self.discount[w] = self.discount[r];
+            }
+            if has_category {
+                let (a, b) = (
+                    self.category_start[r] as usize,
+                    self.category_start[r + 1] as usize,
+                );
+                self.category_start[w] = wc as u32;
+                self.category_ids.copy_within(a..b, wc);
+                wc += b - a;
+            }
+            w += 1;
+        }
+        self.customer.truncate(w);
+        self.day.truncate(w);
+        self.amount.truncate(w);
+        self.refund.truncate(w);
+        self.is_purchase.truncate(w);
+        if has_discount {
+            self.discount.truncate(w);
+        }
+        if has_category {
+            self.category_start.truncate(w + 1);
+            self.category_start[w] = wc as u32;
+            self.category_ids.truncate(wc);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -84,18 +154,10 @@ impl Orders {
     /// customers outside the index are dropped.
     pub fn reindex(&self, index: &CustomerIndex) -> Orders {
         let at = index.positions(&self.customer_ids);
-        let keep: Vec<usize> = (0..self.len())
-            .filter(|&i| at[self.customer[i] as usize].is_some())
-            .collect();
-        let pick = |i: &usize| at[self.customer[*i] as usize].unwrap_or_default();
-        Orders {
-            customer_ids: index.ids().to_vec(),
-            customer: keep.iter().map(pick).collect(),
-            day: keep.iter().map(|&i| self.day[i]).collect(),
-            amount: keep.iter().map(|&i| self.amount[i]).collect(),
-            refund: keep.iter().map(|&i| self.refund[i]).collect(),
-            is_purchase: keep.iter().map(|&i| self.is_purchase[i]).collect(),
-        }
+        let mut out = self.clone();
+        out.customer_ids = index.ids().to_vec();
+        out.retain_map(|c| at[c as usize]);
+        out
     }
 
     /// The run's index of these orders (customers with an order on or before `as_of`) and the
@@ -122,23 +184,7 @@ impl Orders {
             .map(|&k| std::mem::take(&mut self.customer_ids[k as usize]))
             .collect();
         self.customer_ids = Vec::new();
-        let mut w = 0;
-        for r in 0..self.customer.len() {
-            let p = position[self.customer[r] as usize];
-            if p != u32::MAX {
-                self.customer[w] = p;
-                self.day[w] = self.day[r];
-                self.amount[w] = self.amount[r];
-                self.refund[w] = self.refund[r];
-                self.is_purchase[w] = self.is_purchase[r];
-                w += 1;
-            }
-        }
-        self.customer.truncate(w);
-        self.day.truncate(w);
-        self.amount.truncate(w);
-        self.refund.truncate(w);
-        self.is_purchase.truncate(w);
+        self.retain_map(|c| Some(position[c as usize]).filter(|p| *p != u32::MAX));
         (CustomerIndex::from_sorted(index_ids), self)
     }
 
@@ -161,6 +207,9 @@ struct Row {
     monetary: f64,
     /// monetary − refunds, subtracted in exact micro-units.
     net_revenue: f64,
+    discounted: u32,
+    discount_rate_nanos: i64,
+    categories_bought: i64,
     refunds: f64,
     first: Option<Day>,
     last: Option<Day>,
@@ -186,7 +235,48 @@ pub fn features(partials: &OrderPartials, as_of: Day) -> FeatureTable {
         .par_iter()
         .map(|p| (!p.is_empty()).then(|| customer_row(p, as_of)))
         .collect();
-    feature_table(&rows, as_of)
+    let mut t = feature_table(&rows, as_of);
+    // Promotion sensitivity and category breadth: null, not 0, when the input lacks the column.
+    let ratio = |num: &dyn Fn(&Row) -> f64| -> Vec<Option<f64>> {
+        rows.iter()
+            .map(|r| {
+                r.as_ref()
+                    .filter(|r| r.frequency > 0)
+                    .map(|r| num(r) / r.frequency as f64)
+            })
+            .collect()
+    };
+    let nulls = |n: usize| vec![None::<f64>; n];
+    t.push(
+        "discounted_order_share",
+        "share of purchase orders with a discount (discount_amount > 0); null without a discount column",
+        Values::Float(if partials.has_discounts {
+            ratio(&|r| f64::from(r.discounted))
+        } else {
+            nulls(rows.len())
+        }),
+    );
+    t.push(
+        "mean_discount_rate",
+        "mean over purchase orders of discount / (amount + discount), undiscounted orders 0; null without a discount column",
+        Values::Float(if partials.has_discounts {
+            ratio(&|r| r.discount_rate_nanos as f64 / 1e9)
+        } else {
+            nulls(rows.len())
+        }),
+    );
+    t.push(
+        "categories_bought",
+        "distinct categories of the purchased order lines (count); null without a category column",
+        Values::Int(if partials.has_categories {
+            rows.iter()
+                .map(|r| r.as_ref().map(|r| r.categories_bought))
+                .collect()
+        } else {
+            vec![None; rows.len()]
+        }),
+    );
+    t
 }
 
 /// The order features as named columns: the `customer_features` contract, in output order.
@@ -336,6 +426,9 @@ pub fn purchase_days_between(
 fn customer_row(p: &OrderPartial, as_of: Day) -> Row {
     let days = &p.days;
     let mut row = Row {
+        discounted: p.discounted,
+        discount_rate_nanos: p.discount_rate_nanos,
+        categories_bought: p.categories.len() as i64,
         refunds: from_micros(p.refunds),
         purchase_days: days.len() as i64,
         first: days.first().map(|d| d.0),

@@ -35,16 +35,74 @@ pub struct OrderPartial {
     pub(crate) refunds: Micros,
     /// Orders of any kind (a customer with only refunds or returns still has some).
     pub(crate) orders: u32,
+    /// Purchase orders with a discount.
+    pub(crate) discounted: u32,
+    /// Sum over purchase orders of discount / (amount + discount), in billionths.
+    pub(crate) discount_rate_nanos: i64,
+    /// Distinct categories bought (ids of the run's category dictionary), ascending.
+    pub(crate) categories: Vec<u32>,
+}
+
+/// discount / (amount + discount) in billionths (0 without a discount).
+fn discount_rate_nanos(amount: f64, discount: f64) -> i64 {
+    let list = amount + discount;
+    if discount > 0.0 && list > 0.0 {
+        ((discount / list).min(1.0) * 1e9).round() as i64
+    } else {
+        0
+    }
+}
+
+/// Union of two ascending id lists.
+fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 impl OrderPartial {
-    /// Adds one order (`amount` counts only when `is_purchase`).
-    pub fn add(&mut self, day: Day, amount: f64, refund: f64, is_purchase: bool) {
+    /// Adds one order (`amount`, `discount` and `categories` count only when `is_purchase`).
+    pub fn add(
+        &mut self,
+        day: Day,
+        amount: f64,
+        refund: f64,
+        is_purchase: bool,
+        discount: f64,
+        categories: &[u32],
+    ) {
         self.orders += 1;
         self.refunds += to_micros(refund);
         if !is_purchase {
             return;
         }
+        if discount > 0.0 {
+            self.discounted += 1;
+        }
+        self.discount_rate_nanos += discount_rate_nanos(amount, discount);
+        let mut sorted = categories.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        self.categories = union(&self.categories, &sorted);
         let spend = to_micros(amount);
         match self.days.binary_search_by_key(&day, |d| d.0) {
             Ok(k) => {
@@ -59,6 +117,11 @@ impl OrderPartial {
     pub fn merge(&mut self, other: &OrderPartial) {
         self.orders += other.orders;
         self.refunds += other.refunds;
+        self.discounted += other.discounted;
+        self.discount_rate_nanos += other.discount_rate_nanos;
+        if !other.categories.is_empty() {
+            self.categories = union(&self.categories, &other.categories);
+        }
         if other.days.is_empty() {
             return;
         }
@@ -93,6 +156,10 @@ impl OrderPartial {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderPartials {
     pub(crate) parts: Vec<OrderPartial>,
+    /// Whether the orders had a discount column and a category column: without one, the
+    /// features that need it are null, not 0.
+    pub(crate) has_discounts: bool,
+    pub(crate) has_categories: bool,
 }
 
 impl OrderPartials {
@@ -125,18 +192,26 @@ impl OrderPartials {
             .map(|c| {
                 let idx = &by_customer[starts[c]..starts[c + 1]];
                 let mut part = OrderPartial {
-                    days: Vec::new(),
-                    refunds: 0,
                     orders: idx.len() as u32,
+                    ..OrderPartial::default()
                 };
+                let has_discounts = orders.has_discounts();
                 for &i in idx {
                     let i = i as usize;
                     part.refunds += to_micros(orders.refund[i]);
                     if orders.is_purchase[i] {
                         part.days
                             .push((orders.day[i], to_micros(orders.amount[i]), 1));
+                        if has_discounts {
+                            let d = orders.discount[i];
+                            part.discounted += u32::from(d > 0.0);
+                            part.discount_rate_nanos += discount_rate_nanos(orders.amount[i], d);
+                        }
+                        part.categories.extend_from_slice(orders.categories(i));
                     }
                 }
+                part.categories.sort_unstable();
+                part.categories.dedup();
                 // One entry per day: sort, then fold each run of equal days into its first.
                 part.days.sort_unstable_by_key(|d| d.0);
                 part.days.dedup_by(|later, kept| {
@@ -150,7 +225,11 @@ impl OrderPartials {
                 part
             })
             .collect();
-        OrderPartials { parts }
+        OrderPartials {
+            parts,
+            has_discounts: orders.has_discounts(),
+            has_categories: orders.has_categories(),
+        }
     }
 
     /// Folds the partials of another piece over the same index into these.
@@ -166,6 +245,8 @@ impl OrderPartials {
         for (a, b) in self.parts.iter_mut().zip(&other.parts) {
             a.merge(b);
         }
+        self.has_discounts |= other.has_discounts;
+        self.has_categories |= other.has_categories;
     }
 
     pub fn len(&self) -> usize {
@@ -188,7 +269,9 @@ mod tests {
     use proptest::prelude::*;
 
     /// Orders of a few customers over a few days, with refunds and non-purchases.
-    fn orders_strategy() -> impl Strategy<Value = Vec<(u8, Day, f64, f64, bool)>> {
+    type OrderRow = (u8, Day, f64, f64, bool, f64, Vec<u32>);
+
+    fn orders_strategy() -> impl Strategy<Value = Vec<OrderRow>> {
         proptest::collection::vec(
             (
                 0u8..6,
@@ -196,14 +279,18 @@ mod tests {
                 (0u32..100_000).prop_map(|c| f64::from(c) / 100.0),
                 prop_oneof![Just(0.0), (1u32..5000).prop_map(|c| f64::from(c) / 100.0)],
                 prop::bool::weighted(0.8),
+                prop_oneof![Just(0.0), (1u32..2000).prop_map(|c| f64::from(c) / 100.0)],
+                proptest::collection::vec(0u32..5, 0..3),
             ),
             0..60,
         )
     }
 
-    fn keyed(rows: &[(u8, Day, f64, f64, bool)], index: &CustomerIndex) -> Orders {
+    fn keyed(rows: &[OrderRow], index: &CustomerIndex) -> Orders {
         let mut o = Orders {
             customer_ids: index.ids().to_vec(),
+            category_names: (0..5).map(|c| format!("cat{c}")).collect(),
+            category_start: vec![0],
             ..Default::default()
         };
         for r in rows {
@@ -213,6 +300,12 @@ mod tests {
             o.amount.push(r.2);
             o.refund.push(r.3);
             o.is_purchase.push(r.4);
+            o.discount.push(r.5);
+            let mut cats = r.6.clone();
+            cats.sort_unstable();
+            cats.dedup();
+            o.category_ids.extend(cats);
+            o.category_start.push(o.category_ids.len() as u32);
         }
         o
     }
@@ -252,17 +345,18 @@ mod tests {
             let mut streamed = vec![OrderPartial::default(); index.len()];
             for r in &rows {
                 let c = index.position(&format!("c{}", r.0)).unwrap_or_default() as usize;
-                streamed[c].add(r.1, r.2, r.3, r.4);
+                streamed[c].add(r.1, r.2, r.3, r.4, r.5, &r.6);
             }
             prop_assert_eq!(batch.parts, streamed);
+            prop_assert!(batch.has_discounts && batch.has_categories);
         }
     }
 
     #[test]
     fn money_sums_are_exact_decimals() {
         let mut p = OrderPartial::default();
-        p.add(1, 0.1, 0.0, true);
-        p.add(1, 0.2, 0.0, true);
+        p.add(1, 0.1, 0.0, true, 0.0, &[]);
+        p.add(1, 0.2, 0.0, true, 0.0, &[]);
         assert_eq!(from_micros(p.days[0].1), 0.3);
         assert_eq!(p.days[0].2, 2);
     }

@@ -152,6 +152,8 @@ struct FileView<'a> {
     ts: TsView<'a>,
     amount: NumView<'a>,
     status: Option<TextCol<'a>>,
+    discount: Option<TextCol<'a>>,
+    category: Option<TextCol<'a>>,
     /// Optional columns kept raw, used to tell identical duplicate lines from distinct lines.
     extras: Vec<TextCol<'a>>,
     names: Vec<(Canon, String)>,
@@ -183,6 +185,9 @@ struct Line<'a> {
     micros: i64,
     amount: f64,
     status: Status,
+    /// `discount_amount` (0 when absent).
+    discount: f64,
+    category: Option<&'a str>,
 }
 
 /// The Arrow types a mapped Parquet column may have, checked before the column is decoded.
@@ -374,6 +379,8 @@ fn view<'a>(p: &'a Prepared, null_values: &'a [String]) -> FileView<'a> {
         ts,
         amount,
         status: get(Canon::Status).map(TextCol::new),
+        discount: get(Canon::DiscountAmount).map(TextCol::new),
+        category: get(Canon::Category).map(TextCol::new),
         extras,
         names: p.columns.iter().map(|c| (c.0, c.1.clone())).collect(),
         null_values,
@@ -412,6 +419,10 @@ impl<'v> FileView<'v> {
             },
             Canon::Status => self
                 .status
+                .as_ref()
+                .and_then(|s| s.get(row).map(str::to_string)),
+            Canon::DiscountAmount => self
+                .discount
                 .as_ref()
                 .and_then(|s| s.get(row).map(str::to_string)),
             _ => None,
@@ -555,6 +566,29 @@ impl<'v> FileView<'v> {
                 )
             })?,
         };
+        let discount = match self.discount.as_ref().and_then(|d| self.cell(d, row)) {
+            None => 0.0,
+            Some(s) => match parse_amount(s) {
+                Ok(d) if d >= 0.0 => d,
+                Ok(_) => return Err(self.reject(
+                    row,
+                    Canon::DiscountAmount,
+                    RejectReason::InvalidNumber,
+                    format!(
+                        "discount \"{s}\" is negative (a discount is the amount taken off, ≥ 0)"
+                    ),
+                )),
+                Err(hint) => {
+                    return Err(self.reject(
+                        row,
+                        Canon::DiscountAmount,
+                        RejectReason::InvalidNumber,
+                        format!("cannot parse \"{s}\" as a discount ({hint})"),
+                    ))
+                }
+            },
+        };
+        let category = self.category.as_ref().and_then(|c| self.cell(c, row));
         Ok(Line {
             file,
             row: row as u32,
@@ -563,6 +597,8 @@ impl<'v> FileView<'v> {
             micros,
             amount,
             status,
+            discount,
+            category,
         })
     }
 }
@@ -693,6 +729,8 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
     // order never reaches an output.
     let mut key: HashMap<&str, u32, FixedState> =
         HashMap::with_capacity_and_hasher(lines.len() / 2, FixedState::default());
+    let has_discount = views.iter().any(|v| v.discount.is_some());
+    let has_category = views.iter().any(|v| v.category.is_some());
     let mut canonical = Orders {
         customer_ids: Vec::new(),
         customer: Vec::with_capacity(lines.len()),
@@ -700,8 +738,45 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         amount: Vec::with_capacity(lines.len()),
         refund: Vec::with_capacity(lines.len()),
         is_purchase: Vec::with_capacity(lines.len()),
+        discount: Vec::with_capacity(if has_discount { lines.len() } else { 0 }),
+        category_start: if has_category { vec![0] } else { Vec::new() },
+        category_ids: Vec::new(),
+        category_names: Vec::new(),
     };
-    let mut push_order = |customer, micros: i64, amount: f64, refund: f64, is_purchase| {
+    let mut category_key: HashMap<String, u32, FixedState> = HashMap::default();
+    let mut push_order = |customer,
+                          micros: i64,
+                          amount: f64,
+                          refund: f64,
+                          is_purchase,
+                          discount: f64,
+                          categories: &[&str]| {
+        if has_discount {
+            canonical.discount.push(discount);
+        }
+        if has_category {
+            let names = &mut canonical.category_names;
+            let start = canonical.category_ids.len();
+            for c in categories {
+                let id = match category_key.get(*c) {
+                    Some(id) => *id,
+                    None => {
+                        names.push(c.to_string());
+                        let id = names.len() as u32 - 1;
+                        category_key.insert(c.to_string(), id);
+                        id
+                    }
+                };
+                canonical.category_ids.push(id);
+            }
+            canonical.category_ids[start..].sort_unstable();
+            let mut distinct = canonical.category_ids.split_off(start);
+            distinct.dedup();
+            canonical.category_ids.extend(distinct);
+            canonical
+                .category_start
+                .push(canonical.category_ids.len() as u32);
+        }
         let ids = &mut canonical.customer_ids;
         let k = *key.entry(customer).or_insert_with(|| {
             ids.push(customer.to_string());
@@ -717,6 +792,8 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
     // millions of allocations. Amounts are summed in sorted order so that the input row order
     // cannot change a bit.
     let (mut completed, mut returned): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    let mut discounts: Vec<f64> = Vec::new();
+    let mut categories: Vec<&str> = Vec::new();
     let sorted_sum = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v.iter().sum::<f64>()
@@ -770,6 +847,8 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         let mut seen: HashSet<(u64, Status, Vec<Option<&str>>)> = HashSet::new();
         completed.clear();
         returned.clear();
+        discounts.clear();
+        categories.clear();
         for l in group {
             let v = &views[l.file as usize];
             if group.len() > 1 {
@@ -786,7 +865,11 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
                     returned_lines[l.file as usize] += 1;
                     returned.push(l.amount.abs());
                 }
-                Status::Completed => completed.push(l.amount),
+                Status::Completed => {
+                    completed.push(l.amount);
+                    discounts.push(l.discount);
+                    categories.extend(l.category);
+                }
             }
         }
         let has_completed = !completed.is_empty();
@@ -803,12 +886,21 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         let refund = returned_total + (-total).max(0.0);
         let is_purchase =
             (has_completed && total >= 0.0) || (has_returned && schema.returned_counts_as_purchase);
+        let discount = sorted_sum(&mut discounts);
         if is_purchase {
-            push_order(first.customer, first.micros, purchase, refund, true);
+            push_order(
+                first.customer,
+                first.micros,
+                purchase,
+                refund,
+                true,
+                discount,
+                &categories,
+            );
         } else if has_completed || has_returned {
             // Refund-only (a negative total) or returned-only: the customer is known, nothing
             // was bought.
-            push_order(first.customer, first.micros, 0.0, refund, false);
+            push_order(first.customer, first.micros, 0.0, refund, false, 0.0, &[]);
         }
     }
 
