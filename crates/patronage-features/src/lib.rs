@@ -55,8 +55,10 @@ pub struct Orders {
     /// True when the order has at least one valid purchase line (it counts in `frequency`).
     pub is_purchase: Vec<bool>,
     /// Discount on the order's purchase lines (`discount_amount`, ≥ 0; 0 without one), parallel
-    /// to the orders; empty when the input has no discount column.
+    /// to the orders when `discount_column`, else empty.
     pub discount: Vec<f64>,
+    /// Whether the input had a discount column.
+    pub discount_column: bool,
     /// Categories bought in each order, as CSR: the ids of order `i` are
     /// `category_ids[category_start[i]..category_start[i + 1]]` (distinct, ascending), indexes
     /// into `category_names`. All empty when the input has no category column.
@@ -72,7 +74,7 @@ impl Orders {
 
     /// Whether the input had a discount column (for an empty input: never).
     pub fn has_discounts(&self) -> bool {
-        !self.discount.is_empty()
+        self.discount_column
     }
 
     /// Whether the input had a category column.
@@ -90,7 +92,7 @@ impl Orders {
 
     /// Keeps the orders for which `keep` holds, in place, with their new customer key.
     fn retain_map(&mut self, mut key: impl FnMut(u32) -> Option<u32>) {
-        let (has_discount, has_category) = (!self.discount.is_empty(), self.has_categories());
+        let (has_discount, has_category) = (self.discount_column, self.has_categories());
         let mut w = 0;
         let mut wc = 0usize;
         for r in 0..self.customer.len() {

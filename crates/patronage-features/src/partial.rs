@@ -291,6 +291,7 @@ mod tests {
             customer_ids: index.ids().to_vec(),
             category_names: (0..5).map(|c| format!("cat{c}")).collect(),
             category_start: vec![0],
+            discount_column: true,
             ..Default::default()
         };
         for r in rows {

@@ -570,14 +570,16 @@ impl<'v> FileView<'v> {
             None => 0.0,
             Some(s) => match parse_amount(s) {
                 Ok(d) if d >= 0.0 => d,
-                Ok(_) => return Err(self.reject(
-                    row,
-                    Canon::DiscountAmount,
-                    RejectReason::InvalidNumber,
-                    format!(
+                Ok(_) => {
+                    return Err(self.reject(
+                        row,
+                        Canon::DiscountAmount,
+                        RejectReason::InvalidNumber,
+                        format!(
                         "discount \"{s}\" is negative (a discount is the amount taken off, ≥ 0)"
                     ),
-                )),
+                    ))
+                }
                 Err(hint) => {
                     return Err(self.reject(
                         row,
@@ -739,6 +741,7 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         refund: Vec::with_capacity(lines.len()),
         is_purchase: Vec::with_capacity(lines.len()),
         discount: Vec::with_capacity(if has_discount { lines.len() } else { 0 }),
+        discount_column: has_discount,
         category_start: if has_category { vec![0] } else { Vec::new() },
         category_ids: Vec::new(),
         category_names: Vec::new(),
