@@ -185,9 +185,6 @@ struct Line<'a> {
     micros: i64,
     amount: f64,
     status: Status,
-    /// `discount_amount` (0 when absent).
-    discount: f64,
-    category: Option<&'a str>,
 }
 
 /// The Arrow types a mapped Parquet column may have, checked before the column is decoded.
@@ -398,6 +395,20 @@ impl<'v> FileView<'v> {
             .unwrap_or_else(|| canon.name().to_string())
     }
 
+    /// The validated `discount_amount` of a row (0 when absent).
+    fn discount(&self, row: usize) -> f64 {
+        self.discount
+            .as_ref()
+            .and_then(|d| self.cell(d, row))
+            .and_then(|s| parse_amount(s).ok())
+            .unwrap_or(0.0)
+    }
+
+    /// The `category` of a row.
+    fn category(&self, row: usize) -> Option<&'v str> {
+        self.category.as_ref().and_then(|c| self.cell(c, row))
+    }
+
     /// A text cell, trimmed; `None` when empty or a null marker.
     fn cell(&self, col: &TextCol<'v>, row: usize) -> Option<&'v str> {
         let s = col.get(row)?.trim();
@@ -566,10 +577,12 @@ impl<'v> FileView<'v> {
                 )
             })?,
         };
-        let discount = match self.discount.as_ref().and_then(|d| self.cell(d, row)) {
-            None => 0.0,
+        // Validated here, read again when the order is assembled ([`FileView::discount`]): a
+        // `Line` stays small for the millions of rows that pass.
+        match self.discount.as_ref().and_then(|d| self.cell(d, row)) {
+            None => {}
             Some(s) => match parse_amount(s) {
-                Ok(d) if d >= 0.0 => d,
+                Ok(d) if d >= 0.0 => {}
                 Ok(_) => {
                     return Err(self.reject(
                         row,
@@ -589,8 +602,7 @@ impl<'v> FileView<'v> {
                     ))
                 }
             },
-        };
-        let category = self.category.as_ref().and_then(|c| self.cell(c, row));
+        }
         Ok(Line {
             file,
             row: row as u32,
@@ -599,8 +611,6 @@ impl<'v> FileView<'v> {
             micros,
             amount,
             status,
-            discount,
-            category,
         })
     }
 }
@@ -870,8 +880,8 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
                 }
                 Status::Completed => {
                     completed.push(l.amount);
-                    discounts.push(l.discount);
-                    categories.extend(l.category);
+                    discounts.push(v.discount(l.row as usize));
+                    categories.extend(v.category(l.row as usize));
                 }
             }
         }
