@@ -411,7 +411,12 @@ impl<'v> FileView<'v> {
 
     /// A text cell, trimmed; `None` when empty or a null marker.
     fn cell(&self, col: &TextCol<'v>, row: usize) -> Option<&'v str> {
-        let s = col.get(row)?.trim();
+        self.clean(col.get(row))
+    }
+
+    /// A raw cell trimmed; `None` when empty or a null marker.
+    fn clean(&self, raw: Option<&'v str>) -> Option<&'v str> {
+        let s = raw?.trim();
         (!s.is_empty() && !self.null_values.iter().any(|n| n == s)).then_some(s)
     }
 
@@ -477,10 +482,14 @@ impl<'v> FileView<'v> {
                 ),
             });
         }
+        // Each cell is looked up once (the chunk search is the hot spot of ingest).
+        let customer_raw = self.customer.get(row);
+        let order_raw = self.order_id.get(row);
+        let status_raw = self.status.as_ref().and_then(|s| s.get(row));
         let text_cols: [(Canon, Option<&str>); 3] = [
-            (Canon::CustomerId, self.customer.get(row)),
-            (Canon::OrderId, self.order_id.get(row)),
-            (Canon::Status, self.status.as_ref().and_then(|s| s.get(row))),
+            (Canon::CustomerId, customer_raw),
+            (Canon::OrderId, order_raw),
+            (Canon::Status, status_raw),
         ];
         for (canon, v) in text_cols {
             if v.is_some_and(has_replacement_char) {
@@ -502,8 +511,8 @@ impl<'v> FileView<'v> {
                 )
             })
         };
-        let customer = integral_id(required(Canon::CustomerId, self.cell(&self.customer, row))?);
-        let order_id = integral_id(required(Canon::OrderId, self.cell(&self.order_id, row))?);
+        let customer = integral_id(required(Canon::CustomerId, self.clean(customer_raw))?);
+        let order_id = integral_id(required(Canon::OrderId, self.clean(order_raw))?);
         let bad_ts = |hint: String, shown: String| {
             self.reject(
                 row,
@@ -566,7 +575,7 @@ impl<'v> FileView<'v> {
                 })?
             }
         };
-        let status = match self.status.as_ref().and_then(|s| self.cell(s, row)) {
+        let status = match self.clean(status_raw) {
             None => Status::Completed,
             Some(raw) => *lookup_status(status_map, raw).ok_or_else(|| {
                 self.reject(
