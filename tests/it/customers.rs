@@ -181,6 +181,14 @@ fn generated_profiles_run_with_the_orders() {
         "every customer and prospect has a profile"
     );
     assert!(f.rows() > buyers, "prospects join the index");
+    // Generated orders carry discounts and categories, so those features are exercised.
+    let share = f.f64s("discounted_order_share");
+    assert!(share.iter().flatten().any(|v| *v > 0.0));
+    assert!(f
+        .i64s("categories_bought")
+        .iter()
+        .zip(f.i64s("frequency"))
+        .all(|(c, n)| n.is_none_or(|n| n == 0) || c.is_some_and(|c| c >= 1)));
     // Scores for buyers only; a prospect's are null.
     let scores = read_table(&partition(&out, "churn_scores", "2024-12-31"));
     assert_eq!(scores.rows(), f.rows());

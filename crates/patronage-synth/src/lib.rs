@@ -96,7 +96,22 @@ pub struct Row {
     pub order_ts: String,
     pub amount: String,
     pub status: &'static str,
+    /// Amount taken off the list price (empty: none).
+    pub discount_amount: String,
+    pub category: &'static str,
 }
+
+/// Product categories of generated orders.
+pub const CATEGORIES: [&str; 8] = [
+    "books",
+    "music",
+    "video",
+    "games",
+    "electronics",
+    "home",
+    "garden",
+    "toys",
+];
 
 /// Counts of what was generated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -144,6 +159,18 @@ fn customer_rows(
     let spend = Gamma::new(p.p_spend, 1.0 / scale).ok();
     let gap = Exp::new(lambda.max(1e-9)).ok();
     let customer_id = format!("C{:08}", i + 1);
+    // Categories and discounts come from a stream of their own, so they never change the
+    // purchase process: a favourite category and a wandering eye; a third of customers hunt
+    // promotions.
+    let mut side = ChaCha8Rng::seed_from_u64(p.seed ^ 0x4341_5445_474f_5259);
+    side.set_stream(i as u64);
+    let favourite = side.random_range(0..CATEGORIES.len());
+    let wander: f64 = side.random_range(0.0..0.6);
+    let promo_share = if side.random::<f64>() < 0.33 {
+        0.6
+    } else {
+        0.1
+    };
     let mut rows = Vec::new();
     let mut malformed = 0;
     let mut t = rng.random_range(0.0..f64::from(p.days));
@@ -169,12 +196,25 @@ fn customer_rows(
         } else {
             "completed"
         };
+        let category = if side.random::<f64>() < wander {
+            CATEGORIES[side.random_range(0..CATEGORIES.len())]
+        } else {
+            CATEGORIES[favourite]
+        };
+        let discount_amount = if side.random::<f64>() < promo_share {
+            let rate = side.random_range(0.05..0.3);
+            format!("{:.2}", amount * rate / (1.0 - rate))
+        } else {
+            String::new()
+        };
         let mut row = Row {
             customer_id: customer_id.clone(),
             order_id,
             order_ts: ts,
             amount: format!("{amount:.2}"),
             status,
+            discount_amount,
+            category,
         };
         let dirt: f64 = rng.random();
         let mut dirt_cut = p.malformed_share;
@@ -260,13 +300,17 @@ pub fn write_orders(p: &Params, dir: &Path, format: Format) -> Result<Generated,
                         s.push_str(&r.amount);
                         s.push(',');
                         s.push_str(r.status);
+                        s.push(',');
+                        s.push_str(&r.discount_amount);
+                        s.push(',');
+                        s.push_str(r.category);
                         s.push('\n');
                     }
                     s
                 })
                 .collect();
             let mut w = std::io::BufWriter::new(fs_err::File::create(&tmp)?);
-            w.write_all(b"customer_id,order_id,order_ts,amount,status\n")?;
+            w.write_all(b"customer_id,order_id,order_ts,amount,status,discount_amount,category\n")?;
             for c in chunks {
                 w.write_all(c.as_bytes())?;
             }
@@ -284,6 +328,8 @@ pub fn write_orders(p: &Params, dir: &Path, format: Format) -> Result<Generated,
                     col("order_ts", |r| &r.order_ts),
                     col("amount", |r| &r.amount),
                     col("status", |r| r.status),
+                    col("discount_amount", |r| &r.discount_amount),
+                    col("category", |r| r.category),
                 ],
             )
             .map_err(|e| SynthError::Write {
