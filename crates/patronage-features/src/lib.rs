@@ -18,6 +18,7 @@
 //! - Rhythm: mean and coefficient of variation (sample std / mean) of the gaps between purchase
 //!   days; order trend `(orders_last_90d − orders_prev_90d) / (sum)`.
 
+mod clicks;
 mod partial;
 mod profiles;
 mod rhythm;
@@ -26,6 +27,7 @@ mod table;
 
 use rayon::prelude::*;
 
+pub use clicks::{engagement_features, Clicks, EventType};
 pub use partial::{from_micros, to_micros, Micros, OrderPartial, OrderPartials};
 pub use profiles::{profile_features, Profiles};
 pub use rhythm::{coefficient_of_variation, mean};
