@@ -364,7 +364,10 @@ mod tests {
 
     const MIN: i64 = 60_000_000;
 
-    fn clicks(rows: &[(u32, i64, EventType, bool, Option<u32>, Option<u32>)]) -> Clicks {
+    /// (customer, µs, event, price page, session, category).
+    type Event = (u32, i64, EventType, bool, Option<u32>, Option<u32>);
+
+    fn clicks(rows: &[Event]) -> Clicks {
         let mut c = Clicks {
             customer_ids: vec!["a".into(), "b".into()],
             category_names: vec!["x".into(), "y".into()],
