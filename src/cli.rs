@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// A CSV or Parquet file, a directory, or a quoted glob.
     #[arg(long, value_name = "PATH", help_heading = "Inputs")]
     pub customers: Option<String>,
+    /// Clickstream events (optional): page views, product views, carts, purchases... A CSV or
+    /// Parquet file, a directory, or a quoted glob.
+    #[arg(long, value_name = "PATH", help_heading = "Inputs")]
+    pub clicks: Option<String>,
     /// TOML config: column mapping, rule tables, model settings and any of these flags.
     #[arg(long, value_name = "FILE", help_heading = "Inputs")]
     pub config: Option<PathBuf>,
@@ -149,6 +153,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let flags = patronage_engine::Flags {
         orders: args.orders,
         customers: args.customers,
+        clicks: args.clicks,
         out: args.out,
         as_of: args.as_of,
         holdout_days: args.holdout_days,

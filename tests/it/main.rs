@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cdnow;
+mod clicks;
 mod common;
 mod customers;
 mod determinism;

@@ -22,7 +22,7 @@
 use std::path::{Path, PathBuf};
 
 use patronage_features::Day;
-use patronage_input::{parse_date, CustomersSchema, OrdersSchema};
+use patronage_input::{parse_date, ClicksSchema, CustomersSchema, OrdersSchema};
 use patronage_segments::{RuleTable, TierParams};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,8 @@ pub struct Config {
     #[serde(default)]
     pub customers: CustomersSchema,
     #[serde(default)]
+    pub clicks: ClicksSchema,
+    #[serde(default)]
     pub segments: SegmentsConfig,
     #[serde(default)]
     pub models: ModelsConfig,
@@ -50,6 +52,8 @@ pub struct RunConfig {
     pub orders: Option<String>,
     /// Customer profiles (optional): a file, directory or glob.
     pub customers: Option<String>,
+    /// Clickstream events (optional): a file, directory or glob.
+    pub clicks: Option<String>,
     pub out: Option<PathBuf>,
     pub as_of: Option<String>,
     pub holdout_days: Option<u32>,
@@ -186,6 +190,9 @@ pub struct RunOptions {
     /// Customer profiles, when given.
     pub customers: Option<String>,
     pub customers_schema: CustomersSchema,
+    /// Clickstream events, when given.
+    pub clicks: Option<String>,
+    pub clicks_schema: ClicksSchema,
     pub out: PathBuf,
     pub as_of: AsOfChoice,
     pub holdout_days: Option<u32>,
@@ -205,6 +212,7 @@ pub struct RunOptions {
 pub struct Flags {
     pub orders: Option<String>,
     pub customers: Option<String>,
+    pub clicks: Option<String>,
     pub out: Option<PathBuf>,
     pub as_of: Option<String>,
     pub holdout_days: Option<u32>,
@@ -233,6 +241,7 @@ impl Config {
         let Flags {
             orders,
             customers,
+            clicks,
             out,
             as_of,
             holdout_days,
@@ -277,16 +286,17 @@ impl Config {
         }
         patronage_input::check_schema(&self.orders).map_err(bad)?;
         let base = config_path.and_then(Path::parent).unwrap_or(Path::new(""));
+        self.clicks.check().map_err(bad)?;
         // A path in the config resolves against the config file; a flag against the cwd.
-        let customers = customers.or_else(|| {
-            self.run.customers.as_ref().map(|c| {
-                if Path::new(c).is_absolute() || c.contains(['*', '?']) {
-                    c.clone()
-                } else {
-                    base.join(c).display().to_string()
-                }
-            })
-        });
+        let from_config = |c: &String| {
+            if Path::new(c).is_absolute() || c.contains(['*', '?']) {
+                c.clone()
+            } else {
+                base.join(c).display().to_string()
+            }
+        };
+        let customers = customers.or_else(|| self.run.customers.as_ref().map(from_config));
+        let clicks = clicks.or_else(|| self.run.clicks.as_ref().map(from_config));
         self.segments.value_tiers.check().map_err(bad)?;
         self.models.check().map_err(bad)?;
         let (rules, rules_source) = load_rules(&self.segments.rules, base)?;
@@ -302,6 +312,8 @@ impl Config {
             orders,
             customers,
             customers_schema: self.customers,
+            clicks,
+            clicks_schema: self.clicks,
             out,
             as_of,
             holdout_days: holdout_days.or(self.run.holdout_days),

@@ -101,7 +101,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     let as_of = format_day(ingest.as_of);
 
     timer.start(Stage::Features, report);
-    let features = stages::features::run(&ingest)?;
+    let features = stages::features::run(&ingest, opts.clicks_schema.session_gap_minutes)?;
 
     let models = if opts.models.enabled {
         timer.start(Stage::Models, report);
@@ -158,7 +158,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             "as_of_source": match opts.as_of { AsOfChoice::Fixed(_) => "given", AsOfChoice::LatestOrder { .. } => "latest_valid_order" },
             "config": opts.config_path.as_ref().map(|p| p.display().to_string()),
             "warnings": warning_list,
-            "inputs": { "orders": ingest.manifest, "customers": ingest.customers_manifest },
+            "inputs": { "orders": ingest.manifest, "customers": ingest.customers_manifest, "clicks": ingest.clicks_manifest },
             "customers": customers,
             "features": features.manifest,
             "models": models_manifest,

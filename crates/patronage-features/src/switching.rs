@@ -5,14 +5,14 @@
 //! no component is null, never a fake zero, and the index averages the facets that exist.
 //! Components (each in [0, 1], saturating at a documented level):
 //! - procedural (time and effort sunk into learning and setting up): `tenure_days / 730`,
-//!   `saved_payment_methods / 2`, `saved_addresses / 2`, `categories_bought / 5`;
+//!   `saved_payment_methods / 2`, `saved_addresses / 2`, `categories_bought / 5`,
+//!   `sessions / 50` (lifetime sessions, from the clickstream);
 //! - financial (benefits lost): `points_balance` as its percentile rank among customers with a
 //!   balance, `(membership_tier_rank − 1) / (tiers − 1)`, `subscription_active` (1 or 0);
 //! - relational (personal bonds with the shop): `reviews_written / 3`, `referrals / 2`,
 //!   `email_opt_in` (1 or 0).
 //!
-//! Components read from the clickstream (lifetime sessions) and support contacts join when those
-//! inputs arrive. Pure: reads the feature table by name, appends four columns.
+//! Support contacts (relational) and prepaid value (financial) join when those inputs arrive. Pure: reads the feature table by name, appends four columns.
 
 use crate::{FeatureTable, Values};
 
@@ -36,12 +36,13 @@ enum Scale {
 const FACETS: [(&str, &str, &[Component]); 3] = [
     (
         "switching_cost_procedural",
-        "procedural switching cost in [0, 1]: mean of tenure/730 d, saved payment methods/2, saved addresses/2, categories bought/5 (each capped at 1) over those known",
+        "procedural switching cost in [0, 1]: mean of tenure/730 d, saved payment methods/2, saved addresses/2, categories bought/5, lifetime sessions/50 (each capped at 1) over those known",
         &[
             Component { feature: "tenure_days", scale: Scale::Saturating(730.0) },
             Component { feature: "saved_payment_methods", scale: Scale::Saturating(2.0) },
             Component { feature: "saved_addresses", scale: Scale::Saturating(2.0) },
             Component { feature: "categories_bought", scale: Scale::Saturating(5.0) },
+            Component { feature: "sessions", scale: Scale::Saturating(50.0) },
         ],
     ),
     (

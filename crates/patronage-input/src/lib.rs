@@ -7,6 +7,7 @@
 //! duplicate rows and rejects conflicting ones. Invariant, per file: `rows_read = rows_accepted +
 //! rows_rejected`. What it does not do: decide the as-of date or compute features.
 
+mod clicks;
 mod columns;
 mod customers;
 mod error;
@@ -15,6 +16,9 @@ mod parse;
 mod source;
 mod text;
 
+pub use clicks::{
+    ingest_clicks, ClickColumns, ClickCounts, ClicksSchema, EventMapping, IngestedClicks,
+};
 pub use columns::{default_null_values, OrderColumns, OrdersSchema};
 pub use customers::{ingest_customers, CustomerColumns, CustomersSchema, IngestedCustomers};
 pub use error::InputError;

@@ -5,9 +5,10 @@
 //! Stops the run (exit 1) with an explanation in the user's terms when there is nothing to score,
 //! leaving the rejected rows in `OUT/.patronage/failed/<as-of>/`.
 
-use patronage_features::{CustomerIndex, Day, Orders, Profiles};
+use patronage_features::{Clicks, CustomerIndex, Day, Orders, Profiles};
 use patronage_input::{
-    expand_inputs, format_day, ingest_customers, ingest_orders, FileStats, Ingested,
+    expand_inputs, format_day, ingest_clicks, ingest_customers, ingest_orders, ClickCounts,
+    FileStats, Ingested,
 };
 use patronage_output::OutDir;
 use serde::Serialize;
@@ -56,6 +57,21 @@ pub(crate) struct CustomersManifest {
     pub prospects: usize,
 }
 
+/// The `inputs.clicks` manifest section.
+#[derive(Debug, Serialize)]
+pub(crate) struct ClicksManifest {
+    pub spec: String,
+    pub files: Vec<FileStats>,
+    pub rows_read: i64,
+    pub rows_accepted: i64,
+    pub rows_rejected: i64,
+    pub session_gap_minutes: u32,
+    #[serde(flatten)]
+    pub counts: ClickCounts,
+    /// Events after the as-of day (kept out of the features).
+    pub events_after_as_of_ignored: usize,
+}
+
 /// What ingest hands on.
 pub(crate) struct Ingest {
     pub as_of: Day,
@@ -64,10 +80,34 @@ pub(crate) struct Ingest {
     pub orders: Orders,
     /// Customer profiles, when given.
     pub profiles: Option<Profiles>,
+    /// Clicks keyed by `index` positions (events of customers outside it dropped), when given.
+    pub clicks: Option<Clicks>,
     pub manifest: OrdersManifest,
     pub customers_manifest: Option<CustomersManifest>,
+    pub clicks_manifest: Option<ClicksManifest>,
     /// `rejected`.
     pub tables: Tables,
+}
+
+/// Clicks keyed by `index` positions; events of customers outside the index (all their events
+/// after the as-of day) are dropped.
+fn keyed_clicks(mut clicks: Clicks, index: &CustomerIndex) -> Clicks {
+    let at = index.positions(&clicks.customer_ids);
+    let keep: Vec<usize> = (0..clicks.len())
+        .filter(|&i| at[clicks.customer[i] as usize].is_some())
+        .collect();
+    let customer = keep
+        .iter()
+        .map(|&i| at[clicks.customer[i] as usize].unwrap_or_default())
+        .collect();
+    clicks.micros = keep.iter().map(|&i| clicks.micros[i]).collect();
+    clicks.event = keep.iter().map(|&i| clicks.event[i]).collect();
+    clicks.price_page = keep.iter().map(|&i| clicks.price_page[i]).collect();
+    clicks.session = keep.iter().map(|&i| clicks.session[i]).collect();
+    clicks.category = keep.iter().map(|&i| clicks.category[i]).collect();
+    clicks.customer = customer;
+    clicks.customer_ids = Vec::new();
+    clicks
 }
 
 /// Ids of the customers that have an order in keyed `orders`.
@@ -211,6 +251,13 @@ pub(crate) fn run(
         }
         None => None,
     };
+    let clicks = match &opts.clicks {
+        Some(spec) => {
+            let files = expand_inputs(spec)?;
+            Some(ingest_clicks(&files, &opts.clicks_schema)?)
+        }
+        None => None,
+    };
     let mut rejected = vec![("orders", ingested.rejected.as_slice())];
     if let Some(c) = &customers {
         rejected.push(("customers", c.rejected.as_slice()));
@@ -218,22 +265,49 @@ pub(crate) fn run(
             warnings.warn(w.clone());
         }
     }
+    if let Some(c) = &clicks {
+        rejected.push(("clicks", c.rejected.as_slice()));
+        for w in &c.warnings {
+            warnings.warn(w.clone());
+        }
+    }
     let tables = vec![("rejected", tables::rejected(&rejected)?)];
     let orders = std::mem::take(&mut ingested.orders);
-    let (index, keyed) = match &customers {
-        None => orders.into_indexed(as_of),
-        Some(c) => {
-            // The index is the union of the customers every input names on the as-of day.
-            let index = CustomerIndex::new(
-                orders
-                    .customers_until(as_of)
-                    .chain(c.profiles.customers_until(as_of))
-                    .map(String::from),
-            );
-            let keyed = orders.reindex(&index);
-            (index, keyed)
+    let (index, keyed) = if customers.is_none() && clicks.is_none() {
+        orders.into_indexed(as_of)
+    } else {
+        // The index is the union of the customers every input names on the as-of day.
+        let mut ids: Vec<String> = orders.customers_until(as_of).map(String::from).collect();
+        if let Some(c) = &customers {
+            ids.extend(c.profiles.customers_until(as_of).map(String::from));
         }
+        if let Some(c) = &clicks {
+            ids.extend(c.clicks.customers_until(as_of).map(String::from));
+        }
+        let index = CustomerIndex::new(ids);
+        let keyed = orders.reindex(&index);
+        (index, keyed)
     };
+    let clicks_manifest = clicks.as_ref().map(|c| {
+        let rows_read = sum_files(&c.files, |f| f.rows_read);
+        let rows_rejected = sum_files(&c.files, |f| f.rows_rejected);
+        ClicksManifest {
+            spec: opts.clicks.clone().unwrap_or_default(),
+            files: c.files.clone(),
+            rows_read,
+            rows_accepted: rows_read - rows_rejected,
+            rows_rejected,
+            session_gap_minutes: opts.clicks_schema.session_gap_minutes,
+            counts: c.counts.clone(),
+            events_after_as_of_ignored: c
+                .clicks
+                .micros
+                .iter()
+                .filter(|m| m.div_euclid(patronage_input::MICROS_PER_DAY) > i64::from(as_of))
+                .count(),
+        }
+    });
+    let clicks = clicks.map(|c| keyed_clicks(c.clicks, &index));
     let customers_manifest = customers.as_ref().map(|c| {
         let rows_read = sum_files(&c.files, |f| f.rows_read);
         let rows_rejected = sum_files(&c.files, |f| f.rows_rejected);
@@ -254,8 +328,10 @@ pub(crate) fn run(
         index,
         orders: keyed,
         profiles: customers.map(|c| c.profiles),
+        clicks,
         manifest,
         customers_manifest,
+        clicks_manifest,
         tables,
     })
 }
