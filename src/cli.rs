@@ -100,7 +100,8 @@ pub struct GenerateArgs {
     /// Number of customers.
     #[arg(long, default_value_t = 1000)]
     pub customers: usize,
-    /// Output directory; writes orders.csv or orders.parquet, and customers.csv (profiles).
+    /// Output directory; writes orders.csv or orders.parquet, customers.csv (profiles) and
+    /// clicks.csv (the clickstream).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Random seed: the same seed gives the same files.
@@ -185,6 +186,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             "rows_rejected": summary.rows_rejected,
             "prospects": summary.prospects,
             "profile_rows": summary.profile_rows.map(|(read, rejected)| serde_json::json!({"read": read, "rejected": rejected})),
+            "click_rows": summary.click_rows.map(|(read, rejected)| serde_json::json!({"read": read, "rejected": rejected})),
             "tables": tables,
             "manifest": summary.manifest,
             "warnings": summary.warnings,
@@ -192,15 +194,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         });
         writeln!(out, "{json}")?;
     } else {
-        let profiles = summary
-            .profile_rows
-            .map(|(read, rejected)| {
-                format!(
-                    " and {read} profile rows ({rejected} rejected); {} prospects without an order",
-                    summary.prospects
-                )
-            })
-            .unwrap_or_default();
+        let mut profiles = String::new();
+        if let Some((read, rejected)) = summary.profile_rows {
+            profiles.push_str(&format!(", {read} profile rows ({rejected} rejected)"));
+        }
+        if let Some((read, rejected)) = summary.click_rows {
+            profiles.push_str(&format!(", {read} click events ({rejected} rejected)"));
+        }
+        if summary.profile_rows.is_some() || summary.click_rows.is_some() {
+            profiles.push_str(&format!(
+                "; {} prospects without an order",
+                summary.prospects
+            ));
+        }
         writeln!(
             out,
             "as-of {}: {} customers from {} order rows ({} rejected){profiles}",
@@ -288,6 +294,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<Exit> {
     };
     let g = patronage_synth::write_orders(&params, &args.out, format)?;
     let profiles = patronage_synth::write_profiles(&params, &args.out)?;
+    let clicks = patronage_synth::write_clicks(&params, &args.out)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -303,6 +310,12 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<Exit> {
         profiles.rows,
         profiles.rows - g.customers,
         profiles.path.display()
+    )?;
+    writeln!(
+        out,
+        "{} click events -> {}",
+        clicks.rows,
+        clicks.path.display()
     )?;
     Ok(Exit::Ok)
 }

@@ -162,6 +162,8 @@ fn generated_profiles_run_with_the_orders() {
         &[
             "--customers",
             data.join("customers.csv").to_str().unwrap(),
+            "--clicks",
+            data.join("clicks.csv").to_str().unwrap(),
             "--as-of",
             "2024-12-31",
         ],
@@ -189,6 +191,37 @@ fn generated_profiles_run_with_the_orders() {
         .iter()
         .zip(f.i64s("frequency"))
         .all(|(c, n)| n.is_none_or(|n| n == 0) || c.is_some_and(|c| c >= 1)));
+    // The generated clickstream exercises every engagement signal.
+    let m = manifest(&out, "2024-12-31");
+    assert_eq!(m["inputs"]["clicks"]["rows_rejected"], 0);
+    assert!(
+        m["inputs"]["clicks"]["anonymous_visitors"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        m["inputs"]["clicks"]["events_linked_by_visitor"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    for c in [
+        "price_page_exit_rate",
+        "cart_abandonment_rate",
+        "bounce_rate",
+    ] {
+        assert!(f.f64s(c).iter().flatten().any(|v| *v > 0.0), "{c}");
+    }
+    assert!(f
+        .i64s("browse_no_buy_sessions")
+        .iter()
+        .flatten()
+        .any(|v| *v > 0));
+    assert!(
+        f.i64s("sessions").iter().all(Option::is_some),
+        "every customer and prospect browses"
+    );
     // Scores for buyers only; a prospect's are null.
     let scores = read_table(&partition(&out, "churn_scores", "2024-12-31"));
     assert_eq!(scores.rows(), f.rows());

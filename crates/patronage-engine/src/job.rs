@@ -54,6 +54,8 @@ pub struct RunSummary {
     pub prospects: usize,
     /// Profile rows read and rejected, when profiles were given.
     pub profile_rows: Option<(i64, i64)>,
+    /// Click events read and rejected, when a clickstream was given.
+    pub click_rows: Option<(i64, i64)>,
     pub tables: Vec<(String, PathBuf, usize)>,
     pub manifest: PathBuf,
     pub warnings: Vec<String>,
@@ -148,6 +150,10 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         .customers_manifest
         .as_ref()
         .map(|c| (c.rows_read, c.rows_rejected));
+    let click_rows = ingest
+        .clicks_manifest
+        .as_ref()
+        .map(|c| (c.rows_read, c.rows_rejected));
     let warning_list = warnings.list.clone();
     let written = stages::write::run(&out_dir, &as_of, tables, |table_rows| {
         timer.stop();
@@ -174,6 +180,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         rows_rejected,
         prospects,
         profile_rows,
+        click_rows,
         tables: written.tables,
         manifest: written.manifest,
         warnings: warnings.list,

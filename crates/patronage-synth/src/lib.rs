@@ -469,6 +469,163 @@ pub fn write_profiles(p: &Params, dir: &Path) -> Result<Generated, SynthError> {
     })
 }
 
+/// Header of the generated clickstream.
+pub const CLICK_HEADER: &str = "event_ts,customer_id,visitor_id,event_type,page_type,category";
+
+/// A clickstream consistent with the orders of `rows` (generated with the same `p`): every
+/// order is the purchase at the end of a session of product views, a cart and a checkout; on
+/// top, browsing sessions that bounce, that view three or more products and buy nothing, or
+/// that leave on the shipping page after a cart. A third of customers browse anonymously (a
+/// visitor id only) before their first order and are linked by it afterwards; prospects browse
+/// too; a tenth as many purely anonymous visitors bounce. Seeded apart from the orders.
+pub fn generate_clicks(p: &Params, rows: &[Row]) -> Vec<[String; 6]> {
+    let parse = |ts: &str| chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%dT%H:%M:%S").ok();
+    let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let mut by_customer: std::collections::BTreeMap<&str, Vec<&Row>> = Default::default();
+    for r in rows {
+        if !r.customer_id.is_empty() && parse(&r.order_ts).is_some() {
+            by_customer.entry(&r.customer_id).or_default().push(r);
+        }
+    }
+    let window_end = (p.start + Duration::days(i64::from(p.days)))
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default();
+    let event = |ts: chrono::NaiveDateTime, c: &str, v: &str, e: &str, page: &str, cat: &str| {
+        [
+            fmt(ts),
+            c.to_string(),
+            v.to_string(),
+            e.to_string(),
+            page.to_string(),
+            cat.to_string(),
+        ]
+    };
+    let browse = |rng: &mut ChaCha8Rng,
+                  start: chrono::NaiveDateTime,
+                  c: &str,
+                  v: &str,
+                  out: &mut Vec<[String; 6]>| {
+        let cat = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
+        let kind: f64 = rng.random();
+        let step = |k: i64| start + Duration::seconds(90 * k);
+        if kind < 0.4 {
+            out.push(event(start, c, v, "page_view", "home", ""));
+        } else if kind < 0.7 {
+            for k in 0..rng.random_range(3..7) {
+                out.push(event(step(k), c, v, "product_view", "product", cat));
+            }
+        } else {
+            out.push(event(step(0), c, v, "product_view", "product", cat));
+            out.push(event(step(1), c, v, "add_to_cart", "cart", cat));
+            out.push(event(step(2), c, v, "page_view", "shipping", ""));
+        }
+    };
+    let mut out = Vec::new();
+    let customers: Vec<(&str, Vec<&Row>)> = by_customer.into_iter().collect();
+    for (i, (customer, orders)) in customers.iter().enumerate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x434c_4943_4b53_0001);
+        rng.set_stream(i as u64);
+        let anonymous_first = rng.random::<f64>() < 0.33;
+        let visitor = if anonymous_first {
+            format!("V{i:08}")
+        } else {
+            String::new()
+        };
+        let mut times: Vec<chrono::NaiveDateTime> =
+            orders.iter().filter_map(|r| parse(&r.order_ts)).collect();
+        times.sort();
+        let first = times[0];
+        for r in orders {
+            let Some(t) = parse(&r.order_ts) else {
+                continue;
+            };
+            if r.status == "cancelled" {
+                continue;
+            }
+            let views = rng.random_range(1..4);
+            let begin = t - Duration::minutes(3 * views + 6);
+            for k in 0..views {
+                out.push(event(
+                    begin + Duration::minutes(3 * k),
+                    customer,
+                    &visitor,
+                    "product_view",
+                    "product",
+                    r.category,
+                ));
+            }
+            out.push(event(
+                t - Duration::minutes(4),
+                customer,
+                &visitor,
+                "add_to_cart",
+                "cart",
+                r.category,
+            ));
+            out.push(event(
+                t - Duration::minutes(2),
+                customer,
+                &visitor,
+                "checkout",
+                "checkout",
+                "",
+            ));
+            out.push(event(
+                t, customer, &visitor, "purchase", "checkout", r.category,
+            ));
+        }
+        if anonymous_first {
+            // Browsing before the first order, under the visitor id only.
+            let before = first - Duration::hours(rng.random_range(2..200));
+            browse(&mut rng, before, "", &visitor, &mut out);
+        }
+        for _ in 0..rng.random_range(0..4) {
+            let span = (window_end - first).num_minutes().max(1);
+            let at = first + Duration::minutes(rng.random_range(0..span));
+            browse(&mut rng, at, customer, &visitor, &mut out);
+        }
+    }
+    let prospects = p.customers / 5;
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x434c_4943_4b53_0002);
+    for k in 0..prospects {
+        let id = format!("P{:08}", k + 1);
+        for _ in 0..rng.random_range(1..4) {
+            let at = p.start.and_hms_opt(0, 0, 0).unwrap_or_default()
+                + Duration::minutes(rng.random_range(0..i64::from(p.days) * 1440));
+            browse(&mut rng, at, &id, "", &mut out);
+        }
+    }
+    for k in 0..p.customers / 10 {
+        let at = p.start.and_hms_opt(0, 0, 0).unwrap_or_default()
+            + Duration::minutes(rng.random_range(0..i64::from(p.days) * 1440));
+        out.push(event(at, "", &format!("A{k:08}"), "page_view", "home", ""));
+    }
+    out
+}
+
+/// Writes `DIR/clicks.csv` (see [`generate_clicks`]).
+pub fn write_clicks(p: &Params, dir: &Path) -> Result<Generated, SynthError> {
+    let (rows, _) = generate_rows(p)?;
+    let events = generate_clicks(p, &rows);
+    fs_err::create_dir_all(dir)?;
+    let path = dir.join("clicks.csv");
+    let tmp = path.with_extension("tmp");
+    let mut w = std::io::BufWriter::new(fs_err::File::create(&tmp)?);
+    writeln!(w, "{CLICK_HEADER}")?;
+    for e in &events {
+        writeln!(w, "{}", e.join(","))?;
+    }
+    w.flush()?;
+    drop(w);
+    fs_err::rename(&tmp, &path)?;
+    Ok(Generated {
+        customers: p.customers,
+        rows: events.len(),
+        expected_rejects: 0,
+        path,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
