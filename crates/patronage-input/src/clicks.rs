@@ -18,17 +18,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use patronage_features::{Clicks, EventType};
-use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::columns::{
-    ambiguous, default_null_values, quoted, resolve_spec, ColumnSpec, Unresolved,
-};
+use crate::columns::{default_null_values, quoted, ColumnSpec};
 use crate::error::InputError;
 use crate::orders::{FileStats, RejectReason, RejectedRow};
 use crate::parse::parse_timestamp_micros;
-use crate::source::Source;
 use crate::text::{has_replacement_char, integral_id, TextCol};
+use crate::text_input::read_text_file;
 
 /// `[clicks]` section of the config.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -221,30 +218,26 @@ pub fn ingest_clicks(
     let mut stats = Vec::new();
     let mut counts = ClickCounts::default();
     for path in files {
-        let source = Source::open(path, separator)?;
-        let found = &source.columns;
-        let mut at: [Option<usize>; 8] = [None; 8];
-        for (k, (name, required, aliases)) in COLUMNS.iter().enumerate() {
-            let spec = ColumnSpec {
+        let specs: Vec<ColumnSpec> = COLUMNS
+            .iter()
+            .map(|(name, required, aliases)| ColumnSpec {
                 name,
                 required: *required,
                 aliases,
-            };
-            match resolve_spec(&spec, configured(&schema.columns, k), "clicks", found) {
-                Ok(i) => at[k] = i,
-                Err(Unresolved::Missing(hint)) => {
-                    return Err(InputError::ColumnNotFound {
-                        path: path.clone(),
-                        column: name.to_string(),
-                        hint,
-                        found: quoted(found),
-                    })
-                }
-                Err(Unresolved::Ambiguous(names)) => {
-                    return Err(ambiguous(path, "clicks", name, &names))
-                }
-            }
-        }
+            })
+            .collect();
+        let configured: Vec<Option<&str>> =
+            (0..8).map(|k| configured(&schema.columns, k)).collect();
+        let file = read_text_file(
+            path,
+            &specs,
+            &configured,
+            "clicks",
+            separator,
+            "a click value (text, number or timestamp)",
+        )?;
+        let at = &file.at;
+        let found = &file.source.columns;
         if at[2].is_none() && at[3].is_none() {
             return Err(InputError::ColumnNotFound {
                 path: path.clone(),
@@ -253,64 +246,12 @@ pub fn ingest_clicks(
                 found: quoted(found),
             });
         }
-        let mapped: Vec<(usize, usize)> = (0..8).filter_map(|k| at[k].map(|i| (k, i))).collect();
-        for &(_, i) in &mapped {
-            if let Some(t) = source.arrow_type(i) {
-                use crate::source::ArrowDataType as A;
-                if matches!(
-                    t,
-                    A::Struct(_)
-                        | A::Map(..)
-                        | A::List(_)
-                        | A::LargeList(_)
-                        | A::Dictionary(..)
-                        | A::Float16
-                        | A::Binary
-                        | A::LargeBinary
-                        | A::BinaryView
-                ) {
-                    return Err(InputError::UnsupportedType {
-                        path: path.clone(),
-                        column: found[i].clone(),
-                        dtype: format!("{t:?}"),
-                        expected: "a click value (text, number or timestamp)",
-                        hint: "",
-                    });
-                }
-            }
-        }
-        let projection: Vec<usize> = mapped.iter().map(|m| m.1).collect();
-        let frame = source.read(&projection)?;
-        let text: Vec<Column> = frame
-            .columns
-            .iter()
-            .map(|c| {
-                c.cast(&DataType::String)
-                    .map_err(|e| InputError::Unreadable {
-                        path: path.clone(),
-                        format: source.format.as_str(),
-                        message: e.to_string(),
-                    })
-            })
-            .collect::<Result<_, _>>()?;
-        let cols: Vec<TextCol> = text.iter().map(TextCol::new).collect();
+        let mapped = file.mapped();
+        let frame = &file.frame;
+        let cols: Vec<TextCol> = file.text.iter().map(TextCol::new).collect();
         let col_of = |k: usize| mapped.iter().position(|m| m.0 == k);
         let path_text = path.display().to_string();
-        let mut file_stats = FileStats {
-            path: path_text.clone(),
-            format: source.format.as_str().to_string(),
-            compression: source.compression.map(str::to_string),
-            separator: source.separator.map(|s| char::from(s).to_string()),
-            columns: mapped
-                .iter()
-                .map(|&(k, i)| (COLUMNS[k].0.to_string(), found[i].clone()))
-                .collect(),
-            unused_columns: (0..found.len())
-                .filter(|i| !projection.contains(i))
-                .map(|i| found[i].clone())
-                .collect(),
-            ..Default::default()
-        };
+        let mut file_stats = file.stats(&specs);
         for row in 0..frame.height {
             if frame.blank_rows.binary_search(&row).is_ok() {
                 file_stats.blank_lines_skipped += 1;
@@ -357,7 +298,7 @@ pub fn ingest_clicks(
                     .map(str::trim)
                     .filter(|s| !s.is_empty() && !schema.null_values.iter().any(|n| n == s))
             };
-            let name = |k: usize| at[k].map_or(COLUMNS[k].0, |i| found[i].as_str());
+            let name = |k: usize| file.name(&specs, k);
             let Some(ts) = cell(0) else {
                 reject(
                     name(0),

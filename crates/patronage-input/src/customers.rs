@@ -18,17 +18,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use patronage_features::Profiles;
-use polars::prelude::*;
 use serde::Deserialize;
 
-use crate::columns::{
-    ambiguous, default_null_values, quoted, resolve_spec, ColumnSpec, Unresolved,
-};
+use crate::columns::{default_null_values, ColumnSpec};
 use crate::error::InputError;
 use crate::orders::{FileStats, RejectReason, RejectedRow};
 use crate::parse::{check_amount, micros_to_day, parse_timestamp_micros};
-use crate::source::{ArrowDataType, Source};
 use crate::text::{has_replacement_char, integral_id, TextCol};
+use crate::text_input::read_text_file;
 
 /// `[customers]` section of the config.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -192,24 +189,6 @@ fn parse_flag(s: &str) -> Option<bool> {
     }
 }
 
-fn check_type(t: &ArrowDataType) -> Result<(), &'static str> {
-    use ArrowDataType as A;
-    match t {
-        A::Dictionary(..) => {
-            Err("; it is dictionary-encoded (a categorical): write it as plain strings")
-        }
-        A::Float16 => Err("; write it as float32 or float64"),
-        A::Struct(_) | A::Map(..) | A::List(_) | A::LargeList(_) | A::FixedSizeList(..) => {
-            Err("; it is a nested column: flatten it in the export, or map another column")
-        }
-        A::Binary | A::LargeBinary | A::BinaryView | A::FixedSizeBinary(_) => {
-            Err("; it is binary: write it as text")
-        }
-        A::Int128 | A::UInt128 | A::Union(_) | A::Extension(_) | A::Unknown => Err(""),
-        _ => Ok(()),
-    }
-}
-
 /// Reads and validates every profile file.
 pub fn ingest_customers(
     files: &[PathBuf],
@@ -229,6 +208,8 @@ pub fn ingest_customers(
         .map(|(i, t)| (t.trim().to_lowercase(), i as i64 + 1))
         .collect();
     let specs = specs(&schema.columns);
+    let spec_list: Vec<ColumnSpec> = specs.iter().map(|s| s.0).collect();
+    let configured: Vec<Option<&str>> = specs.iter().map(|s| s.2).collect();
     // customer id → (file, row, cells) of its accepted row.
     let mut rows: BTreeMap<String, Vec<(usize, usize, Vec<Cell>)>> = BTreeMap::new();
     let mut rejected = Vec::new();
@@ -236,53 +217,21 @@ pub fn ingest_customers(
     let mut present = vec![false; specs.len()];
     let mut warnings = Vec::new();
     for (f, path) in files.iter().enumerate() {
-        let source = Source::open(path, separator)?;
-        let found = &source.columns;
-        let mut mapped: Vec<(usize, usize)> = Vec::new(); // (spec, source column)
-        for (k, (spec, _, configured)) in specs.iter().enumerate() {
-            match resolve_spec(spec, *configured, "customers", found) {
-                Ok(Some(i)) => mapped.push((k, i)),
-                Ok(None) => {}
-                Err(Unresolved::Missing(hint)) => {
-                    return Err(InputError::ColumnNotFound {
-                        path: path.clone(),
-                        column: spec.name.to_string(),
-                        hint,
-                        found: quoted(found),
-                    })
-                }
-                Err(Unresolved::Ambiguous(names)) => {
-                    return Err(ambiguous(path, "customers", spec.name, &names))
-                }
-            }
-        }
-        for &(k, i) in &mapped {
+        let file = read_text_file(
+            path,
+            &spec_list,
+            &configured,
+            "customers",
+            separator,
+            "a profile value (text, number, boolean or timestamp)",
+        )?;
+        let mapped = file.mapped();
+        for &(k, _) in &mapped {
             present[k] = true;
-            if let Some(t) = source.arrow_type(i) {
-                check_type(t).map_err(|hint| InputError::UnsupportedType {
-                    path: path.clone(),
-                    column: found[i].clone(),
-                    dtype: format!("{t:?}"),
-                    expected: "a profile value (text, number, boolean or timestamp)",
-                    hint,
-                })?;
-            }
         }
-        let projection: Vec<usize> = mapped.iter().map(|m| m.1).collect();
-        let frame = source.read(&projection)?;
-        let text: Vec<Column> = frame
-            .columns
-            .iter()
-            .map(|c| {
-                c.cast(&DataType::String)
-                    .map_err(|e| InputError::Unreadable {
-                        path: path.clone(),
-                        format: source.format.as_str(),
-                        message: e.to_string(),
-                    })
-            })
-            .collect::<Result<_, _>>()?;
-        let cols: Vec<TextCol> = text.iter().map(TextCol::new).collect();
+        let found = &file.source.columns;
+        let frame = &file.frame;
+        let cols: Vec<TextCol> = file.text.iter().map(TextCol::new).collect();
         let path_text = path.display().to_string();
         let mut file_rejected = 0i64;
         let mut blank = 0i64;
@@ -421,24 +370,12 @@ pub fn ingest_customers(
         }
         let rows_read = frame.height as i64 - blank;
         stats.push(FileStats {
-            path: path_text,
-            format: source.format.as_str().to_string(),
-            compression: source.compression.map(str::to_string),
-            separator: source.separator.map(|s| char::from(s).to_string()),
             rows_read,
             rows_accepted: rows_read - file_rejected,
             rows_rejected: file_rejected,
             blank_lines_skipped: blank,
             rejected_by_reason: by_reason,
-            columns: mapped
-                .iter()
-                .map(|&(k, i)| (specs[k].0.name.to_string(), found[i].clone()))
-                .collect(),
-            unused_columns: (0..found.len())
-                .filter(|i| !projection.contains(i))
-                .map(|i| found[i].clone())
-                .collect(),
-            ..Default::default()
+            ..file.stats(&spec_list)
         });
     }
 

@@ -15,6 +15,7 @@ mod orders;
 mod parse;
 mod source;
 mod text;
+mod text_input;
 
 pub use clicks::{
     ingest_clicks, ClickColumns, ClickCounts, ClicksSchema, EventMapping, IngestedClicks,
