@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Race: patronage (ingest + validate + RFM/BTYD features + segments + Parquet out) against DuckDB
 # and Python polars doing the RFM/BTYD aggregation on the same Parquet file, in one run.
-# Usage: scripts/bench-rfm.sh [CUSTOMERS] [REPEATS]   (default 2,500,000 customers ≈ 10M orders)
+# Usage: scripts/bench-rfm.sh [CUSTOMERS] [REPEATS]   (default 4,800,000 customers ≈ 10M orders)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CUSTOMERS="${1:-2500000}"
+CUSTOMERS="${1:-4800000}"
 REPEATS="${2:-3}"
 PY="$(bash scripts/pyenv.sh)"
 cargo build --release --quiet
