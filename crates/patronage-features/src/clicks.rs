@@ -19,8 +19,10 @@
 //!   `visits_since_last_order` (sessions starting after the last order day; all sessions for a
 //!   customer without an order).
 //!
-//! Not yet streaming: one customer's events are sorted in memory (issue #16 makes this a
-//! mergeable partial).
+//! Mergeable: [`ClickPartials`] summarize a piece of the events per customer by session
+//! fragments; pieces merge exactly (property-tested), so sessionizing needs a customer's
+//! sessions in memory, not their events. (Ingest still collects all events before building the
+//! partials; streaming them from the reader is issue #16.)
 
 use rayon::prelude::*;
 
@@ -146,95 +148,215 @@ struct Engagement {
     session_days: Vec<Day>,
 }
 
-/// Engagement of one customer from their events (`idx` into `clicks`, any order).
-fn engagement(clicks: &Clicks, idx: &mut [u32], gap_micros: i64, as_of: Day) -> Engagement {
-    // Time order; ties broken by the event's content so that row order never matters.
-    idx.sort_unstable_by_key(|&i| {
-        let i = i as usize;
-        (
-            clicks.micros[i],
-            clicks.session[i],
-            clicks.event[i],
-            clicks.price_page[i],
-            clicks.category[i],
-        )
-    });
-    // Sessions: given ids group their events; the others are cut at gaps.
-    let mut sessions: Vec<Vec<u32>> = Vec::new();
-    let mut given: std::collections::BTreeMap<u32, usize> = Default::default();
-    let mut open: Option<(usize, i64)> = None;
-    for &i in idx.iter() {
-        let iu = i as usize;
-        match clicks.session[iu] {
-            Some(s) => {
-                let k = *given.entry(s).or_insert_with(|| {
-                    sessions.push(Vec::new());
-                    sessions.len() - 1
-                });
-                sessions[k].push(i);
-            }
-            None => {
-                let t = clicks.micros[iu];
-                match open {
-                    Some((k, last)) if t - last <= gap_micros => {
-                        sessions[k].push(i);
-                        open = Some((k, t));
-                    }
-                    _ => {
-                        sessions.push(vec![i]);
-                        open = Some((sessions.len() - 1, t));
-                    }
-                }
-            }
+/// The last event of a session: the greatest (time, event, price page, category) key, so that
+/// ties at one instant resolve the same way whatever the input order.
+type LastKey = (i64, EventType, bool, Option<u32>);
+
+/// A piece of one session: a run of a customer's events (from one piece of the input) with no
+/// gap longer than the session gap, or the events of one given session id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fragment {
+    start: i64,
+    end: i64,
+    events: u32,
+    views: u32,
+    carts: u32,
+    purchase: bool,
+    last: LastKey,
+}
+
+impl Fragment {
+    fn of(clicks: &Clicks, i: usize) -> Self {
+        let e = clicks.event[i];
+        Fragment {
+            start: clicks.micros[i],
+            end: clicks.micros[i],
+            events: 1,
+            views: u32::from(e == EventType::ProductView),
+            carts: u32::from(e == EventType::AddToCart),
+            purchase: e == EventType::Purchase,
+            last: (
+                clicks.micros[i],
+                e,
+                clicks.price_page[i],
+                clicks.category[i],
+            ),
         }
     }
+
+    fn absorb(&mut self, o: &Fragment) {
+        self.start = self.start.min(o.start);
+        self.end = self.end.max(o.end);
+        self.events += o.events;
+        self.views += o.views;
+        self.carts += o.carts;
+        self.purchase |= o.purchase;
+        self.last = self.last.max(o.last);
+    }
+}
+
+/// One customer's clicks summarized so that pieces merge exactly (DESIGN §8): session fragments
+/// (a piece's gap-cut runs, coalesced on merge when they overlap or lie within the gap of each
+/// other — exactly the sessions of all events together), given-id sessions keyed by id, and the
+/// categories seen. Its size grows with sessions, not events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClickPartial {
+    /// Gap-cut session fragments, sorted by start, already coalesced.
+    fragments: Vec<Fragment>,
+    /// Sessions with a given id (an index of the input's session-id dictionary).
+    given: std::collections::BTreeMap<u32, Fragment>,
+    /// Distinct categories of the events, ascending.
+    categories: Vec<u32>,
+}
+
+impl ClickPartial {
+    /// The partial of one customer's events (`idx` into `clicks`, any order).
+    fn of(clicks: &Clicks, idx: &[u32], gap: i64) -> Self {
+        let mut p = ClickPartial::default();
+        let mut free: Vec<Fragment> = Vec::new();
+        for &i in idx {
+            let i = i as usize;
+            let f = Fragment::of(clicks, i);
+            match clicks.session[i] {
+                Some(s) => {
+                    p.given.entry(s).and_modify(|g| g.absorb(&f)).or_insert(f);
+                }
+                None => free.push(f),
+            }
+            if let Some(c) = clicks.category[i] {
+                p.categories.push(c);
+            }
+        }
+        p.categories.sort_unstable();
+        p.categories.dedup();
+        p.fragments = coalesce(free, gap);
+        p
+    }
+
+    /// Folds another piece's partial of the same customer into this one.
+    pub fn merge(&mut self, other: &ClickPartial, gap: i64) {
+        let mut all = std::mem::take(&mut self.fragments);
+        all.extend_from_slice(&other.fragments);
+        self.fragments = coalesce(all, gap);
+        for (id, f) in &other.given {
+            self.given
+                .entry(*id)
+                .and_modify(|g| g.absorb(f))
+                .or_insert(*f);
+        }
+        let mut cats = std::mem::take(&mut self.categories);
+        cats.extend_from_slice(&other.categories);
+        cats.sort_unstable();
+        cats.dedup();
+        self.categories = cats;
+    }
+
+    /// The customer's sessions (given-id ones and gap-cut ones).
+    fn sessions(&self) -> impl Iterator<Item = &Fragment> {
+        self.given.values().chain(&self.fragments)
+    }
+}
+
+/// Sorts fragments by start and joins every one that starts within `gap` of the end of the
+/// session being built: the gap-cut sessions of all their events together.
+fn coalesce(mut fragments: Vec<Fragment>, gap: i64) -> Vec<Fragment> {
+    fragments.sort_unstable_by_key(|f| (f.start, f.end, f.last));
+    let mut out: Vec<Fragment> = Vec::with_capacity(fragments.len());
+    for f in fragments {
+        match out.last_mut() {
+            Some(cur) if f.start <= cur.end + gap => cur.absorb(&f),
+            _ => out.push(f),
+        }
+    }
+    out
+}
+
+/// The partials of every customer of an index (`clicks.customer` = index position).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClickPartials {
+    parts: Vec<ClickPartial>,
+    gap: i64,
+}
+
+impl ClickPartials {
+    /// Partials of the events on or before `as_of`, sessions cut at `session_gap_minutes`.
+    pub fn from_clicks(
+        clicks: &Clicks,
+        customers: usize,
+        as_of: Day,
+        session_gap_minutes: u32,
+    ) -> Self {
+        let gap = i64::from(session_gap_minutes) * 60_000_000;
+        let mut by_customer: Vec<Vec<u32>> = vec![Vec::new(); customers];
+        for i in 0..clicks.len() {
+            if day_of(clicks.micros[i]) <= as_of {
+                by_customer[clicks.customer[i] as usize].push(i as u32);
+            }
+        }
+        let parts = by_customer
+            .par_iter()
+            .map(|idx| ClickPartial::of(clicks, idx, gap))
+            .collect();
+        ClickPartials { parts, gap }
+    }
+
+    /// Folds the partials of another piece over the same index into these.
+    ///
+    /// # Panics
+    /// When the two are over indexes of different sizes (a bug in the caller).
+    pub fn merge(&mut self, other: &ClickPartials) {
+        assert_eq!(
+            self.parts.len(),
+            other.parts.len(),
+            "partials of different indexes"
+        );
+        let gap = self.gap;
+        self.parts
+            .par_iter_mut()
+            .zip(&other.parts)
+            .for_each(|(a, b)| a.merge(b, gap));
+    }
+}
+
+/// One customer's engagement from their (merged) partial.
+fn engagement(p: &ClickPartial, as_of: Day) -> Option<Engagement> {
     let mut e = Engagement {
-        sessions: sessions.len() as i64,
-        events: idx.len() as i64,
+        categories: p.categories.len() as i64,
         ..Engagement::default()
     };
-    let mut categories: Vec<u32> = idx
-        .iter()
-        .filter_map(|&i| clicks.category[i as usize])
-        .collect();
-    categories.sort_unstable();
-    categories.dedup();
-    e.categories = categories.len() as i64;
-    e.last_day = idx.last().map_or(0, |&i| day_of(clicks.micros[i as usize]));
-    for s in &sessions {
-        let start = day_of(clicks.micros[s[0] as usize]);
+    let mut last = None;
+    for s in p.sessions() {
+        let start = day_of(s.start);
+        e.sessions += 1;
+        e.events += i64::from(s.events);
         e.session_days.push(start);
+        last = last.max(Some(s.end));
         if as_of - start < 30 {
             e.sessions_30d += 1;
         }
         if as_of - start < 90 {
             e.sessions_90d += 1;
         }
-        if s.len() == 1 {
+        if s.events == 1 {
             e.bounces += 1;
         }
-        let count =
-            |t: EventType| s.iter().filter(|&&i| clicks.event[i as usize] == t).count() as i64;
-        let views = count(EventType::ProductView);
-        let carts = count(EventType::AddToCart);
-        let purchase = count(EventType::Purchase) > 0;
-        e.product_views += views;
-        e.add_to_carts += carts;
-        if carts > 0 {
+        e.product_views += i64::from(s.views);
+        e.add_to_carts += i64::from(s.carts);
+        if s.carts > 0 {
             e.cart_sessions += 1;
-            if purchase {
+            if s.purchase {
                 e.cart_purchase_sessions += 1;
             }
         }
-        let last = *s.last().unwrap_or(&s[0]) as usize;
-        if clicks.price_page[last] && !purchase {
+        if s.last.2 && !s.purchase {
             e.price_exits += 1;
         }
-        if views >= 3 && carts == 0 {
+        if s.views >= 3 && s.carts == 0 {
             e.browse_no_buy += 1;
         }
     }
-    e
+    e.last_day = day_of(last?);
+    Some(e)
 }
 
 /// Engagement columns over the index the clicks are keyed by (`clicks.customer` = index
@@ -247,16 +369,21 @@ pub fn engagement_features(
     session_gap_minutes: u32,
     last_order_day: &[Option<Day>],
 ) -> FeatureTable {
-    let gap = i64::from(session_gap_minutes) * 60_000_000;
-    let mut by_customer: Vec<Vec<u32>> = vec![Vec::new(); customers];
-    for i in 0..clicks.len() {
-        if day_of(clicks.micros[i]) <= as_of {
-            by_customer[clicks.customer[i] as usize].push(i as u32);
-        }
-    }
-    let rows: Vec<Option<Engagement>> = by_customer
-        .into_par_iter()
-        .map(|mut idx| (!idx.is_empty()).then(|| engagement(clicks, &mut idx, gap, as_of)))
+    let partials = ClickPartials::from_clicks(clicks, customers, as_of, session_gap_minutes);
+    engagement_from_partials(&partials, as_of, last_order_day)
+}
+
+/// Engagement columns from merged click partials (see [`ClickPartials::merge`]).
+pub fn engagement_from_partials(
+    partials: &ClickPartials,
+    as_of: Day,
+    last_order_day: &[Option<Day>],
+) -> FeatureTable {
+    let customers = partials.parts.len();
+    let rows: Vec<Option<Engagement>> = partials
+        .parts
+        .par_iter()
+        .map(|p| engagement(p, as_of))
         .collect();
     let int = |f: &(dyn Fn(&Engagement) -> i64 + Sync)| -> Values {
         Values::Int(rows.par_iter().map(|r| r.as_ref().map(f)).collect())
@@ -434,5 +561,59 @@ mod tests {
             engagement_features(&c, 3, 110, 30, &[Some(99), None, None]),
             t
         );
+    }
+
+    use proptest::prelude::*;
+
+    fn event_strategy() -> impl Strategy<Value = Vec<Event>> {
+        let event = prop_oneof![
+            Just(EventType::PageView),
+            Just(EventType::ProductView),
+            Just(EventType::AddToCart),
+            Just(EventType::Purchase),
+        ];
+        proptest::collection::vec(
+            (
+                0u32..2,
+                // Minutes within a few days, so gaps fall on both sides of 30 minutes.
+                (0i64..6000).prop_map(|m| 100 * 86_400 * 1_000_000 + m * MIN),
+                event,
+                any::<bool>(),
+                prop_oneof![4 => Just(None), 1 => (0u32..3).prop_map(Some)],
+                prop_oneof![Just(None), (0u32..2).prop_map(Some)],
+            ),
+            0..50,
+        )
+    }
+
+    proptest! {
+        /// Any split of the events into pieces, merged in any order, gives the engagement of
+        /// all events at once: sessions that span pieces are joined exactly.
+        #[test]
+        fn pieces_merge_into_the_same_sessions(rows in event_strategy(), owner in proptest::collection::vec(0usize..3, 50), reverse in any::<bool>()) {
+            let whole = clicks(&rows);
+            let last_order = [Some(100), None];
+            let want = engagement_features(&whole, 2, 110, 30, &last_order);
+            let mut pieces: Vec<ClickPartials> = (0..3)
+                .map(|k| {
+                    let mine: Vec<Event> = rows
+                        .iter()
+                        .zip(&owner)
+                        .filter(|(_, o)| **o == k)
+                        .map(|(r, _)| *r)
+                        .collect();
+                    ClickPartials::from_clicks(&clicks(&mine), 2, 110, 30)
+                })
+                .collect();
+            if reverse {
+                pieces.reverse();
+            }
+            let mut merged = pieces.remove(0);
+            for p in &pieces {
+                merged.merge(p);
+            }
+            prop_assert_eq!(&merged, &ClickPartials::from_clicks(&whole, 2, 110, 30));
+            prop_assert_eq!(engagement_from_partials(&merged, 110, &last_order), want);
+        }
     }
 }

@@ -27,7 +27,9 @@ mod table;
 
 use rayon::prelude::*;
 
-pub use clicks::{engagement_features, Clicks, EventType};
+pub use clicks::{
+    engagement_features, engagement_from_partials, ClickPartial, ClickPartials, Clicks, EventType,
+};
 pub use partial::{from_micros, to_micros, Micros, OrderPartial, OrderPartials};
 pub use profiles::{profile_features, Profiles};
 pub use rhythm::{coefficient_of_variation, mean};
