@@ -2,7 +2,10 @@
 //! - `ingest_rfm`: read + validate a Parquet export, then per-customer RFM/BTYD features;
 //! - `fit_models`: BG/NBD + Gamma-Gamma maximum likelihood on a customer summary;
 //! - `nightly_run`: the whole job as `patronage run` does it (ingest, features, models with
-//!   per-customer scores and CLV, segments, Parquet out), on the ingest size.
+//!   per-customer scores and CLV, segments, Parquet out), on the ingest size;
+//! - `sessionize`: read + validate + stitch a generated clickstream CSV, then sessions and the
+//!   engagement columns (`PATRONAGE_BENCH_CLICK_CUSTOMERS`, default 100,000 customers ≈ 1.7M
+//!   events).
 //!
 //! Sizes: `PATRONAGE_BENCH_CUSTOMERS` (default 250,000 customers ≈ 1M orders) for ingest, and
 //! `PATRONAGE_BENCH_FIT_CUSTOMERS` (default 1,000,000) for the model fit. The peer races (DuckDB,
@@ -122,5 +125,41 @@ fn nightly_run(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingest_rfm, fit_models, nightly_run);
+fn sessionize(c: &mut Criterion) {
+    let customers = env_usize("PATRONAGE_BENCH_CLICK_CUSTOMERS", 100_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let params = patronage_synth::Params {
+        customers,
+        seed: 1,
+        ..Default::default()
+    };
+    let path = patronage_synth::write_clicks(&params, dir.path())
+        .expect("generate")
+        .path;
+    let schema = patronage_input::ClicksSchema::default();
+    let as_of = patronage_input::parse_date("2024-12-31").expect("date");
+    let events = patronage_input::ingest_clicks(std::slice::from_ref(&path), &schema)
+        .expect("clicks")
+        .clicks
+        .len();
+    let mut group = slow_group(c, format!("sessionize/{events}_events"), 20);
+    group.bench_function("ingest+engagement", |b| {
+        b.iter(|| {
+            let clicks = patronage_input::ingest_clicks(std::slice::from_ref(&path), &schema)
+                .expect("clicks")
+                .clicks;
+            let n = clicks.customer_ids.len();
+            black_box(patronage_features::engagement_features(
+                &clicks,
+                n,
+                as_of,
+                30,
+                &vec![None; n],
+            ))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest_rfm, fit_models, nightly_run, sessionize);
 criterion_main!(benches);
