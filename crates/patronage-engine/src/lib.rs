@@ -16,10 +16,11 @@ pub use config::{
     ValueBasis,
 };
 pub use error::EngineError;
-pub use job::{run, Event, RunSummary, Stage};
+pub use job::{run, RunSummary};
 pub use stages::models::RISK_BANDS;
 pub use stages::models::{model_inputs, ModelInputs};
 pub use stages::segments::NO_PURCHASE;
+pub use stages::{Event, Stage};
 pub use tables::TABLES;
 
 /// Engine version recorded in every manifest.

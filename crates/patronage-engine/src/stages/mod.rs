@@ -12,7 +12,36 @@ pub(crate) mod write;
 
 use polars::prelude::DataFrame;
 
-use crate::job::Event;
+/// Pipeline stages, reported to the caller as they start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Ingest,
+    Features,
+    Models,
+    Segments,
+    Write,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Ingest => "ingest",
+            Stage::Features => "features",
+            Stage::Models => "models",
+            Stage::Segments => "segments",
+            Stage::Write => "write",
+        }
+    }
+}
+
+/// What a run tells its caller as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A stage starts.
+    Stage(Stage),
+    /// Something the user should know that does not stop the run (also in the manifest).
+    Warning(&'a str),
+}
 
 /// Tables a stage hands to the write stage, in output order.
 pub(crate) type Tables = Vec<(&'static str, DataFrame)>;
