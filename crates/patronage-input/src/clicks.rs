@@ -182,13 +182,32 @@ fn configured(c: &ClickColumns, k: usize) -> Option<&str> {
 
 /// One accepted event before identity stitching.
 struct Raw {
-    customer: Option<String>,
-    visitor: Option<String>,
+    customer: Option<u32>,
+    visitor: Option<u32>,
     micros: i64,
     event: EventType,
     price_page: bool,
-    session: Option<String>,
-    category: Option<String>,
+    session: Option<u32>,
+    category: Option<u32>,
+}
+
+/// Strings interned as they are read: one allocation per distinct value, a `u32` per event.
+#[derive(Default)]
+struct Dict {
+    key: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Dict {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(k) = self.key.get(s) {
+            return *k;
+        }
+        let k = self.names.len() as u32;
+        self.key.insert(s.to_string(), k);
+        self.names.push(s.to_string());
+        k
+    }
 }
 
 /// Reads, validates and stitches every click file.
@@ -214,6 +233,12 @@ pub fn ingest_clicks(
         .map(|p| p.to_lowercase())
         .collect();
     let mut raws: Vec<Raw> = Vec::new();
+    let (mut customers, mut visitors, mut sessions, mut categories) = (
+        Dict::default(),
+        Dict::default(),
+        Dict::default(),
+        Dict::default(),
+    );
     let mut rejected = Vec::new();
     let mut stats = Vec::new();
     let mut counts = ClickCounts::default();
@@ -329,8 +354,8 @@ pub fn ingest_clicks(
                 );
                 continue;
             };
-            let customer = cell(2).map(|c| integral_id(c).to_string());
-            let visitor = cell(3).map(|v| integral_id(v).to_string());
+            let customer = cell(2).map(|c| customers.intern(integral_id(c)));
+            let visitor = cell(3).map(|v| visitors.intern(integral_id(v)));
             if customer.is_none() && visitor.is_none() {
                 let k = if at[2].is_some() { 2 } else { 3 };
                 reject(
@@ -363,57 +388,46 @@ pub fn ingest_clicks(
                 micros,
                 event,
                 price_page,
-                session: cell(4).map(str::to_string),
-                category: cell(7).map(str::to_string),
+                session: cell(4).map(|v| sessions.intern(v)),
+                category: cell(7).map(|v| categories.intern(v)),
             });
         }
         file_stats.rows_accepted = file_stats.rows_read - file_stats.rows_rejected;
         stats.push(file_stats);
     }
 
-    // Identity: visitor → the customer its events name (the smallest, deterministically).
-    let mut visitor_customer: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    // Identity: visitor → the customer its events name (the smallest id, deterministically).
+    let mut link: Vec<Option<u32>> = vec![None; visitors.names.len()];
+    let mut several = vec![false; visitors.names.len()];
     for r in &raws {
-        if let (Some(v), Some(c)) = (&r.visitor, &r.customer) {
-            visitor_customer.entry(v).or_default().push(c);
+        if let (Some(v), Some(c)) = (r.visitor, r.customer) {
+            let slot = &mut link[v as usize];
+            match *slot {
+                None => *slot = Some(c),
+                Some(old) if old != c => {
+                    several[v as usize] = true;
+                    if customers.names[c as usize] < customers.names[old as usize] {
+                        *slot = Some(c);
+                    }
+                }
+                Some(_) => {}
+            }
         }
     }
-    let mut link: HashMap<&str, &str> = HashMap::new();
-    for (v, mut cs) in visitor_customer {
-        cs.sort_unstable();
-        cs.dedup();
-        if cs.len() > 1 {
-            counts.visitors_with_several_customers += 1;
-        }
-        link.insert(v, cs[0]);
-    }
+    counts.visitors_with_several_customers = several.iter().filter(|s| **s).count() as i64;
     let mut clicks = Clicks::default();
-    let mut customer_key: HashMap<String, u32> = HashMap::new();
-    let mut session_key: HashMap<String, u32> = HashMap::new();
-    let mut category_key: HashMap<String, u32> = HashMap::new();
-    let mut anonymous: std::collections::BTreeSet<&str> = Default::default();
-    fn intern(map: &mut HashMap<String, u32>, names: Option<&mut Vec<String>>, s: &str) -> u32 {
-        if let Some(k) = map.get(s) {
-            return *k;
-        }
-        let k = map.len() as u32;
-        map.insert(s.to_string(), k);
-        if let Some(names) = names {
-            names.push(s.to_string());
-        }
-        k
-    }
+    let mut anonymous = vec![false; visitors.names.len()];
     for r in &raws {
-        let customer = match (&r.customer, &r.visitor) {
-            (Some(c), _) => c.as_str(),
-            (None, Some(v)) => match link.get(v.as_str()) {
+        let customer = match (r.customer, r.visitor) {
+            (Some(c), _) => c,
+            (None, Some(v)) => match link[v as usize] {
                 Some(c) => {
                     counts.events_linked_by_visitor += 1;
                     c
                 }
                 None => {
                     counts.anonymous_events += 1;
-                    anonymous.insert(v);
+                    anonymous[v as usize] = true;
                     continue;
                 }
             },
@@ -423,23 +437,17 @@ pub fn ingest_clicks(
             .events_by_type
             .entry(r.event.name().to_string())
             .or_default() += 1;
-        let c = intern(&mut customer_key, Some(&mut clicks.customer_ids), customer);
-        clicks.customer.push(c);
+        clicks.customer.push(customer);
         clicks.micros.push(r.micros);
         clicks.event.push(r.event);
         clicks.price_page.push(r.price_page);
-        clicks.session.push(
-            r.session
-                .as_deref()
-                .map(|s| intern(&mut session_key, None, s)),
-        );
-        clicks.category.push(
-            r.category
-                .as_deref()
-                .map(|s| intern(&mut category_key, Some(&mut clicks.category_names), s)),
-        );
+        clicks.session.push(r.session);
+        clicks.category.push(r.category);
     }
-    counts.anonymous_visitors = anonymous.len() as i64;
+    drop(raws);
+    clicks.customer_ids = customers.names;
+    clicks.category_names = categories.names;
+    counts.anonymous_visitors = anonymous.iter().filter(|a| **a).count() as i64;
     rejected.sort_by(|a, b| a.source_file.cmp(&b.source_file).then(a.row.cmp(&b.row)));
     let mut warnings = Vec::new();
     if !counts.unknown_event_names.is_empty() {
