@@ -108,17 +108,40 @@ impl Clicks {
 
     /// Ids of the customers with an event on or before `as_of`.
     pub fn customers_until(&self, as_of: Day) -> impl Iterator<Item = &str> + '_ {
-        let mut seen = vec![false; self.customer_ids.len()];
-        for (c, m) in self.customer.iter().zip(&self.micros) {
-            if day_of(*m) <= as_of {
-                seen[*c as usize] = true;
-            }
+        crate::ids_seen(
+            &self.customer_ids,
+            self.customer
+                .iter()
+                .zip(&self.micros)
+                .map(move |(c, m)| (*c, day_of(*m) <= as_of)),
+        )
+    }
+
+    /// The same events keyed by `index` positions (`customer_ids` emptied); events of customers
+    /// outside the index (all their events after the as-of day) are dropped.
+    pub fn into_keyed(mut self, index: &crate::CustomerIndex) -> Clicks {
+        let at = index.positions(&self.customer_ids);
+        let mut w = 0;
+        for r in 0..self.customer.len() {
+            let Some(k) = at[self.customer[r] as usize] else {
+                continue;
+            };
+            self.customer[w] = k;
+            self.micros[w] = self.micros[r];
+            self.event[w] = self.event[r];
+            self.price_page[w] = self.price_page[r];
+            self.session[w] = self.session[r];
+            self.category[w] = self.category[r];
+            w += 1;
         }
-        self.customer_ids
-            .iter()
-            .zip(seen)
-            .filter(|(_, s)| *s)
-            .map(|(id, _)| id.as_str())
+        self.customer.truncate(w);
+        self.micros.truncate(w);
+        self.event.truncate(w);
+        self.price_page.truncate(w);
+        self.session.truncate(w);
+        self.category.truncate(w);
+        self.customer_ids = Vec::new();
+        self
     }
 }
 

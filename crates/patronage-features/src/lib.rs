@@ -143,17 +143,13 @@ impl Orders {
 
     /// Ids of the customers with an order (of any kind) on or before `as_of`.
     pub fn customers_until(&self, as_of: Day) -> impl Iterator<Item = &str> + '_ {
-        let mut seen = vec![false; self.customer_ids.len()];
-        for (c, d) in self.customer.iter().zip(&self.day) {
-            if *d <= as_of {
-                seen[*c as usize] = true;
-            }
-        }
-        self.customer_ids
-            .iter()
-            .zip(seen)
-            .filter(|(_, s)| *s)
-            .map(|(id, _)| id.as_str())
+        ids_seen(
+            &self.customer_ids,
+            self.customer
+                .iter()
+                .zip(&self.day)
+                .map(move |(c, d)| (*c, *d <= as_of)),
+        )
     }
 
     /// The same orders keyed by `index` positions (`customer_ids` becomes the index); orders of
@@ -203,6 +199,21 @@ impl Orders {
             .map(|(d, _)| *d)
             .max()
     }
+}
+
+/// The ids of a dictionary for which some `(key, hit)` has `hit`, in dictionary order.
+fn ids_seen<'a>(
+    ids: &'a [String],
+    keys: impl Iterator<Item = (u32, bool)>,
+) -> impl Iterator<Item = &'a str> + 'a {
+    let mut seen = vec![false; ids.len()];
+    for (k, hit) in keys {
+        seen[k as usize] |= hit;
+    }
+    ids.iter()
+        .zip(seen)
+        .filter(|(_, s)| *s)
+        .map(|(id, _)| id.as_str())
 }
 
 /// Per-customer row computed independently of every other customer.

@@ -20,11 +20,11 @@ use std::path::PathBuf;
 use patronage_features::{Clicks, EventType};
 use serde::{Deserialize, Serialize};
 
-use crate::columns::{default_null_values, quoted, ColumnSpec};
+use crate::columns::{default_null_values, quoted, separator_byte, ColumnSpec};
 use crate::error::InputError;
 use crate::orders::{FileStats, RejectReason, RejectedRow};
 use crate::parse::parse_timestamp_micros;
-use crate::text::{has_replacement_char, integral_id, TextCol};
+use crate::text::{clean, has_replacement_char, integral_id, Dict, TextCol};
 use crate::text_input::read_text_file;
 
 /// `[clicks]` section of the config.
@@ -191,37 +191,14 @@ struct Raw {
     category: Option<u32>,
 }
 
-/// Strings interned as they are read: one allocation per distinct value, a `u32` per event.
-#[derive(Default)]
-struct Dict {
-    key: HashMap<String, u32>,
-    names: Vec<String>,
-}
-
-impl Dict {
-    fn intern(&mut self, s: &str) -> u32 {
-        if let Some(k) = self.key.get(s) {
-            return *k;
-        }
-        let k = self.names.len() as u32;
-        self.key.insert(s.to_string(), k);
-        self.names.push(s.to_string());
-        k
-    }
-}
-
 /// Reads, validates and stitches every click file.
 pub fn ingest_clicks(
     files: &[PathBuf],
     schema: &ClicksSchema,
 ) -> Result<IngestedClicks, InputError> {
     schema.check().map_err(InputError::InvalidConfig)?;
-    let separator = crate::OrdersSchema {
-        separator: schema.separator.clone(),
-        ..Default::default()
-    }
-    .separator_byte()
-    .map_err(InputError::InvalidConfig)?;
+    let separator =
+        separator_byte("clicks", schema.separator.as_deref()).map_err(InputError::InvalidConfig)?;
     let mapping: HashMap<String, &EventMapping> = schema
         .events
         .iter()
@@ -318,11 +295,7 @@ pub fn ingest_clicks(
                 );
                 continue;
             }
-            let cell = |k: usize| {
-                raw(k)
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty() && !schema.null_values.iter().any(|n| n == s))
-            };
+            let cell = |k: usize| raw(k).and_then(|s| clean(s, &schema.null_values));
             let name = |k: usize| file.name(&specs, k);
             let Some(ts) = cell(0) else {
                 reject(

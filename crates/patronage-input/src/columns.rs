@@ -57,14 +57,19 @@ impl Default for OrdersSchema {
 impl OrdersSchema {
     /// The configured CSV separator as a byte.
     pub fn separator_byte(&self) -> Result<Option<u8>, String> {
-        match self.separator.as_deref() {
-            None => Ok(None),
-            Some("\\t") | Some("tab") => Ok(Some(b'\t')),
-            Some(s) if s.len() == 1 && s.is_ascii() && s != "\"" => Ok(Some(s.as_bytes()[0])),
-            Some(s) => Err(format!(
-                "orders.separator must be one ASCII character (or \"tab\"), got {s:?}"
-            )),
-        }
+        separator_byte("orders", self.separator.as_deref())
+    }
+}
+
+/// A configured CSV separator (`<section>.separator`) as a byte: one ASCII character or "tab".
+pub(crate) fn separator_byte(section: &str, separator: Option<&str>) -> Result<Option<u8>, String> {
+    match separator {
+        None => Ok(None),
+        Some("\\t") | Some("tab") => Ok(Some(b'\t')),
+        Some(s) if s.len() == 1 && s.is_ascii() && s != "\"" => Ok(Some(s.as_bytes()[0])),
+        Some(s) => Err(format!(
+            "{section}.separator must be one ASCII character (or \"tab\"), got {s:?}"
+        )),
     }
 }
 
@@ -366,5 +371,12 @@ mod tests {
         assert_eq!(looks_like("OrderStatus"), Some(Canon::Status));
         assert_eq!(looks_like("Customer Email"), Some(Canon::CustomerId));
         assert_eq!(looks_like("weight_kg"), None);
+    }
+
+    #[test]
+    fn separator_errors_name_their_section() {
+        assert_eq!(separator_byte("clicks", Some("tab")), Ok(Some(b'\t')));
+        let err = separator_byte("customers", Some(";;")).unwrap_err();
+        assert!(err.starts_with("customers.separator"), "{err}");
     }
 }

@@ -20,11 +20,11 @@ use std::path::PathBuf;
 use patronage_features::Profiles;
 use serde::Deserialize;
 
-use crate::columns::{default_null_values, ColumnSpec};
+use crate::columns::{default_null_values, separator_byte, ColumnSpec};
 use crate::error::InputError;
 use crate::orders::{FileStats, RejectReason, RejectedRow};
 use crate::parse::{check_amount, micros_to_day, parse_timestamp_micros};
-use crate::text::{has_replacement_char, integral_id, TextCol};
+use crate::text::{clean, has_replacement_char, integral_id, TextCol};
 use crate::text_input::read_text_file;
 
 /// `[customers]` section of the config.
@@ -194,13 +194,8 @@ pub fn ingest_customers(
     files: &[PathBuf],
     schema: &CustomersSchema,
 ) -> Result<IngestedCustomers, InputError> {
-    let separator = {
-        let s = crate::OrdersSchema {
-            separator: schema.separator.clone(),
-            ..Default::default()
-        };
-        s.separator_byte().map_err(InputError::InvalidConfig)?
-    };
+    let separator = separator_byte("customers", schema.separator.as_deref())
+        .map_err(InputError::InvalidConfig)?;
     let tiers: HashMap<String, i64> = schema
         .tier_order
         .iter()
@@ -287,9 +282,7 @@ pub fn ingest_customers(
                     file_rejected += 1;
                     continue 'rows;
                 }
-                let value = raw
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty() && !schema.null_values.iter().any(|n| n == s));
+                let value = raw.and_then(|s| clean(s, &schema.null_values));
                 let Some(v) = value else {
                     if *kind == Kind::Id {
                         reject(

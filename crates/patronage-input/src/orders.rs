@@ -37,7 +37,8 @@ use crate::parse::{
     MICROS_PER_DAY,
 };
 use crate::source::{ArrowDataType, InputFormat, Source};
-use crate::text::{has_replacement_char, integral_id, TextCol};
+use crate::text::{clean, has_replacement_char, integral_id, Dict, TextCol};
+use crate::text_input::text_readable;
 
 /// Why a row was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -226,17 +227,7 @@ fn check_arrow_type(canon: Canon, t: &ArrowDataType) -> Result<(), (&'static str
         }
         _ => "an identifier or label (text or integer)",
     };
-    let hint = match t {
-        A::Dictionary(..) => {
-            "; it is dictionary-encoded (a pandas/Arrow categorical): write it as plain strings"
-        }
-        A::Float16 => "; write it as float32 or float64",
-        A::Struct(_) | A::Map(..) | A::List(_) | A::LargeList(_) | A::FixedSizeList(..) => {
-            "; it is a nested column: flatten it in the export, or map another column"
-        }
-        _ => "",
-    };
-    Err((expected, hint))
+    Err((expected, text_readable(t).err().unwrap_or("")))
 }
 
 fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError> {
@@ -416,8 +407,7 @@ impl<'v> FileView<'v> {
 
     /// A raw cell trimmed; `None` when empty or a null marker.
     fn clean(&self, raw: Option<&'v str>) -> Option<&'v str> {
-        let s = raw?.trim();
-        (!s.is_empty() && !self.null_values.iter().any(|n| n == s)).then_some(s)
+        clean(raw?, self.null_values)
     }
 
     fn raw(&self, canon: Canon, row: usize) -> Option<String> {
@@ -765,7 +755,7 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         category_ids: Vec::new(),
         category_names: Vec::new(),
     };
-    let mut category_key: HashMap<String, u32, FixedState> = HashMap::default();
+    let mut category_dict = Dict::default();
     let mut push_order = |customer,
                           micros: i64,
                           amount: f64,
@@ -777,27 +767,20 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
             canonical.discount.push(discount);
         }
         if has_category {
-            let names = &mut canonical.category_names;
-            let start = canonical.category_ids.len();
-            for c in categories {
-                let id = match category_key.get(*c) {
-                    Some(id) => *id,
-                    None => {
-                        names.push(c.to_string());
-                        let id = names.len() as u32 - 1;
-                        category_key.insert(c.to_string(), id);
-                        id
-                    }
-                };
-                canonical.category_ids.push(id);
+            // This order's distinct categories, sorted, appended in place (no per-order vector).
+            let ids = &mut canonical.category_ids;
+            let start = ids.len();
+            ids.extend(categories.iter().map(|c| category_dict.intern(c)));
+            ids[start..].sort_unstable();
+            let mut end = start;
+            for k in start..ids.len() {
+                if k == start || ids[k] != ids[end - 1] {
+                    ids[end] = ids[k];
+                    end += 1;
+                }
             }
-            canonical.category_ids[start..].sort_unstable();
-            let mut distinct = canonical.category_ids.split_off(start);
-            distinct.dedup();
-            canonical.category_ids.extend(distinct);
-            canonical
-                .category_start
-                .push(canonical.category_ids.len() as u32);
+            ids.truncate(end);
+            canonical.category_start.push(end as u32);
         }
         let ids = &mut canonical.customer_ids;
         let k = *key.entry(customer).or_insert_with(|| {
@@ -926,6 +909,7 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         }
     }
 
+    canonical.category_names = category_dict.names;
     rejected.sort_by(|a, b| a.source_file.cmp(&b.source_file).then(a.row.cmp(&b.row)));
     let mut warnings = Vec::new();
     let stats = views

@@ -78,3 +78,28 @@ pub(crate) fn integral_id(s: &str) -> &str {
         s
     }
 }
+
+/// A cell trimmed; `None` when empty or one of the `null_values` markers.
+pub(crate) fn clean<'a>(raw: &'a str, null_values: &[String]) -> Option<&'a str> {
+    let s = raw.trim();
+    (!s.is_empty() && !null_values.iter().any(|n| n == s)).then_some(s)
+}
+
+/// Strings interned as they are read: one allocation per distinct value, a `u32` per row.
+#[derive(Default)]
+pub(crate) struct Dict {
+    key: std::collections::HashMap<String, u32, foldhash::fast::FixedState>,
+    pub names: Vec<String>,
+}
+
+impl Dict {
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(k) = self.key.get(s) {
+            return *k;
+        }
+        let k = self.names.len() as u32;
+        self.key.insert(s.to_string(), k);
+        self.names.push(s.to_string());
+        k
+    }
+}

@@ -59,12 +59,12 @@ impl TextFile {
 }
 
 /// Why a Parquet column cannot be read as text (a hint), or `Ok`.
-fn text_readable(t: &ArrowDataType) -> Result<(), &'static str> {
+pub(crate) fn text_readable(t: &ArrowDataType) -> Result<(), &'static str> {
     use ArrowDataType as A;
     match t {
-        A::Dictionary(..) => {
-            Err("; it is dictionary-encoded (a categorical): write it as plain strings")
-        }
+        A::Dictionary(..) => Err(
+            "; it is dictionary-encoded (a pandas/Arrow categorical): write it as plain strings",
+        ),
         A::Float16 => Err("; write it as float32 or float64"),
         A::Struct(_) | A::Map(..) | A::List(_) | A::LargeList(_) | A::FixedSizeList(..) => {
             Err("; it is a nested column: flatten it in the export, or map another column")

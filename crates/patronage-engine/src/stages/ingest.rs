@@ -89,27 +89,6 @@ pub(crate) struct Ingest {
     pub tables: Tables,
 }
 
-/// Clicks keyed by `index` positions; events of customers outside the index (all their events
-/// after the as-of day) are dropped.
-fn keyed_clicks(mut clicks: Clicks, index: &CustomerIndex) -> Clicks {
-    let at = index.positions(&clicks.customer_ids);
-    let keep: Vec<usize> = (0..clicks.len())
-        .filter(|&i| at[clicks.customer[i] as usize].is_some())
-        .collect();
-    let customer = keep
-        .iter()
-        .map(|&i| at[clicks.customer[i] as usize].unwrap_or_default())
-        .collect();
-    clicks.micros = keep.iter().map(|&i| clicks.micros[i]).collect();
-    clicks.event = keep.iter().map(|&i| clicks.event[i]).collect();
-    clicks.price_page = keep.iter().map(|&i| clicks.price_page[i]).collect();
-    clicks.session = keep.iter().map(|&i| clicks.session[i]).collect();
-    clicks.category = keep.iter().map(|&i| clicks.category[i]).collect();
-    clicks.customer = customer;
-    clicks.customer_ids = Vec::new();
-    clicks
-}
-
 /// Ids of the customers that have an order in keyed `orders`.
 fn keyed_ids(orders: &Orders, index: &CustomerIndex) -> Vec<String> {
     let mut has = vec![false; index.len()];
@@ -307,7 +286,7 @@ pub(crate) fn run(
                 .count(),
         }
     });
-    let clicks = clicks.map(|c| keyed_clicks(c.clicks, &index));
+    let clicks = clicks.map(|c| c.clicks.into_keyed(&index));
     let customers_manifest = customers.as_ref().map(|c| {
         let rows_read = sum_files(&c.files, |f| f.rows_read);
         let rows_rejected = sum_files(&c.files, |f| f.rows_rejected);
