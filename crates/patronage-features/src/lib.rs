@@ -152,14 +152,13 @@ impl Orders {
         )
     }
 
-    /// The same orders keyed by `index` positions (`customer_ids` becomes the index); orders of
-    /// customers outside the index are dropped.
-    pub fn reindex(&self, index: &CustomerIndex) -> Orders {
+    /// The same orders keyed by `index` positions, in place (`customer_ids` emptied: `customer`
+    /// is an index position); orders of customers outside the index are dropped.
+    pub fn reindex(mut self, index: &CustomerIndex) -> Orders {
         let at = index.positions(&self.customer_ids);
-        let mut out = self.clone();
-        out.customer_ids = index.ids().to_vec();
-        out.retain_map(|c| at[c as usize]);
-        out
+        self.customer_ids = Vec::new();
+        self.retain_map(|c| at[c as usize]);
+        self
     }
 
     /// The run's index of these orders (customers with an order on or before `as_of`) and the
@@ -542,15 +541,18 @@ mod tests {
         let (consumed, keyed) = o.clone().into_indexed(20);
         assert_eq!(consumed, index);
         assert_eq!(keyed.customer, vec![0, 0, 0]);
-        assert_eq!(compute(&keyed, 1, 20), compute(&o.reindex(&index), 1, 20));
-        let f = compute(&o.reindex(&index), index.len(), 20);
+        assert_eq!(
+            compute(&keyed, 1, 20),
+            compute(&o.clone().reindex(&index), 1, 20)
+        );
+        let f = compute(&o.clone().reindex(&index), index.len(), 20);
         assert_eq!(ints(&f, "frequency"), vec![Some(1)]);
         assert_eq!(floats(&f, "net_revenue"), vec![Some(70.0)]);
         assert_eq!(ints(&f, "btyd_x"), vec![Some(0)]);
         assert_eq!(floats(&f, "btyd_m"), vec![None]);
 
         let index = CustomerIndex::new(o.customers_until(60).map(String::from));
-        let f = compute(&o.reindex(&index), index.len(), 60);
+        let f = compute(&o.clone().reindex(&index), index.len(), 60);
         assert_eq!(index.ids(), ["b", "c"]);
         assert_eq!(ints(&f, "frequency"), vec![Some(2), Some(0)]);
         assert_eq!(ints(&f, "recency_days"), vec![Some(10), None]);
@@ -561,7 +563,7 @@ mod tests {
     fn a_prospect_has_null_order_features() {
         let o = orders(&[("b", 5, 100.0, 0.0, true)]);
         let index = CustomerIndex::new(["a", "b"].map(String::from));
-        let f = compute(&o.reindex(&index), index.len(), 10);
+        let f = compute(&o.clone().reindex(&index), index.len(), 10);
         assert_eq!(ints(&f, "frequency"), vec![None, Some(1)]);
         assert_eq!(floats(&f, "monetary"), vec![None, Some(100.0)]);
     }
