@@ -133,27 +133,22 @@ fn sessionize(c: &mut Criterion) {
         seed: 1,
         ..Default::default()
     };
-    let path = patronage_synth::write_clicks(&params, dir.path())
-        .expect("generate")
-        .path;
+    let generated = patronage_synth::write_clicks(&params, dir.path()).expect("generate");
+    let (path, events) = (generated.path, generated.rows);
     let schema = patronage_input::ClicksSchema::default();
     let as_of = patronage_input::parse_date("2024-12-31").expect("date");
-    let events = patronage_input::ingest_clicks(std::slice::from_ref(&path), &schema)
-        .expect("clicks")
-        .clicks
-        .len();
     let mut group = slow_group(c, format!("sessionize/{events}_events"), 20);
     group.bench_function("ingest+engagement", |b| {
         b.iter(|| {
-            let clicks = patronage_input::ingest_clicks(std::slice::from_ref(&path), &schema)
-                .expect("clicks")
-                .clicks;
+            let clicks =
+                patronage_input::ingest_clicks(std::slice::from_ref(&path), &schema, as_of)
+                    .expect("clicks");
             let n = clicks.customer_ids.len();
-            black_box(patronage_features::engagement_features(
-                &clicks,
-                n,
+            black_box(patronage_features::engagement_from_partials(
+                &clicks
+                    .partials
+                    .rekey(&(0..n as u32).map(Some).collect::<Vec<_>>(), n),
                 as_of,
-                30,
                 &vec![None; n],
             ))
         })

@@ -11,8 +11,36 @@ use arrow::datatypes::{
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+/// The checkout under test: cargo's run-time `CARGO_MANIFEST_DIR` first (a test binary reused
+/// from a shared target directory may have been built from another checkout's path).
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// Writes `columns` as one Parquet file (row groups of `row_group_rows` when given).
+pub fn write_parquet_groups(
+    path: &Path,
+    columns: Vec<(&str, ArrayRef)>,
+    row_group_rows: Option<usize>,
+) {
+    let batch = RecordBatch::try_from_iter(columns.into_iter().map(|(n, a)| (n.to_string(), a)))
+        .expect("batch");
+    let file = fs_err::File::create(path).unwrap().into_parts().0;
+    let props = row_group_rows.map(|n| {
+        parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(n))
+            .build()
+    });
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), props).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+}
+
+/// Writes `columns` as one Parquet file.
+pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+    write_parquet_groups(path, columns, None);
 }
 
 pub fn patronage(args: &[&str]) -> Output {

@@ -5,23 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Decimal128Array, Float64Array, Int16Array, Int64Array, MapBuilder, RecordBatch,
-    StringArray, StringBuilder, StructArray, UInt8Array,
+    ArrayRef, Decimal128Array, Float64Array, Int16Array, Int64Array, MapBuilder, StringArray,
+    StringBuilder, StructArray, UInt8Array,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field};
-use parquet::arrow::ArrowWriter;
 
 use crate::common::*;
-
-fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
-    let batch = RecordBatch::try_from_iter(columns.into_iter().map(|(n, a)| (n.to_string(), a)))
-        .expect("batch");
-    let file = fs_err::File::create(path).unwrap().into_parts().0;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
-    w.write(&batch).expect("write");
-    w.close().expect("close");
-}
 
 fn strings(values: &[&str]) -> ArrayRef {
     Arc::new(StringArray::from(values.to_vec()))

@@ -72,7 +72,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     let as_of = format_day(ingest.as_of);
 
     timer.start(Stage::Features, report);
-    let features = stages::features::run(&ingest, opts.clicks_schema.session_gap_minutes)?;
+    let features = stages::features::run(&ingest)?;
 
     let models = if opts.models.enabled {
         timer.start(Stage::Models, report);

@@ -21,8 +21,8 @@
 //!
 //! Mergeable: [`ClickPartials`] summarize a piece of the events per customer by session
 //! fragments; pieces merge exactly (property-tested), so sessionizing needs a customer's
-//! sessions in memory, not their events. (Ingest still collects all events before building the
-//! partials; streaming them from the reader is issue #16.)
+//! sessions in memory, not their events. The input crate folds each chunk of a file (a Parquet
+//! row group) into them as it reads, keyed by its own customer and visitor dictionaries.
 
 use rayon::prelude::*;
 
@@ -78,12 +78,11 @@ impl EventType {
     }
 }
 
-/// Validated, identity-stitched events: only events linked to a customer (anonymous traffic is
-/// counted by the input crate, not kept).
+/// A piece of validated events, columnar, keyed by an integer `customer` key (a customer or a
+/// visitor of the input's dictionaries, or a position of the customer index). The input crate
+/// builds one per chunk of a file and folds it into [`ClickPartials`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Clicks {
-    /// Customer dictionary; `customer` indexes it.
-    pub customer_ids: Vec<String>,
     pub customer: Vec<u32>,
     /// Event time, µs since the epoch (UTC).
     pub micros: Vec<i64>,
@@ -92,9 +91,8 @@ pub struct Clicks {
     pub price_page: Vec<bool>,
     /// Given session id (an index into a dictionary of the input's session ids), if any.
     pub session: Vec<Option<u32>>,
-    /// Category (an index into `category_names`), if any.
+    /// Category (an index into a dictionary of the input's categories), if any.
     pub category: Vec<Option<u32>>,
-    pub category_names: Vec<String>,
 }
 
 impl Clicks {
@@ -106,48 +104,38 @@ impl Clicks {
         self.customer.is_empty()
     }
 
-    /// Ids of the customers with an event on or before `as_of`.
-    pub fn customers_until(&self, as_of: Day) -> impl Iterator<Item = &str> + '_ {
-        crate::ids_seen(
-            &self.customer_ids,
-            self.customer
-                .iter()
-                .zip(&self.micros)
-                .map(move |(c, m)| (*c, day_of(*m) <= as_of)),
-        )
+    /// Forgets every event, keeping the buffers (one piece after another).
+    pub fn clear(&mut self) {
+        self.customer.clear();
+        self.micros.clear();
+        self.event.clear();
+        self.price_page.clear();
+        self.session.clear();
+        self.category.clear();
     }
 
-    /// The same events keyed by `index` positions (`customer_ids` emptied); events of customers
-    /// outside the index (all their events after the as-of day) are dropped.
-    pub fn into_keyed(mut self, index: &crate::CustomerIndex) -> Clicks {
-        let at = index.positions(&self.customer_ids);
-        let mut w = 0;
-        for r in 0..self.customer.len() {
-            let Some(k) = at[self.customer[r] as usize] else {
-                continue;
-            };
-            self.customer[w] = k;
-            self.micros[w] = self.micros[r];
-            self.event[w] = self.event[r];
-            self.price_page[w] = self.price_page[r];
-            self.session[w] = self.session[r];
-            self.category[w] = self.category[r];
-            w += 1;
-        }
-        self.customer.truncate(w);
-        self.micros.truncate(w);
-        self.event.truncate(w);
-        self.price_page.truncate(w);
-        self.session.truncate(w);
-        self.category.truncate(w);
-        self.customer_ids = Vec::new();
-        self
+    pub fn push(
+        &mut self,
+        key: u32,
+        micros: i64,
+        event: EventType,
+        price_page: bool,
+        session: Option<u32>,
+        category: Option<u32>,
+    ) {
+        self.customer.push(key);
+        self.micros.push(micros);
+        self.event.push(event);
+        self.price_page.push(price_page);
+        self.session.push(session);
+        self.category.push(category);
     }
 }
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-fn day_of(micros: i64) -> Day {
+/// The day of a timestamp in µs since the epoch.
+pub fn day_of(micros: i64) -> Day {
     micros.div_euclid(MICROS_PER_DAY) as Day
 }
 
@@ -171,12 +159,9 @@ struct Engagement {
     session_days: Vec<Day>,
 }
 
-/// The last event of a session: the greatest (time, event, price page, category) key, so that
-/// ties at one instant resolve the same way whatever the input order.
-type LastKey = (i64, EventType, bool, Option<u32>);
-
 /// A piece of one session: a run of a customer's events (from one piece of the input) with no
-/// gap longer than the session gap, or the events of one given session id.
+/// gap longer than the session gap, or the events of one given session id. 32 bytes: a
+/// customer's partial holds one per session, so this is most of the clickstream's memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fragment {
     start: i64,
@@ -184,8 +169,10 @@ struct Fragment {
     events: u32,
     views: u32,
     carts: u32,
+    /// The last event's type and whether it is on a price page: of the events at `end`, the
+    /// greatest, so that ties at one instant resolve the same way whatever the input order.
+    last: (EventType, bool),
     purchase: bool,
-    last: LastKey,
 }
 
 impl Fragment {
@@ -197,24 +184,25 @@ impl Fragment {
             events: 1,
             views: u32::from(e == EventType::ProductView),
             carts: u32::from(e == EventType::AddToCart),
+            last: (e, clicks.price_page[i]),
             purchase: e == EventType::Purchase,
-            last: (
-                clicks.micros[i],
-                e,
-                clicks.price_page[i],
-                clicks.category[i],
-            ),
         }
     }
 
+    /// Joins `o` into this fragment; commutative and associative, so any grouping of the same
+    /// events gives the same fragment.
     fn absorb(&mut self, o: &Fragment) {
+        self.last = match self.end.cmp(&o.end) {
+            std::cmp::Ordering::Less => o.last,
+            std::cmp::Ordering::Greater => self.last,
+            std::cmp::Ordering::Equal => self.last.max(o.last),
+        };
         self.start = self.start.min(o.start);
         self.end = self.end.max(o.end);
         self.events += o.events;
         self.views += o.views;
         self.carts += o.carts;
         self.purchase |= o.purchase;
-        self.last = self.last.max(o.last);
     }
 }
 
@@ -252,26 +240,58 @@ impl ClickPartial {
         }
         p.categories.sort_unstable();
         p.categories.dedup();
-        p.fragments = coalesce(free, gap);
+        free.sort_unstable_by_key(|f| f.start);
+        p.fragments = coalesce_sorted(free, gap);
+        p.fragments.shrink_to_fit();
         p
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fragments.is_empty() && self.given.is_empty()
+    }
+
+    /// Events summarized.
+    pub fn events(&self) -> u64 {
+        self.sessions().map(|s| u64::from(s.events)).sum()
     }
 
     /// Folds another piece's partial of the same customer into this one.
     pub fn merge(&mut self, other: &ClickPartial, gap: i64) {
-        let mut all = std::mem::take(&mut self.fragments);
-        all.extend_from_slice(&other.fragments);
-        self.fragments = coalesce(all, gap);
-        for (id, f) in &other.given {
-            self.given
-                .entry(*id)
-                .and_modify(|g| g.absorb(f))
-                .or_insert(*f);
+        self.merge_owned(other.clone(), gap);
+    }
+
+    /// [`ClickPartial::merge`], taking the other partial's buffers when this one is empty.
+    pub fn merge_owned(&mut self, other: ClickPartial, gap: i64) {
+        if self.is_empty() && self.categories.is_empty() {
+            *self = other;
+            return;
         }
-        let mut cats = std::mem::take(&mut self.categories);
-        cats.extend_from_slice(&other.categories);
-        cats.sort_unstable();
-        cats.dedup();
-        self.categories = cats;
+        if !other.fragments.is_empty() {
+            let mine = std::mem::take(&mut self.fragments);
+            let appends = mine
+                .last()
+                .is_none_or(|l| other.fragments[0].start > l.end + gap);
+            self.fragments = if appends {
+                let mut all = mine;
+                all.extend_from_slice(&other.fragments);
+                all
+            } else {
+                coalesce_sorted(merge_by_start(&mine, &other.fragments), gap)
+            };
+        }
+        for (id, f) in other.given {
+            self.given
+                .entry(id)
+                .and_modify(|g| g.absorb(&f))
+                .or_insert(f);
+        }
+        if !other.categories.is_empty() {
+            let mut cats = std::mem::take(&mut self.categories);
+            cats.extend_from_slice(&other.categories);
+            cats.sort_unstable();
+            cats.dedup();
+            self.categories = cats;
+        }
     }
 
     /// The customer's sessions (given-id ones and gap-cut ones).
@@ -280,10 +300,27 @@ impl ClickPartial {
     }
 }
 
-/// Sorts fragments by start and joins every one that starts within `gap` of the end of the
-/// session being built: the gap-cut sessions of all their events together.
-fn coalesce(mut fragments: Vec<Fragment>, gap: i64) -> Vec<Fragment> {
-    fragments.sort_unstable_by_key(|f| (f.start, f.end, f.last));
+/// Two start-sorted lists as one start-sorted list.
+fn merge_by_start(a: &[Fragment], b: &[Fragment]) -> Vec<Fragment> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].start <= b[j].start {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// Joins every start-sorted fragment that starts within `gap` of the end of the session being
+/// built: the gap-cut sessions of all their events together.
+fn coalesce_sorted(fragments: Vec<Fragment>, gap: i64) -> Vec<Fragment> {
     let mut out: Vec<Fragment> = Vec::with_capacity(fragments.len());
     for f in fragments {
         match out.last_mut() {
@@ -294,7 +331,8 @@ fn coalesce(mut fragments: Vec<Fragment>, gap: i64) -> Vec<Fragment> {
     out
 }
 
-/// The partials of every customer of an index (`clicks.customer` = index position).
+/// Click partials keyed by an integer key (the input's customers or visitors while reading;
+/// positions of the customer index once keyed by [`ClickPartials::rekey`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClickPartials {
     parts: Vec<ClickPartial>,
@@ -302,37 +340,110 @@ pub struct ClickPartials {
 }
 
 impl ClickPartials {
-    /// Partials of the events on or before `as_of`, sessions cut at `session_gap_minutes`.
+    /// No partials yet; sessions cut at `session_gap_minutes`.
+    pub fn new(session_gap_minutes: u32) -> Self {
+        ClickPartials {
+            parts: Vec::new(),
+            gap: i64::from(session_gap_minutes) * 60_000_000,
+        }
+    }
+
+    /// Partials of the events on or before `as_of` for keys `0..customers`.
     pub fn from_clicks(
         clicks: &Clicks,
         customers: usize,
         as_of: Day,
         session_gap_minutes: u32,
     ) -> Self {
-        let gap = i64::from(session_gap_minutes) * 60_000_000;
-        let mut by_customer: Vec<Vec<u32>> = vec![Vec::new(); customers];
-        for i in 0..clicks.len() {
-            if day_of(clicks.micros[i]) <= as_of {
-                by_customer[clicks.customer[i] as usize].push(i as u32);
-            }
-        }
-        let parts = by_customer
-            .par_iter()
-            .map(|idx| ClickPartial::of(clicks, idx, gap))
-            .collect();
-        ClickPartials { parts, gap }
+        let mut p = ClickPartials::new(session_gap_minutes);
+        p.parts.resize_with(customers, ClickPartial::default);
+        p.add(clicks, as_of);
+        p
     }
 
-    /// Folds the partials of another piece over the same index into these.
-    ///
-    /// # Panics
-    /// When the two are over indexes of different sizes (a bug in the caller).
+    /// Keys held (one past the greatest key with events).
+    pub fn len(&self) -> usize {
+        self.parts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// The partial of `key` (empty past the end).
+    pub fn get(&self, key: usize) -> Option<&ClickPartial> {
+        self.parts.get(key)
+    }
+
+    /// Folds a piece of events (`piece.customer` = key) on or before `as_of` into the partials;
+    /// a key past the end grows them. Only the keys the piece names are touched, so a piece
+    /// costs its own events, not the number of keys.
+    pub fn add(&mut self, piece: &Clicks, as_of: Day) {
+        let mut idx: Vec<u32> = (0..piece.len() as u32)
+            .filter(|&i| day_of(piece.micros[i as usize]) <= as_of)
+            .collect();
+        idx.par_sort_unstable_by_key(|&i| piece.customer[i as usize]);
+        let groups: Vec<&[u32]> = idx
+            .chunk_by(|a, b| piece.customer[*a as usize] == piece.customer[*b as usize])
+            .collect();
+        let gap = self.gap;
+        let built: Vec<(usize, ClickPartial)> = groups
+            .par_iter()
+            .map(|g| {
+                (
+                    piece.customer[g[0] as usize] as usize,
+                    ClickPartial::of(piece, g, gap),
+                )
+            })
+            .collect();
+        if let Some((last, _)) = built.last() {
+            if *last >= self.parts.len() {
+                self.parts.resize_with(last + 1, ClickPartial::default);
+            }
+        }
+        for (k, p) in built {
+            self.parts[k].merge_owned(p, gap);
+        }
+    }
+
+    /// Takes the partial of `key` out (leaving it empty).
+    pub fn take(&mut self, key: usize) -> ClickPartial {
+        self.parts
+            .get_mut(key)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Folds `partial` (another key's, e.g. a visitor's) into the partial of `key`.
+    pub fn absorb(&mut self, key: usize, partial: ClickPartial) {
+        if key >= self.parts.len() {
+            self.parts.resize_with(key + 1, ClickPartial::default);
+        }
+        self.parts[key].merge_owned(partial, self.gap);
+    }
+
+    /// The same partials under new keys: `at[key]` is the key's position in a set of `len`
+    /// keys (a customer index); keys without a position are dropped.
+    pub fn rekey(self, at: &[Option<u32>], len: usize) -> ClickPartials {
+        let mut parts = Vec::with_capacity(len);
+        parts.resize_with(len, ClickPartial::default);
+        for (k, p) in self.parts.into_iter().enumerate() {
+            if let Some(Some(pos)) = at.get(k) {
+                parts[*pos as usize] = p;
+            }
+        }
+        ClickPartials {
+            parts,
+            gap: self.gap,
+        }
+    }
+
+    /// Folds the partials of another piece over the same keys into these.
     pub fn merge(&mut self, other: &ClickPartials) {
-        assert_eq!(
-            self.parts.len(),
-            other.parts.len(),
-            "partials of different indexes"
-        );
+        if other.parts.len() > self.parts.len() {
+            self.parts
+                .resize_with(other.parts.len(), ClickPartial::default);
+        }
         let gap = self.gap;
         self.parts
             .par_iter_mut()
@@ -340,7 +451,6 @@ impl ClickPartials {
             .for_each(|(a, b)| a.merge(b, gap));
     }
 }
-
 /// One customer's engagement from their (merged) partial.
 fn engagement(p: &ClickPartial, as_of: Day) -> Option<Engagement> {
     let mut e = Engagement {
@@ -371,7 +481,7 @@ fn engagement(p: &ClickPartial, as_of: Day) -> Option<Engagement> {
                 e.cart_purchase_sessions += 1;
             }
         }
-        if s.last.2 && !s.purchase {
+        if s.last.1 && !s.purchase {
             e.price_exits += 1;
         }
         if s.views >= 3 && s.carts == 0 {
@@ -518,18 +628,9 @@ mod tests {
     type Event = (u32, i64, EventType, bool, Option<u32>, Option<u32>);
 
     fn clicks(rows: &[Event]) -> Clicks {
-        let mut c = Clicks {
-            customer_ids: vec!["a".into(), "b".into()],
-            category_names: vec!["x".into(), "y".into()],
-            ..Default::default()
-        };
+        let mut c = Clicks::default();
         for r in rows {
-            c.customer.push(r.0);
-            c.micros.push(r.1);
-            c.event.push(r.2);
-            c.price_page.push(r.3);
-            c.session.push(r.4);
-            c.category.push(r.5);
+            c.push(r.0, r.1, r.2, r.3, r.4, r.5);
         }
         c
     }

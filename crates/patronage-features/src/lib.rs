@@ -28,7 +28,8 @@ mod table;
 use rayon::prelude::*;
 
 pub use clicks::{
-    engagement_features, engagement_from_partials, ClickPartial, ClickPartials, Clicks, EventType,
+    day_of, engagement_features, engagement_from_partials, ClickPartial, ClickPartials, Clicks,
+    EventType,
 };
 pub use partial::{from_micros, to_micros, Micros, OrderPartial, OrderPartials};
 pub use profiles::{profile_features, Profiles};

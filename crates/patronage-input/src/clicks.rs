@@ -17,7 +17,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use patronage_features::{Clicks, EventType};
+use patronage_features::{day_of, ClickPartials, Clicks, Day, EventType};
+use polars::prelude::{Column, DataType, TimeUnit};
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{default_null_values, quoted, separator_byte, ColumnSpec};
@@ -25,7 +26,7 @@ use crate::error::InputError;
 use crate::orders::{FileStats, RejectReason, RejectedRow};
 use crate::parse::parse_timestamp_micros;
 use crate::text::{clean, has_replacement_char, integral_id, Dict, TextCol};
-use crate::text_input::read_text_file;
+use crate::text_input::TextSource;
 
 /// `[clicks]` section of the config.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -46,6 +47,14 @@ pub struct ClicksSchema {
     /// Page types that count as price pages for `price_page_exit_rate`.
     #[serde(default = "default_price_pages")]
     pub price_pages: Vec<String>,
+    /// Rows read and folded into the per-customer partials at a time (Parquet row groups are
+    /// joined up to it): memory holds one such chunk of events, never the whole clickstream.
+    #[serde(default = "default_chunk_rows")]
+    pub chunk_rows: usize,
+}
+
+fn default_chunk_rows() -> usize {
+    1 << 20
 }
 
 fn default_gap() -> u32 {
@@ -66,6 +75,7 @@ impl Default for ClicksSchema {
             null_values: default_null_values(),
             session_gap_minutes: default_gap(),
             price_pages: default_price_pages(),
+            chunk_rows: default_chunk_rows(),
         }
     }
 }
@@ -106,6 +116,9 @@ impl ClicksSchema {
                 ));
             }
         }
+        if self.chunk_rows == 0 {
+            return Err("clicks.chunk_rows must be at least 1".into());
+        }
         if self.session_gap_minutes == 0 {
             return Err("clicks.session_gap_minutes must be at least 1".into());
         }
@@ -130,25 +143,45 @@ pub struct ClickColumns {
 /// Counts for the manifest.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ClickCounts {
+    /// Accepted events on or before the as-of day, by canonical type (anonymous ones included).
     pub events_by_type: BTreeMap<String, i64>,
     /// Export event names that were neither mapped nor canonical (kept as `other`).
     pub unknown_event_names: BTreeMap<String, i64>,
-    /// Events linked to a customer through their visitor id.
+    /// Events (on or before the as-of day) linked to a customer through their visitor id.
     pub events_linked_by_visitor: i64,
+    /// Events (on or before the as-of day) of visitors no event links to a customer.
     pub anonymous_events: i64,
     pub anonymous_visitors: i64,
     /// Visitors whose events name more than one customer (linked to the smallest id).
     pub visitors_with_several_customers: i64,
+    /// Accepted events after the as-of day (kept out of the features).
+    pub events_after_as_of_ignored: i64,
 }
 
-/// What ingesting clicks produced.
+/// What ingesting clicks produced: per-customer partials, never the events themselves.
 #[derive(Debug, Clone, Default)]
 pub struct IngestedClicks {
-    pub clicks: Clicks,
+    /// Partials of the events on or before the as-of day keyed by `customer_ids` positions,
+    /// visitor-only events folded into the customer their visitor is linked to.
+    pub partials: ClickPartials,
+    /// Every customer an accepted event names; one whose partial is empty (all their events
+    /// after the as-of day) is not a customer of the run through clicks.
+    pub customer_ids: Vec<String>,
     pub rejected: Vec<RejectedRow>,
     pub files: Vec<FileStats>,
     pub counts: ClickCounts,
     pub warnings: Vec<String>,
+}
+
+impl IngestedClicks {
+    /// Ids of the customers with an event on or before the as-of day.
+    pub fn customers_with_events(&self) -> impl Iterator<Item = &str> + '_ {
+        self.customer_ids
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| self.partials.get(*k).is_some_and(|p| !p.is_empty()))
+            .map(|(_, id)| id.as_str())
+    }
 }
 
 const COLUMNS: [(&str, bool, &[&str]); 8] = [
@@ -180,21 +213,59 @@ fn configured(c: &ClickColumns, k: usize) -> Option<&str> {
         .as_deref()
 }
 
-/// One accepted event before identity stitching.
-struct Raw {
-    customer: Option<u32>,
-    visitor: Option<u32>,
-    micros: i64,
-    event: EventType,
-    price_page: bool,
-    session: Option<u32>,
-    category: Option<u32>,
+/// The fold of every chunk read so far.
+struct Fold {
+    customers: Dict,
+    visitors: Dict,
+    sessions: Dict,
+    categories: Dict,
+    /// Per visitor, the customer its events name (the smallest id when several do).
+    link: Vec<Option<u32>>,
+    several: Vec<bool>,
+    /// Partials of customer-named events, keyed by `customers`.
+    by_customer: ClickPartials,
+    /// Partials of visitor-only events, keyed by `visitors`.
+    by_visitor: ClickPartials,
+    /// The events of the chunk being read: customer-named, visitor-only.
+    piece: Clicks,
+    visitor_piece: Clicks,
 }
 
-/// Reads, validates and stitches every click file.
+impl Fold {
+    fn link(&mut self, visitor: u32, customer: u32) {
+        let v = visitor as usize;
+        if v >= self.link.len() {
+            self.link.resize(v + 1, None);
+            self.several.resize(v + 1, false);
+        }
+        match self.link[v] {
+            None => self.link[v] = Some(customer),
+            Some(old) if old != customer => {
+                self.several[v] = true;
+                if self.customers.names[customer as usize] < self.customers.names[old as usize] {
+                    self.link[v] = Some(customer);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Folds the chunk's events into the partials.
+    fn flush(&mut self, as_of: Day) {
+        self.by_customer.add(&self.piece, as_of);
+        self.by_visitor.add(&self.visitor_piece, as_of);
+        self.piece.clear();
+        self.visitor_piece.clear();
+    }
+}
+
+/// Reads, validates and stitches every click file, folding each chunk (a CSV file, a run of
+/// Parquet row groups of about `chunk_rows` rows) into per-customer partials as it goes:
+/// memory holds one chunk and the partials (sessions, not events).
 pub fn ingest_clicks(
     files: &[PathBuf],
     schema: &ClicksSchema,
+    as_of: Day,
 ) -> Result<IngestedClicks, InputError> {
     schema.check().map_err(InputError::InvalidConfig)?;
     let separator =
@@ -209,28 +280,33 @@ pub fn ingest_clicks(
         .iter()
         .map(|p| p.to_lowercase())
         .collect();
-    let mut raws: Vec<Raw> = Vec::new();
-    let (mut customers, mut visitors, mut sessions, mut categories) = (
-        Dict::default(),
-        Dict::default(),
-        Dict::default(),
-        Dict::default(),
-    );
+    let mut fold = Fold {
+        customers: Dict::default(),
+        visitors: Dict::default(),
+        sessions: Dict::default(),
+        categories: Dict::default(),
+        link: Vec::new(),
+        several: Vec::new(),
+        by_customer: ClickPartials::new(schema.session_gap_minutes),
+        by_visitor: ClickPartials::new(schema.session_gap_minutes),
+        piece: Clicks::default(),
+        visitor_piece: Clicks::default(),
+    };
     let mut rejected = Vec::new();
     let mut stats = Vec::new();
     let mut counts = ClickCounts::default();
+    let mut by_type = [0i64; EventType::ALL.len()];
+    let specs: Vec<ColumnSpec> = COLUMNS
+        .iter()
+        .map(|(name, required, aliases)| ColumnSpec {
+            name,
+            required: *required,
+            aliases,
+        })
+        .collect();
+    let configured: Vec<Option<&str>> = (0..8).map(|k| configured(&schema.columns, k)).collect();
     for path in files {
-        let specs: Vec<ColumnSpec> = COLUMNS
-            .iter()
-            .map(|(name, required, aliases)| ColumnSpec {
-                name,
-                required: *required,
-                aliases,
-            })
-            .collect();
-        let configured: Vec<Option<&str>> =
-            (0..8).map(|k| configured(&schema.columns, k)).collect();
-        let file = read_text_file(
+        let file = TextSource::open(
             path,
             &specs,
             &configured,
@@ -249,178 +325,193 @@ pub fn ingest_clicks(
             });
         }
         let mapped = file.mapped();
-        let frame = &file.frame;
-        let cols: Vec<TextCol> = file.text.iter().map(TextCol::new).collect();
         let col_of = |k: usize| mapped.iter().position(|m| m.0 == k);
         let path_text = path.display().to_string();
         let mut file_stats = file.stats(&specs);
-        for row in 0..frame.height {
-            if frame.blank_rows.binary_search(&row).is_ok() {
-                file_stats.blank_lines_skipped += 1;
-                continue;
-            }
-            file_stats.rows_read += 1;
-            let mut reject =
-                |column: &str, value: Option<&str>, reason: RejectReason, message: String| {
-                    *file_stats
-                        .rejected_by_reason
-                        .entry(reason.as_str().to_string())
-                        .or_default() += 1;
-                    file_stats.rows_rejected += 1;
-                    rejected.push(RejectedRow {
-                        source_file: path_text.clone(),
-                        row: row as i64 + 1,
-                        column: column.to_string(),
-                        value: value.map(str::to_string),
-                        reason,
-                        message,
-                    });
-                };
-            if frame.ragged_rows.binary_search(&row).is_ok() {
-                reject(
-                    "",
-                    None,
-                    RejectReason::TooManyFields,
-                    "the record has more fields than the header".into(),
-                );
-                continue;
-            }
-            let raw = |k: usize| col_of(k).and_then(|m| cols[m].get(row));
-            if let Some(k) = (0..8).find(|&k| raw(k).is_some_and(has_replacement_char)) {
-                reject(
-                    &found[at[k].unwrap_or_default()],
-                    raw(k),
-                    RejectReason::InvalidUtf8,
-                    "the cell holds bytes that are not valid UTF-8".into(),
-                );
-                continue;
-            }
-            let cell = |k: usize| raw(k).and_then(|s| clean(s, &schema.null_values));
-            let name = |k: usize| file.name(&specs, k);
-            let Some(ts) = cell(0) else {
-                reject(
-                    name(0),
-                    raw(0),
-                    RejectReason::MissingValue,
-                    format!("`{}` is empty", name(0)),
-                );
-                continue;
-            };
-            let micros = match parse_timestamp_micros(ts, schema.timestamp_format.as_deref()) {
-                Ok(m) => m,
-                Err(hint) => {
+        for range in file.source.chunks(schema.chunk_rows.max(1)) {
+            let chunk = file.read_chunk(range, &[0])?;
+            let frame = &chunk.frame;
+            let cols: Vec<TextCol> = chunk.text.iter().map(TextCol::new).collect();
+            // A date or timestamp column read as such: µs straight from Arrow, no text.
+            let typed_ts: Option<Vec<Option<i64>>> =
+                col_of(0).and_then(|m| typed_micros(&frame.columns[m]));
+            for row in 0..frame.height {
+                let file_row = range.0 + row;
+                if frame.blank_rows.binary_search(&row).is_ok() {
+                    file_stats.blank_lines_skipped += 1;
+                    continue;
+                }
+                file_stats.rows_read += 1;
+                let mut reject =
+                    |column: &str, value: Option<&str>, reason: RejectReason, message: String| {
+                        *file_stats
+                            .rejected_by_reason
+                            .entry(reason.as_str().to_string())
+                            .or_default() += 1;
+                        file_stats.rows_rejected += 1;
+                        rejected.push(RejectedRow {
+                            source_file: path_text.clone(),
+                            row: file_row as i64 + 1,
+                            column: column.to_string(),
+                            value: value.map(str::to_string),
+                            reason,
+                            message,
+                        });
+                    };
+                if frame.ragged_rows.binary_search(&row).is_ok() {
                     reject(
-                        name(0),
-                        raw(0),
-                        RejectReason::InvalidTimestamp,
-                        format!("cannot parse \"{ts}\" as a timestamp ({hint})"),
+                        "",
+                        None,
+                        RejectReason::TooManyFields,
+                        "the record has more fields than the header".into(),
                     );
                     continue;
                 }
-            };
-            let Some(event_name) = cell(1) else {
-                reject(
-                    name(1),
-                    raw(1),
-                    RejectReason::MissingValue,
-                    format!("`{}` is empty", name(1)),
-                );
-                continue;
-            };
-            let customer = cell(2).map(|c| customers.intern(integral_id(c)));
-            let visitor = cell(3).map(|v| visitors.intern(integral_id(v)));
-            if customer.is_none() && visitor.is_none() {
-                let k = if at[2].is_some() { 2 } else { 3 };
-                reject(
-                    name(k),
-                    raw(k),
-                    RejectReason::MissingValue,
-                    "the event names neither a customer nor a visitor".into(),
-                );
-                continue;
+                let raw = |k: usize| col_of(k).and_then(|m| cols[m].get(row));
+                if let Some(k) = (0..8).find(|&k| raw(k).is_some_and(has_replacement_char)) {
+                    reject(
+                        &found[at[k].unwrap_or_default()],
+                        raw(k),
+                        RejectReason::InvalidUtf8,
+                        "the cell holds bytes that are not valid UTF-8".into(),
+                    );
+                    continue;
+                }
+                let cell = |k: usize| raw(k).and_then(|s| clean(s, &schema.null_values));
+                let name = |k: usize| file.name(&specs, k);
+                let micros = match &typed_ts {
+                    Some(ts) => match ts[row] {
+                        Some(m) => m,
+                        None => {
+                            reject(
+                                name(0),
+                                None,
+                                RejectReason::MissingValue,
+                                format!("`{}` is empty", name(0)),
+                            );
+                            continue;
+                        }
+                    },
+                    None => {
+                        let Some(ts) = cell(0) else {
+                            reject(
+                                name(0),
+                                raw(0),
+                                RejectReason::MissingValue,
+                                format!("`{}` is empty", name(0)),
+                            );
+                            continue;
+                        };
+                        match parse_timestamp_micros(ts, schema.timestamp_format.as_deref()) {
+                            Ok(m) => m,
+                            Err(hint) => {
+                                reject(
+                                    name(0),
+                                    raw(0),
+                                    RejectReason::InvalidTimestamp,
+                                    format!("cannot parse \"{ts}\" as a timestamp ({hint})"),
+                                );
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let Some(event_name) = cell(1) else {
+                    reject(
+                        name(1),
+                        raw(1),
+                        RejectReason::MissingValue,
+                        format!("`{}` is empty", name(1)),
+                    );
+                    continue;
+                };
+                let customer = cell(2).map(|c| fold.customers.intern(integral_id(c)));
+                let visitor = cell(3).map(|v| fold.visitors.intern(integral_id(v)));
+                if customer.is_none() && visitor.is_none() {
+                    let k = if at[2].is_some() { 2 } else { 3 };
+                    reject(
+                        name(k),
+                        raw(k),
+                        RejectReason::MissingValue,
+                        "the event names neither a customer nor a visitor".into(),
+                    );
+                    continue;
+                }
+                let mapped_event = mapping.get(event_name).or_else(|| {
+                    event_name
+                        .chars()
+                        .any(char::is_uppercase)
+                        .then(|| mapping.get(&event_name.trim().to_lowercase()))
+                        .flatten()
+                });
+                let event = match mapped_event {
+                    Some(m) => EventType::parse(m.event()).unwrap_or(EventType::Other),
+                    None => EventType::parse(event_name)
+                        .or_else(|| EventType::parse(&event_name.to_lowercase()))
+                        .unwrap_or_else(|| {
+                            *counts
+                                .unknown_event_names
+                                .entry(event_name.to_string())
+                                .or_default() += 1;
+                            EventType::Other
+                        }),
+                };
+                let price_page = match mapped_event.and_then(|m| m.page()) {
+                    Some(p) => is_price_page(p, &price_pages),
+                    None => cell(5).is_some_and(|p| is_price_page(p, &price_pages)),
+                };
+                if let (Some(v), Some(c)) = (visitor, customer) {
+                    fold.link(v, c);
+                }
+                if day_of(micros) > as_of {
+                    counts.events_after_as_of_ignored += 1;
+                    continue;
+                }
+                by_type[event as usize] += 1;
+                let session = cell(4).map(|v| fold.sessions.intern(v));
+                let category = cell(7).map(|v| fold.categories.intern(v));
+                match (customer, visitor) {
+                    (Some(c), _) => fold
+                        .piece
+                        .push(c, micros, event, price_page, session, category),
+                    (None, Some(v)) => fold
+                        .visitor_piece
+                        .push(v, micros, event, price_page, session, category),
+                    (None, None) => {}
+                }
             }
-            let key = event_name.to_lowercase();
-            let mapped_event = mapping.get(&key);
-            let event = match mapped_event {
-                Some(m) => EventType::parse(m.event()).unwrap_or(EventType::Other),
-                None => EventType::parse(&key).unwrap_or_else(|| {
-                    *counts
-                        .unknown_event_names
-                        .entry(event_name.to_string())
-                        .or_default() += 1;
-                    EventType::Other
-                }),
-            };
-            let page = mapped_event
-                .and_then(|m| m.page().map(str::to_string))
-                .or_else(|| cell(5).map(str::to_string));
-            let price_page = page.is_some_and(|p| price_pages.contains(&p.to_lowercase()));
-            raws.push(Raw {
-                customer,
-                visitor,
-                micros,
-                event,
-                price_page,
-                session: cell(4).map(|v| sessions.intern(v)),
-                category: cell(7).map(|v| categories.intern(v)),
-            });
+            fold.flush(as_of);
         }
         file_stats.rows_accepted = file_stats.rows_read - file_stats.rows_rejected;
         stats.push(file_stats);
     }
 
-    // Identity: visitor → the customer its events name (the smallest id, deterministically).
-    let mut link: Vec<Option<u32>> = vec![None; visitors.names.len()];
-    let mut several = vec![false; visitors.names.len()];
-    for r in &raws {
-        if let (Some(v), Some(c)) = (r.visitor, r.customer) {
-            let slot = &mut link[v as usize];
-            match *slot {
-                None => *slot = Some(c),
-                Some(old) if old != c => {
-                    several[v as usize] = true;
-                    if customers.names[c as usize] < customers.names[old as usize] {
-                        *slot = Some(c);
-                    }
-                }
-                Some(_) => {}
+    // Identity: a visitor's events join the customer its events name; the rest is anonymous.
+    counts.visitors_with_several_customers = fold.several.iter().filter(|s| **s).count() as i64;
+    for v in 0..fold.by_visitor.len() {
+        let partial = fold.by_visitor.take(v);
+        if partial.is_empty() {
+            continue;
+        }
+        let events = partial.events() as i64;
+        match fold.link.get(v).copied().flatten() {
+            Some(c) => {
+                counts.events_linked_by_visitor += events;
+                fold.by_customer.absorb(c as usize, partial);
+            }
+            None => {
+                counts.anonymous_events += events;
+                counts.anonymous_visitors += 1;
             }
         }
     }
-    counts.visitors_with_several_customers = several.iter().filter(|s| **s).count() as i64;
-    let mut clicks = Clicks::default();
-    let mut anonymous = vec![false; visitors.names.len()];
-    for r in &raws {
-        let customer = match (r.customer, r.visitor) {
-            (Some(c), _) => c,
-            (None, Some(v)) => match link[v as usize] {
-                Some(c) => {
-                    counts.events_linked_by_visitor += 1;
-                    c
-                }
-                None => {
-                    counts.anonymous_events += 1;
-                    anonymous[v as usize] = true;
-                    continue;
-                }
-            },
-            (None, None) => continue,
-        };
-        *counts
-            .events_by_type
-            .entry(r.event.name().to_string())
-            .or_default() += 1;
-        clicks.customer.push(customer);
-        clicks.micros.push(r.micros);
-        clicks.event.push(r.event);
-        clicks.price_page.push(r.price_page);
-        clicks.session.push(r.session);
-        clicks.category.push(r.category);
+    for e in EventType::ALL {
+        if by_type[e as usize] > 0 {
+            counts
+                .events_by_type
+                .insert(e.name().to_string(), by_type[e as usize]);
+        }
     }
-    drop(raws);
-    clicks.customer_ids = customers.names;
-    clicks.category_names = categories.names;
-    counts.anonymous_visitors = anonymous.iter().filter(|a| **a).count() as i64;
     rejected.sort_by(|a, b| a.source_file.cmp(&b.source_file).then(a.row.cmp(&b.row)));
     let mut warnings = Vec::new();
     if !counts.unknown_event_names.is_empty() {
@@ -435,10 +526,37 @@ pub fn ingest_clicks(
         ));
     }
     Ok(IngestedClicks {
-        clicks,
+        partials: fold.by_customer,
+        customer_ids: fold.customers.names,
         rejected,
         files: stats,
         counts,
         warnings,
     })
+}
+
+/// Whether a page type is one of the (lower-case) price pages, whatever its case.
+fn is_price_page(page: &str, price_pages: &[String]) -> bool {
+    price_pages.iter().any(|p| p.eq_ignore_ascii_case(page))
+}
+
+/// µs since the epoch of a date or timestamp column (any unit, naive or zoned: UTC instants).
+fn typed_micros(col: &Column) -> Option<Vec<Option<i64>>> {
+    match col.dtype() {
+        DataType::Datetime(..) => {
+            let c = col
+                .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+                .ok()?;
+            Some(c.datetime().ok()?.physical().iter().collect())
+        }
+        DataType::Date => Some(
+            col.date()
+                .ok()?
+                .physical()
+                .iter()
+                .map(|d| d.map(|d| i64::from(d) * 86_400_000_000))
+                .collect(),
+        ),
+        _ => None,
+    }
 }

@@ -220,11 +220,11 @@ pub fn ingest_customers(
             separator,
             "a profile value (text, number, boolean or timestamp)",
         )?;
-        let mapped = file.mapped();
+        let mapped = file.file.mapped();
         for &(k, _) in &mapped {
             present[k] = true;
         }
-        let found = &file.source.columns;
+        let found = &file.file.source.columns;
         let frame = &file.frame;
         let cols: Vec<TextCol> = file.text.iter().map(TextCol::new).collect();
         let path_text = path.display().to_string();
@@ -368,7 +368,7 @@ pub fn ingest_customers(
             rows_rejected: file_rejected,
             blank_lines_skipped: blank,
             rejected_by_reason: by_reason,
-            ..file.stats(&spec_list)
+            ..file.file.stats(&spec_list)
         });
     }
 

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use polars::io::mmap::MmapBytesReader;
+use polars::io::parquet::metadata::FileMetadataRef;
 use polars::prelude::*;
 
 use crate::error::InputError;
@@ -110,6 +111,8 @@ pub struct Source {
     pub columns: Vec<String>,
     /// Parquet: each column's Arrow type.
     arrow_types: Vec<ArrowDataType>,
+    /// Parquet: the footer, read once (row-group sizes for chunked reads).
+    parquet_meta: Option<FileMetadataRef>,
     /// The decompressed bytes, for a compressed file.
     bytes: Option<Arc<Vec<u8>>>,
     /// Offset of the CSV data after a UTF-8 byte-order mark.
@@ -196,18 +199,25 @@ impl Source {
             separator: None,
             columns: Vec::new(),
             arrow_types: Vec::new(),
+            parquet_meta: None,
             bytes,
             bom: 0,
         };
         if head == b"PAR1" {
             source.format = InputFormat::Parquet;
             let fmt = source.format;
-            let schema = guarded(path, fmt, || {
-                source
-                    .parquet_reader()?
+            let (schema, meta) = guarded(path, fmt, || {
+                let mut reader = source.parquet_reader()?;
+                let schema = reader
                     .schema()
-                    .map_err(|e| unreadable(path, fmt, e.to_string()))
+                    .map_err(|e| unreadable(path, fmt, e.to_string()))?;
+                let meta = reader
+                    .get_metadata()
+                    .map_err(|e| unreadable(path, fmt, e.to_string()))?
+                    .clone();
+                Ok((schema, meta))
             })?;
+            source.parquet_meta = Some(meta);
             for (name, field) in schema.iter() {
                 source.columns.push(name.to_string());
                 source.arrow_types.push(field.dtype().clone());
@@ -295,15 +305,47 @@ impl Source {
         self.arrow_types.get(index)
     }
 
+    /// Row ranges `(first row, rows)` to read the file by, each at least `rows` long where the
+    /// file allows: Parquet row groups joined up to `rows`; a CSV file is one range.
+    pub fn chunks(&self, rows: usize) -> Vec<(usize, usize)> {
+        let Some(meta) = &self.parquet_meta else {
+            return vec![(0, usize::MAX)];
+        };
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        let mut start = 0;
+        for rg in &meta.row_groups {
+            let n = rg.num_rows();
+            match out.last_mut() {
+                Some(last) if last.1 < rows => last.1 += n,
+                _ => out.push((start, n)),
+            }
+            start += n;
+        }
+        if out.is_empty() {
+            out.push((0, 0));
+        }
+        out
+    }
+
     /// Reads the columns at `projection` (indices into [`Source::columns`], each at most once).
     pub fn read(&self, projection: &[usize]) -> Result<Frame, InputError> {
+        self.read_range(projection, (0, usize::MAX))
+    }
+
+    /// [`Source::read`] of the rows `range` = (first row, rows) of a Parquet file (a range of
+    /// [`Source::chunks`]); a CSV file is read whole.
+    pub fn read_range(
+        &self,
+        projection: &[usize],
+        range: (usize, usize),
+    ) -> Result<Frame, InputError> {
         let mut sorted: Vec<usize> = projection.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
         let (df, ragged_rows, blank_rows) =
             guarded(&self.path, self.format, || match self.format {
                 InputFormat::Parquet => self
-                    .read_parquet(&sorted)
+                    .read_parquet(&sorted, range)
                     .map(|df| (df, Vec::new(), Vec::new())),
                 InputFormat::Csv => self.read_csv(&sorted),
             })?;
@@ -323,9 +365,19 @@ impl Source {
         })
     }
 
-    fn read_parquet(&self, sorted: &[usize]) -> Result<DataFrame, InputError> {
-        self.parquet_reader()?
+    fn read_parquet(
+        &self,
+        sorted: &[usize],
+        range: (usize, usize),
+    ) -> Result<DataFrame, InputError> {
+        let mut reader = self.parquet_reader()?;
+        if let Some(meta) = &self.parquet_meta {
+            reader.set_metadata(meta.clone());
+        }
+        let slice = (range != (0, usize::MAX)).then_some(range);
+        reader
             .with_projection(Some(sorted.to_vec()))
+            .with_slice(slice)
             .finish()
             .map_err(|e| unreadable(&self.path, self.format, e.to_string()))
     }

@@ -6,10 +6,11 @@ use crate::bgnbd::{self, Triples};
 use crate::gamma_gamma;
 
 fn read_csv(name: &str) -> Vec<Vec<f64>> {
-    let path = format!(
-        "{}/../../data-samples/cdnow/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    // cargo's run-time variable first: a test binary reused from a shared target directory may
+    // have been built from another checkout's path.
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let path = format!("{crate_dir}/../../data-samples/cdnow/{name}");
     let text = fs_err::read_to_string(&path).unwrap();
     text.lines()
         .skip(1)

@@ -29,7 +29,7 @@ pub(crate) struct Features {
     pub tables: Tables,
 }
 
-pub(crate) fn run(ingest: &Ingest, session_gap_minutes: u32) -> Result<Features, EngineError> {
+pub(crate) fn run(ingest: &Ingest) -> Result<Features, EngineError> {
     let mut table = patronage_features::compute(&ingest.orders, ingest.index.len(), ingest.as_of);
     if let Some(profiles) = &ingest.profiles {
         table.extend(patronage_features::profile_features(
@@ -40,11 +40,9 @@ pub(crate) fn run(ingest: &Ingest, session_gap_minutes: u32) -> Result<Features,
     }
     if let Some(clicks) = &ingest.clicks {
         let last_order = table.date("last_order_date")?.to_vec();
-        table.extend(patronage_features::engagement_features(
+        table.extend(patronage_features::engagement_from_partials(
             clicks,
-            ingest.index.len(),
             ingest.as_of,
-            session_gap_minutes,
             &last_order,
         ));
     }

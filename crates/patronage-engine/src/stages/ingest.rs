@@ -5,7 +5,7 @@
 //! Stops the run (exit 1) with an explanation in the user's terms when there is nothing to score,
 //! leaving the rejected rows in `OUT/.patronage/failed/<as-of>/`.
 
-use patronage_features::{Clicks, CustomerIndex, Day, Orders, Profiles};
+use patronage_features::{ClickPartials, CustomerIndex, Day, Orders, Profiles};
 use patronage_input::{
     expand_inputs, format_day, ingest_clicks, ingest_customers, ingest_orders, ClickCounts,
     FileStats, Ingested,
@@ -68,8 +68,6 @@ pub(crate) struct ClicksManifest {
     pub session_gap_minutes: u32,
     #[serde(flatten)]
     pub counts: ClickCounts,
-    /// Events after the as-of day (kept out of the features).
-    pub events_after_as_of_ignored: usize,
 }
 
 /// What ingest hands on.
@@ -80,8 +78,8 @@ pub(crate) struct Ingest {
     pub orders: Orders,
     /// Customer profiles, when given.
     pub profiles: Option<Profiles>,
-    /// Clicks keyed by `index` positions (events of customers outside it dropped), when given.
-    pub clicks: Option<Clicks>,
+    /// Click partials keyed by `index` positions, when clicks are given.
+    pub clicks: Option<ClickPartials>,
     pub manifest: OrdersManifest,
     pub customers_manifest: Option<CustomersManifest>,
     pub clicks_manifest: Option<ClicksManifest>,
@@ -233,7 +231,7 @@ pub(crate) fn run(
     let clicks = match &opts.clicks {
         Some(spec) => {
             let files = expand_inputs(spec)?;
-            Some(ingest_clicks(&files, &opts.clicks_schema)?)
+            Some(ingest_clicks(&files, &opts.clicks_schema, as_of)?)
         }
         None => None,
     };
@@ -261,7 +259,7 @@ pub(crate) fn run(
             ids.extend(c.profiles.customers_until(as_of).map(String::from));
         }
         if let Some(c) = &clicks {
-            ids.extend(c.clicks.customers_until(as_of).map(String::from));
+            ids.extend(c.customers_with_events().map(String::from));
         }
         let index = CustomerIndex::new(ids);
         let keyed = orders.reindex(&index);
@@ -278,15 +276,12 @@ pub(crate) fn run(
             rows_rejected,
             session_gap_minutes: opts.clicks_schema.session_gap_minutes,
             counts: c.counts.clone(),
-            events_after_as_of_ignored: c
-                .clicks
-                .micros
-                .iter()
-                .filter(|m| m.div_euclid(patronage_input::MICROS_PER_DAY) > i64::from(as_of))
-                .count(),
         }
     });
-    let clicks = clicks.map(|c| c.clicks.into_keyed(&index));
+    let clicks = clicks.map(|c| {
+        let at = index.positions(&c.customer_ids);
+        c.partials.rekey(&at, index.len())
+    });
     let customers_manifest = customers.as_ref().map(|c| {
         let rows_read = sum_files(&c.files, |f| f.rows_read);
         let rows_rejected = sum_files(&c.files, |f| f.rows_rejected);
