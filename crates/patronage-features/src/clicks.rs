@@ -224,7 +224,7 @@ impl ClickPartial {
     /// The partial of one customer's events (`idx` into `clicks`, any order).
     fn of(clicks: &Clicks, idx: &[u32], gap: i64) -> Self {
         let mut p = ClickPartial::default();
-        let mut free: Vec<Fragment> = Vec::new();
+        let mut free: Vec<Fragment> = Vec::with_capacity(idx.len());
         for &i in idx {
             let i = i as usize;
             let f = Fragment::of(clicks, i);
@@ -241,8 +241,8 @@ impl ClickPartial {
         p.categories.sort_unstable();
         p.categories.dedup();
         free.sort_unstable_by_key(|f| f.start);
-        p.fragments = coalesce_sorted(free, gap);
-        p.fragments.shrink_to_fit();
+        coalesce_in_place(&mut free, gap);
+        p.fragments = free;
         p
     }
 
@@ -276,7 +276,9 @@ impl ClickPartial {
                 all.extend_from_slice(&other.fragments);
                 all
             } else {
-                coalesce_sorted(merge_by_start(&mine, &other.fragments), gap)
+                let mut all = merge_by_start(&mine, &other.fragments);
+                coalesce_in_place(&mut all, gap);
+                all
             };
         }
         for (id, f) in other.given {
@@ -320,15 +322,18 @@ fn merge_by_start(a: &[Fragment], b: &[Fragment]) -> Vec<Fragment> {
 
 /// Joins every start-sorted fragment that starts within `gap` of the end of the session being
 /// built: the gap-cut sessions of all their events together.
-fn coalesce_sorted(fragments: Vec<Fragment>, gap: i64) -> Vec<Fragment> {
-    let mut out: Vec<Fragment> = Vec::with_capacity(fragments.len());
-    for f in fragments {
-        match out.last_mut() {
-            Some(cur) if f.start <= cur.end + gap => cur.absorb(&f),
-            _ => out.push(f),
+fn coalesce_in_place(fragments: &mut Vec<Fragment>, gap: i64) {
+    let mut w = 0;
+    for r in 0..fragments.len() {
+        let f = fragments[r];
+        if w > 0 && f.start <= fragments[w - 1].end + gap {
+            fragments[w - 1].absorb(&f);
+        } else {
+            fragments[w] = f;
+            w += 1;
         }
     }
-    out
+    fragments.truncate(w);
 }
 
 /// Click partials keyed by an integer key (the input's customers or visitors while reading;
@@ -404,6 +409,15 @@ impl ClickPartials {
         for (k, p) in built {
             self.parts[k].merge_owned(p, gap);
         }
+    }
+
+    /// Gives back the spare capacity of every partial (once reading is done).
+    pub fn shrink_to_fit(&mut self) {
+        self.parts.par_iter_mut().for_each(|p| {
+            p.fragments.shrink_to_fit();
+            p.categories.shrink_to_fit();
+        });
+        self.parts.shrink_to_fit();
     }
 
     /// Takes the partial of `key` out (leaving it empty).

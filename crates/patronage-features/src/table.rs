@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use crate::Day;
 
 /// The customers of a run: the sorted union of the `customer_id`s every input names (orders,
@@ -23,7 +25,7 @@ impl CustomerIndex {
     /// The index of the distinct ids in `ids` (any order, duplicates allowed).
     pub fn new(ids: impl IntoIterator<Item = String>) -> Self {
         let mut ids: Vec<String> = ids.into_iter().collect();
-        ids.sort_unstable();
+        ids.par_sort_unstable();
         ids.dedup();
         CustomerIndex { ids }
     }

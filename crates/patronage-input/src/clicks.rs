@@ -270,16 +270,12 @@ pub fn ingest_clicks(
     schema.check().map_err(InputError::InvalidConfig)?;
     let separator =
         separator_byte("clicks", schema.separator.as_deref()).map_err(InputError::InvalidConfig)?;
-    let mapping: HashMap<String, &EventMapping> = schema
-        .events
-        .iter()
-        .map(|(k, v)| (k.trim().to_lowercase(), v))
-        .collect();
     let price_pages: Vec<String> = schema
         .price_pages
         .iter()
         .map(|p| p.to_lowercase())
         .collect();
+    let names = EventNames::new(schema, &price_pages);
     let mut fold = Fold {
         customers: Dict::default(),
         visitors: Dict::default(),
@@ -332,9 +328,17 @@ pub fn ingest_clicks(
             let chunk = file.read_chunk(range, &[0])?;
             let frame = &chunk.frame;
             let cols: Vec<TextCol> = chunk.text.iter().map(TextCol::new).collect();
-            // A date or timestamp column read as such: µs straight from Arrow, no text.
-            let typed_ts: Option<Vec<Option<i64>>> =
-                col_of(0).and_then(|m| typed_micros(&frame.columns[m]));
+            let absent = TextCol::absent();
+            let text = |k: usize| col_of(k).map_or(&absent, |m| &cols[m]);
+            let cells = Cells::of(
+                &mut fold,
+                frame.height,
+                &|k| text(k),
+                col_of(0).and_then(|m| typed_micros(&frame.columns[m])),
+                schema,
+                &names,
+                &price_pages,
+            );
             for row in 0..frame.height {
                 let file_row = range.0 + row;
                 if frame.blank_rows.binary_search(&row).is_ok() {
@@ -367,8 +371,9 @@ pub fn ingest_clicks(
                     );
                     continue;
                 }
-                let raw = |k: usize| col_of(k).and_then(|m| cols[m].get(row));
-                if let Some(k) = (0..8).find(|&k| raw(k).is_some_and(has_replacement_char)) {
+                let raw = |k: usize| text(k).get(row);
+                let name = |k: usize| file.name(&specs, k);
+                if let Some(k) = (0..8).find(|&k| cells.invalid_utf8(k, row)) {
                     reject(
                         &found[at[k].unwrap_or_default()],
                         raw(k),
@@ -377,46 +382,32 @@ pub fn ingest_clicks(
                     );
                     continue;
                 }
-                let cell = |k: usize| raw(k).and_then(|s| clean(s, &schema.null_values));
-                let name = |k: usize| file.name(&specs, k);
-                let micros = match &typed_ts {
-                    Some(ts) => match ts[row] {
-                        Some(m) => m,
-                        None => {
-                            reject(
-                                name(0),
-                                None,
-                                RejectReason::MissingValue,
-                                format!("`{}` is empty", name(0)),
-                            );
-                            continue;
-                        }
-                    },
-                    None => {
-                        let Some(ts) = cell(0) else {
-                            reject(
-                                name(0),
-                                raw(0),
-                                RejectReason::MissingValue,
-                                format!("`{}` is empty", name(0)),
-                            );
-                            continue;
-                        };
-                        match parse_timestamp_micros(ts, schema.timestamp_format.as_deref()) {
-                            Ok(m) => m,
-                            Err(hint) => {
-                                reject(
-                                    name(0),
-                                    raw(0),
-                                    RejectReason::InvalidTimestamp,
-                                    format!("cannot parse \"{ts}\" as a timestamp ({hint})"),
-                                );
-                                continue;
-                            }
-                        }
+                let micros = match cells.ts[row] {
+                    Cell::Val(Some(m)) => m,
+                    Cell::Val(None) => {
+                        let ts = raw(0).unwrap_or_default().trim();
+                        let hint = parse_timestamp_micros(ts, schema.timestamp_format.as_deref())
+                            .err()
+                            .unwrap_or_default();
+                        reject(
+                            name(0),
+                            raw(0),
+                            RejectReason::InvalidTimestamp,
+                            format!("cannot parse \"{ts}\" as a timestamp ({hint})"),
+                        );
+                        continue;
+                    }
+                    _ => {
+                        reject(
+                            name(0),
+                            raw(0),
+                            RejectReason::MissingValue,
+                            format!("`{}` is empty", name(0)),
+                        );
+                        continue;
                     }
                 };
-                let Some(event_name) = cell(1) else {
+                let Cell::Val((event, mapped_price, known)) = cells.event[row] else {
                     reject(
                         name(1),
                         raw(1),
@@ -425,8 +416,7 @@ pub fn ingest_clicks(
                     );
                     continue;
                 };
-                let customer = cell(2).map(|c| fold.customers.intern(integral_id(c)));
-                let visitor = cell(3).map(|v| fold.visitors.intern(integral_id(v)));
+                let (customer, visitor) = (cells.customer[row].value(), cells.visitor[row].value());
                 if customer.is_none() && visitor.is_none() {
                     let k = if at[2].is_some() { 2 } else { 3 };
                     reject(
@@ -437,29 +427,15 @@ pub fn ingest_clicks(
                     );
                     continue;
                 }
-                let mapped_event = mapping.get(event_name).or_else(|| {
-                    event_name
-                        .chars()
-                        .any(char::is_uppercase)
-                        .then(|| mapping.get(&event_name.trim().to_lowercase()))
-                        .flatten()
-                });
-                let event = match mapped_event {
-                    Some(m) => EventType::parse(m.event()).unwrap_or(EventType::Other),
-                    None => EventType::parse(event_name)
-                        .or_else(|| EventType::parse(&event_name.to_lowercase()))
-                        .unwrap_or_else(|| {
-                            *counts
-                                .unknown_event_names
-                                .entry(event_name.to_string())
-                                .or_default() += 1;
-                            EventType::Other
-                        }),
-                };
-                let price_page = match mapped_event.and_then(|m| m.page()) {
-                    Some(p) => is_price_page(p, &price_pages),
-                    None => cell(5).is_some_and(|p| is_price_page(p, &price_pages)),
-                };
+                if !known {
+                    let event_name = raw(1).unwrap_or_default().trim();
+                    *counts
+                        .unknown_event_names
+                        .entry(event_name.to_string())
+                        .or_default() += 1;
+                }
+                let price_page =
+                    mapped_price.unwrap_or_else(|| cells.price_page[row].value().unwrap_or(false));
                 if let (Some(v), Some(c)) = (visitor, customer) {
                     fold.link(v, c);
                 }
@@ -468,8 +444,7 @@ pub fn ingest_clicks(
                     continue;
                 }
                 by_type[event as usize] += 1;
-                let session = cell(4).map(|v| fold.sessions.intern(v));
-                let category = cell(7).map(|v| fold.categories.intern(v));
+                let (session, category) = (cells.session[row].value(), cells.category[row].value());
                 match (customer, visitor) {
                     (Some(c), _) => fold
                         .piece
@@ -505,6 +480,7 @@ pub fn ingest_clicks(
             }
         }
     }
+    fold.by_customer.shrink_to_fit();
     for e in EventType::ALL {
         if by_type[e as usize] > 0 {
             counts
@@ -533,6 +509,189 @@ pub fn ingest_clicks(
         counts,
         warnings,
     })
+}
+
+/// One cell of a chunk's column, checked on its own.
+#[derive(Debug, Clone, Copy)]
+enum Cell<T> {
+    /// Bytes that are not valid UTF-8.
+    Invalid,
+    /// Empty or a null marker.
+    Null,
+    Val(T),
+}
+
+impl<T: Copy> Cell<T> {
+    fn value(&self) -> Option<T> {
+        match self {
+            Cell::Val(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// A column's cells: each cell cleaned (null markers) and mapped by `f`.
+fn cells<T: Send>(
+    col: &TextCol,
+    rows: usize,
+    null_values: &[String],
+    mut f: impl FnMut(&str) -> T,
+) -> Vec<Cell<T>> {
+    (0..rows)
+        .map(|row| match col.get(row) {
+            None => Cell::Null,
+            Some(s) if has_replacement_char(s) => Cell::Invalid,
+            Some(s) => match clean(s, null_values) {
+                None => Cell::Null,
+                Some(v) => Cell::Val(f(v)),
+            },
+        })
+        .collect()
+}
+
+/// The cells of one chunk, every column checked and interned on its own (the columns in
+/// parallel: the dictionaries are one per column); the row rules then run over them in order.
+struct Cells {
+    /// µs, or `None` when the text does not parse.
+    ts: Vec<Cell<Option<i64>>>,
+    /// (event, price page from the event mapping, the name is known).
+    event: Vec<Cell<(EventType, Option<bool>, bool)>>,
+    customer: Vec<Cell<u32>>,
+    visitor: Vec<Cell<u32>>,
+    session: Vec<Cell<u32>>,
+    price_page: Vec<Cell<bool>>,
+    product: Vec<Cell<()>>,
+    category: Vec<Cell<u32>>,
+}
+
+impl Cells {
+    #[allow(clippy::too_many_arguments)]
+    fn of<'a>(
+        fold: &mut Fold,
+        rows: usize,
+        text: &(dyn Fn(usize) -> &'a TextCol<'a> + Sync),
+        typed_ts: Option<Vec<Option<i64>>>,
+        schema: &ClicksSchema,
+        names: &EventNames,
+        price_pages: &[String],
+    ) -> Cells {
+        let nulls = &schema.null_values;
+        let format = schema.timestamp_format.as_deref();
+        let (customers, visitors, sessions, categories) = (
+            &mut fold.customers,
+            &mut fold.visitors,
+            &mut fold.sessions,
+            &mut fold.categories,
+        );
+        let ((ts, (event, price_page)), ((customer, visitor), ((session, category), product))) =
+            rayon::join(
+                || {
+                    rayon::join(
+                        || match typed_ts {
+                            Some(t) => t
+                                .into_iter()
+                                .map(|m| m.map_or(Cell::Null, |m| Cell::Val(Some(m))))
+                                .collect(),
+                            None => cells(text(0), rows, nulls, |s| {
+                                parse_timestamp_micros(s, format).ok()
+                            }),
+                        },
+                        || {
+                            (
+                                cells(text(1), rows, nulls, |s| names.lookup(s)),
+                                cells(text(5), rows, nulls, |s| is_price_page(s, price_pages)),
+                            )
+                        },
+                    )
+                },
+                || {
+                    rayon::join(
+                        || {
+                            rayon::join(
+                                || {
+                                    cells(text(2), rows, nulls, |s| {
+                                        customers.intern(integral_id(s))
+                                    })
+                                },
+                                || cells(text(3), rows, nulls, |s| visitors.intern(integral_id(s))),
+                            )
+                        },
+                        || {
+                            (
+                                (
+                                    cells(text(4), rows, nulls, |s| sessions.intern(s)),
+                                    cells(text(7), rows, nulls, |s| categories.intern(s)),
+                                ),
+                                cells(text(6), rows, nulls, |_| ()),
+                            )
+                        },
+                    )
+                },
+            );
+        Cells {
+            ts,
+            event,
+            customer,
+            visitor,
+            session,
+            price_page,
+            product,
+            category,
+        }
+    }
+
+    /// Whether canonical column `k`'s cell in `row` holds invalid UTF-8.
+    fn invalid_utf8(&self, k: usize, row: usize) -> bool {
+        fn bad<T>(c: &[Cell<T>], row: usize) -> bool {
+            matches!(c[row], Cell::Invalid)
+        }
+        match k {
+            0 => bad(&self.ts, row),
+            1 => bad(&self.event, row),
+            2 => bad(&self.customer, row),
+            3 => bad(&self.visitor, row),
+            4 => bad(&self.session, row),
+            5 => bad(&self.price_page, row),
+            6 => bad(&self.product, row),
+            _ => bad(&self.category, row),
+        }
+    }
+}
+
+/// The export's event names (mapped in `[clicks.events]`, or canonical) → canonical events.
+struct EventNames {
+    /// Lower-case name → (event, price page when the mapping gives a page).
+    known: HashMap<String, (EventType, Option<bool>), foldhash::fast::FixedState>,
+}
+
+impl EventNames {
+    fn new(schema: &ClicksSchema, price_pages: &[String]) -> Self {
+        let mut known: HashMap<String, (EventType, Option<bool>), foldhash::fast::FixedState> =
+            HashMap::default();
+        for e in EventType::ALL {
+            known.insert(e.name().to_string(), (e, None));
+        }
+        for (name, m) in &schema.events {
+            let event = EventType::parse(m.event()).unwrap_or(EventType::Other);
+            let price = m.page().map(|p| is_price_page(p, price_pages));
+            known.insert(name.trim().to_lowercase(), (event, price));
+        }
+        EventNames { known }
+    }
+
+    /// (event, price page from the mapping, known): an unknown name is `other`.
+    fn lookup(&self, name: &str) -> (EventType, Option<bool>, bool) {
+        let hit = self.known.get(name).or_else(|| {
+            name.chars()
+                .any(char::is_uppercase)
+                .then(|| self.known.get(&name.to_lowercase()))
+                .flatten()
+        });
+        match hit {
+            Some(&(e, price)) => (e, price, true),
+            None => (EventType::Other, None, false),
+        }
+    }
 }
 
 /// Whether a page type is one of the (lower-case) price pages, whatever its case.
