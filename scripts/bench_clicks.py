@@ -74,14 +74,14 @@ def race(binary, orders, clicks, repeats):
     print(f"data: {n:,} click events in {groups} row groups, {os.path.getsize(clicks) / 1e6:.0f} MB zstd Parquet "
           f"(timestamp + 5 string columns); orders {orders}; {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
-        ours = [binary, "run", "-q", "--no-models", "--orders", orders, "--clicks", clicks,
+        ours = [binary, "run", "-q", "--no-models", "--no-clusters", "--orders", orders, "--clicks", clicks,
                 "--out", os.path.join(tmp, "out"), "--as-of", AS_OF]
         theirs = [sys.executable, __file__, "duckdb", orders, clicks, os.path.join(tmp, "duck.parquet")]
         results = {
-            "patronage run --no-models --clicks": timed(ours, repeats),
+            "patronage run --no-models --no-clusters --clicks": timed(ours, repeats),
             "duckdb SQL (all threads)": timed(theirs, repeats),
         }
-    base = results["patronage run --no-models --clicks"][0]
+    base = results["patronage run --no-models --no-clusters --clicks"][0]
     for name, (median, runs, peak) in results.items():
         print(f"{name:<36} median {median:7.2f} s  ({', '.join(f'{r:.2f}' for r in runs)})  "
               f"peak {peak:5.2f} GiB  time ratio to patronage {median / base:5.2f}")

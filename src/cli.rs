@@ -70,6 +70,12 @@ pub struct RunArgs {
     /// Skip the churn models (no `churn_scores`; value tiers rank net revenue).
     #[arg(long, help_heading = "Run")]
     pub no_models: bool,
+    /// Number of behavioural clusters (default: chosen in clusters.k_min..k_max).
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    pub k: Option<usize>,
+    /// Skip the behavioural clusters (no `cluster_profiles`, no cluster columns).
+    #[arg(long, help_heading = "Run")]
+    pub no_clusters: bool,
     /// No progress on stderr.
     #[arg(long, short, help_heading = "Display")]
     pub quiet: bool,
@@ -151,6 +157,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if args.no_models {
         config.models.enabled = false;
     }
+    if args.no_clusters {
+        config.clusters.enabled = false;
+    }
     let flags = patronage_engine::Flags {
         orders: args.orders,
         customers: args.customers,
@@ -158,6 +167,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         out: args.out,
         as_of: args.as_of,
         holdout_days: args.holdout_days,
+        k: args.k,
     };
     let opts = config.into_options(args.config.as_deref(), flags, today())?;
     let bar = spinner(args.quiet);

@@ -27,6 +27,7 @@ use patronage_segments::{RuleTable, TierParams};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
+pub use crate::stages::clusters::ClustersConfig;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +44,8 @@ pub struct Config {
     pub segments: SegmentsConfig,
     #[serde(default)]
     pub models: ModelsConfig,
+    #[serde(default)]
+    pub clusters: ClustersConfig,
 }
 
 /// Every `patronage run` flag, settable from the config.
@@ -202,6 +205,7 @@ pub struct RunOptions {
     pub value_tiers: TierParams,
     pub value_by: ValueBasis,
     pub models: ModelsConfig,
+    pub clusters: ClustersConfig,
     pub config_path: Option<PathBuf>,
     /// Today's date as the caller sees it, only to warn about an as-of in the future.
     pub today: Day,
@@ -216,6 +220,8 @@ pub struct Flags {
     pub out: Option<PathBuf>,
     pub as_of: Option<String>,
     pub holdout_days: Option<u32>,
+    /// `--k`: the number of clusters, forced.
+    pub k: Option<usize>,
 }
 
 impl Config {
@@ -245,6 +251,7 @@ impl Config {
             out,
             as_of,
             holdout_days,
+            k,
         } = flags;
         let where_ = config_path
             .map(|p| p.display().to_string())
@@ -299,6 +306,14 @@ impl Config {
         let clicks = clicks.or_else(|| self.run.clicks.as_ref().map(from_config));
         self.segments.value_tiers.check().map_err(bad)?;
         self.models.check().map_err(bad)?;
+        let mut clusters = self.clusters;
+        if k.is_some() {
+            clusters.k = k;
+        }
+        clusters.check().map_err(|m| match k {
+            Some(_) => EngineError::Usage(m),
+            None => bad(m),
+        })?;
         let (rules, rules_source) = load_rules(&self.segments.rules, base)?;
         let check = rules.check();
         if !check.is_ok() {
@@ -323,6 +338,7 @@ impl Config {
             value_tiers: self.segments.value_tiers,
             value_by: self.segments.value_by,
             models: self.models,
+            clusters,
             config_path: config_path.map(Path::to_path_buf),
             today,
         })

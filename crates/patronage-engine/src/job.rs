@@ -99,7 +99,35 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         .as_ref()
         .and_then(|m| m.scores.as_ref())
         .map(|s| s.clv.as_slice());
-    let segments = stages::segments::run(opts, &ingest.index, &features.table, clv)?;
+    let mut segments = stages::segments::run(opts, &ingest.index, &features.table, clv)?;
+
+    let clusters = if opts.clusters.enabled {
+        timer.start(Stage::Clusters, report);
+        let scores = models.as_ref().and_then(|m| m.scores.as_ref());
+        let segments_frame = segments
+            .tables
+            .iter_mut()
+            .find(|t| t.0 == "segments")
+            .map(|t| &mut t.1)
+            .ok_or_else(|| EngineError::Internal {
+                table: "segments".into(),
+                message: "the segments stage made no segments table".into(),
+            })?;
+        Some(stages::clusters::run(
+            &opts.clusters,
+            &features.table,
+            stages::clusters::ClusterInputs {
+                out: &opts.out,
+                as_of: &as_of,
+                p_alive: scores.map(|s| s.p_alive.as_slice()),
+                clv,
+                segments: segments_frame,
+            },
+            &mut warnings,
+        )?)
+    } else {
+        None
+    };
 
     timer.start(Stage::Write, report);
     let mut tables = features.tables;
@@ -111,6 +139,17 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         None => (json!({ "enabled": false }), None),
     };
     tables.extend(segments.tables);
+    let mut artifacts = Vec::new();
+    let clusters_manifest = match clusters {
+        Some(c) => {
+            tables.extend(c.tables);
+            if let Some(a) = c.artifact {
+                artifacts.push((stages::clusters::ARTIFACT_DIR, a));
+            }
+            c.manifest
+        }
+        None => json!({ "enabled": false }),
+    };
     tables.extend(ingest.tables);
     let customers = features.table.len();
     let (rows_read, rows_rejected) = (ingest.manifest.rows_read, ingest.manifest.rows_rejected);
@@ -124,7 +163,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         .as_ref()
         .map(|c| (c.rows_read, c.rows_rejected));
     let warning_list = warnings.list.clone();
-    let written = stages::write::run(&out_dir, &as_of, tables, |table_rows| {
+    let written = stages::write::run(&out_dir, &as_of, tables, &artifacts, |table_rows| {
         timer.stop();
         json!({
             "engine": { "name": "patronage", "version": crate::VERSION },
@@ -138,6 +177,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             "features": features.manifest,
             "models": models_manifest,
             "segments": segments.manifest,
+            "clusters": clusters_manifest,
             "tables": table_rows,
             "timings_ms": timer.timings,
         })

@@ -15,6 +15,7 @@ pub const TABLES: &[&str] = &[
     "churn_scores",
     "segments",
     "segment_summary",
+    "cluster_profiles",
     "rejected",
     "backtest",
 ];

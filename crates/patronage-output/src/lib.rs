@@ -151,7 +151,13 @@ struct Journal {
     tables: Vec<JournalTable>,
     /// Tables whose partition for this run date is removed (this run does not write them).
     stale: Vec<String>,
+    /// Model artifacts, swapped in like partitions: `table` is the path under OUT.
+    #[serde(default)]
+    artifacts: Vec<JournalTable>,
 }
+
+/// Staged artifacts live under this directory of a staging area.
+const ARTIFACTS: &str = "artifacts";
 
 fn partition(root: &Path, table: &str, run_date: &str) -> PathBuf {
     root.join(table).join(format!("run_date={run_date}"))
@@ -310,6 +316,28 @@ impl OutDir {
             sync_dir(&self.out.join(&t.table));
             fail_point(&format!("swap:{}", t.table));
         }
+        for a in &j.artifacts {
+            let at = |e: std::io::Error| (a.table.clone(), e);
+            let staged = staging.join(ARTIFACTS).join(&a.table);
+            let target = self.out.join(&a.table);
+            if inode(&target) == Some(a.inode) {
+                continue;
+            }
+            if inode(&staged) != Some(a.inode) {
+                return Err(at(std::io::Error::other(
+                    "neither the published nor the staged artifact is the one this run wrote",
+                )));
+            }
+            let parent = target.parent().unwrap_or(&self.out);
+            fs_err::create_dir_all(parent).map_err(at)?;
+            if target.exists() {
+                exchange(&staged, &target).map_err(at)?;
+            } else {
+                fs_err::rename(&staged, &target).map_err(at)?;
+            }
+            sync_dir(parent);
+            fail_point(&format!("artifact:{}", a.table));
+        }
         for table in &j.stale {
             let at = |e: std::io::Error| (table.clone(), e);
             let target = partition(&self.out, table, &j.run_date);
@@ -353,6 +381,7 @@ impl OutDir {
             name,
             dir,
             tables: Vec::new(),
+            artifacts: Vec::new(),
             published: false,
         })
     }
@@ -378,6 +407,8 @@ pub struct Staging<'o> {
     name: String,
     dir: PathBuf,
     tables: Vec<String>,
+    /// Artifacts written, as paths under OUT.
+    artifacts: Vec<String>,
     published: bool,
 }
 
@@ -389,6 +420,19 @@ pub struct Published {
 }
 
 impl Staging<'_> {
+    /// Stages a model artifact published as `OUT/<dir>/<run date>.json` (atomically, with the
+    /// tables: a failed publish leaves the previous one).
+    pub fn write_artifact(&mut self, dir: &str, bytes: &[u8]) -> Result<(), OutputError> {
+        let rel = format!("{dir}/{}.json", self.run_date);
+        let path = self.dir.join(ARTIFACTS).join(&rel);
+        if let Some(parent) = path.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        fs_err::write(&path, bytes)?;
+        self.artifacts.push(rel);
+        Ok(())
+    }
+
     /// Writes `table` into staging; checks its column types and that every float is finite.
     pub fn write_table(&mut self, table: &str, df: &mut DataFrame) -> Result<(), OutputError> {
         check_types(table, df)?;
@@ -422,7 +466,18 @@ impl Staging<'_> {
                 })?,
             });
         }
+        let mut artifacts = Vec::new();
+        for rel in &self.artifacts {
+            let staged = self.dir.join(ARTIFACTS).join(rel);
+            artifacts.push(JournalTable {
+                table: rel.clone(),
+                inode: inode(&staged).ok_or_else(|| {
+                    std::io::Error::other(format!("{} vanished", staged.display()))
+                })?,
+            });
+        }
         let journal = Journal {
+            artifacts,
             run_date: self.run_date.clone(),
             staging: self.name.clone(),
             tables,
@@ -479,6 +534,17 @@ impl Staging<'_> {
             let staged = partition(&self.dir, &t.table, &j.run_date);
             let target = partition(&self.out.out, &t.table, &j.run_date);
             if inode(&target) == Some(t.inode) {
+                if staged.exists() {
+                    let _ = exchange(&staged, &target);
+                } else {
+                    let _ = fs_err::rename(&target, &staged);
+                }
+            }
+        }
+        for a in &j.artifacts {
+            let staged = self.dir.join(ARTIFACTS).join(&a.table);
+            let target = self.out.out.join(&a.table);
+            if inode(&target) == Some(a.inode) {
                 if staged.exists() {
                     let _ = exchange(&staged, &target);
                 } else {

@@ -1,9 +1,10 @@
 //! The pipeline stages, one module each, in run order: [`ingest`] → [`features`] → [`models`] →
-//! [`segments`] → [`write`]. A stage takes what earlier stages produced and returns its tables
+//! [`segments`] → [`clusters`] → [`write`]. A stage takes what earlier stages produced and returns its tables
 //! (name and frame, in output order) and its own manifest section; the job only sequences them.
 //! Adding a table is one place: the stage that makes it (and its name in [`crate::TABLES`], so a
 //! rerun that no longer writes it removes the stale partition).
 
+pub(crate) mod clusters;
 pub(crate) mod features;
 pub(crate) mod ingest;
 pub(crate) mod models;
@@ -19,6 +20,7 @@ pub enum Stage {
     Features,
     Models,
     Segments,
+    Clusters,
     Write,
 }
 
@@ -29,6 +31,7 @@ impl Stage {
             Stage::Features => "features",
             Stage::Models => "models",
             Stage::Segments => "segments",
+            Stage::Clusters => "clusters",
             Stage::Write => "write",
         }
     }

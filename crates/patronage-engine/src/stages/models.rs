@@ -26,6 +26,7 @@ use crate::tables;
 const MONTH_DAYS: f64 = 30.0;
 
 pub(crate) struct Scores {
+    pub p_alive: Vec<Option<f64>>,
     pub clv: Vec<Option<f64>>,
 }
 
@@ -298,7 +299,10 @@ pub(crate) fn run_models(
                 ],
             )?;
             tables.push(("churn_scores", frame));
-            scores = Some(Scores { clv: clv_values });
+            scores = Some(Scores {
+                p_alive: col(0),
+                clv: clv_values,
+            });
         }
     }
 

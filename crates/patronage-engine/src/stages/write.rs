@@ -1,5 +1,5 @@
-//! Write: every table into staging (type and finiteness checked), then one publish with the
-//! manifest as its commit record (see `patronage-output`).
+//! Write: every table and model artifact into staging (types and finiteness checked), then one
+//! publish with the manifest as its commit record (see `patronage-output`).
 
 use std::path::PathBuf;
 
@@ -21,9 +21,13 @@ pub(crate) fn run(
     out_dir: &OutDir,
     as_of: &str,
     mut tables: Tables,
+    artifacts: &[(&str, Vec<u8>)],
     manifest: impl FnOnce(serde_json::Value) -> serde_json::Value,
 ) -> Result<Written, EngineError> {
     let mut staging = out_dir.stage(as_of)?;
+    for (dir, bytes) in artifacts {
+        staging.write_artifact(dir, bytes)?;
+    }
     let mut rows = serde_json::Map::new();
     for (name, df) in &mut tables {
         staging.write_table(name, df)?;

@@ -1,0 +1,411 @@
+//! Clusters: behavioural k-means clusters (linfa, in `patronage-clusters`) on features asked
+//! for by name, ids kept from the latest earlier run's model (`OUT/models/clusters/<as-of>.json`),
+//! the `cluster_profiles` table, and `cluster_id`, `cluster_name`, `cluster_imputed` in
+//! `segments`.
+
+use std::path::Path;
+
+use patronage_clusters::{cluster, ClusterModel, Config, Outcome};
+use patronage_features::FeatureTable;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Tables, Warnings};
+use crate::error::EngineError;
+use crate::tables;
+
+/// `[clusters]` in the config.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClustersConfig {
+    /// Find clusters (and write `cluster_profiles`).
+    pub enabled: bool,
+    /// Feature columns by name; empty: recency_days, frequency, monetary, aov, tenure_days, plus
+    /// p_alive when the models ran and sessions, bounce_rate with a clickstream.
+    pub features: Vec<String>,
+    /// k is chosen in k_min..=k_max unless `k` forces it (`--k`).
+    pub k_min: usize,
+    pub k_max: usize,
+    pub k: Option<usize>,
+    /// Smallest admissible cluster (share of the customers clustered).
+    pub min_share: f64,
+    /// Rows of the seeded sample k is chosen on.
+    pub sample_rows: usize,
+    /// k-means++ initializations per fit.
+    pub n_init: usize,
+    /// Bootstrap refits for the stability estimate.
+    pub bootstrap: usize,
+    pub seed: u64,
+}
+
+impl Default for ClustersConfig {
+    fn default() -> Self {
+        let c = Config::default();
+        ClustersConfig {
+            enabled: true,
+            features: Vec::new(),
+            k_min: *c.k_range.start(),
+            k_max: *c.k_range.end(),
+            k: None,
+            min_share: c.min_share,
+            sample_rows: c.sample_rows,
+            n_init: c.n_runs,
+            bootstrap: c.bootstrap,
+            seed: c.seed,
+        }
+    }
+}
+
+impl ClustersConfig {
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.k_min < 2 || self.k_max < self.k_min || self.k_max > 16 {
+            return Err(format!(
+                "clusters.k_min..k_max must satisfy 2 ≤ k_min ≤ k_max ≤ 16 (got {}..{})",
+                self.k_min, self.k_max
+            ));
+        }
+        if let Some(k) = self.k {
+            if !(2..=16).contains(&k) {
+                return Err(format!("clusters.k (--k) must be 2..16, got {k}"));
+            }
+        }
+        if !(0.0..0.5).contains(&self.min_share) {
+            return Err("clusters.min_share must be in [0, 0.5)".into());
+        }
+        if self.sample_rows < 100 || self.n_init == 0 {
+            return Err("clusters.sample_rows must be ≥ 100 and clusters.n_init ≥ 1".into());
+        }
+        Ok(())
+    }
+
+    fn algorithm(&self) -> Config {
+        Config {
+            k_range: self.k_min..=self.k_max,
+            k: self.k,
+            min_share: self.min_share,
+            sample_rows: self.sample_rows,
+            n_runs: self.n_init,
+            bootstrap: self.bootstrap,
+            seed: self.seed,
+            ..Config::default()
+        }
+    }
+}
+
+/// What the clusters stage produced.
+pub(crate) struct ClustersStage {
+    /// `cluster_profiles`.
+    pub tables: Tables,
+    pub manifest: serde_json::Value,
+    /// The model artifact (JSON) to publish with the run.
+    pub artifact: Option<Vec<u8>>,
+}
+
+/// Where model artifacts of a kind live: `OUT/models/<kind>/<as-of>.json`.
+pub(crate) const ARTIFACT_DIR: &str = "models/clusters";
+
+/// The latest model saved by a run with an earlier as-of day.
+fn previous_model(out: &Path, as_of: &str, warnings: &mut Warnings) -> Option<ClusterModel> {
+    let dir = out.join(ARTIFACT_DIR);
+    let mut dates: Vec<String> = fs_err::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let date = name.strip_suffix(".json")?.to_string();
+            (date.len() == 10 && date.as_str() < as_of).then_some(date)
+        })
+        .collect();
+    dates.sort();
+    let latest = dates.pop()?;
+    let path = dir.join(format!("{latest}.json"));
+    match fs_err::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<ClusterModel>(&b).map_err(|e| e.to_string()))
+    {
+        Ok(m) => Some(m),
+        Err(e) => {
+            warnings.warn(format!(
+                "cannot read the previous cluster model {} ({e}); clusters start afresh",
+                path.display()
+            ));
+            None
+        }
+    }
+}
+
+/// The default feature list for what this run has.
+fn default_features(f: &FeatureTable, p_alive: bool) -> Vec<String> {
+    let mut names: Vec<&str> = vec![
+        "recency_days",
+        "frequency",
+        "monetary",
+        "aov",
+        "tenure_days",
+    ];
+    if p_alive {
+        names.push("p_alive");
+    }
+    for n in ["sessions", "bounce_rate"] {
+        if f.has(n) {
+            names.push(n);
+        }
+    }
+    names.into_iter().map(String::from).collect()
+}
+
+/// Inputs of the stage besides the feature table.
+pub(crate) struct ClusterInputs<'a> {
+    pub out: &'a Path,
+    pub as_of: &'a str,
+    pub p_alive: Option<&'a [Option<f64>]>,
+    pub clv: Option<&'a [Option<f64>]>,
+    /// The segments frame: `rfm_segment` is read, the cluster columns are added.
+    pub segments: &'a mut DataFrame,
+}
+
+pub(crate) fn run(
+    config: &ClustersConfig,
+    f: &FeatureTable,
+    inputs: ClusterInputs,
+    warnings: &mut Warnings,
+) -> Result<ClustersStage, EngineError> {
+    let n = f.len();
+    let names = if config.features.is_empty() {
+        default_features(f, inputs.p_alive.is_some())
+    } else {
+        config.features.clone()
+    };
+    let mut columns: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+    for name in &names {
+        let values = match (name.as_str(), inputs.p_alive, inputs.clv) {
+            ("p_alive", Some(p), _) => p.to_vec(),
+            ("clv", _, Some(c)) => c.to_vec(),
+            _ => f.numeric(name).map_err(|e| EngineError::InvalidConfig {
+                path: "clusters.features".into(),
+                message: format!("{e}; a cluster feature must be a numeric column of customer_features (or p_alive / clv with models)"),
+            })?,
+        };
+        columns.push((name.clone(), values));
+    }
+    // Buyers are clustered (missing features imputed and counted); a customer without an order
+    // only when every feature exists for them.
+    let freq = f.int("frequency")?;
+    let eligible: Vec<bool> = (0..n)
+        .map(|i| freq[i].is_some_and(|v| v > 0) || columns.iter().all(|(_, v)| v[i].is_some()))
+        .collect();
+    let previous = previous_model(inputs.out, inputs.as_of, warnings);
+    let outcome = match cluster(
+        &columns,
+        &eligible,
+        &config.algorithm(),
+        previous.as_ref(),
+        inputs.as_of,
+        crate::VERSION,
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            warnings.warn(format!("no clusters this run: {e}"));
+            add_cluster_columns(inputs.segments, n, None)?;
+            return Ok(ClustersStage {
+                tables: Vec::new(),
+                manifest: json!({ "status": "skipped", "reason": e.to_string(), "features": names }),
+                artifact: None,
+            });
+        }
+    };
+    add_cluster_columns(inputs.segments, n, Some(&outcome))?;
+    let profiles = profiles(f, &columns, &outcome, &inputs)?;
+    let scores: Vec<serde_json::Value> = outcome
+        .scores
+        .iter()
+        .map(|s| serde_json::to_value(s).unwrap_or_default())
+        .collect();
+    let ari = &outcome.bootstrap_ari;
+    let manifest = json!({
+        "status": "ok",
+        "features": names,
+        "transforms": outcome.model.features,
+        "customers_clustered": outcome.rows.len(),
+        "customers_not_clustered": n - outcome.rows.len(),
+        "imputed_per_feature": names.iter().cloned().zip(outcome.imputed_per_feature.iter().copied()).collect::<std::collections::BTreeMap<String, usize>>(),
+        "k": outcome.model.k,
+        "chosen_by": outcome.chosen_by,
+        "k_range": [config.k_min, config.k_max],
+        "min_share": config.min_share,
+        "sample_rows": outcome.sample_rows,
+        "indices_per_k": scores,
+        "bootstrap_ari": { "refits": ari.len(), "mean": if ari.is_empty() { None } else { Some(ari.iter().sum::<f64>() / ari.len() as f64) }, "min": ari.iter().copied().reduce(f64::min), "values": ari },
+        "warm_start": previous.as_ref().map(|p| json!({ "from": p.as_of, "k": p.k, "same_features": p.centroids_in(&outcome.model.features).is_some() })),
+        "changes": outcome.matching,
+        "ids": outcome.model.ids,
+        "names": outcome.model.names,
+        "seed": config.seed,
+        "artifact": format!("{ARTIFACT_DIR}/{}.json", inputs.as_of),
+    });
+    let artifact =
+        serde_json::to_vec_pretty(&outcome.model).map_err(|e| EngineError::Internal {
+            table: "cluster model".into(),
+            message: e.to_string(),
+        })?;
+    Ok(ClustersStage {
+        tables: vec![("cluster_profiles", profiles)],
+        manifest,
+        artifact: Some(artifact),
+    })
+}
+
+/// `cluster_id`, `cluster_name`, `cluster_imputed` (features imputed) on `segments`; null for
+/// customers not clustered.
+fn add_cluster_columns(
+    segments: &mut DataFrame,
+    n: usize,
+    outcome: Option<&Outcome>,
+) -> Result<(), EngineError> {
+    let mut id: Vec<Option<i64>> = vec![None; n];
+    let mut name: Vec<Option<&str>> = vec![None; n];
+    let mut imputed: Vec<Option<i64>> = vec![None; n];
+    if let Some(o) = outcome {
+        for (k, &row) in o.rows.iter().enumerate() {
+            let c = o.labels[k];
+            id[row] = Some(i64::from(o.model.ids[c]));
+            name[row] = Some(o.model.names[c].as_str());
+            imputed[row] = Some(i64::from(o.imputed[k]));
+        }
+    }
+    let internal = |e: PolarsError| EngineError::Internal {
+        table: "segments".into(),
+        message: e.to_string(),
+    };
+    for c in [
+        Column::new("cluster_id".into(), id),
+        Column::new("cluster_name".into(), name),
+        Column::new("cluster_imputed".into(), imputed),
+    ] {
+        segments.with_column(c).map_err(internal)?;
+    }
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    Some(patronage_clusters::quantile(&v, 0.5))
+}
+
+/// One row per cluster, in id order.
+fn profiles(
+    f: &FeatureTable,
+    columns: &[(String, Vec<Option<f64>>)],
+    o: &Outcome,
+    inputs: &ClusterInputs,
+) -> Result<DataFrame, EngineError> {
+    let k = o.model.k;
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for (i, &row) in o.rows.iter().enumerate() {
+        members[o.labels[i]].push(row);
+    }
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by_key(|&c| o.model.ids[c]);
+    let revenue = f.float("net_revenue")?;
+    let total_revenue: f64 = revenue.iter().flatten().sum();
+    let segment = inputs
+        .segments
+        .column("rfm_segment")
+        .and_then(|c| c.str().cloned())
+        .map_err(|e| EngineError::Internal {
+            table: "cluster_profiles".into(),
+            message: e.to_string(),
+        })?;
+    let clustered = o.rows.len() as f64;
+    let mean_of = |v: Option<&[Option<f64>]>, rows: &[usize]| -> Option<f64> {
+        let v = v?;
+        let xs: Vec<f64> = rows.iter().filter_map(|&r| v[r]).collect();
+        (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+    };
+    let mut out = vec![
+        Column::new(
+            "cluster_id".into(),
+            order
+                .iter()
+                .map(|&c| i64::from(o.model.ids[c]))
+                .collect::<Vec<i64>>(),
+        ),
+        Column::new(
+            "cluster_name".into(),
+            order
+                .iter()
+                .map(|&c| o.model.names[c].as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "customers".into(),
+            order
+                .iter()
+                .map(|&c| members[c].len() as i64)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "share".into(),
+            order
+                .iter()
+                .map(|&c| members[c].len() as f64 / clustered)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "revenue_share".into(),
+            order
+                .iter()
+                .map(|&c| {
+                    let r: f64 = members[c].iter().filter_map(|&r| revenue[r]).sum();
+                    (total_revenue > 0.0).then(|| r / total_revenue)
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "mean_p_alive".into(),
+            order
+                .iter()
+                .map(|&c| mean_of(inputs.p_alive, &members[c]))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "mean_clv".into(),
+            order
+                .iter()
+                .map(|&c| mean_of(inputs.clv, &members[c]))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "dominant_rfm_segment".into(),
+            order
+                .iter()
+                .map(|&c| {
+                    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+                    for &r in &members[c] {
+                        if let Some(s) = segment.get(r) {
+                            *counts.entry(s).or_default() += 1;
+                        }
+                    }
+                    counts
+                        .into_iter()
+                        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+                        .map(|(s, _)| s.to_string())
+                })
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    for (name, values) in columns {
+        out.push(Column::new(
+            format!("median_{name}").into(),
+            order
+                .iter()
+                .map(|&c| median(members[c].iter().filter_map(|&r| values[r]).collect()))
+                .collect::<Vec<_>>(),
+        ));
+    }
+    tables::frame("cluster_profiles", out)
+}
