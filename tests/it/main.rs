@@ -5,6 +5,7 @@
 
 mod cdnow;
 mod clicks;
+mod clusters;
 mod common;
 mod customers;
 mod determinism;

@@ -60,7 +60,7 @@ impl Default for Config {
             k: None,
             min_share: 0.05,
             sample_rows: 20_000,
-            silhouette_rows: 4_000,
+            silhouette_rows: 3_000,
             n_runs: 10,
             bootstrap: 5,
             seed: 42,
@@ -143,6 +143,9 @@ pub struct Outcome {
     pub sample_rows: usize,
 }
 
+/// k-means++ starts per k while choosing k (the chosen k is refitted with `n_runs` starts).
+const SCORING_RUNS: usize = 3;
+
 fn rng(seed: u64, stream: u64) -> Xoshiro256PlusPlus {
     let mut r = Xoshiro256PlusPlus::seed_from_u64(seed);
     for _ in 0..stream {
@@ -162,7 +165,7 @@ fn kmeans(
 ) -> Result<(Array2<f64>, Vec<usize>), ClusterError> {
     let data = DatasetBase::from(x.to_owned());
     let params = KMeans::params_with_rng(k, rng(seed, stream))
-        .tolerance(1e-6)
+        .tolerance(1e-4)
         .max_n_iterations(300);
     let params = match init {
         Some(c) => params.init_method(KMeansInit::Precomputed(c)).n_runs(1),
@@ -209,7 +212,7 @@ fn score_ks(
         if k < 2 || k >= sample.nrows() {
             continue;
         }
-        let (c, labels) = kmeans(sample, k, None, config.n_runs, config.seed, k as u64)?;
+        let (c, labels) = kmeans(sample, k, None, SCORING_RUNS, config.seed, k as u64)?;
         let sizes = indices::sizes(&labels, k);
         let smallest = *sizes.iter().min().unwrap_or(&0) as f64 / labels.len() as f64;
         let sil_labels = assign(sil, &c);
@@ -322,15 +325,12 @@ pub fn cluster(
         }
     };
     // The fit on every row: from the previous centroids when k is the previous k, else from the
-    // sample's solution for this k (or k-means++ when k was forced).
+    // best of `n_runs` k-means++ starts on the sample.
     let init = match &previous_init {
-        Some((p, c)) if p.k == k => Some(c.clone()),
-        _ => scored.iter().find(|s| s.0.k == k).map(|s| s.1.clone()),
+        Some((p, c)) if p.k == k => c.clone(),
+        _ => kmeans(sample.view(), k, None, config.n_runs, config.seed, 50)?.0,
     };
-    let (centroids, labels) = match init {
-        Some(c) => kmeans(x, k, Some(c), 1, config.seed, 0)?,
-        None => kmeans(x, k, None, config.n_runs, config.seed, 0)?,
-    };
+    let (centroids, labels) = kmeans(x, k, Some(init), 1, config.seed, 0)?;
     // Stability: refits on bootstrap resamples of the sample, labels compared on the sample.
     let reference = assign(sample.view(), &centroids);
     let bootstrap_ari = (0..config.bootstrap)
@@ -344,7 +344,7 @@ pub fn cluster(
                 resample.view(),
                 k,
                 None,
-                config.n_runs.min(3),
+                SCORING_RUNS,
                 config.seed,
                 100 + b as u64,
             )?;

@@ -101,18 +101,18 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         .map(|s| s.clv.as_slice());
     let mut segments = stages::segments::run(opts, &ingest.index, &features.table, clv)?;
 
+    let segments_frame = segments
+        .tables
+        .iter_mut()
+        .find(|t| t.0 == "segments")
+        .map(|t| &mut t.1)
+        .ok_or_else(|| EngineError::Internal {
+            table: "segments".into(),
+            message: "the segments stage made no segments table".into(),
+        })?;
     let clusters = if opts.clusters.enabled {
         timer.start(Stage::Clusters, report);
         let scores = models.as_ref().and_then(|m| m.scores.as_ref());
-        let segments_frame = segments
-            .tables
-            .iter_mut()
-            .find(|t| t.0 == "segments")
-            .map(|t| &mut t.1)
-            .ok_or_else(|| EngineError::Internal {
-                table: "segments".into(),
-                message: "the segments stage made no segments table".into(),
-            })?;
         Some(stages::clusters::run(
             &opts.clusters,
             &features.table,
@@ -126,6 +126,8 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             &mut warnings,
         )?)
     } else {
+        // The same columns, null: the table's schema does not depend on the switch.
+        stages::clusters::add_cluster_columns(segments_frame, features.table.len(), None)?;
         None
     };
 

@@ -258,7 +258,7 @@ pub(crate) fn run(
 
 /// `cluster_id`, `cluster_name`, `cluster_imputed` (features imputed) on `segments`; null for
 /// customers not clustered.
-fn add_cluster_columns(
+pub(crate) fn add_cluster_columns(
     segments: &mut DataFrame,
     n: usize,
     outcome: Option<&Outcome>,
