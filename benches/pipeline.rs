@@ -75,14 +75,18 @@ fn ingest_rfm(c: &mut Criterion) {
     group.finish();
 }
 
-fn fit_models(c: &mut Criterion) {
-    let customers = env_usize("PATRONAGE_BENCH_FIT_CUSTOMERS", 1_000_000);
+/// The order features of a generated shop of `customers` at 2024-12-31.
+fn generated_features(customers: usize) -> patronage_features::FeatureTable {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = generated(customers, dir.path());
     let ingested = ingest_orders(&[path], &OrdersSchema::default()).expect("ingest");
     let as_of = patronage_input::parse_date("2024-12-31").expect("date");
     let (index, orders) = ingested.orders.into_indexed(as_of);
-    let f = patronage_features::compute(&orders, index.len(), as_of);
+    patronage_features::compute(&orders, index.len(), as_of)
+}
+
+fn fit_models(c: &mut Criterion) {
+    let f = generated_features(env_usize("PATRONAGE_BENCH_FIT_CUSTOMERS", 1_000_000));
     let buyers = f
         .int("frequency")
         .expect("frequency")
@@ -156,5 +160,53 @@ fn sessionize(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingest_rfm, fit_models, nightly_run, sessionize);
+/// k chosen in 3–8 on the 20,000-row sample, the chosen k refitted, the fit on every customer
+/// and 5 bootstrap refits: the clusters stage without its tables.
+fn clusters(c: &mut Criterion) {
+    let f = generated_features(env_usize("PATRONAGE_BENCH_CLUSTER_CUSTOMERS", 1_000_000));
+    let columns: Vec<(String, Vec<Option<f64>>)> = [
+        "recency_days",
+        "frequency",
+        "monetary",
+        "aov",
+        "tenure_days",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), f.numeric(n).expect("feature")))
+    .collect();
+    let eligible: Vec<bool> = f
+        .int("frequency")
+        .expect("frequency")
+        .iter()
+        .map(|n| n.is_some_and(|n| n > 0))
+        .collect();
+    let n = eligible.iter().filter(|e| **e).count();
+    let config = patronage_clusters::Config::default();
+    let mut group = slow_group(c, format!("clusters/{n}_customers"), 10);
+    group.bench_function("select_k+fit+bootstrap", |b| {
+        b.iter(|| {
+            black_box(
+                patronage_clusters::cluster(
+                    &columns,
+                    &eligible,
+                    &config,
+                    None,
+                    "2024-12-31",
+                    "bench",
+                )
+                .expect("clusters"),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    ingest_rfm,
+    fit_models,
+    nightly_run,
+    sessionize,
+    clusters
+);
 criterion_main!(benches);

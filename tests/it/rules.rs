@@ -54,3 +54,45 @@ fn a_custom_rule_table_drives_the_segments() {
         .unwrap()
         .ends_with("two.toml"));
 }
+
+/// Issue #15 item 6: the lowest values score 1 even when they are most of the base, so the
+/// F = 1 rules fire on real data. CDNOW: 51% of customers buy on one day only.
+#[test]
+fn cdnow_one_time_buyers_score_f1_and_the_f1_rules_fire() {
+    let dir = tempdir();
+    let orders = repo().join("data-samples/cdnow/cdnow_orders.csv");
+    for as_of in ["1997-03-31", "1998-06-30"] {
+        let out = dir.path().join(as_of);
+        run_job(
+            &orders,
+            &out,
+            &["--as-of", as_of, "--no-models", "--no-clusters"],
+        );
+        let f = read_table(&partition(&out, "customer_features", as_of));
+        let s = read_table(&partition(&out, "segments", as_of));
+        let (freq, fs) = (f.i64s("frequency"), s.i64s("f_score"));
+        let min_freq = freq.iter().flatten().min().copied().unwrap();
+        for (q, score) in freq.iter().zip(&fs) {
+            if *q == Some(min_freq) {
+                assert_eq!(*score, Some(1), "{as_of}: the lowest frequency scores 1");
+            }
+        }
+        let m = manifest(&out, as_of);
+        let fired = &m["segments"]["rules"]["customers_per_rule"];
+        if as_of == "1997-03-31" {
+            // The acquisition quarter: recent one-time buyers are New.
+            assert!(fired["new"].as_i64().unwrap() > 0, "{fired}");
+            let segment = s.strings("rfm_segment");
+            let recency = s.i64s("r_score");
+            for i in 0..s.rows() {
+                if segment[i].as_deref() == Some("New") {
+                    assert_eq!((recency[i], fs[i]), (Some(5), Some(1)));
+                }
+            }
+        }
+        assert!(
+            fired["promising"].as_i64().unwrap() + fired["about_to_sleep"].as_i64().unwrap() > 0,
+            "{as_of}: {fired}"
+        );
+    }
+}

@@ -1,6 +1,9 @@
-//! Tie-aware 1–5 scores: `score = ceil(5 · p)` with `p = average rank / n`, ranks ascending in
-//! goodness. Equal values share an average rank and therefore always share a score; the score of
-//! a value depends only on the multiset of values, so shuffling input rows never changes it.
+//! Tie-aware 1–5 scores: `score = ceil(5 · p)` with `p = lowest rank of the tie block / n`, ranks
+//! ascending in goodness. Equal values form one block and therefore always share a score; a
+//! block takes the lowest score it spans, so the customers with the lowest value get score 1
+//! even when they are most of the base (CDNOW: 51% buy on one day only; with the block's average
+//! rank they scored F = 2 and no customer ever had F = 1, so the F = 1 rules never fired). The
+//! score of a value depends only on the multiset of values: shuffled rows change nothing.
 
 /// Which end of a measure is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +26,8 @@ pub fn score_quintiles(values: &[Option<f64>], direction: Direction) -> Vec<Opti
         });
     let mut out = vec![None; values.len()];
     average_ranks(present, |rank, n, rows| {
-        let score = ((5.0 * rank / n).ceil() as i64).clamp(1, 5);
+        let lowest = rank - (rows.len() as f64 - 1.0) / 2.0;
+        let score = ((5.0 * lowest / n).ceil() as i64).clamp(1, 5);
         for &row in rows {
             out[row as usize] = Some(score);
         }
@@ -112,8 +116,10 @@ mod tests {
             .into_iter()
             .flatten()
             .collect();
-        // Six tied values: average rank 3.5, p = 0.35, score 2.
-        assert_eq!(s, vec![2, 2, 2, 2, 2, 2, 4, 4, 5, 5]);
+        // Six tied values hold ranks 1–6: the block takes the lowest score it spans, 1 (with the
+        // average rank it would be 2, and the lowest values would never score 1). The top pair
+        // holds ranks 9–10: score 5.
+        assert_eq!(s, vec![1, 1, 1, 1, 1, 1, 4, 4, 5, 5]);
         let r: Vec<i64> = score_quintiles(
             &some(&[0.0, 10.0, 20.0, 30.0, 40.0]),
             Direction::LowerIsBetter,
