@@ -73,9 +73,12 @@ pub struct RunArgs {
     /// Number of behavioural clusters (default: chosen in clusters.k_min..k_max).
     #[arg(long, value_name = "N", help_heading = "Run")]
     pub k: Option<usize>,
-    /// Skip the behavioural clusters (no `cluster_profiles`, no cluster columns).
+    /// Skip the behavioural clusters (no `cluster_profiles`; the cluster columns are null).
     #[arg(long, help_heading = "Run")]
     pub no_clusters: bool,
+    /// Clustering algorithm once k is chosen: k-means, or a Gaussian mixture (soft membership).
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub clusterer: Option<ClustererArg>,
     /// No progress on stderr.
     #[arg(long, short, help_heading = "Display")]
     pub quiet: bool,
@@ -93,6 +96,12 @@ pub enum RulesCommand {
     },
     /// List the shipped presets.
     List,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ClustererArg {
+    Kmeans,
+    Gmm,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -159,6 +168,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     }
     if args.no_clusters {
         config.clusters.enabled = false;
+    }
+    if let Some(c) = args.clusterer {
+        config.clusters.clusterer = match c {
+            ClustererArg::Kmeans => patronage_engine::Clusterer::Kmeans,
+            ClustererArg::Gmm => patronage_engine::Clusterer::Gmm,
+        };
     }
     let flags = patronage_engine::Flags {
         orders: args.orders,

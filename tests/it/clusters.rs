@@ -112,3 +112,35 @@ fn same_inputs_same_clusters_and_k_can_be_forced() {
     let s = read_table(&partition(&a, "segments", "1997-12-31"));
     assert!(s.i64s("cluster_id").iter().all(Option::is_none));
 }
+
+/// `--clusterer gmm`: a Gaussian mixture with the same k, every clustered customer with a
+/// membership probability in (0, 1], k-means customers without one.
+#[test]
+fn a_gaussian_mixture_gives_membership_probabilities() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    run_job(
+        &cdnow(),
+        &out,
+        &["--as-of", "1998-06-30", "--no-models", "--clusterer", "gmm"],
+    );
+    let m = manifest(&out, "1998-06-30");
+    assert_eq!(m["clusters"]["clusterer"], "gmm", "{}", m["clusters"]);
+    let s = read_table(&partition(&out, "segments", "1998-06-30"));
+    let p = s.f64s("cluster_probability");
+    let id = s.i64s("cluster_id");
+    assert!(id.iter().all(Option::is_some));
+    assert!(p
+        .iter()
+        .all(|p| p.is_some_and(|p| p > 0.0 && p <= 1.0 + 1e-12)));
+    let k = m["clusters"]["k"].as_u64().unwrap() as i64;
+    let mut seen: Vec<i64> = id.iter().flatten().copied().collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len() as i64, k);
+
+    let km = dir.path().join("km");
+    run_job(&cdnow(), &km, &["--as-of", "1998-06-30", "--no-models"]);
+    let s = read_table(&partition(&km, "segments", "1998-06-30"));
+    assert!(s.f64s("cluster_probability").iter().all(Option::is_none));
+}

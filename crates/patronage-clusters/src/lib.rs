@@ -14,7 +14,7 @@ mod prepare;
 use std::ops::RangeInclusive;
 
 use linfa::prelude::*;
-use linfa_clustering::{KMeans, KMeansInit};
+use linfa_clustering::{GaussianMixtureModel, GmmCovarType, GmmInitMethod, KMeans, KMeansInit};
 use ndarray::{Array2, ArrayView2};
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -31,6 +31,20 @@ pub enum ClusterError {
     TooFew(usize, usize, usize),
     #[error("k-means failed: {0}")]
     KMeans(String),
+    #[error("the Gaussian mixture did not fit: {0}")]
+    Gmm(String),
+}
+
+/// The algorithm that assigns customers once k is chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Clusterer {
+    /// k-means: hard assignment to the nearest centroid.
+    #[default]
+    Kmeans,
+    /// A Gaussian mixture (full covariances, EM from the k-means solution): soft membership,
+    /// each customer in the component of highest posterior probability.
+    Gmm,
 }
 
 /// How clusters are found (`[clusters]` in the config).
@@ -51,6 +65,7 @@ pub struct Config {
     /// Bootstrap refits for the stability estimate.
     pub bootstrap: usize,
     pub seed: u64,
+    pub clusterer: Clusterer,
 }
 
 impl Default for Config {
@@ -64,6 +79,7 @@ impl Default for Config {
             n_runs: 10,
             bootstrap: 5,
             seed: 42,
+            clusterer: Clusterer::Kmeans,
         }
     }
 }
@@ -91,6 +107,8 @@ pub struct ClusterModel {
     pub engine_version: String,
     pub as_of: String,
     pub seed: u64,
+    #[serde(default)]
+    pub clusterer: Clusterer,
     pub features: Vec<FeatureTransform>,
     pub k: usize,
     /// Stable id of each centroid.
@@ -130,6 +148,8 @@ pub struct Outcome {
     /// Input rows clustered, and the centroid index of each (into `model.ids`).
     pub rows: Vec<usize>,
     pub labels: Vec<usize>,
+    /// With a Gaussian mixture, each clustered row's posterior probability of its component.
+    pub probability: Option<Vec<f64>>,
     /// Per clustered row, features imputed.
     pub imputed: Vec<u8>,
     pub imputed_per_feature: Vec<usize>,
@@ -179,6 +199,41 @@ fn kmeans(
     let centroids = model.centroids().clone();
     let labels = assign(x, &centroids);
     Ok((centroids, labels))
+}
+
+/// A fitted mixture: component means, each row's component, and its posterior probability.
+type Mixture = (Array2<f64>, Vec<usize>, Vec<f64>);
+
+/// A Gaussian mixture on `x` with k components started from k-means.
+fn gmm(x: ArrayView2<f64>, k: usize, seed: u64, stream: u64) -> Result<Mixture, ClusterError> {
+    let data = DatasetBase::from(x.to_owned());
+    let model = GaussianMixtureModel::params_with_rng(k, rng(seed, stream))
+        .covariance_type(GmmCovarType::Full)
+        .init_method(GmmInitMethod::KMeans)
+        .n_runs(1)
+        .tolerance(1e-4)
+        .reg_covariance(1e-6)
+        .max_n_iterations(200)
+        .fit(&data)
+        .map_err(|e| ClusterError::Gmm(e.to_string()))?;
+    let proba = model.predict_proba(&x);
+    let mut labels = Vec::with_capacity(x.nrows());
+    let mut best = Vec::with_capacity(x.nrows());
+    for row in proba.rows() {
+        let (c, p) =
+            row.iter().enumerate().fold(
+                (0, f64::NEG_INFINITY),
+                |a, (c, &p)| if p > a.1 { (c, p) } else { a },
+            );
+        if !p.is_finite() {
+            return Err(ClusterError::Gmm(
+                "a posterior probability is not finite".into(),
+            ));
+        }
+        labels.push(c);
+        best.push(p);
+    }
+    Ok((model.means().clone(), labels, best))
 }
 
 /// `n` distinct row indices of `0..len` drawn with a seeded shuffle (all when `n >= len`),
@@ -330,7 +385,16 @@ pub fn cluster(
         Some((p, c)) if p.k == k => c.clone(),
         _ => kmeans(sample.view(), k, None, config.n_runs, config.seed, 50)?.0,
     };
-    let (centroids, labels) = kmeans(x, k, Some(init), 1, config.seed, 0)?;
+    let (centroids, labels, probability) = match config.clusterer {
+        Clusterer::Kmeans => {
+            let (c, l) = kmeans(x, k, Some(init), 1, config.seed, 0)?;
+            (c, l, None)
+        }
+        Clusterer::Gmm => {
+            let (c, l, p) = gmm(x, k, config.seed, 0)?;
+            (c, l, Some(p))
+        }
+    };
     // Stability: refits on bootstrap resamples of the sample, labels compared on the sample.
     let reference = assign(sample.view(), &centroids);
     let bootstrap_ari = (0..config.bootstrap)
@@ -340,15 +404,24 @@ pub fn cluster(
                 .map(|_| (r.next_u64() % sample.nrows() as u64) as usize)
                 .collect();
             let resample = rows_of(sample.view(), &idx);
-            let (c, _) = kmeans(
-                resample.view(),
-                k,
-                None,
-                SCORING_RUNS,
-                config.seed,
-                100 + b as u64,
-            )?;
-            Ok(adjusted_rand(&reference, &assign(sample.view(), &c)))
+            let labels = match config.clusterer {
+                Clusterer::Kmeans => {
+                    let (c, _) = kmeans(
+                        resample.view(),
+                        k,
+                        None,
+                        SCORING_RUNS,
+                        config.seed,
+                        100 + b as u64,
+                    )?;
+                    assign(sample.view(), &c)
+                }
+                Clusterer::Gmm => {
+                    let (c, _, _) = gmm(resample.view(), k, config.seed, 100 + b as u64)?;
+                    assign(sample.view(), &c)
+                }
+            };
+            Ok(adjusted_rand(&reference, &labels))
         })
         .collect::<Result<Vec<f64>, ClusterError>>()?;
     // Ids: matched to the previous model's, or by size (largest first) on a first run.
@@ -395,6 +468,7 @@ pub fn cluster(
         engine_version: engine_version.to_string(),
         as_of: as_of.to_string(),
         seed: config.seed,
+        clusterer: config.clusterer,
         features: prepared.transforms.clone(),
         k,
         ids,
@@ -406,6 +480,7 @@ pub fn cluster(
         model,
         rows: prepared.rows,
         labels,
+        probability,
         imputed: prepared.imputed,
         imputed_per_feature: prepared.imputed_per_feature,
         scores,

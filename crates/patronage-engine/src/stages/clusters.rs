@@ -1,11 +1,11 @@
 //! Clusters: behavioural k-means clusters (linfa, in `patronage-clusters`) on features asked
 //! for by name, ids kept from the latest earlier run's model (`OUT/models/clusters/<as-of>.json`),
-//! the `cluster_profiles` table, and `cluster_id`, `cluster_name`, `cluster_imputed` in
-//! `segments`.
+//! the `cluster_profiles` table, and `cluster_id`, `cluster_name`, `cluster_probability` (Gaussian
+//! mixture only), `cluster_imputed` in `segments`.
 
 use std::path::Path;
 
-use patronage_clusters::{cluster, ClusterModel, Config, Outcome};
+use patronage_clusters::{cluster, ClusterModel, Clusterer, Config, Outcome};
 use patronage_features::FeatureTable;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,9 @@ pub struct ClustersConfig {
     /// Bootstrap refits for the stability estimate.
     pub bootstrap: usize,
     pub seed: u64,
+    /// `kmeans`, or `gmm` (a Gaussian mixture started from k-means: soft membership, its
+    /// probability in `segments.cluster_probability`).
+    pub clusterer: Clusterer,
 }
 
 impl Default for ClustersConfig {
@@ -53,6 +56,7 @@ impl Default for ClustersConfig {
             n_init: c.n_runs,
             bootstrap: c.bootstrap,
             seed: c.seed,
+            clusterer: c.clusterer,
         }
     }
 }
@@ -88,6 +92,7 @@ impl ClustersConfig {
             n_runs: self.n_init,
             bootstrap: self.bootstrap,
             seed: self.seed,
+            clusterer: self.clusterer,
             ..Config::default()
         }
     }
@@ -216,6 +221,20 @@ pub(crate) fn run(
         }
     };
     add_cluster_columns(inputs.segments, n, Some(&outcome))?;
+    let mut sizes = vec![0usize; outcome.model.k];
+    for &l in &outcome.labels {
+        sizes[l] += 1;
+    }
+    let smallest =
+        sizes.iter().min().copied().unwrap_or(0) as f64 / outcome.rows.len().max(1) as f64;
+    if smallest < config.min_share {
+        warnings.warn(format!(
+            "the smallest cluster holds {:.1}% of the customers clustered, below clusters.min_share ({:.0}%){}",
+            smallest * 100.0,
+            config.min_share * 100.0,
+            if config.clusterer == Clusterer::Gmm { "; the Gaussian mixture moved customers between components after k was chosen on k-means" } else { "" }
+        ));
+    }
     let profiles = profiles(f, &columns, &outcome, &inputs)?;
     let scores: Vec<serde_json::Value> = outcome
         .scores
@@ -230,6 +249,7 @@ pub(crate) fn run(
         "customers_clustered": outcome.rows.len(),
         "customers_not_clustered": n - outcome.rows.len(),
         "imputed_per_feature": names.iter().cloned().zip(outcome.imputed_per_feature.iter().copied()).collect::<std::collections::BTreeMap<String, usize>>(),
+        "clusterer": outcome.model.clusterer,
         "k": outcome.model.k,
         "chosen_by": outcome.chosen_by,
         "k_range": [config.k_min, config.k_max],
@@ -266,12 +286,14 @@ pub(crate) fn add_cluster_columns(
     let mut id: Vec<Option<i64>> = vec![None; n];
     let mut name: Vec<Option<&str>> = vec![None; n];
     let mut imputed: Vec<Option<i64>> = vec![None; n];
+    let mut probability: Vec<Option<f64>> = vec![None; n];
     if let Some(o) = outcome {
         for (k, &row) in o.rows.iter().enumerate() {
             let c = o.labels[k];
             id[row] = Some(i64::from(o.model.ids[c]));
             name[row] = Some(o.model.names[c].as_str());
             imputed[row] = Some(i64::from(o.imputed[k]));
+            probability[row] = o.probability.as_ref().map(|p| p[k]);
         }
     }
     let internal = |e: PolarsError| EngineError::Internal {
@@ -281,6 +303,7 @@ pub(crate) fn add_cluster_columns(
     for c in [
         Column::new("cluster_id".into(), id),
         Column::new("cluster_name".into(), name),
+        Column::new("cluster_probability".into(), probability),
         Column::new("cluster_imputed".into(), imputed),
     ] {
         segments.with_column(c).map_err(internal)?;
