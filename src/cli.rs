@@ -258,7 +258,55 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// Whether `spec` names a loyalty stage file (a shipped stage preset, or TOML with `[[stage]]`).
+// Only a peek: a read error is dropped here (the real load reports it with the path).
+#[allow(clippy::disallowed_methods)]
+fn is_stage_file(spec: &str) -> bool {
+    patronage_segments::STAGE_PRESETS
+        .iter()
+        .any(|p| p.0 == spec)
+        || std::fs::read_to_string(spec).is_ok_and(|t| t.contains("[[stage]]"))
+}
+
+/// `rules check` of a stage file: unknown features, contradictory thresholds, unreachable stages.
+fn stage_check(spec: &str) -> anyhow::Result<Exit> {
+    let (file, source) = patronage_engine::load_stage_file(spec, std::path::Path::new(""))?;
+    let check = file.check(patronage_engine::KNOWN_FEATURES);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{source}: {} stages", file.stages.len())?;
+    for stage in &file.stages {
+        writeln!(
+            out,
+            "  {:<12} {} conditions, at least {} evidence",
+            stage.name,
+            stage.conditions.len(),
+            stage.min_evidence
+        )?;
+    }
+    if check.is_ok() {
+        writeln!(
+            out,
+            "ok: every feature known, no contradiction, every stage reachable"
+        )?;
+        return Ok(Exit::Ok);
+    }
+    for (what, list) in [
+        ("unknown feature", &check.unknown_features),
+        ("contradictory thresholds", &check.contradictions),
+        ("unreachable stage", &check.unreachable),
+        ("problem", &check.problems),
+    ] {
+        for item in list {
+            writeln!(out, "{what}: {item}")?;
+        }
+    }
+    anyhow::bail!("{source}: stage file check failed")
+}
+
 pub fn rules_check(spec: &str) -> anyhow::Result<Exit> {
+    if is_stage_file(spec) {
+        return stage_check(spec);
+    }
     let (table, source) = patronage_engine::load_rules(spec, std::path::Path::new(""))?;
     let check = table.check();
     let mut out = std::io::stdout().lock();
@@ -294,6 +342,11 @@ pub fn rules_list() -> anyhow::Result<Exit> {
     for (name, _) in patronage_segments::PRESETS {
         let t = patronage_segments::RuleTable::preset(name)?;
         writeln!(out, "{name:<10} {}", t.description)?;
+    }
+    for (name, _) in patronage_segments::STAGE_PRESETS {
+        if let Some(f) = patronage_segments::StageFile::preset(name) {
+            writeln!(out, "{name:<10} (loyalty stages) {}", f.description)?;
+        }
     }
     Ok(Exit::Ok)
 }

@@ -161,6 +161,10 @@ impl Table {
         self.primitive::<Float64Type>(name)
     }
 
+    pub fn bools(&self, name: &str) -> Vec<Option<bool>> {
+        self.col(name).as_boolean().iter().collect()
+    }
+
     pub fn dates(&self, name: &str) -> Vec<Option<i32>> {
         self.primitive::<Date32Type>(name)
     }

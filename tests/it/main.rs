@@ -11,6 +11,7 @@ mod customers;
 mod determinism;
 mod exports;
 mod fuzz;
+mod loyalty;
 mod malformed;
 mod outputs;
 mod publish;

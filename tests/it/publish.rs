@@ -11,6 +11,7 @@ const TABLES: &[&str] = &[
     "customer_features",
     "segments",
     "segment_summary",
+    "loyalty_stages",
     "rejected",
 ];
 

@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
 pub use crate::stages::clusters::ClustersConfig;
+pub use crate::stages::loyalty::{ControlConfig, LoyaltyConfig};
+use patronage_segments::StageFile;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +48,8 @@ pub struct Config {
     pub models: ModelsConfig,
     #[serde(default)]
     pub clusters: ClustersConfig,
+    #[serde(default)]
+    pub loyalty: LoyaltyConfig,
 }
 
 /// Every `patronage run` flag, settable from the config.
@@ -71,6 +75,8 @@ pub struct SegmentsConfig {
     /// What value tiers rank: `clv` (needs the models) or `net_revenue`.
     pub value_by: ValueBasis,
     pub value_tiers: TierParams,
+    /// Campaign hold-outs: `segments.control_group`.
+    pub control: ControlConfig,
 }
 
 /// The per-customer value behind value tiers.
@@ -87,6 +93,7 @@ impl Default for SegmentsConfig {
             rules: "default".into(),
             value_by: ValueBasis::Clv,
             value_tiers: TierParams::default(),
+            control: ControlConfig::default(),
         }
     }
 }
@@ -206,6 +213,9 @@ pub struct RunOptions {
     pub value_by: ValueBasis,
     pub models: ModelsConfig,
     pub clusters: ClustersConfig,
+    /// Loyalty stages (`None`: disabled) and where the stage file came from.
+    pub stages: Option<(StageFile, String)>,
+    pub control: ControlConfig,
     pub config_path: Option<PathBuf>,
     /// Today's date as the caller sees it, only to warn about an as-of in the future.
     pub today: Day,
@@ -314,6 +324,21 @@ impl Config {
             Some(_) => EngineError::Usage(m),
             None => bad(m),
         })?;
+        self.segments.control.check().map_err(bad)?;
+        let stages = if self.loyalty.enabled {
+            let (file, source) =
+                crate::stages::loyalty::load_stage_file(&self.loyalty.rules, base)?;
+            let check = file.check(crate::stages::loyalty::KNOWN_FEATURES);
+            if !check.is_ok() {
+                return Err(bad(format!(
+                    "stage file {source} is not usable: {check:?}; run `patronage rules check {}`",
+                    self.loyalty.rules
+                )));
+            }
+            Some((file, source))
+        } else {
+            None
+        };
         let (rules, rules_source) = load_rules(&self.segments.rules, base)?;
         let check = rules.check();
         if !check.is_ok() {
@@ -339,6 +364,8 @@ impl Config {
             value_by: self.segments.value_by,
             models: self.models,
             clusters,
+            stages,
+            control: self.segments.control,
             config_path: config_path.map(Path::to_path_buf),
             today,
         })

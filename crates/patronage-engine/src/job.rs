@@ -131,6 +131,42 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         None
     };
 
+    let loyalty = match &opts.stages {
+        Some((file, source)) => {
+            timer.start(Stage::Loyalty, report);
+            let scores = models.as_ref().and_then(|m| m.scores.as_ref());
+            let mut frames = segments.tables.iter_mut();
+            let (mut seg, mut summary) = (None, None);
+            for (name, df) in &mut frames {
+                match *name {
+                    "segments" => seg = Some(df),
+                    "segment_summary" => summary = Some(df),
+                    _ => {}
+                }
+            }
+            let (Some(seg), Some(summary)) = (seg, summary) else {
+                return Err(EngineError::Internal {
+                    table: "segments".into(),
+                    message: "the segments stage made no segments or segment_summary table".into(),
+                });
+            };
+            Some(stages::loyalty::run(
+                file,
+                source,
+                &opts.control,
+                &features.table,
+                stages::loyalty::LoyaltyInputs {
+                    index: &ingest.index,
+                    p_alive: scores.map(|s| s.p_alive.as_slice()),
+                    clv,
+                    segments: seg,
+                    summary,
+                },
+            )?)
+        }
+        None => None,
+    };
+
     timer.start(Stage::Write, report);
     let mut tables = features.tables;
     let (models_manifest, models_failed) = match models {
@@ -149,6 +185,13 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
                 artifacts.push((stages::clusters::ARTIFACT_DIR, a));
             }
             c.manifest
+        }
+        None => json!({ "enabled": false }),
+    };
+    let loyalty_manifest = match loyalty {
+        Some(l) => {
+            tables.extend(l.tables);
+            l.manifest
         }
         None => json!({ "enabled": false }),
     };
@@ -180,6 +223,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             "models": models_manifest,
             "segments": segments.manifest,
             "clusters": clusters_manifest,
+            "loyalty": loyalty_manifest,
             "tables": table_rows,
             "timings_ms": timer.timings,
         })

@@ -18,6 +18,7 @@ pub use config::{
 pub use error::EngineError;
 pub use job::{run, RunSummary};
 pub use patronage_clusters::Clusterer;
+pub use stages::loyalty::{load_stage_file, KNOWN_FEATURES};
 pub use stages::models::RISK_BANDS;
 pub use stages::models::{model_inputs, ModelInputs};
 pub use stages::segments::NO_PURCHASE;

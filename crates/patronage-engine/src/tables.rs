@@ -16,6 +16,7 @@ pub const TABLES: &[&str] = &[
     "segments",
     "segment_summary",
     "cluster_profiles",
+    "loyalty_stages",
     "rejected",
     "backtest",
 ];

@@ -237,6 +237,10 @@ impl FeatureTable {
             Values::Float(v) => v.clone(),
             Values::Int(v) => v.iter().map(|x| x.map(|x| x as f64)).collect(),
             Values::Date(v) => v.iter().map(|x| x.map(f64::from)).collect(),
+            Values::Bool(v) => v
+                .iter()
+                .map(|x| x.map(|b| f64::from(u8::from(b))))
+                .collect(),
             other => return Err(self.wrong(name, "numeric", other)),
         })
     }

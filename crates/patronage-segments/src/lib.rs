@@ -2,13 +2,20 @@
 //! a rule table that is data, value tiers by the 80/20 rule, and the per-segment summary.
 //!
 //! Pure compute on slices: nothing here reads files (rule tables arrive as TOML text) or the clock.
-//! Not here: clusters (linfa) and loyalty stages, which will sit beside these modules.
+//! Loyalty stages (Oliver 1999) from a stage file that is data, the Dick & Basu and Reinartz &
+//! Kumar cross-checks and control-group assignment live in `loyalty.rs`; clusters (linfa) have
+//! a crate of their own.
 
+mod loyalty;
 mod rules;
 mod scores;
 mod summary;
 mod tiers;
 
+pub use loyalty::{
+    assign_stages, dick_basu, fnv1a64, in_control, reinartz_kumar, ConditionOutcome, StageCheck,
+    StageFile, Stages, INSUFFICIENT_HISTORY, PROSPECT as STAGE_PROSPECT, STAGE_PRESETS,
+};
 pub use rules::{CellCheck, Rule, RuleError, RuleTable, ScoreRange, PRESETS};
 pub use scores::{occupancy, score_quintiles, Direction};
 pub use summary::{summarize, SummaryRow};

@@ -1,5 +1,5 @@
 //! The pipeline stages, one module each, in run order: [`ingest`] → [`features`] → [`models`] →
-//! [`segments`] → [`clusters`] → [`write`]. A stage takes what earlier stages produced and returns its tables
+//! [`segments`] → [`clusters`] → [`loyalty`] → [`write`]. A stage takes what earlier stages produced and returns its tables
 //! (name and frame, in output order) and its own manifest section; the job only sequences them.
 //! Adding a table is one place: the stage that makes it (and its name in [`crate::TABLES`], so a
 //! rerun that no longer writes it removes the stale partition).
@@ -7,6 +7,7 @@
 pub(crate) mod clusters;
 pub(crate) mod features;
 pub(crate) mod ingest;
+pub(crate) mod loyalty;
 pub(crate) mod models;
 pub(crate) mod segments;
 pub(crate) mod write;
@@ -21,6 +22,7 @@ pub enum Stage {
     Models,
     Segments,
     Clusters,
+    Loyalty,
     Write,
 }
 
@@ -32,6 +34,7 @@ impl Stage {
             Stage::Models => "models",
             Stage::Segments => "segments",
             Stage::Clusters => "clusters",
+            Stage::Loyalty => "loyalty",
             Stage::Write => "write",
         }
     }

@@ -1,0 +1,354 @@
+//! Loyalty: the Oliver (1999) stage of every customer from the stage file (`[loyalty] rules`),
+//! with its evidence columns, the Dick & Basu cell and the Reinartz & Kumar quadrant
+//! (`loyalty_stages`); stage rows in `segment_summary`; and the control group in `segments`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use patronage_features::{CustomerIndex, FeatureTable};
+use patronage_segments::{
+    assign_stages, dick_basu, in_control, reinartz_kumar, summarize, StageFile, STAGE_PRESETS,
+};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::Tables;
+use crate::error::EngineError;
+use crate::tables;
+
+/// `[loyalty]` in the config.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoyaltyConfig {
+    pub enabled: bool,
+    /// A shipped stage file (`oliver`) or a path to a TOML stage file.
+    pub rules: String,
+}
+
+impl Default for LoyaltyConfig {
+    fn default() -> Self {
+        LoyaltyConfig {
+            enabled: true,
+            rules: "oliver".into(),
+        }
+    }
+}
+
+/// `[segments.control]`: campaign hold-outs.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Share of every RFM segment held out as `control_group = true`.
+    pub share: f64,
+    /// Per-segment shares that override `share` (by segment name).
+    pub shares: BTreeMap<String, f64>,
+    /// Salt of the hash: change it to draw a fresh control group.
+    pub salt: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            share: 0.10,
+            shares: BTreeMap::new(),
+            salt: "patronage-control-v1".into(),
+        }
+    }
+}
+
+impl ControlConfig {
+    pub(crate) fn check(&self) -> Result<(), String> {
+        for (name, s) in std::iter::once(("share", &self.share))
+            .chain(self.shares.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            if !(0.0..=1.0).contains(s) {
+                return Err(format!(
+                    "segments.control {name} = {s} is not a share in [0, 1]"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every feature name a run can produce (for `rules check` of a stage file).
+pub const KNOWN_FEATURES: &[&str] = &[
+    "frequency",
+    "purchase_days",
+    "monetary",
+    "refunds",
+    "net_revenue",
+    "aov",
+    "recency_days",
+    "tenure_days",
+    "btyd_x",
+    "btyd_t_x",
+    "btyd_T",
+    "btyd_m",
+    "ipt_mean_days",
+    "ipt_cv",
+    "orders_last_90d",
+    "orders_prev_90d",
+    "order_trend",
+    "discounted_order_share",
+    "mean_discount_rate",
+    "categories_bought",
+    "membership_tier_rank",
+    "points_balance",
+    "subscription_active",
+    "saved_payment_methods",
+    "saved_addresses",
+    "email_opt_in",
+    "referrals",
+    "reviews_written",
+    "switching_cost_procedural",
+    "switching_cost_financial",
+    "switching_cost_relational",
+    "switching_cost_index",
+    "sessions",
+    "sessions_30d",
+    "sessions_90d",
+    "days_since_last_visit",
+    "events_per_session",
+    "bounce_rate",
+    "product_views",
+    "view_to_cart_rate",
+    "cart_to_purchase_rate",
+    "cart_abandonment_rate",
+    "price_page_exit_rate",
+    "browse_no_buy_sessions",
+    "categories_viewed",
+    "visits_since_last_order",
+    "p_alive",
+    "p_purchase",
+    "expected_purchases",
+    "clv",
+    "cluster_id",
+];
+
+/// Loads a stage file: a shipped preset name or a path (relative to `base`).
+pub fn load_stage_file(spec: &str, base: &Path) -> Result<(StageFile, String), EngineError> {
+    let bad = |message: String| EngineError::InvalidConfig {
+        path: spec.to_string(),
+        message,
+    };
+    if let Some((_, text)) = STAGE_PRESETS.iter().find(|p| p.0 == spec) {
+        return StageFile::from_toml(text)
+            .map(|f| (f, format!("preset:{spec}")))
+            .map_err(bad);
+    }
+    let path = if Path::new(spec).is_absolute() {
+        Path::new(spec).to_path_buf()
+    } else {
+        base.join(spec)
+    };
+    let text = fs_err::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+    StageFile::from_toml(&text)
+        .map(|f| (f, path.display().to_string()))
+        .map_err(bad)
+}
+
+pub(crate) struct LoyaltyStage {
+    pub tables: Tables,
+    pub manifest: serde_json::Value,
+}
+
+pub(crate) struct LoyaltyInputs<'a> {
+    pub index: &'a CustomerIndex,
+    pub p_alive: Option<&'a [Option<f64>]>,
+    pub clv: Option<&'a [Option<f64>]>,
+    /// `segments` (control group added) and `segment_summary` (stage rows added).
+    pub segments: &'a mut DataFrame,
+    pub summary: &'a mut DataFrame,
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+pub(crate) fn run(
+    file: &StageFile,
+    source: &str,
+    control: &ControlConfig,
+    f: &FeatureTable,
+    inputs: LoyaltyInputs,
+) -> Result<LoyaltyStage, EngineError> {
+    let n = f.len();
+    let freq = f.int("frequency")?;
+    let buyer: Vec<bool> = freq.iter().map(|v| v.is_some_and(|v| v > 0)).collect();
+    let prospect: Vec<bool> = freq.iter().map(Option::is_none).collect();
+    let tenure = f.numeric("tenure_days")?;
+    let feature = |name: &str| -> Option<Vec<Option<f64>>> {
+        match name {
+            "p_alive" => inputs.p_alive.map(<[_]>::to_vec),
+            "clv" => inputs.clv.map(<[_]>::to_vec),
+            _ => f.numeric(name).ok(),
+        }
+    };
+    let stages = assign_stages(file, n, &buyer, &tenure, &prospect, &feature);
+
+    // Cross-checks.
+    let purchase_days = f.numeric("purchase_days")?;
+    let repeat: Vec<Option<bool>> = (0..n)
+        .map(|i| buyer[i].then(|| purchase_days[i].unwrap_or(0.0) >= 2.0))
+        .collect();
+    let (profit_basis, profit) = match inputs.clv {
+        Some(c) => ("clv", c.to_vec()),
+        None => ("net_revenue", f.float("net_revenue")?.to_vec()),
+    };
+    let profit_median = median(
+        (0..n)
+            .filter(|&i| buyer[i])
+            .filter_map(|i| profit[i])
+            .collect(),
+    );
+    let recency = f.numeric("recency_days")?;
+    let recency_median = median(
+        (0..n)
+            .filter(|&i| buyer[i])
+            .filter_map(|i| recency[i])
+            .collect(),
+    );
+    let (duration_basis, long): (&str, Vec<Option<bool>>) = match inputs.p_alive {
+        Some(p) => (
+            "p_alive >= 0.5",
+            p.iter().map(|v| v.map(|v| v >= 0.5)).collect(),
+        ),
+        None => (
+            "recency_days <= median",
+            recency
+                .iter()
+                .map(|r| Some((*r)? <= recency_median?))
+                .collect(),
+        ),
+    };
+    let db: Vec<Option<&str>> = (0..n)
+        .map(|i| dick_basu(stages.attitude[i], repeat[i]))
+        .collect();
+    let rk: Vec<Option<&str>> = (0..n)
+        .map(|i| {
+            let high = buyer[i]
+                .then(|| Some(profit[i]? >= profit_median?))
+                .flatten();
+            reinartz_kumar(high, if buyer[i] { long[i] } else { None })
+        })
+        .collect();
+
+    let mut columns = vec![
+        Column::new("customer_id".into(), inputs.index.ids()),
+        Column::new("loyalty_stage".into(), &stages.stage),
+        Column::new("stage_score".into(), &stages.score),
+        Column::new("next_stage_gap".into(), &stages.next_gap),
+        Column::new("dick_basu".into(), &db),
+        Column::new("reinartz_kumar".into(), &rk),
+    ];
+    for (name, values) in &stages.evidence {
+        columns.push(Column::new(name.as_str().into(), values));
+    }
+    let frame = tables::frame("loyalty_stages", columns)?;
+
+    // Control group per RFM segment.
+    let internal = |e: PolarsError| EngineError::Internal {
+        table: "segments".into(),
+        message: e.to_string(),
+    };
+    let segment: Vec<Option<String>> = inputs
+        .segments
+        .column("rfm_segment")
+        .and_then(|c| {
+            c.str()
+                .map(|s| s.iter().map(|v| v.map(String::from)).collect())
+        })
+        .map_err(internal)?;
+    let ids = inputs.index.ids();
+    let held_out: Vec<bool> = (0..n)
+        .map(|i| {
+            let share = segment[i]
+                .as_ref()
+                .and_then(|s| control.shares.get(s))
+                .copied()
+                .unwrap_or(control.share);
+            in_control(&control.salt, &ids[i], share)
+        })
+        .collect();
+    inputs
+        .segments
+        .with_column(Column::new("control_group".into(), &held_out))
+        .map_err(internal)?;
+    let mut realized: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for i in 0..n {
+        let e = realized
+            .entry(segment[i].clone().unwrap_or_else(|| "none".into()))
+            .or_default();
+        e.0 += 1;
+        e.1 += usize::from(held_out[i]);
+    }
+
+    // Stage rows in segment_summary: per stage, and stage × RFM segment.
+    let revenue: Vec<f64> = f
+        .float("net_revenue")?
+        .iter()
+        .map(|v| v.unwrap_or(0.0))
+        .collect();
+    let stage_labels: Vec<Option<&str>> = stages.stage.iter().map(|s| Some(*s)).collect();
+    let order = [
+        patronage_segments::STAGE_PROSPECT,
+        patronage_segments::INSUFFICIENT_HISTORY,
+        "cognitive",
+        "affective",
+        "conative",
+        "action",
+    ];
+    let mut rows = summarize("loyalty_stage", &stage_labels, &revenue, &order);
+    let cross: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{} × {}",
+                stages.stage[i],
+                segment[i].as_deref().unwrap_or("none")
+            )
+        })
+        .collect();
+    let cross_labels: Vec<Option<&str>> = cross.iter().map(|s| Some(s.as_str())).collect();
+    rows.extend(summarize(
+        "loyalty_stage_x_rfm_segment",
+        &cross_labels,
+        &revenue,
+        &[],
+    ));
+    let extra = tables::segment_summary(&rows)?;
+    inputs
+        .summary
+        .vstack_mut(&extra)
+        .map_err(|e| EngineError::Internal {
+            table: "segment_summary".into(),
+            message: e.to_string(),
+        })?;
+
+    let mut counts = BTreeMap::<&str, usize>::new();
+    for s in &stages.stage {
+        *counts.entry(s).or_default() += 1;
+    }
+    let manifest = json!({
+        "rules": { "source": source, "name": file.name, "min_history_days": file.min_history_days },
+        "customers_per_stage": counts,
+        "conditions": stages.conditions,
+        "skipped_conditions": stages.conditions.iter().filter(|c| c.skipped.is_some()).map(|c| format!("{}.{}", c.stage, c.id)).collect::<Vec<_>>(),
+        "dick_basu": { "attitude": "some satisfaction evidence of the affective stage holds", "repeat": "purchase_days >= 2" },
+        "reinartz_kumar": { "profitability": format!("{profit_basis} >= buyers' median"), "duration": duration_basis },
+        "control_group": {
+            "algorithm": "FNV-1a 64 of salt + NUL + customer_id, SplitMix64 finalizer, top 53 bits / 2^53 < share",
+            "salt": control.salt, "share": control.share, "shares": control.shares,
+            "realized": realized.iter().map(|(k, (n, c))| (k.clone(), json!({ "customers": n, "control": c, "share": if *n > 0 { *c as f64 / *n as f64 } else { 0.0 } }))).collect::<serde_json::Map<_, _>>(),
+        },
+    });
+    Ok(LoyaltyStage {
+        tables: vec![("loyalty_stages", frame)],
+        manifest,
+    })
+}
