@@ -257,20 +257,33 @@ pub(crate) fn run(
         table: "segments".into(),
         message: e.to_string(),
     };
-    let segment: Vec<Option<String>> = inputs
-        .segments
-        .column("rfm_segment")
-        .and_then(|c| {
-            c.str()
-                .map(|s| s.iter().map(|v| v.map(String::from)).collect())
-        })
-        .map_err(internal)?;
+    // The segment names, each once; a customer holds an index (no string per customer).
+    let mut names: Vec<String> = Vec::new();
+    let segment: Vec<usize> = {
+        let col = inputs
+            .segments
+            .column("rfm_segment")
+            .and_then(|c| c.str().cloned())
+            .map_err(internal)?;
+        col.iter()
+            .map(|v| {
+                let v = v.unwrap_or("none");
+                match names.iter().position(|n| n == v) {
+                    Some(k) => k,
+                    None => {
+                        names.push(v.to_string());
+                        names.len() - 1
+                    }
+                }
+            })
+            .collect()
+    };
     let ids = inputs.index.ids();
     let held_out: Vec<bool> = (0..n)
         .map(|i| {
-            let share = segment[i]
-                .as_ref()
-                .and_then(|s| control.shares.get(s))
+            let share = control
+                .shares
+                .get(&names[segment[i]])
                 .copied()
                 .unwrap_or(control.share);
             in_control(&control.salt, &ids[i], share)
@@ -280,14 +293,13 @@ pub(crate) fn run(
         .segments
         .with_column(Column::new("control_group".into(), &held_out))
         .map_err(internal)?;
-    let mut realized: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut per_segment = vec![(0usize, 0usize); names.len()];
     for i in 0..n {
-        let e = realized
-            .entry(segment[i].clone().unwrap_or_else(|| "none".into()))
-            .or_default();
-        e.0 += 1;
-        e.1 += usize::from(held_out[i]);
+        per_segment[segment[i]].0 += 1;
+        per_segment[segment[i]].1 += usize::from(held_out[i]);
     }
+    let realized: BTreeMap<String, (usize, usize)> =
+        names.iter().cloned().zip(per_segment).collect();
 
     // Stage rows in segment_summary: per stage, and stage × RFM segment.
     let revenue: Vec<f64> = f
@@ -305,16 +317,20 @@ pub(crate) fn run(
         "action",
     ];
     let mut rows = summarize("loyalty_stage", &stage_labels, &revenue, &order);
-    let cross: Vec<String> = (0..n)
+    // Stage × segment labels, each made once.
+    let mut cross: BTreeMap<(&str, usize), String> = BTreeMap::new();
+    for i in 0..n {
+        cross
+            .entry((stages.stage[i], segment[i]))
+            .or_insert_with(|| format!("{} × {}", stages.stage[i], names[segment[i]]));
+    }
+    let cross_labels: Vec<Option<&str>> = (0..n)
         .map(|i| {
-            format!(
-                "{} × {}",
-                stages.stage[i],
-                segment[i].as_deref().unwrap_or("none")
-            )
+            cross
+                .get(&(stages.stage[i], segment[i]))
+                .map(String::as_str)
         })
         .collect();
-    let cross_labels: Vec<Option<&str>> = cross.iter().map(|s| Some(s.as_str())).collect();
     rows.extend(summarize(
         "loyalty_stage_x_rfm_segment",
         &cross_labels,
