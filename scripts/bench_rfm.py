@@ -1,7 +1,8 @@
 """Side-by-side timing of the per-customer RFM/BTYD aggregation on one Parquet file.
 
-patronage: the full `run --no-models` (validation, line grouping, features, segments, Parquet
-output) — more work than the peers, which only aggregate. DuckDB: all threads. Python polars:
+patronage: the full `run --no-models --no-clusters --no-loyalty` (validation, line grouping,
+features, segments, control groups, Parquet output) — more work than the peers, which only
+aggregate. DuckDB: all threads. Python polars:
 lazy scan with the streaming engine. Prints medians over REPEATS and the ratios to patronage.
 """
 import os
@@ -29,7 +30,7 @@ def timed(fn):
 
 def patronage():
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run([binary, "run", "-q", "--no-models", "--orders", path, "--out", out, "--as-of", AS_OF],
+        subprocess.run([binary, "run", "-q", "--no-models", "--no-clusters", "--no-loyalty", "--orders", path, "--out", out, "--as-of", AS_OF],
                        check=True, stdout=subprocess.DEVNULL)
 
 

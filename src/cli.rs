@@ -76,6 +76,9 @@ pub struct RunArgs {
     /// Skip the behavioural clusters (no `cluster_profiles`; the cluster columns are null).
     #[arg(long, help_heading = "Run")]
     pub no_clusters: bool,
+    /// Skip the loyalty stages (no `loyalty_stages`; control groups are still drawn).
+    #[arg(long, help_heading = "Run")]
+    pub no_loyalty: bool,
     /// Clustering algorithm once k is chosen: k-means, or a Gaussian mixture (soft membership).
     #[arg(long, value_enum, help_heading = "Run")]
     pub clusterer: Option<ClustererArg>,
@@ -168,6 +171,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     }
     if args.no_clusters {
         config.clusters.enabled = false;
+    }
+    if args.no_loyalty {
+        config.loyalty.enabled = false;
     }
     if let Some(c) = args.clusterer {
         config.clusters.clusterer = match c {

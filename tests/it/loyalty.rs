@@ -124,9 +124,19 @@ fn orders_only_skips_the_click_conditions_and_control_groups_hold_their_share() 
     let all: usize = per.values().map(|v| v.1).sum();
     assert!((all as f64 / 23_570.0 - 0.10).abs() < 0.01);
     let again = dir.path().join("again");
-    run_job(&cdnow, &again, &["--as-of", "1998-06-30", "--no-clusters"]);
+    // A rerun (without loyalty stages, even) holds out the same customers.
+    run_job(
+        &cdnow,
+        &again,
+        &["--as-of", "1998-06-30", "--no-clusters", "--no-loyalty"],
+    );
     let s2 = read_table(&partition(&again, "segments", "1998-06-30"));
     assert_eq!(control, s2.bools("control_group"));
+    assert!(!partition(&again, "loyalty_stages", "1998-06-30").exists());
+    assert_eq!(
+        manifest(&again, "1998-06-30")["control_group"]["share"],
+        0.1
+    );
 }
 
 #[test]

@@ -131,6 +131,18 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         None
     };
 
+    let control_manifest = {
+        let seg = segments
+            .tables
+            .iter_mut()
+            .find(|t| t.0 == "segments")
+            .map(|t| &mut t.1)
+            .ok_or_else(|| EngineError::Internal {
+                table: "segments".into(),
+                message: "the segments stage made no segments table".into(),
+            })?;
+        stages::loyalty::add_control_group(&opts.control, &ingest.index, seg)?
+    };
     let loyalty = match &opts.stages {
         Some((file, source)) => {
             timer.start(Stage::Loyalty, report);
@@ -153,7 +165,6 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             Some(stages::loyalty::run(
                 file,
                 source,
-                &opts.control,
                 &features.table,
                 stages::loyalty::LoyaltyInputs {
                     index: &ingest.index,
@@ -224,6 +235,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             "segments": segments.manifest,
             "clusters": clusters_manifest,
             "loyalty": loyalty_manifest,
+            "control_group": control_manifest,
             "tables": table_rows,
             "timings_ms": timer.timings,
         })

@@ -158,8 +158,8 @@ pub(crate) struct LoyaltyInputs<'a> {
     pub index: &'a CustomerIndex,
     pub p_alive: Option<&'a [Option<f64>]>,
     pub clv: Option<&'a [Option<f64>]>,
-    /// `segments` (control group added) and `segment_summary` (stage rows added).
-    pub segments: &'a mut DataFrame,
+    /// `segments` (read) and `segment_summary` (stage rows added).
+    pub segments: &'a DataFrame,
     pub summary: &'a mut DataFrame,
 }
 
@@ -174,7 +174,6 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 pub(crate) fn run(
     file: &StageFile,
     source: &str,
-    control: &ControlConfig,
     f: &FeatureTable,
     inputs: LoyaltyInputs,
 ) -> Result<LoyaltyStage, EngineError> {
@@ -252,54 +251,7 @@ pub(crate) fn run(
     }
     let frame = tables::frame("loyalty_stages", columns)?;
 
-    // Control group per RFM segment.
-    let internal = |e: PolarsError| EngineError::Internal {
-        table: "segments".into(),
-        message: e.to_string(),
-    };
-    // The segment names, each once; a customer holds an index (no string per customer).
-    let mut names: Vec<String> = Vec::new();
-    let segment: Vec<usize> = {
-        let col = inputs
-            .segments
-            .column("rfm_segment")
-            .and_then(|c| c.str().cloned())
-            .map_err(internal)?;
-        col.iter()
-            .map(|v| {
-                let v = v.unwrap_or("none");
-                match names.iter().position(|n| n == v) {
-                    Some(k) => k,
-                    None => {
-                        names.push(v.to_string());
-                        names.len() - 1
-                    }
-                }
-            })
-            .collect()
-    };
-    let ids = inputs.index.ids();
-    let held_out: Vec<bool> = (0..n)
-        .map(|i| {
-            let share = control
-                .shares
-                .get(&names[segment[i]])
-                .copied()
-                .unwrap_or(control.share);
-            in_control(&control.salt, &ids[i], share)
-        })
-        .collect();
-    inputs
-        .segments
-        .with_column(Column::new("control_group".into(), &held_out))
-        .map_err(internal)?;
-    let mut per_segment = vec![(0usize, 0usize); names.len()];
-    for i in 0..n {
-        per_segment[segment[i]].0 += 1;
-        per_segment[segment[i]].1 += usize::from(held_out[i]);
-    }
-    let realized: BTreeMap<String, (usize, usize)> =
-        names.iter().cloned().zip(per_segment).collect();
+    let (names, segment) = segment_indices(inputs.segments)?;
 
     // Stage rows in segment_summary: per stage, and stage × RFM segment.
     let revenue: Vec<f64> = f
@@ -357,14 +309,84 @@ pub(crate) fn run(
         "skipped_conditions": stages.conditions.iter().filter(|c| c.skipped.is_some()).map(|c| format!("{}.{}", c.stage, c.id)).collect::<Vec<_>>(),
         "dick_basu": { "attitude": "some satisfaction evidence of the affective stage holds", "repeat": "purchase_days >= 2" },
         "reinartz_kumar": { "profitability": format!("{profit_basis} >= buyers' median"), "duration": duration_basis },
-        "control_group": {
-            "algorithm": "FNV-1a 64 of salt + NUL + customer_id, SplitMix64 finalizer, top 53 bits / 2^53 < share",
-            "salt": control.salt, "share": control.share, "shares": control.shares,
-            "realized": realized.iter().map(|(k, (n, c))| (k.clone(), json!({ "customers": n, "control": c, "share": if *n > 0 { *c as f64 / *n as f64 } else { 0.0 } }))).collect::<serde_json::Map<_, _>>(),
-        },
     });
     Ok(LoyaltyStage {
         tables: vec![("loyalty_stages", frame)],
         manifest,
     })
+}
+
+/// The RFM segment names of `segments`, each once, and each customer's index into them (no
+/// string per customer).
+fn segment_indices(segments: &DataFrame) -> Result<(Vec<String>, Vec<usize>), EngineError> {
+    let col = segments
+        .column("rfm_segment")
+        .and_then(|c| c.str().cloned())
+        .map_err(|e| EngineError::Internal {
+            table: "segments".into(),
+            message: e.to_string(),
+        })?;
+    let mut names: Vec<String> = Vec::new();
+    let segment = col
+        .iter()
+        .map(|v| {
+            let v = v.unwrap_or("none");
+            match names.iter().position(|n| n == v) {
+                Some(k) => k,
+                None => {
+                    names.push(v.to_string());
+                    names.len() - 1
+                }
+            }
+        })
+        .collect();
+    Ok((names, segment))
+}
+
+/// `segments.control_group`: a stable hold-out of every RFM segment (see [`in_control`]), and
+/// the manifest's `control_group` section with the realized share per segment. Runs whether or
+/// not loyalty stages do.
+pub(crate) fn add_control_group(
+    control: &ControlConfig,
+    index: &CustomerIndex,
+    segments: &mut DataFrame,
+) -> Result<serde_json::Value, EngineError> {
+    let (names, segment) = segment_indices(segments)?;
+    let ids = index.ids();
+    let held_out: Vec<bool> = (0..ids.len())
+        .map(|i| {
+            let share = control
+                .shares
+                .get(&names[segment[i]])
+                .copied()
+                .unwrap_or(control.share);
+            in_control(&control.salt, &ids[i], share)
+        })
+        .collect();
+    segments
+        .with_column(Column::new("control_group".into(), &held_out))
+        .map_err(|e| EngineError::Internal {
+            table: "segments".into(),
+            message: e.to_string(),
+        })?;
+    let mut per_segment = vec![(0usize, 0usize); names.len()];
+    for (i, held) in held_out.iter().enumerate() {
+        per_segment[segment[i]].0 += 1;
+        per_segment[segment[i]].1 += usize::from(*held);
+    }
+    let realized: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(per_segment)
+        .map(|(k, (n, c))| {
+            (
+                k.clone(),
+                json!({ "customers": n, "control": c, "share": if n > 0 { c as f64 / n as f64 } else { 0.0 } }),
+            )
+        })
+        .collect();
+    Ok(json!({
+        "algorithm": "FNV-1a 64 of salt + NUL + customer_id, SplitMix64 finalizer, top 53 bits / 2^53 < share",
+        "salt": control.salt, "share": control.share, "shares": control.shares,
+        "realized": realized,
+    }))
 }
