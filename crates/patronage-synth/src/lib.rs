@@ -481,6 +481,14 @@ pub const CLICK_HEADER: &str = "event_ts,customer_id,visitor_id,event_type,page_
 /// visitor id only) before their first order and are linked by it afterwards; prospects browse
 /// too; a tenth as many purely anonymous visitors bounce. Seeded apart from the orders.
 pub fn generate_clicks(p: &Params, rows: &[Row]) -> Vec<[String; 6]> {
+    let mut out = Vec::new();
+    for_each_click(p, rows, |e| out.push(e));
+    out
+}
+
+/// [`generate_clicks`], handing each event to `emit` as it is made (a large shop's clickstream
+/// is written, never held).
+pub fn for_each_click(p: &Params, rows: &[Row], mut emit: impl FnMut([String; 6])) {
     let parse = |ts: &str| chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%dT%H:%M:%S").ok();
     let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S").to_string();
     let mut by_customer: std::collections::BTreeMap<&str, Vec<&Row>> = Default::default();
@@ -506,23 +514,22 @@ pub fn generate_clicks(p: &Params, rows: &[Row]) -> Vec<[String; 6]> {
                   start: chrono::NaiveDateTime,
                   c: &str,
                   v: &str,
-                  out: &mut Vec<[String; 6]>| {
+                  emit: &mut dyn FnMut([String; 6])| {
         let cat = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
         let kind: f64 = rng.random();
         let step = |k: i64| start + Duration::seconds(90 * k);
         if kind < 0.4 {
-            out.push(event(start, c, v, "page_view", "home", ""));
+            emit(event(start, c, v, "page_view", "home", ""));
         } else if kind < 0.7 {
             for k in 0..rng.random_range(3..7) {
-                out.push(event(step(k), c, v, "product_view", "product", cat));
+                emit(event(step(k), c, v, "product_view", "product", cat));
             }
         } else {
-            out.push(event(step(0), c, v, "product_view", "product", cat));
-            out.push(event(step(1), c, v, "add_to_cart", "cart", cat));
-            out.push(event(step(2), c, v, "page_view", "shipping", ""));
+            emit(event(step(0), c, v, "product_view", "product", cat));
+            emit(event(step(1), c, v, "add_to_cart", "cart", cat));
+            emit(event(step(2), c, v, "page_view", "shipping", ""));
         }
     };
-    let mut out = Vec::new();
     let customers: Vec<(&str, Vec<&Row>)> = by_customer.into_iter().collect();
     for (i, (customer, orders)) in customers.iter().enumerate() {
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x434c_4943_4b53_0001);
@@ -547,7 +554,7 @@ pub fn generate_clicks(p: &Params, rows: &[Row]) -> Vec<[String; 6]> {
             let views = rng.random_range(1..4);
             let begin = t - Duration::minutes(3 * views + 6);
             for k in 0..views {
-                out.push(event(
+                emit(event(
                     begin + Duration::minutes(3 * k),
                     customer,
                     &visitor,
@@ -556,7 +563,7 @@ pub fn generate_clicks(p: &Params, rows: &[Row]) -> Vec<[String; 6]> {
                     r.category,
                 ));
             }
-            out.push(event(
+            emit(event(
                 t - Duration::minutes(4),
                 customer,
                 &visitor,
@@ -564,7 +571,7 @@ pub fn generate_clicks(p: &Params, rows: &[Row]) -> Vec<[String; 6]> {
                 "cart",
                 r.category,
             ));
-            out.push(event(
+            emit(event(
                 t - Duration::minutes(2),
                 customer,
                 &visitor,
@@ -572,19 +579,19 @@ pub fn generate_clicks(p: &Params, rows: &[Row]) -> Vec<[String; 6]> {
                 "checkout",
                 "",
             ));
-            out.push(event(
+            emit(event(
                 t, customer, &visitor, "purchase", "checkout", r.category,
             ));
         }
         if anonymous_first {
             // Browsing before the first order, under the visitor id only.
             let before = first - Duration::hours(rng.random_range(2..200));
-            browse(&mut rng, before, "", &visitor, &mut out);
+            browse(&mut rng, before, "", &visitor, &mut emit);
         }
         for _ in 0..rng.random_range(0..4) {
             let span = (window_end - first).num_minutes().max(1);
             let at = first + Duration::minutes(rng.random_range(0..span));
-            browse(&mut rng, at, customer, &visitor, &mut out);
+            browse(&mut rng, at, customer, &visitor, &mut emit);
         }
     }
     let prospects = p.customers / 5;
@@ -594,35 +601,42 @@ pub fn generate_clicks(p: &Params, rows: &[Row]) -> Vec<[String; 6]> {
         for _ in 0..rng.random_range(1..4) {
             let at = p.start.and_hms_opt(0, 0, 0).unwrap_or_default()
                 + Duration::minutes(rng.random_range(0..i64::from(p.days) * 1440));
-            browse(&mut rng, at, &id, "", &mut out);
+            browse(&mut rng, at, &id, "", &mut emit);
         }
     }
     for k in 0..p.customers / 10 {
         let at = p.start.and_hms_opt(0, 0, 0).unwrap_or_default()
             + Duration::minutes(rng.random_range(0..i64::from(p.days) * 1440));
-        out.push(event(at, "", &format!("A{k:08}"), "page_view", "home", ""));
+        emit(event(at, "", &format!("A{k:08}"), "page_view", "home", ""));
     }
-    out
 }
 
 /// Writes `DIR/clicks.csv` (see [`generate_clicks`]).
 pub fn write_clicks(p: &Params, dir: &Path) -> Result<Generated, SynthError> {
     let (rows, _) = generate_rows(p)?;
-    let events = generate_clicks(p, &rows);
     fs_err::create_dir_all(dir)?;
     let path = dir.join("clicks.csv");
     let tmp = path.with_extension("tmp");
     let mut w = std::io::BufWriter::new(fs_err::File::create(&tmp)?);
     writeln!(w, "{CLICK_HEADER}")?;
-    for e in &events {
-        writeln!(w, "{}", e.join(","))?;
+    let (mut events, mut failed) = (0usize, None);
+    for_each_click(p, &rows, |e| {
+        if failed.is_none() {
+            if let Err(err) = writeln!(w, "{}", e.join(",")) {
+                failed = Some(err);
+            }
+            events += 1;
+        }
+    });
+    if let Some(err) = failed {
+        return Err(err.into());
     }
     w.flush()?;
     drop(w);
     fs_err::rename(&tmp, &path)?;
     Ok(Generated {
         customers: p.customers,
-        rows: events.len(),
+        rows: events,
         expected_rejects: 0,
         path,
     })
