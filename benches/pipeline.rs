@@ -19,6 +19,10 @@ use patronage_input::{ingest_orders, OrdersSchema};
 use patronage_models::bgnbd;
 use patronage_models::gamma_gamma;
 
+/// The allocator the binary runs with (src/main.rs), so that benches measure what runs at night.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()

@@ -34,7 +34,17 @@ pub struct RunSummary {
 
 struct Timer {
     timings: serde_json::Map<String, serde_json::Value>,
+    /// The process's peak resident memory when each stage ended (Linux; empty elsewhere).
+    peak_mb: serde_json::Map<String, serde_json::Value>,
     current: Option<(Stage, Instant)>,
+}
+
+/// The process's peak resident set so far, in MiB (`VmHWM`; `None` off Linux).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some((kb / 1024.0 * 10.0).round() / 10.0)
 }
 
 impl Timer {
@@ -48,6 +58,9 @@ impl Timer {
         if let Some((stage, t)) = self.current.take() {
             let ms = (t.elapsed().as_secs_f64() * 1e4).round() / 10.0;
             self.timings.insert(stage.as_str().into(), json!(ms));
+            if let Some(mb) = peak_rss_mb() {
+                self.peak_mb.insert(stage.as_str().into(), json!(mb));
+            }
         }
     }
 }
@@ -56,6 +69,7 @@ impl Timer {
 pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, EngineError> {
     let mut timer = Timer {
         timings: serde_json::Map::new(),
+        peak_mb: serde_json::Map::new(),
         current: None,
     };
     let mut warnings = Warnings::new(report);
@@ -68,7 +82,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     }
 
     timer.start(Stage::Ingest, report);
-    let ingest = stages::ingest::run(opts, &out_dir, &mut warnings)?;
+    let mut ingest = stages::ingest::run(opts, &out_dir, &mut warnings)?;
     let as_of = format_day(ingest.as_of);
 
     timer.start(Stage::Features, report);
@@ -179,7 +193,14 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     };
 
     timer.start(Stage::Write, report);
-    let mut tables = features.tables;
+    let customers = features.table.len();
+    // Nothing reads the orders or the feature table any more: the orders are freed and the
+    // features become the `customer_features` frame column by column.
+    drop(std::mem::take(&mut ingest.orders));
+    let mut tables = vec![(
+        "customer_features",
+        crate::tables::customer_frame("customer_features", &ingest.index, features.table)?,
+    )];
     let (models_manifest, models_failed) = match models {
         Some(stage) => {
             tables.extend(stage.tables);
@@ -207,7 +228,6 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         None => json!({ "enabled": false }),
     };
     tables.extend(ingest.tables);
-    let customers = features.table.len();
     let (rows_read, rows_rejected) = (ingest.manifest.rows_read, ingest.manifest.rows_rejected);
     let prospects = features.manifest.prospects;
     let profile_rows = ingest
@@ -221,6 +241,22 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     let warning_list = warnings.list.clone();
     let written = stages::write::run(&out_dir, &as_of, tables, &artifacts, |table_rows| {
         timer.stop();
+        // Ingest is measured in input rows (every input), the other stages in customers.
+        let input_rows =
+            rows_read + profile_rows.map_or(0, |r| r.0) + click_rows.map_or(0, |r| r.0);
+        let rates: serde_json::Map<String, serde_json::Value> = timer
+            .timings
+            .iter()
+            .filter_map(|(stage, ms)| {
+                let seconds = ms.as_f64()? / 1e3;
+                let rows = if stage == "ingest" {
+                    input_rows as f64
+                } else {
+                    customers as f64
+                };
+                (seconds > 0.0).then(|| (stage.clone(), json!((rows / seconds).round())))
+            })
+            .collect();
         json!({
             "engine": { "name": "patronage", "version": crate::VERSION },
             "status": if models_failed.is_some() { "models_failed" } else { "ok" },
@@ -238,6 +274,8 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             "control_group": control_manifest,
             "tables": table_rows,
             "timings_ms": timer.timings,
+            "rows_per_second": rates,
+            "peak_memory_mb": timer.peak_mb,
         })
     })?;
     Ok(RunSummary {

@@ -5,6 +5,7 @@ use patronage_features::{CustomerIndex, FeatureTable, Values};
 use patronage_input::RejectedRow;
 use patronage_segments::SummaryRow;
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::error::EngineError;
 
@@ -28,32 +29,57 @@ fn internal(table: &str) -> impl Fn(PolarsError) -> EngineError + '_ {
     }
 }
 
-fn date_column(name: &str, days: &[Option<i32>]) -> PolarsResult<Column> {
-    Column::new(name.into(), days).cast(&DataType::Date)
-}
-
 pub(crate) fn frame(table: &str, columns: Vec<Column>) -> Result<DataFrame, EngineError> {
     let height = columns.first().map(Column::len).unwrap_or(0);
     DataFrame::new(height, columns).map_err(internal(table))
 }
 
+/// One feature column as a polars column: numbers collected into one array in one pass (no
+/// per-value builder call).
+fn values_column(name: &str, values: &Values) -> PolarsResult<Column> {
+    Ok(match values {
+        Values::Int(v) => v
+            .iter()
+            .copied()
+            .collect::<Int64Chunked>()
+            .with_name(name.into())
+            .into_column(),
+        Values::Float(v) => v
+            .iter()
+            .copied()
+            .collect::<Float64Chunked>()
+            .with_name(name.into())
+            .into_column(),
+        Values::Date(v) => v
+            .iter()
+            .copied()
+            .collect::<Int32Chunked>()
+            .with_name(name.into())
+            .into_date()
+            .into_column(),
+        Values::Text(v) => Column::new(name.into(), v),
+        Values::Bool(v) => Column::new(name.into(), v),
+    })
+}
+
 /// A per-customer frame: `customer_id` from the index, then every column of `table` in order.
+/// The table is consumed: its columns are converted in parallel and each is freed once
+/// converted, so the frame never coexists with a whole second copy of the features.
 pub(crate) fn customer_frame(
     name: &str,
     index: &CustomerIndex,
-    table: &FeatureTable,
+    table: FeatureTable,
 ) -> Result<DataFrame, EngineError> {
-    let mut columns = vec![Column::new("customer_id".into(), index.ids())];
-    for c in table.columns() {
-        let column = match &c.values {
-            Values::Int(v) => Column::new(c.name.into(), v),
-            Values::Float(v) => Column::new(c.name.into(), v),
-            Values::Date(v) => date_column(c.name, v).map_err(internal(name))?,
-            Values::Text(v) => Column::new(c.name.into(), v),
-            Values::Bool(v) => Column::new(c.name.into(), v),
-        };
-        columns.push(column);
-    }
+    let ids = Column::new("customer_id".into(), index.ids());
+    let converted: Vec<Column> = table
+        .into_columns()
+        .into_par_iter()
+        .map(|c| values_column(c.name, &c.values))
+        .collect::<PolarsResult<_>>()
+        .map_err(internal(name))?;
+    let mut columns = Vec::with_capacity(converted.len() + 1);
+    columns.push(ids);
+    columns.extend(converted);
     frame(name, columns)
 }
 

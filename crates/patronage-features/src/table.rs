@@ -160,6 +160,11 @@ impl FeatureTable {
         &self.columns
     }
 
+    /// The columns, by value (to convert them one at a time, freeing each as it goes).
+    pub fn into_columns(self) -> Vec<Column> {
+        self.columns
+    }
+
     /// Appends a column. Panics on a wrong length or a repeated name: both are bugs in the code
     /// that builds the table, not data errors.
     pub fn push(&mut self, name: &'static str, description: &'static str, values: Values) {

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use foldhash::fast::FixedState;
 use std::path::PathBuf;
 
-use patronage_features::Orders;
+use patronage_features::{Day, Orders};
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -732,182 +732,89 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
             .then(a.row.cmp(&b.row))
     });
 
+    // Orders are grouped in parallel, each piece of the sorted lines (cut between two orders)
+    // into its own columns, then concatenated in piece order: the result is the one a single
+    // pass would give, whatever the thread count.
+    let pieces = order_pieces(&lines, rayon::current_num_threads() * 8);
+    let has_discount = views.iter().any(|v| v.discount.is_some());
+    let has_category = views.iter().any(|v| v.category.is_some());
+    let shape = Shape {
+        views: &views,
+        schema,
+        has_discount,
+        has_category,
+    };
+    let groups: Vec<Grouped<'_>> = pieces
+        .into_par_iter()
+        .map(|range| shape.group(&lines[range]))
+        .collect();
+    drop(lines);
+
+    let total: usize = groups.iter().map(|g| g.day.len()).sum();
     let mut collapsed = vec![0i64; views.len()];
     let mut cancelled = vec![0i64; views.len()];
     let mut returned_lines = vec![0i64; views.len()];
-    // Orders go straight into the canonical columns; customer keys in first-seen order
-    // (deterministic: orders come in order_id order). Features sort customers by id, so the key
-    // order never reaches an output.
+    // Customer keys in first-seen order (deterministic: orders come in order_id order). Features
+    // sort customers by id, so the key order never reaches an output.
     let mut key: HashMap<&str, u32, FixedState> =
-        HashMap::with_capacity_and_hasher(lines.len() / 2, FixedState::default());
-    let has_discount = views.iter().any(|v| v.discount.is_some());
-    let has_category = views.iter().any(|v| v.category.is_some());
+        HashMap::with_capacity_and_hasher(total / 2, FixedState::default());
     let mut canonical = Orders {
         customer_ids: Vec::new(),
-        customer: Vec::with_capacity(lines.len()),
-        day: Vec::with_capacity(lines.len()),
-        amount: Vec::with_capacity(lines.len()),
-        refund: Vec::with_capacity(lines.len()),
-        is_purchase: Vec::with_capacity(lines.len()),
-        discount: Vec::with_capacity(if has_discount { lines.len() } else { 0 }),
+        customer: Vec::with_capacity(total),
+        day: Vec::with_capacity(total),
+        amount: Vec::with_capacity(total),
+        refund: Vec::with_capacity(total),
+        is_purchase: Vec::with_capacity(total),
+        discount: Vec::with_capacity(if has_discount { total } else { 0 }),
         discount_column: has_discount,
         category_start: if has_category { vec![0] } else { Vec::new() },
         category_ids: Vec::new(),
         category_names: Vec::new(),
     };
     let mut category_dict = Dict::default();
-    let mut push_order = |customer,
-                          micros: i64,
-                          amount: f64,
-                          refund: f64,
-                          is_purchase,
-                          discount: f64,
-                          categories: &[&str]| {
-        if has_discount {
-            canonical.discount.push(discount);
-        }
-        if has_category {
-            // This order's distinct categories, sorted, appended in place (no per-order vector).
-            let ids = &mut canonical.category_ids;
-            let start = ids.len();
-            ids.extend(categories.iter().map(|c| category_dict.intern(c)));
-            ids[start..].sort_unstable();
-            let mut end = start;
-            for k in start..ids.len() {
-                if k == start || ids[k] != ids[end - 1] {
-                    ids[end] = ids[k];
-                    end += 1;
-                }
-            }
-            ids.truncate(end);
-            canonical.category_start.push(end as u32);
-        }
+    for g in groups {
         let ids = &mut canonical.customer_ids;
-        let k = *key.entry(customer).or_insert_with(|| {
-            ids.push(customer.to_string());
-            ids.len() as u32 - 1
-        });
-        canonical.customer.push(k);
-        canonical.day.push(micros_to_day(micros));
-        canonical.amount.push(amount);
-        canonical.refund.push(refund);
-        canonical.is_purchase.push(is_purchase);
-    };
-    // Reused across groups: most orders have one line, and fresh vectors per order would be
-    // millions of allocations. Amounts are summed in sorted order so that the input row order
-    // cannot change a bit.
-    let (mut completed, mut returned): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    let mut discounts: Vec<f64> = Vec::new();
-    let mut categories: Vec<&str> = Vec::new();
-    let sorted_sum = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.iter().sum::<f64>()
-    };
-    let mut start = 0;
-    while start < lines.len() {
-        let mut end = start + 1;
-        while end < lines.len() && lines[end].order_id == lines[start].order_id {
-            end += 1;
-        }
-        let group = &lines[start..end];
-        start = end;
-        let first = &group[0];
-        if let Some(bad) = group
-            .iter()
-            .find(|l| l.customer != first.customer || l.micros != first.micros)
-        {
-            let (canon, a, b) = if bad.customer != first.customer {
-                (
-                    Canon::CustomerId,
-                    first.customer.to_string(),
-                    bad.customer.to_string(),
-                )
-            } else {
-                (
-                    Canon::OrderTs,
-                    views[first.file as usize]
-                        .raw(Canon::OrderTs, first.row as usize)
-                        .unwrap_or_default(),
-                    views[bad.file as usize]
-                        .raw(Canon::OrderTs, bad.row as usize)
-                        .unwrap_or_default(),
-                )
-            };
-            for l in group {
-                let v = &views[l.file as usize];
-                rejected.push(v.reject(
-                    l.row as usize,
-                    canon,
-                    RejectReason::ConflictingDuplicate,
-                    format!(
-                        "order_id \"{}\" appears on {} rows with different {} (\"{a}\" vs \"{b}\"); none of its rows were used",
-                        l.order_id,
-                        group.len(),
-                        canon.name()
-                    ),
-                ));
-            }
-            continue;
-        }
-        let mut seen: HashSet<(u64, Status, Vec<Option<&str>>)> = HashSet::new();
-        completed.clear();
-        returned.clear();
-        discounts.clear();
-        categories.clear();
-        for l in group {
-            let v = &views[l.file as usize];
-            if group.len() > 1 {
-                let extras: Vec<Option<&str>> =
-                    v.extras.iter().map(|e| e.get(l.row as usize)).collect();
-                if !seen.insert((l.amount.to_bits(), l.status, extras)) {
-                    collapsed[l.file as usize] += 1;
-                    continue;
-                }
-            }
-            match l.status {
-                Status::Cancelled => cancelled[l.file as usize] += 1,
-                Status::Returned => {
-                    returned_lines[l.file as usize] += 1;
-                    returned.push(l.amount.abs());
-                }
-                Status::Completed => {
-                    completed.push(l.amount);
-                    discounts.push(v.discount(l.row as usize));
-                    categories.extend(v.category(l.row as usize));
-                }
+        canonical.customer.extend(g.customer.iter().map(|&c| {
+            *key.entry(c).or_insert_with(|| {
+                ids.push(c.to_string());
+                ids.len() as u32 - 1
+            })
+        }));
+        canonical.day.extend_from_slice(&g.day);
+        canonical.amount.extend_from_slice(&g.amount);
+        canonical.refund.extend_from_slice(&g.refund);
+        canonical.is_purchase.extend_from_slice(&g.is_purchase);
+        canonical.discount.extend_from_slice(&g.discount);
+        if has_category {
+            // The piece's own category ids, re-keyed to the run's dictionary and re-sorted.
+            let global: Vec<u32> = g
+                .categories
+                .names
+                .iter()
+                .map(|n| category_dict.intern(n))
+                .collect();
+            let out = &mut canonical.category_ids;
+            let mut from = 0;
+            for &to in &g.category_end {
+                let start = out.len();
+                out.extend(
+                    g.category_ids[from..to as usize]
+                        .iter()
+                        .map(|&k| global[k as usize]),
+                );
+                out[start..].sort_unstable();
+                canonical.category_start.push(out.len() as u32);
+                from = to as usize;
             }
         }
-        let has_completed = !completed.is_empty();
-        let has_returned = !returned.is_empty();
-        let total = sorted_sum(&mut completed);
-        // A returned line was bought and given back: it nets to zero. Counted as a purchase it
-        // adds its amount to both sides; otherwise it adds nothing.
-        let returned_total = if schema.returned_counts_as_purchase {
-            sorted_sum(&mut returned)
-        } else {
-            0.0
-        };
-        let purchase = total.max(0.0) + returned_total;
-        let refund = returned_total + (-total).max(0.0);
-        let is_purchase =
-            (has_completed && total >= 0.0) || (has_returned && schema.returned_counts_as_purchase);
-        let discount = sorted_sum(&mut discounts);
-        if is_purchase {
-            push_order(
-                first.customer,
-                first.micros,
-                purchase,
-                refund,
-                true,
-                discount,
-                &categories,
-            );
-        } else if has_completed || has_returned {
-            // Refund-only (a negative total) or returned-only: the customer is known, nothing
-            // was bought.
-            push_order(first.customer, first.micros, 0.0, refund, false, 0.0, &[]);
+        rejected.extend(g.rejected);
+        for f in 0..views.len() {
+            collapsed[f] += g.collapsed[f];
+            cancelled[f] += g.cancelled[f];
+            returned_lines[f] += g.returned_lines[f];
         }
     }
+    drop(key);
 
     canonical.category_names = category_dict.names;
     rejected.sort_by(|a, b| a.source_file.cmp(&b.source_file).then(a.row.cmp(&b.row)));
@@ -1002,6 +909,214 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
         files: stats,
         warnings,
     })
+}
+
+/// What grouping needs to know about the run.
+struct Shape<'v, 's> {
+    views: &'v [FileView<'v>],
+    schema: &'s OrdersSchema,
+    has_discount: bool,
+    has_category: bool,
+}
+
+/// The orders of one piece of the sorted lines, as columns; customers still as text.
+struct Grouped<'v> {
+    customer: Vec<&'v str>,
+    day: Vec<Day>,
+    amount: Vec<f64>,
+    refund: Vec<f64>,
+    is_purchase: Vec<bool>,
+    discount: Vec<f64>,
+    /// CSR ends into `category_ids` (one per order when the input has categories); ids are the
+    /// piece's own `categories` dictionary's.
+    category_end: Vec<u32>,
+    category_ids: Vec<u32>,
+    categories: Dict,
+    rejected: Vec<RejectedRow>,
+    /// Per input file.
+    collapsed: Vec<i64>,
+    cancelled: Vec<i64>,
+    returned_lines: Vec<i64>,
+}
+
+/// About `n` ranges covering `lines`, each starting at an order's first line.
+fn order_pieces(lines: &[Line<'_>], n: usize) -> Vec<std::ops::Range<usize>> {
+    let step = lines.len().div_ceil(n.max(1)).max(1);
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < lines.len() {
+        let mut end = (start + step).min(lines.len());
+        while end < lines.len() && lines[end].order_id == lines[end - 1].order_id {
+            end += 1;
+        }
+        pieces.push(start..end);
+        start = end;
+    }
+    pieces
+}
+
+impl<'v> Shape<'v, '_> {
+    /// Groups lines sorted by `order_id` into orders (the order rules of the module docs).
+    fn group(&self, lines: &[Line<'v>]) -> Grouped<'v> {
+        let views = self.views;
+        let schema = self.schema;
+        let files = views.len();
+        // Most lines are whole orders: one order per line is the capacity to expect.
+        let cap = lines.len();
+        let mut g = Grouped {
+            customer: Vec::with_capacity(cap),
+            day: Vec::with_capacity(cap),
+            amount: Vec::with_capacity(cap),
+            refund: Vec::with_capacity(cap),
+            is_purchase: Vec::with_capacity(cap),
+            discount: Vec::with_capacity(if self.has_discount { cap } else { 0 }),
+            category_end: Vec::with_capacity(if self.has_category { cap } else { 0 }),
+            category_ids: Vec::new(),
+            categories: Dict::default(),
+            rejected: Vec::new(),
+            collapsed: vec![0; files],
+            cancelled: vec![0; files],
+            returned_lines: vec![0; files],
+        };
+        // Reused across groups: most orders have one line, and fresh vectors per order would be
+        // millions of allocations. Amounts are summed in sorted order so that the input row
+        // order cannot change a bit.
+        let (mut completed, mut returned): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+        let mut discounts: Vec<f64> = Vec::new();
+        let mut categories: Vec<&str> = Vec::new();
+        let sorted_sum = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.iter().sum::<f64>()
+        };
+        let mut start = 0;
+        while start < lines.len() {
+            let mut end = start + 1;
+            while end < lines.len() && lines[end].order_id == lines[start].order_id {
+                end += 1;
+            }
+            let group = &lines[start..end];
+            start = end;
+            let first = &group[0];
+            if let Some(bad) = group
+                .iter()
+                .find(|l| l.customer != first.customer || l.micros != first.micros)
+            {
+                let (canon, a, b) = if bad.customer != first.customer {
+                    (
+                        Canon::CustomerId,
+                        first.customer.to_string(),
+                        bad.customer.to_string(),
+                    )
+                } else {
+                    (
+                        Canon::OrderTs,
+                        views[first.file as usize]
+                            .raw(Canon::OrderTs, first.row as usize)
+                            .unwrap_or_default(),
+                        views[bad.file as usize]
+                            .raw(Canon::OrderTs, bad.row as usize)
+                            .unwrap_or_default(),
+                    )
+                };
+                for l in group {
+                    let v = &views[l.file as usize];
+                    g.rejected.push(v.reject(
+                        l.row as usize,
+                        canon,
+                        RejectReason::ConflictingDuplicate,
+                        format!(
+                            "order_id \"{}\" appears on {} rows with different {} (\"{a}\" vs \"{b}\"); none of its rows were used",
+                            l.order_id,
+                            group.len(),
+                            canon.name()
+                        ),
+                    ));
+                }
+                continue;
+            }
+            let mut seen: HashSet<(u64, Status, Vec<Option<&str>>)> = HashSet::new();
+            completed.clear();
+            returned.clear();
+            discounts.clear();
+            categories.clear();
+            for l in group {
+                let v = &views[l.file as usize];
+                if group.len() > 1 {
+                    let extras: Vec<Option<&str>> =
+                        v.extras.iter().map(|e| e.get(l.row as usize)).collect();
+                    if !seen.insert((l.amount.to_bits(), l.status, extras)) {
+                        g.collapsed[l.file as usize] += 1;
+                        continue;
+                    }
+                }
+                match l.status {
+                    Status::Cancelled => g.cancelled[l.file as usize] += 1,
+                    Status::Returned => {
+                        g.returned_lines[l.file as usize] += 1;
+                        returned.push(l.amount.abs());
+                    }
+                    Status::Completed => {
+                        completed.push(l.amount);
+                        if self.has_discount {
+                            discounts.push(v.discount(l.row as usize));
+                        }
+                        if self.has_category {
+                            categories.extend(v.category(l.row as usize));
+                        }
+                    }
+                }
+            }
+            let has_completed = !completed.is_empty();
+            let has_returned = !returned.is_empty();
+            let total = sorted_sum(&mut completed);
+            // A returned line was bought and given back: it nets to zero. Counted as a purchase
+            // it adds its amount to both sides; otherwise it adds nothing.
+            let returned_total = if schema.returned_counts_as_purchase {
+                sorted_sum(&mut returned)
+            } else {
+                0.0
+            };
+            let purchase = total.max(0.0) + returned_total;
+            let refund = returned_total + (-total).max(0.0);
+            let is_purchase = (has_completed && total >= 0.0)
+                || (has_returned && schema.returned_counts_as_purchase);
+            let (amount, discount) = if is_purchase {
+                (purchase, sorted_sum(&mut discounts))
+            } else if has_completed || has_returned {
+                // Refund-only (a negative total) or returned-only: the customer is known,
+                // nothing was bought.
+                categories.clear();
+                (0.0, 0.0)
+            } else {
+                continue;
+            };
+            g.customer.push(first.customer);
+            g.day.push(micros_to_day(first.micros));
+            g.amount.push(amount);
+            g.refund.push(refund);
+            g.is_purchase.push(is_purchase);
+            if self.has_discount {
+                g.discount.push(discount);
+            }
+            if self.has_category {
+                // This order's distinct categories, sorted by the piece's ids.
+                let ids = &mut g.category_ids;
+                let start = ids.len();
+                ids.extend(categories.iter().map(|c| g.categories.intern(c)));
+                ids[start..].sort_unstable();
+                let mut end = start;
+                for k in start..ids.len() {
+                    if k == start || ids[k] != ids[end - 1] {
+                        ids[end] = ids[k];
+                        end += 1;
+                    }
+                }
+                ids.truncate(end);
+                g.category_end.push(end as u32);
+            }
+        }
+        g
+    }
 }
 
 /// A TOML key: bare when it can be, quoted otherwise.

@@ -6,9 +6,7 @@ use patronage_features::FeatureTable;
 use serde::Serialize;
 
 use super::ingest::Ingest;
-use super::Tables;
 use crate::error::EngineError;
-use crate::tables;
 
 /// The `features` manifest section.
 #[derive(Debug, Serialize)]
@@ -23,10 +21,11 @@ pub(crate) struct FeaturesManifest {
     pub switching_cost_inputs: std::collections::BTreeMap<&'static str, Vec<&'static str>>,
 }
 
+/// The feature table (the `customer_features` frame is made from it when the tables are
+/// written, after every stage that reads it).
 pub(crate) struct Features {
     pub table: FeatureTable,
     pub manifest: FeaturesManifest,
-    pub tables: Tables,
 }
 
 pub(crate) fn run(ingest: &Ingest) -> Result<Features, EngineError> {
@@ -60,10 +59,5 @@ pub(crate) fn run(ingest: &Ingest) -> Result<Features, EngineError> {
         columns: table.columns().iter().map(|c| c.name).collect(),
         switching_cost_inputs,
     };
-    let frame = tables::customer_frame("customer_features", &ingest.index, &table)?;
-    Ok(Features {
-        table,
-        manifest,
-        tables: vec![("customer_features", frame)],
-    })
+    Ok(Features { table, manifest })
 }

@@ -20,7 +20,7 @@ pub(crate) struct Written {
 pub(crate) fn run(
     out_dir: &OutDir,
     as_of: &str,
-    mut tables: Tables,
+    tables: Tables,
     artifacts: &[(&str, Vec<u8>)],
     manifest: impl FnOnce(serde_json::Value) -> serde_json::Value,
 ) -> Result<Written, EngineError> {
@@ -29,8 +29,9 @@ pub(crate) fn run(
         staging.write_artifact(dir, bytes)?;
     }
     let mut rows = serde_json::Map::new();
-    for (name, df) in &mut tables {
-        staging.write_table(name, df)?;
+    // Each frame is freed once written: its memory serves the next one.
+    for (name, mut df) in tables {
+        staging.write_table(name, &mut df)?;
         rows.insert(name.to_string(), json!(df.height()));
     }
     let manifest = manifest(serde_json::Value::Object(rows.clone()));
