@@ -222,6 +222,29 @@ fn generated_shop_with_models_and_backtest() {
         .flatten()
         .all(|v| v.is_finite() && *v >= 0.0));
     let m = manifest(&out, "2024-12-31");
+    // Every stage is timed, with its throughput and the process's peak memory when it ended
+    // (the peak never goes down from one stage to the next).
+    let timings = m["timings_ms"].as_object().unwrap();
+    for stage in [
+        "ingest", "features", "models", "segments", "clusters", "write",
+    ] {
+        assert!(timings[stage].as_f64().unwrap() >= 0.0, "{stage}");
+    }
+    let rate = |stage: &str| m["rows_per_second"][stage].as_f64();
+    // Ingest counts input rows (~44k order rows here), the other stages customers (20k).
+    let ingest_seconds = timings["ingest"].as_f64().unwrap() / 1e3;
+    let rows = m["inputs"]["orders"]["rows_read"].as_f64().unwrap();
+    if let Some(r) = rate("ingest") {
+        assert!((r - rows / ingest_seconds).abs() <= 1.0 + 1e-6 * r, "{r}");
+    }
+    if cfg!(target_os = "linux") {
+        let peaks: Vec<f64> = ["ingest", "features", "models", "segments", "write"]
+            .iter()
+            .map(|s| m["peak_memory_mb"][*s].as_f64().unwrap())
+            .collect();
+        assert!(peaks[0] > 1.0, "{peaks:?}");
+        assert!(peaks.windows(2).all(|w| w[0] <= w[1]), "{peaks:?}");
+    }
     let bg = &m["models"]["bgnbd"];
     assert_eq!(bg["converged"], true);
     assert!(bg["unique_rows"].as_u64().unwrap() < bg["customers"].as_f64().unwrap() as u64);
