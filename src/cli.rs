@@ -110,7 +110,11 @@ pub enum ClustererArg {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FormatArg {
     Csv,
+    /// Every column as text, as many exports are.
     Parquet,
+    /// Typed columns: integer customer and order ids, a timestamp, float amounts (a malformed
+    /// cell becomes a null).
+    ParquetTyped,
 }
 
 #[derive(Debug, Args)]
@@ -375,6 +379,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<Exit> {
     let format = match args.format {
         FormatArg::Csv => patronage_synth::Format::Csv,
         FormatArg::Parquet => patronage_synth::Format::Parquet,
+        FormatArg::ParquetTyped => patronage_synth::Format::ParquetTyped,
     };
     let g = patronage_synth::write_orders(&params, &args.out, format)?;
     let profiles = patronage_synth::write_profiles(&params, &args.out)?;

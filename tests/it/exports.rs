@@ -694,3 +694,68 @@ fn homogeneous_dropout_shop(seed: u64) -> String {
     }
     csv
 }
+
+/// The generator's typed Parquet (Int64 ids, a timestamp, Float64 amounts; malformed cells are
+/// nulls) and its all-text Parquet are the same shop: the typed path of ingest (integer ids,
+/// typed timestamps and amounts) must give every customer the same features, and reject the
+/// same rows (as missing values instead of unparsable text).
+#[test]
+fn typed_and_text_parquet_of_one_shop_give_the_same_features() {
+    let dir = tempdir();
+    let mut tables = Vec::new();
+    let mut rejected = Vec::new();
+    for format in ["parquet", "parquet-typed"] {
+        let data = dir.path().join(format);
+        patronage_ok(&[
+            "generate",
+            "--customers",
+            "3000",
+            "--seed",
+            "11",
+            "--format",
+            format,
+            "--out",
+            data.to_str().unwrap(),
+        ]);
+        let out = dir.path().join(format!("out-{format}"));
+        run_job(
+            &data.join("orders.parquet"),
+            &out,
+            &["--as-of", "2024-12-31", "--no-models", "--no-clusters"],
+        );
+        tables.push(read_table(&partition(
+            &out,
+            "customer_features",
+            "2024-12-31",
+        )));
+        rejected.push(manifest(&out, "2024-12-31")["inputs"]["orders"]["rows_rejected"].clone());
+    }
+    let (text, typed) = (&tables[0], &tables[1]);
+    assert_eq!(rejected[0], rejected[1]);
+    assert!(
+        rejected[0].as_i64().unwrap() > 0,
+        "the generator writes malformed rows"
+    );
+    assert_eq!(text.rows(), typed.rows());
+    let typed_at = typed.by_customer();
+    let text_ids = text.strings("customer_id");
+    let columns = ["monetary", "refunds", "aov", "btyd_m", "mean_discount_rate"];
+    for (i, id) in text_ids.iter().enumerate() {
+        // `C00000042` in text is the integer id 42.
+        let id = id.as_deref().unwrap();
+        let number: i64 = id.trim_start_matches('C').parse().unwrap();
+        let j = typed_at[&number.to_string()];
+        for c in [
+            "frequency",
+            "purchase_days",
+            "recency_days",
+            "btyd_x",
+            "btyd_T",
+        ] {
+            assert_eq!(text.i64s(c)[i], typed.i64s(c)[j], "{c} of {id}");
+        }
+        for c in columns {
+            assert_eq!(text.f64s(c)[i], typed.f64s(c)[j], "{c} of {id}");
+        }
+    }
+}

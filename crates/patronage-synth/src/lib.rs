@@ -36,7 +36,12 @@ pub enum SynthError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Csv,
+    /// Every column as text.
     Parquet,
+    /// Typed columns: `customer_id` and `order_id` Int64 (`C00000042` → 42, `O00000042-003` →
+    /// 42003), `order_ts` a timestamp, `amount` and `discount_amount` Float64; a malformed or
+    /// empty cell is a null (so the same rows are rejected, as missing values).
+    ParquetTyped,
 }
 
 /// Generator settings; `Default` gives a realistic two-year shop.
@@ -283,7 +288,7 @@ pub fn write_orders(p: &Params, dir: &Path, format: Format) -> Result<Generated,
     fs_err::create_dir_all(dir)?;
     let path = dir.join(match format {
         Format::Csv => "orders.csv",
-        Format::Parquet => "orders.parquet",
+        Format::Parquet | Format::ParquetTyped => "orders.parquet",
     });
     let tmp = path.with_extension("tmp");
     match format {
@@ -317,6 +322,19 @@ pub fn write_orders(p: &Params, dir: &Path, format: Format) -> Result<Generated,
                 w.write_all(c.as_bytes())?;
             }
             w.flush()?;
+        }
+        Format::ParquetTyped => {
+            let mut df = typed_frame(&rows).map_err(|e| SynthError::Write {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            let file = fs_err::File::create(&tmp)?;
+            ParquetWriter::new(file.into_parts().0)
+                .finish(&mut df)
+                .map_err(|e| SynthError::Write {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
         }
         Format::Parquet => {
             let col = |name: &str, f: fn(&Row) -> &str| {
@@ -354,6 +372,68 @@ pub fn write_orders(p: &Params, dir: &Path, format: Format) -> Result<Generated,
         expected_rejects: malformed,
         path,
     })
+}
+
+/// The rows as typed columns (see [`Format::ParquetTyped`]).
+fn typed_frame(rows: &[Row]) -> PolarsResult<DataFrame> {
+    let id = |s: &str, prefix: char| -> Option<i64> {
+        let digits = s.strip_prefix(prefix)?;
+        match digits.split_once('-') {
+            Some((a, b)) => Some(a.parse::<i64>().ok()? * 1000 + b.parse::<i64>().ok()?),
+            None => digits.parse().ok(),
+        }
+    };
+    let micros = |s: &str| -> Option<i64> {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
+            .ok()
+            .map(|t| t.and_utc().timestamp_micros())
+    };
+    let number = |s: &str| s.parse::<f64>().ok();
+    let ts = Column::new(
+        "order_ts".into(),
+        rows.par_iter()
+            .map(|r| micros(&r.order_ts))
+            .collect::<Vec<_>>(),
+    )
+    .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?;
+    DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new(
+                "customer_id".into(),
+                rows.par_iter()
+                    .map(|r| id(&r.customer_id, 'C'))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "order_id".into(),
+                rows.par_iter()
+                    .map(|r| id(&r.order_id, 'O'))
+                    .collect::<Vec<_>>(),
+            ),
+            ts,
+            Column::new(
+                "amount".into(),
+                rows.par_iter()
+                    .map(|r| number(&r.amount))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "status".into(),
+                rows.iter().map(|r| r.status).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "discount_amount".into(),
+                rows.par_iter()
+                    .map(|r| number(&r.discount_amount))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "category".into(),
+                rows.iter().map(|r| r.category).collect::<Vec<_>>(),
+            ),
+        ],
+    )
 }
 
 /// The day (offset from `p.start`) of customer `i`'s first order: the first draws of its stream,
