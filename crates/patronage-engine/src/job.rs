@@ -115,15 +115,6 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         .map(|s| s.clv.as_slice());
     let mut segments = stages::segments::run(opts, &ingest.index, &features.table, clv)?;
 
-    let segments_frame = segments
-        .tables
-        .iter_mut()
-        .find(|t| t.0 == "segments")
-        .map(|t| &mut t.1)
-        .ok_or_else(|| EngineError::Internal {
-            table: "segments".into(),
-            message: "the segments stage made no segments table".into(),
-        })?;
     let clusters = if opts.clusters.enabled {
         timer.start(Stage::Clusters, report);
         let scores = models.as_ref().and_then(|m| m.scores.as_ref());
@@ -135,47 +126,22 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
                 as_of: &as_of,
                 p_alive: scores.map(|s| s.p_alive.as_slice()),
                 clv,
-                segments: segments_frame,
+                segments: &mut segments.frame,
             },
             &mut warnings,
         )?)
     } else {
         // The same columns, null: the table's schema does not depend on the switch.
-        stages::clusters::add_cluster_columns(segments_frame, features.table.len(), None)?;
+        stages::clusters::add_cluster_columns(&mut segments.frame, features.table.len(), None)?;
         None
     };
 
-    let control_manifest = {
-        let seg = segments
-            .tables
-            .iter_mut()
-            .find(|t| t.0 == "segments")
-            .map(|t| &mut t.1)
-            .ok_or_else(|| EngineError::Internal {
-                table: "segments".into(),
-                message: "the segments stage made no segments table".into(),
-            })?;
-        stages::loyalty::add_control_group(&opts.control, &ingest.index, seg)?
-    };
+    let control_manifest =
+        stages::loyalty::add_control_group(&opts.control, &ingest.index, &mut segments.frame)?;
     let loyalty = match &opts.stages {
         Some((file, source)) => {
             timer.start(Stage::Loyalty, report);
             let scores = models.as_ref().and_then(|m| m.scores.as_ref());
-            let mut frames = segments.tables.iter_mut();
-            let (mut seg, mut summary) = (None, None);
-            for (name, df) in &mut frames {
-                match *name {
-                    "segments" => seg = Some(df),
-                    "segment_summary" => summary = Some(df),
-                    _ => {}
-                }
-            }
-            let (Some(seg), Some(summary)) = (seg, summary) else {
-                return Err(EngineError::Internal {
-                    table: "segments".into(),
-                    message: "the segments stage made no segments or segment_summary table".into(),
-                });
-            };
             Some(stages::loyalty::run(
                 file,
                 source,
@@ -184,8 +150,8 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
                     index: &ingest.index,
                     p_alive: scores.map(|s| s.p_alive.as_slice()),
                     clv,
-                    segments: seg,
-                    summary,
+                    segments: &mut segments.frame,
+                    summary: &mut segments.summary,
                 },
             )?)
         }
@@ -208,7 +174,8 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         }
         None => (json!({ "enabled": false }), None),
     };
-    tables.extend(segments.tables);
+    let segments_manifest = std::mem::take(&mut segments.manifest);
+    tables.extend(segments.into_tables());
     let mut artifacts = Vec::new();
     let clusters_manifest = match clusters {
         Some(c) => {
@@ -268,7 +235,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             "customers": customers,
             "features": features.manifest,
             "models": models_manifest,
-            "segments": segments.manifest,
+            "segments": segments_manifest,
             "clusters": clusters_manifest,
             "loyalty": loyalty_manifest,
             "control_group": control_manifest,

@@ -34,29 +34,20 @@ pub(crate) fn frame(table: &str, columns: Vec<Column>) -> Result<DataFrame, Engi
     DataFrame::new(height, columns).map_err(internal(table))
 }
 
-/// One feature column as a polars column: numbers collected into one array in one pass (no
-/// per-value builder call).
+/// Numbers with nulls collected into one array in one pass (no per-value builder call).
+fn numbers<T: PolarsNumericType>(name: &str, v: &[Option<T::Native>]) -> ChunkedArray<T> {
+    v.iter()
+        .copied()
+        .collect::<ChunkedArray<T>>()
+        .with_name(name.into())
+}
+
+/// One feature column as a polars column.
 fn values_column(name: &str, values: &Values) -> PolarsResult<Column> {
     Ok(match values {
-        Values::Int(v) => v
-            .iter()
-            .copied()
-            .collect::<Int64Chunked>()
-            .with_name(name.into())
-            .into_column(),
-        Values::Float(v) => v
-            .iter()
-            .copied()
-            .collect::<Float64Chunked>()
-            .with_name(name.into())
-            .into_column(),
-        Values::Date(v) => v
-            .iter()
-            .copied()
-            .collect::<Int32Chunked>()
-            .with_name(name.into())
-            .into_date()
-            .into_column(),
+        Values::Int(v) => numbers::<Int64Type>(name, v).into_column(),
+        Values::Float(v) => numbers::<Float64Type>(name, v).into_column(),
+        Values::Date(v) => numbers::<Int32Type>(name, v).into_date().into_column(),
         Values::Text(v) => Column::new(name.into(), v),
         Values::Bool(v) => Column::new(name.into(), v),
     })

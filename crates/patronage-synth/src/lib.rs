@@ -323,46 +323,20 @@ pub fn write_orders(p: &Params, dir: &Path, format: Format) -> Result<Generated,
             }
             w.flush()?;
         }
-        Format::ParquetTyped => {
-            let mut df = typed_frame(&rows).map_err(|e| SynthError::Write {
+        Format::Parquet | Format::ParquetTyped => {
+            let written = if format == Format::ParquetTyped {
+                typed_frame(&rows)
+            } else {
+                text_frame(&rows)
+            }
+            .and_then(|mut df| {
+                let file = fs_err::File::create(&tmp)?;
+                ParquetWriter::new(file.into_parts().0).finish(&mut df)
+            });
+            written.map_err(|e| SynthError::Write {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-            let file = fs_err::File::create(&tmp)?;
-            ParquetWriter::new(file.into_parts().0)
-                .finish(&mut df)
-                .map_err(|e| SynthError::Write {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-        }
-        Format::Parquet => {
-            let col = |name: &str, f: fn(&Row) -> &str| {
-                Column::new(name.into(), rows.iter().map(f).collect::<Vec<&str>>())
-            };
-            let mut df = DataFrame::new(
-                rows.len(),
-                vec![
-                    col("customer_id", |r| &r.customer_id),
-                    col("order_id", |r| &r.order_id),
-                    col("order_ts", |r| &r.order_ts),
-                    col("amount", |r| &r.amount),
-                    col("status", |r| r.status),
-                    col("discount_amount", |r| &r.discount_amount),
-                    col("category", |r| r.category),
-                ],
-            )
-            .map_err(|e| SynthError::Write {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            let file = fs_err::File::create(&tmp)?;
-            ParquetWriter::new(file.into_parts().0)
-                .finish(&mut df)
-                .map_err(|e| SynthError::Write {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
         }
     }
     fs_err::rename(&tmp, &path)?;
@@ -372,6 +346,25 @@ pub fn write_orders(p: &Params, dir: &Path, format: Format) -> Result<Generated,
         expected_rejects: malformed,
         path,
     })
+}
+
+/// The rows as text columns, as they would be in a CSV export.
+fn text_frame(rows: &[Row]) -> PolarsResult<DataFrame> {
+    let col = |name: &str, f: fn(&Row) -> &str| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<&str>>())
+    };
+    DataFrame::new(
+        rows.len(),
+        vec![
+            col("customer_id", |r| &r.customer_id),
+            col("order_id", |r| &r.order_id),
+            col("order_ts", |r| &r.order_ts),
+            col("amount", |r| &r.amount),
+            col("status", |r| r.status),
+            col("discount_amount", |r| &r.discount_amount),
+            col("category", |r| r.category),
+        ],
+    )
 }
 
 /// The rows as typed columns (see [`Format::ParquetTyped`]).

@@ -21,9 +21,18 @@ pub const PROSPECT: &str = "prospect";
 
 /// The segments stage's output.
 pub(crate) struct Segments {
-    /// `segments`, `segment_summary`.
-    pub tables: Tables,
+    /// `segments`: later stages add their columns (clusters, control group, loyalty).
+    pub frame: DataFrame,
+    /// `segment_summary`: the loyalty stage adds its rows.
+    pub summary: DataFrame,
     pub manifest: serde_json::Value,
+}
+
+impl Segments {
+    /// The two tables, in output order.
+    pub fn into_tables(self) -> Tables {
+        vec![("segments", self.frame), ("segment_summary", self.summary)]
+    }
 }
 
 pub(crate) fn run(
@@ -164,10 +173,8 @@ pub(crate) fn run(
         "customers_without_purchase": (0..n).filter(|i| !buyer(*i)).count(),
     });
     Ok(Segments {
-        tables: vec![
-            ("segments", frame),
-            ("segment_summary", tables::segment_summary(&summary)?),
-        ],
+        frame,
+        summary: tables::segment_summary(&summary)?,
         manifest,
     })
 }
