@@ -159,7 +159,49 @@ impl Orders {
         let at = index.positions(&self.customer_ids);
         self.customer_ids = Vec::new();
         self.retain_map(|c| at[c as usize]);
+        self.group_by_customer();
         self
+    }
+
+    /// Moves each customer's orders together, customers in key order (a stable sort: a
+    /// customer's orders keep their order). Stages that walk the orders customer by customer
+    /// then read memory in sequence whatever order the export had (an export in time order
+    /// interleaves customers; walking it by customer cost twice the time of the features stage).
+    fn group_by_customer(&mut self) {
+        if self.customer.par_windows(2).all(|w| w[0] <= w[1]) {
+            return;
+        }
+        // (customer, position) packed in one integer: unique, so an unstable sort is stable.
+        let mut packed: Vec<u64> = self
+            .customer
+            .par_iter()
+            .enumerate()
+            .map(|(i, &c)| (u64::from(c) << 32) | i as u64)
+            .collect();
+        packed.par_sort_unstable();
+        let perm: Vec<u32> = packed.into_par_iter().map(|p| p as u32).collect();
+        fn gather<T: Copy + Send + Sync>(v: &[T], perm: &[u32]) -> Vec<T> {
+            perm.par_iter().map(|&i| v[i as usize]).collect()
+        }
+        self.customer = gather(&self.customer, &perm);
+        self.day = gather(&self.day, &perm);
+        self.amount = gather(&self.amount, &perm);
+        self.refund = gather(&self.refund, &perm);
+        self.is_purchase = gather(&self.is_purchase, &perm);
+        if self.discount_column {
+            self.discount = gather(&self.discount, &perm);
+        }
+        if self.has_categories() {
+            let mut start = Vec::with_capacity(perm.len() + 1);
+            let mut ids = Vec::with_capacity(self.category_ids.len());
+            start.push(0);
+            for &i in &perm {
+                ids.extend_from_slice(self.categories(i as usize));
+                start.push(ids.len() as u32);
+            }
+            self.category_start = start;
+            self.category_ids = ids;
+        }
     }
 
     /// The run's index of these orders (customers with an order on or before `as_of`) and the
@@ -187,6 +229,7 @@ impl Orders {
             .collect();
         self.customer_ids = Vec::new();
         self.retain_map(|c| Some(position[c as usize]).filter(|p| *p != u32::MAX));
+        self.group_by_customer();
         (CustomerIndex::from_sorted(index_ids), self)
     }
 
@@ -507,6 +550,30 @@ mod tests {
 
     fn floats(t: &FeatureTable, name: &str) -> Vec<Option<f64>> {
         t.float(name).unwrap().to_vec()
+    }
+
+    #[test]
+    fn keyed_orders_are_grouped_by_customer_in_index_order() {
+        // Customers interleaved, as an export in time order has them; categories move with
+        // their orders.
+        let mut o = orders(&[
+            ("c", 1, 1.0, 0.0, true),
+            ("a", 2, 2.0, 0.0, true),
+            ("c", 3, 3.0, 0.0, true),
+            ("b", 4, 4.0, 0.0, true),
+            ("a", 5, 5.0, 0.0, true),
+        ]);
+        o.category_names = vec!["x".into(), "y".into()];
+        o.category_start = vec![0, 1, 1, 3, 3, 4];
+        o.category_ids = vec![0, 0, 1, 1];
+        let (index, keyed) = o.clone().into_indexed(10);
+        assert_eq!(index.ids(), ["a", "b", "c"]);
+        assert_eq!(keyed.customer, [0, 0, 1, 2, 2]);
+        assert_eq!(keyed.day, [2, 5, 4, 1, 3]);
+        assert_eq!(keyed.amount, [2.0, 5.0, 4.0, 1.0, 3.0]);
+        let cats: Vec<&[u32]> = (0..5).map(|i| keyed.categories(i)).collect();
+        assert_eq!(cats, [&[][..], &[1], &[], &[0], &[0, 1]]);
+        assert_eq!(o.reindex(&index), keyed);
     }
 
     #[test]

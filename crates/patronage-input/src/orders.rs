@@ -10,7 +10,9 @@
 //!    (after the configured mapping) → `unknown_status`.
 //!
 //! Identifiers: an integral number written as a float (`42.0`, what pandas writes for an id
-//! column with a null) is the integer id `42`, in CSV and Parquet alike.
+//! column with a null) is the integer id `42`, in CSV and Parquet alike. Integer id columns are
+//! read as integers and text ids that an integer column would print the same way (`42`, not
+//! `042`) are keyed as integers too: one key space, compared and hashed without text.
 //!
 //! Order rules, over the rows that passed: rows sharing an `order_id` are the lines of one order.
 //! Lines that disagree on `customer_id` or `order_ts` make a conflicting duplicate: every line of
@@ -37,7 +39,9 @@ use crate::parse::{
     MICROS_PER_DAY,
 };
 use crate::source::{ArrowDataType, InputFormat, Source};
-use crate::text::{clean, has_replacement_char, integral_id, Dict, TextCol};
+use crate::text::{
+    clean, has_replacement_char, ChunkCol, Dict, FloatCol, IdCol, IntCol, Key, TextCol,
+};
 use crate::text_input::text_readable;
 
 /// Why a row was refused.
@@ -133,30 +137,62 @@ enum Status {
 
 enum TsView<'a> {
     Text(TextCol<'a>),
-    /// Typed dates and datetimes, already in microseconds.
-    Micros(Vec<Option<i64>>),
+    /// Typed datetimes, in microseconds.
+    Micros(IntCol<'a>),
+    /// Typed dates, in days.
+    Days(ChunkCol<'a, Int32Type>),
     /// Numbers: compact dates or epoch values.
-    Number(Vec<Option<f64>>),
+    Number(FloatCol<'a>),
 }
 
 enum NumView<'a> {
     Text(TextCol<'a>),
-    Num(Vec<Option<f64>>),
+    Num(FloatCol<'a>),
+}
+
+/// A cell of an optional column, as compared to tell identical duplicate lines apart.
+#[derive(PartialEq, Eq, Hash)]
+enum Extra<'a> {
+    Text(&'a str),
+    Num(u64),
+}
+
+impl<'a> NumView<'a> {
+    fn of(col: &'a Column) -> Self {
+        match col.f64() {
+            Ok(ca) => NumView::Num(ChunkCol::of(ca)),
+            Err(_) => NumView::Text(TextCol::new(col)),
+        }
+    }
+
+    fn raw(&self, row: usize) -> Option<String> {
+        match self {
+            NumView::Text(v) => v.get(row).map(str::to_string),
+            NumView::Num(v) => v.get(row).map(|x| x.to_string()),
+        }
+    }
+
+    fn extra(&self, row: usize) -> Option<Extra<'a>> {
+        match self {
+            NumView::Text(v) => v.get(row).map(Extra::Text),
+            NumView::Num(v) => v.get(row).map(|x| Extra::Num(x.to_bits())),
+        }
+    }
 }
 
 /// Borrowed, typed views of one file's mapped columns.
 struct FileView<'a> {
     path: &'a str,
     height: usize,
-    customer: TextCol<'a>,
-    order_id: TextCol<'a>,
+    customer: IdCol<'a>,
+    order_id: IdCol<'a>,
     ts: TsView<'a>,
     amount: NumView<'a>,
     status: Option<TextCol<'a>>,
-    discount: Option<TextCol<'a>>,
+    discount: Option<NumView<'a>>,
     category: Option<TextCol<'a>>,
     /// Optional columns kept raw, used to tell identical duplicate lines from distinct lines.
-    extras: Vec<TextCol<'a>>,
+    extras: Vec<NumView<'a>>,
     names: Vec<(Canon, String)>,
     null_values: &'a [String],
     /// Sorted 0-based rows with more fields than the header.
@@ -181,8 +217,8 @@ struct Prepared {
 struct Line<'a> {
     file: u32,
     row: u32,
-    customer: &'a str,
-    order_id: &'a str,
+    customer: Key<'a>,
+    order_id: Key<'a>,
     micros: i64,
     amount: f64,
     status: Status,
@@ -286,12 +322,19 @@ fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError>
         let dtype = col.dtype().clone();
         let prepared = match (canon, &dtype) {
             (_, DataType::String) => col.clone(),
+            // Integer ids stay integers (keys compare as numbers, never formatted as text); an
+            // unsigned id past i64 is read as text.
+            (Canon::CustomerId | Canon::OrderId, d) if d.is_integer() => col
+                .strict_cast(&DataType::Int64)
+                .or_else(|_| cast(DataType::String, "text"))?,
             (Canon::OrderTs, DataType::Datetime(_, _)) => cast(
                 DataType::Datetime(TimeUnit::Microseconds, None),
                 "a timestamp",
             )?,
             (Canon::OrderTs, DataType::Date) => cast(DataType::Date, "a timestamp")?,
-            (Canon::OrderTs | Canon::Amount, d) if d.is_primitive_numeric() || d.is_decimal() => {
+            (Canon::OrderTs | Canon::Amount | Canon::DiscountAmount, d)
+                if d.is_primitive_numeric() || d.is_decimal() =>
+            {
                 cast(DataType::Float64, "a number")?
             }
             _ => cast(DataType::String, "text")?,
@@ -317,37 +360,23 @@ fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError>
 
 fn view<'a>(p: &'a Prepared, null_values: &'a [String]) -> FileView<'a> {
     let get = |c: Canon| p.columns.iter().find(|x| x.0 == c).map(|x| &x.2);
-    let text = |c: Canon| get(c).map(TextCol::new).unwrap_or_else(TextCol::absent);
     let ts = match get(Canon::OrderTs) {
-        Some(col) => match col.dtype() {
-            DataType::Datetime(_, _) => TsView::Micros(
-                col.datetime()
-                    .map(|ca| ca.physical().iter().collect())
-                    .unwrap_or_default(),
-            ),
-            DataType::Date => TsView::Micros(
-                col.date()
-                    .map(|ca| {
-                        ca.physical()
-                            .iter()
-                            .map(|d| d.map(|d| i64::from(d) * MICROS_PER_DAY))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            ),
-            DataType::Float64 => {
-                TsView::Number(col.f64().map(|ca| ca.iter().collect()).unwrap_or_default())
+        Some(col) => {
+            if let Ok(ca) = col.datetime() {
+                TsView::Micros(ChunkCol::of(ca.physical()))
+            } else if let Ok(ca) = col.date() {
+                TsView::Days(ChunkCol::of(ca.physical()))
+            } else if let Ok(ca) = col.f64() {
+                TsView::Number(ChunkCol::of(ca))
+            } else {
+                TsView::Text(TextCol::new(col))
             }
-            _ => TsView::Text(TextCol::new(col)),
-        },
+        }
         None => TsView::Text(TextCol::absent()),
     };
-    let amount = match get(Canon::Amount) {
-        Some(col) if col.dtype() == &DataType::Float64 => {
-            NumView::Num(col.f64().map(|ca| ca.iter().collect()).unwrap_or_default())
-        }
-        _ => NumView::Text(text(Canon::Amount)),
-    };
+    let amount = get(Canon::Amount)
+        .map(NumView::of)
+        .unwrap_or_else(|| NumView::Text(TextCol::absent()));
     let extras = p
         .columns
         .iter()
@@ -357,17 +386,21 @@ fn view<'a>(p: &'a Prepared, null_values: &'a [String]) -> FileView<'a> {
                 Canon::CustomerId | Canon::OrderId | Canon::OrderTs | Canon::Amount | Canon::Status
             )
         })
-        .map(|c| TextCol::new(&c.2))
+        .map(|c| NumView::of(&c.2))
         .collect();
     FileView {
         path: &p.path,
         height: p.height,
-        customer: text(Canon::CustomerId),
-        order_id: text(Canon::OrderId),
+        customer: get(Canon::CustomerId)
+            .map(IdCol::new)
+            .unwrap_or_else(|| IdCol::Text(TextCol::absent())),
+        order_id: get(Canon::OrderId)
+            .map(IdCol::new)
+            .unwrap_or_else(|| IdCol::Text(TextCol::absent())),
         ts,
         amount,
         status: get(Canon::Status).map(TextCol::new),
-        discount: get(Canon::DiscountAmount).map(TextCol::new),
+        discount: get(Canon::DiscountAmount).map(NumView::of),
         category: get(Canon::Category).map(TextCol::new),
         extras,
         names: p.columns.iter().map(|c| (c.0, c.1.clone())).collect(),
@@ -388,11 +421,12 @@ impl<'v> FileView<'v> {
 
     /// The validated `discount_amount` of a row (0 when absent).
     fn discount(&self, row: usize) -> f64 {
-        self.discount
-            .as_ref()
-            .and_then(|d| self.cell(d, row))
-            .and_then(|s| parse_amount(s).ok())
-            .unwrap_or(0.0)
+        match &self.discount {
+            Some(NumView::Num(d)) => d.get(row),
+            Some(NumView::Text(d)) => self.cell(d, row).and_then(|s| parse_amount(s).ok()),
+            None => None,
+        }
+        .unwrap_or(0.0)
     }
 
     /// The `category` of a row.
@@ -412,25 +446,20 @@ impl<'v> FileView<'v> {
 
     fn raw(&self, canon: Canon, row: usize) -> Option<String> {
         match canon {
-            Canon::CustomerId => self.customer.get(row).map(str::to_string),
-            Canon::OrderId => self.order_id.get(row).map(str::to_string),
+            Canon::CustomerId => self.customer.raw(row),
+            Canon::OrderId => self.order_id.raw(row),
             Canon::OrderTs => match &self.ts {
                 TsView::Text(v) => v.get(row).map(str::to_string),
-                TsView::Micros(v) => v[row].map(|m| m.to_string()),
-                TsView::Number(v) => v[row].map(|m| m.to_string()),
+                TsView::Micros(v) => v.get(row).map(|m| m.to_string()),
+                TsView::Days(v) => v.get(row).map(|m| m.to_string()),
+                TsView::Number(v) => v.get(row).map(|m| m.to_string()),
             },
-            Canon::Amount => match &self.amount {
-                NumView::Text(v) => v.get(row).map(str::to_string),
-                NumView::Num(v) => v[row].map(|x| x.to_string()),
-            },
+            Canon::Amount => self.amount.raw(row),
             Canon::Status => self
                 .status
                 .as_ref()
                 .and_then(|s| s.get(row).map(str::to_string)),
-            Canon::DiscountAmount => self
-                .discount
-                .as_ref()
-                .and_then(|s| s.get(row).map(str::to_string)),
+            Canon::DiscountAmount => self.discount.as_ref().and_then(|d| d.raw(row)),
             _ => None,
         }
     }
@@ -473,8 +502,12 @@ impl<'v> FileView<'v> {
             });
         }
         // Each cell is looked up once (the chunk search is the hot spot of ingest).
-        let customer_raw = self.customer.get(row);
-        let order_raw = self.order_id.get(row);
+        let text = |c: &IdCol<'v>| match c {
+            IdCol::Text(t) => t.get(row),
+            IdCol::Int(_) => None,
+        };
+        let customer_raw = text(&self.customer);
+        let order_raw = text(&self.order_id);
         let status_raw = self.status.as_ref().and_then(|s| s.get(row));
         let text_cols: [(Canon, Option<&str>); 3] = [
             (Canon::CustomerId, customer_raw),
@@ -501,8 +534,19 @@ impl<'v> FileView<'v> {
                 )
             })
         };
-        let customer = integral_id(required(Canon::CustomerId, self.clean(customer_raw))?);
-        let order_id = integral_id(required(Canon::OrderId, self.clean(order_raw))?);
+        let key = |canon: Canon, col: &IdCol<'v>, raw: Option<&'v str>| match col {
+            IdCol::Int(c) => c.get(row).map(Key::Int).ok_or_else(|| {
+                self.reject(
+                    row,
+                    canon,
+                    RejectReason::MissingValue,
+                    format!("`{}` is empty", self.source_name(canon)),
+                )
+            }),
+            IdCol::Text(_) => required(canon, self.clean(raw)).map(Key::of_text),
+        };
+        let customer = key(Canon::CustomerId, &self.customer, customer_raw)?;
+        let order_id = key(Canon::OrderId, &self.order_id, order_raw)?;
         let bad_ts = |hint: String, shown: String| {
             self.reject(
                 row,
@@ -520,9 +564,10 @@ impl<'v> FileView<'v> {
             )
         };
         let micros = match &self.ts {
-            TsView::Micros(v) => v[row].ok_or_else(missing_ts)?,
+            TsView::Micros(v) => v.get(row).ok_or_else(missing_ts)?,
+            TsView::Days(v) => i64::from(v.get(row).ok_or_else(missing_ts)?) * MICROS_PER_DAY,
             TsView::Number(v) => {
-                let x = v[row].ok_or_else(missing_ts)?;
+                let x = v.get(row).ok_or_else(missing_ts)?;
                 numeric_timestamp(x).map_err(|hint| bad_ts(hint, x.to_string()))?
             }
             TsView::Text(v) => {
@@ -540,7 +585,7 @@ impl<'v> FileView<'v> {
             }
         };
         let amount = match &self.amount {
-            NumView::Num(v) => match v[row] {
+            NumView::Num(v) => match v.get(row) {
                 Some(x) => check_amount(x).map_err(|hint| {
                     self.reject(row, Canon::Amount, RejectReason::InvalidNumber, hint)
                 })?,
@@ -578,9 +623,20 @@ impl<'v> FileView<'v> {
         };
         // Validated here, read again when the order is assembled ([`FileView::discount`]): a
         // `Line` stays small for the millions of rows that pass.
-        match self.discount.as_ref().and_then(|d| self.cell(d, row)) {
+        let discount = match &self.discount {
+            Some(NumView::Num(d)) => d.get(row).map(check_amount),
+            Some(NumView::Text(d)) => self.cell(d, row).map(parse_amount),
+            None => None,
+        };
+        // The cell as shown in a message (only made for a rejected row).
+        let shown = || {
+            self.raw(Canon::DiscountAmount, row)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        match discount {
             None => {}
-            Some(s) => match parse_amount(s) {
+            Some(parsed) => match parsed {
                 Ok(d) if d >= 0.0 => {}
                 Ok(_) => {
                     return Err(self.reject(
@@ -588,8 +644,9 @@ impl<'v> FileView<'v> {
                         Canon::DiscountAmount,
                         RejectReason::InvalidNumber,
                         format!(
-                        "discount \"{s}\" is negative (a discount is the amount taken off, ≥ 0)"
-                    ),
+                            "discount \"{}\" is negative (a discount is the amount taken off, ≥ 0)",
+                            shown()
+                        ),
                     ))
                 }
                 Err(hint) => {
@@ -597,7 +654,7 @@ impl<'v> FileView<'v> {
                         row,
                         Canon::DiscountAmount,
                         RejectReason::InvalidNumber,
-                        format!("cannot parse \"{s}\" as a discount ({hint})"),
+                        format!("cannot parse \"{}\" as a discount ({hint})", shown()),
                     ))
                 }
             },
@@ -727,7 +784,7 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
     // Group lines by order_id; (file, row) makes the order total and deterministic.
     lines.par_sort_unstable_by(|a, b| {
         a.order_id
-            .cmp(b.order_id)
+            .cmp(&b.order_id)
             .then(a.file.cmp(&b.file))
             .then(a.row.cmp(&b.row))
     });
@@ -756,7 +813,7 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
     let mut returned_lines = vec![0i64; views.len()];
     // Customer keys in first-seen order (deterministic: orders come in order_id order). Features
     // sort customers by id, so the key order never reaches an output.
-    let mut key: HashMap<&str, u32, FixedState> =
+    let mut key: HashMap<Key<'_>, u32, FixedState> =
         HashMap::with_capacity_and_hasher(total / 2, FixedState::default());
     let mut canonical = Orders {
         customer_ids: Vec::new(),
@@ -921,7 +978,7 @@ struct Shape<'v, 's> {
 
 /// The orders of one piece of the sorted lines, as columns; customers still as text.
 struct Grouped<'v> {
-    customer: Vec<&'v str>,
+    customer: Vec<Key<'v>>,
     day: Vec<Day>,
     amount: Vec<f64>,
     refund: Vec<f64>,
@@ -1034,7 +1091,7 @@ impl<'v> Shape<'v, '_> {
                 }
                 continue;
             }
-            let mut seen: HashSet<(u64, Status, Vec<Option<&str>>)> = HashSet::new();
+            let mut seen: HashSet<(u64, Status, Vec<Option<Extra<'_>>>)> = HashSet::new();
             completed.clear();
             returned.clear();
             discounts.clear();
@@ -1042,8 +1099,8 @@ impl<'v> Shape<'v, '_> {
             for l in group {
                 let v = &views[l.file as usize];
                 if group.len() > 1 {
-                    let extras: Vec<Option<&str>> =
-                        v.extras.iter().map(|e| e.get(l.row as usize)).collect();
+                    let extras: Vec<Option<Extra<'_>>> =
+                        v.extras.iter().map(|e| e.extra(l.row as usize)).collect();
                     if !seen.insert((l.amount.to_bits(), l.status, extras)) {
                         g.collapsed[l.file as usize] += 1;
                         continue;

@@ -3,10 +3,10 @@
 
 use polars::prelude::*;
 
-/// A string column read in place from polars' chunks (no per-row copy: at 10M rows a
+/// A column read in place from polars' chunks (no per-row copy: at 10M rows a
 /// `Vec<Option<&str>>` per column would be 160 MB of freshly zeroed pages each).
-pub(crate) struct TextCol<'a> {
-    chunks: Vec<&'a <StringType as PolarsDataType>::Array>,
+pub(crate) struct ChunkCol<'a, T: PolarsDataType> {
+    chunks: Vec<&'a T::Array>,
     /// First row of each chunk.
     starts: Vec<usize>,
     /// The common length of all chunks but the last, when they share one (Parquet row groups,
@@ -14,45 +14,135 @@ pub(crate) struct TextCol<'a> {
     pub(crate) uniform: Option<usize>,
 }
 
-impl<'a> TextCol<'a> {
-    pub(crate) fn new(col: &'a Column) -> Self {
-        let mut out = TextCol::absent();
-        if let Ok(ca) = col.str() {
-            let mut start = 0;
-            for arr in ca.downcast_iter() {
-                out.chunks.push(arr);
-                out.starts.push(start);
-                start += arr.len();
-            }
-            let lens: Vec<usize> = out.chunks.iter().map(|a| a.len()).collect();
-            out.uniform = match lens.split_last() {
-                Some((_, [])) | None => None,
-                Some((last, rest)) => {
-                    (rest[0] > 0 && rest.iter().all(|&l| l == rest[0]) && *last <= rest[0])
-                        .then_some(rest[0])
-                }
-            };
+/// A string column read in place.
+pub(crate) type TextCol<'a> = ChunkCol<'a, StringType>;
+/// An `Int64` column read in place (integer ids, timestamps in microseconds).
+pub(crate) type IntCol<'a> = ChunkCol<'a, Int64Type>;
+/// A `Float64` column read in place.
+pub(crate) type FloatCol<'a> = ChunkCol<'a, Float64Type>;
+
+impl<'a, T: PolarsDataType> ChunkCol<'a, T> {
+    pub(crate) fn of(ca: &'a ChunkedArray<T>) -> Self {
+        let mut out = ChunkCol::absent();
+        let lens: Vec<usize> = ca.chunk_lengths().collect();
+        let mut start = 0;
+        for (arr, len) in ca.downcast_iter().zip(&lens) {
+            out.chunks.push(arr);
+            out.starts.push(start);
+            start += len;
         }
+        out.uniform = match lens.split_last() {
+            Some((_, [])) | None => None,
+            Some((last, rest)) => {
+                (rest[0] > 0 && rest.iter().all(|&l| l == rest[0]) && *last <= rest[0])
+                    .then_some(rest[0])
+            }
+        };
         out
     }
 
     /// A column the file does not have: every cell is null.
     pub(crate) fn absent() -> Self {
-        TextCol {
+        ChunkCol {
             chunks: Vec::new(),
             starts: Vec::new(),
             uniform: None,
         }
     }
 
-    pub(crate) fn get(&self, row: usize) -> Option<&'a str> {
+    /// The chunk of `row` and the row's offset in it.
+    fn locate(&self, row: usize) -> Option<(&'a T::Array, usize)> {
         let k = match (self.chunks.len(), self.uniform) {
             (0, _) => return None,
             (1, _) => 0,
             (_, Some(len)) => row / len,
             _ => self.starts.partition_point(|&s| s <= row) - 1,
         };
-        self.chunks[k].get(row - self.starts[k])
+        Some((self.chunks[k], row - self.starts[k]))
+    }
+}
+
+impl<'a> TextCol<'a> {
+    /// The column as text; a column of another type reads as absent.
+    pub(crate) fn new(col: &'a Column) -> Self {
+        col.str()
+            .map(ChunkCol::of)
+            .unwrap_or_else(|_| ChunkCol::absent())
+    }
+
+    pub(crate) fn get(&self, row: usize) -> Option<&'a str> {
+        let (arr, i) = self.locate(row)?;
+        arr.get(i)
+    }
+}
+
+macro_rules! numeric_get {
+    ($($t:ty),*) => {$(
+        impl ChunkCol<'_, $t> {
+            pub(crate) fn get(&self, row: usize) -> Option<<$t as PolarsNumericType>::Native> {
+                let (arr, i) = self.locate(row)?;
+                arr.get(i)
+            }
+        }
+    )*};
+}
+numeric_get!(Int32Type, Int64Type, Float64Type);
+
+/// An identifier: a canonical integer (no sign but `-`, no leading zero; what an integer
+/// column holds) as its value, anything else as text. Text `"42"` and the integer 42 are the
+/// same key, `"042"` another; integer keys compare and hash as integers, without text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Key<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+impl<'a> Key<'a> {
+    /// The key of a cleaned text cell (`42.0` is `42`, see [`integral_id`]).
+    pub(crate) fn of_text(s: &'a str) -> Self {
+        let s = integral_id(s);
+        let digits = s.strip_prefix('-').unwrap_or(s).as_bytes();
+        let canonical = !digits.is_empty()
+            && digits.len() <= 19
+            && digits.iter().all(u8::is_ascii_digit)
+            && (digits[0] != b'0' || (digits.len() == 1 && s.len() == 1));
+        match canonical.then(|| s.parse::<i64>().ok()).flatten() {
+            Some(v) => Key::Int(v),
+            None => Key::Text(s),
+        }
+    }
+}
+
+impl std::fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Int(v) => write!(f, "{v}"),
+            Key::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// An identifier column: integers kept as integers, anything else as text.
+pub(crate) enum IdCol<'a> {
+    Int(IntCol<'a>),
+    Text(TextCol<'a>),
+}
+
+impl<'a> IdCol<'a> {
+    /// `col` as read: an `Int64` column as integers, otherwise text (absent when neither).
+    pub(crate) fn new(col: &'a Column) -> Self {
+        match col.i64() {
+            Ok(ca) => IdCol::Int(ChunkCol::of(ca)),
+            Err(_) => IdCol::Text(TextCol::new(col)),
+        }
+    }
+
+    /// The raw cell, as the file holds it (for rejected rows).
+    pub(crate) fn raw(&self, row: usize) -> Option<String> {
+        match self {
+            IdCol::Int(c) => c.get(row).map(|v| v.to_string()),
+            IdCol::Text(c) => c.get(row).map(str::to_string),
+        }
     }
 }
 
@@ -101,5 +191,48 @@ impl Dict {
         self.key.insert(s.to_string(), k);
         self.names.push(s.to_string());
         k
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_integer_text_is_the_integer_key() {
+        assert_eq!(Key::of_text("42"), Key::Int(42));
+        assert_eq!(Key::of_text("42.00"), Key::Int(42));
+        assert_eq!(Key::of_text("-7"), Key::Int(-7));
+        assert_eq!(Key::of_text("0"), Key::Int(0));
+        assert_eq!(Key::of_text("-9223372036854775808"), Key::Int(i64::MIN));
+        // Not what an integer column would print: kept as text, so a distinct key.
+        for s in [
+            "042",
+            "-0",
+            "+42",
+            "4 2",
+            "9223372036854775808",
+            "1e3",
+            "A42",
+            "",
+        ] {
+            assert_eq!(Key::of_text(s), Key::Text(s), "{s}");
+        }
+        // Every key prints as the text it came from.
+        for s in ["42", "-7", "042", "x"] {
+            assert_eq!(Key::of_text(s).to_string(), s);
+        }
+    }
+
+    #[test]
+    fn integer_id_columns_are_read_as_integers_and_others_as_text() {
+        let ints = Column::new("id".into(), [Some(5i64), None, Some(-3)]);
+        let IdCol::Int(c) = IdCol::new(&ints) else {
+            panic!("an Int64 column is read as integers")
+        };
+        assert_eq!((c.get(0), c.get(1), c.get(2)), (Some(5), None, Some(-3)));
+        let text = Column::new("id".into(), ["a", "b"]);
+        assert!(matches!(IdCol::new(&text), IdCol::Text(_)));
+        assert_eq!(IdCol::new(&ints).raw(2).as_deref(), Some("-3"));
     }
 }
