@@ -1,7 +1,7 @@
 //! Builds the output frames from the stage results. Column names and types here are the data
 //! contract of DESIGN §6 (Int64, Float64, String, Date, Boolean; keyed by `customer_id`).
 
-use patronage_features::{CustomerIndex, FeatureTable, Values};
+use patronage_features::{CustomerIndex, FeatureTable, Nullable, Values};
 use patronage_input::RejectedRow;
 use patronage_segments::SummaryRow;
 use polars::prelude::*;
@@ -34,22 +34,25 @@ pub(crate) fn frame(table: &str, columns: Vec<Column>) -> Result<DataFrame, Engi
     DataFrame::new(height, columns).map_err(internal(table))
 }
 
-/// Numbers with nulls collected into one array in one pass (no per-value builder call).
-fn numbers<T: PolarsNumericType>(name: &str, v: &[Option<T::Native>]) -> ChunkedArray<T> {
-    v.iter()
-        .copied()
-        .collect::<ChunkedArray<T>>()
-        .with_name(name.into())
+/// A nullable feature column as an array, without copying the values: the vector becomes the
+/// array's buffer, the validity its bitmap (none when every row holds a value).
+fn numbers<T: PolarsNumericType>(name: &str, v: Nullable<T::Native>) -> ChunkedArray<T> {
+    let (values, valid) = v.into_parts();
+    let validity = valid
+        .iter()
+        .any(|ok| !ok)
+        .then(|| polars_arrow::bitmap::Bitmap::from_iter(valid.iter().copied()));
+    ChunkedArray::from_vec_validity(name.into(), values, validity)
 }
 
-/// One feature column as a polars column.
-fn values_column(name: &str, values: &Values) -> PolarsResult<Column> {
+/// One feature column as a polars column (consumed).
+fn values_column(name: &str, values: Values) -> PolarsResult<Column> {
     Ok(match values {
         Values::Int(v) => numbers::<Int64Type>(name, v).into_column(),
         Values::Float(v) => numbers::<Float64Type>(name, v).into_column(),
         Values::Date(v) => numbers::<Int32Type>(name, v).into_date().into_column(),
         Values::Text(v) => Column::new(name.into(), v),
-        Values::Bool(v) => Column::new(name.into(), v),
+        Values::Bool(v) => Column::new(name.into(), v.to_vec()),
     })
 }
 
@@ -65,7 +68,7 @@ pub(crate) fn customer_frame(
     let converted: Vec<Column> = table
         .into_columns()
         .into_par_iter()
-        .map(|c| values_column(c.name, &c.values))
+        .map(|c| values_column(c.name, c.values))
         .collect::<PolarsResult<_>>()
         .map_err(internal(name))?;
     let mut columns = Vec::with_capacity(converted.len() + 1);

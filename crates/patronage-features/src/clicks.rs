@@ -627,7 +627,7 @@ pub fn engagement_from_partials(
     t.push(
         "visits_since_last_order",
         "clickstream: sessions starting after the last order day (all, without an order)",
-        Values::Int(since),
+        Values::Int(since.into()),
     );
     t
 }
@@ -673,25 +673,34 @@ mod tests {
         ];
         let mut c = clicks(&rows);
         let t = engagement_features(&c, 3, 110, 30, &[Some(99), None, None]);
-        assert_eq!(t.int("sessions").unwrap(), [Some(3), Some(1), None]);
         assert_eq!(
-            t.float("bounce_rate").unwrap(),
+            t.int("sessions").unwrap().to_vec(),
+            [Some(3), Some(1), None]
+        );
+        assert_eq!(
+            t.float("bounce_rate").unwrap().to_vec(),
             [Some(1.0 / 3.0), Some(0.0), None]
         );
-        assert_eq!(t.float("cart_abandonment_rate").unwrap()[0], Some(0.5));
-        assert_eq!(t.float("cart_to_purchase_rate").unwrap()[0], Some(0.5));
-        assert_eq!(t.float("price_page_exit_rate").unwrap()[0], Some(1.0 / 3.0));
+        assert_eq!(t.float("cart_abandonment_rate").unwrap().get(0), Some(0.5));
+        assert_eq!(t.float("cart_to_purchase_rate").unwrap().get(0), Some(0.5));
         assert_eq!(
-            t.int("browse_no_buy_sessions").unwrap(),
+            t.float("price_page_exit_rate").unwrap().get(0),
+            Some(1.0 / 3.0)
+        );
+        assert_eq!(
+            t.int("browse_no_buy_sessions").unwrap().to_vec(),
             [Some(0), Some(1), None]
         );
-        assert_eq!(t.float("view_to_cart_rate").unwrap()[0], Some(2.0 / 3.0));
-        assert_eq!(t.int("categories_viewed").unwrap()[0], Some(2));
         assert_eq!(
-            t.int("visits_since_last_order").unwrap()[..2],
+            t.float("view_to_cart_rate").unwrap().get(0),
+            Some(2.0 / 3.0)
+        );
+        assert_eq!(t.int("categories_viewed").unwrap().get(0), Some(2));
+        assert_eq!(
+            t.int("visits_since_last_order").unwrap().to_vec()[..2],
             [Some(3), Some(1)]
         );
-        assert_eq!(t.int("days_since_last_visit").unwrap()[0], Some(10));
+        assert_eq!(t.int("days_since_last_visit").unwrap().get(0), Some(10));
         // Any row order gives the same table.
         let reversed: Vec<_> = rows.iter().rev().copied().collect();
         c = clicks(&reversed);

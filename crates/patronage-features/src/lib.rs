@@ -35,7 +35,7 @@ pub use partial::{from_micros, to_micros, Micros, OrderPartial, OrderPartials};
 pub use profiles::{profile_features, Profiles};
 pub use rhythm::{coefficient_of_variation, mean};
 pub use switching::add_switching_costs;
-pub use table::{Column, CustomerIndex, FeatureError, FeatureTable, Values};
+pub use table::{Column, CustomerIndex, FeatureError, FeatureTable, Nullable, Values};
 
 /// Days since 1970-01-01 (UTC calendar date).
 pub type Day = i32;
@@ -297,8 +297,8 @@ pub fn features(partials: &OrderPartials, as_of: Day) -> FeatureTable {
         .collect();
     let mut t = feature_table(&rows, as_of);
     // Promotion sensitivity and category breadth: null, not 0, when the input lacks the column.
-    let ratio = |num: &dyn Fn(&Row) -> f64| -> Vec<Option<f64>> {
-        rows.iter()
+    let ratio = |num: &(dyn Fn(&Row) -> f64 + Sync)| -> Nullable<f64> {
+        rows.par_iter()
             .map(|r| {
                 r.as_ref()
                     .filter(|r| r.frequency > 0)
@@ -306,14 +306,13 @@ pub fn features(partials: &OrderPartials, as_of: Day) -> FeatureTable {
             })
             .collect()
     };
-    let nulls = |n: usize| vec![None::<f64>; n];
     t.push(
         "discounted_order_share",
         "share of purchase orders with a discount (discount_amount > 0); null without a discount column",
         Values::Float(if partials.has_discounts {
             ratio(&|r| f64::from(r.discounted))
         } else {
-            nulls(rows.len())
+            Nullable::nulls(rows.len())
         }),
     );
     t.push(
@@ -322,18 +321,18 @@ pub fn features(partials: &OrderPartials, as_of: Day) -> FeatureTable {
         Values::Float(if partials.has_discounts {
             ratio(&|r| r.discount_rate_nanos as f64 / 1e9)
         } else {
-            nulls(rows.len())
+            Nullable::nulls(rows.len())
         }),
     );
     t.push(
         "categories_bought",
         "distinct categories of the purchased order lines (count); null without a category column",
         Values::Int(if partials.has_categories {
-            rows.iter()
+            rows.par_iter()
                 .map(|r| r.as_ref().map(|r| r.categories_bought))
                 .collect()
         } else {
-            vec![None; rows.len()]
+            Nullable::nulls(rows.len())
         }),
     );
     t
@@ -343,13 +342,13 @@ pub fn features(partials: &OrderPartials, as_of: Day) -> FeatureTable {
 /// Adding an order feature is a field of [`Row`], its computation, and one line here.
 fn feature_table(rows: &[Option<Row>], as_of: Day) -> FeatureTable {
     // One parallel pass over the rows per column: a column is one line below.
-    let col = |f: &(dyn Fn(&Row) -> Option<i64> + Sync)| -> Vec<Option<i64>> {
+    let col = |f: &(dyn Fn(&Row) -> Option<i64> + Sync)| -> Nullable<i64> {
         rows.par_iter().map(|r| r.as_ref().and_then(f)).collect()
     };
-    let flt = |f: &(dyn Fn(&Row) -> Option<f64> + Sync)| -> Vec<Option<f64>> {
+    let flt = |f: &(dyn Fn(&Row) -> Option<f64> + Sync)| -> Nullable<f64> {
         rows.par_iter().map(|r| r.as_ref().and_then(f)).collect()
     };
-    let day = |f: &(dyn Fn(&Row) -> Option<Day> + Sync)| -> Vec<Option<Day>> {
+    let day = |f: &(dyn Fn(&Row) -> Option<Day> + Sync)| -> Nullable<Day> {
         rows.par_iter().map(|r| r.as_ref().and_then(f)).collect()
     };
     let since = |d: Option<Day>| d.map(|d| i64::from(as_of) - i64::from(d));

@@ -64,7 +64,7 @@ pub fn profile_features(profiles: &Profiles, index: &CustomerIndex, as_of: Day) 
     t.push(
         "signup_date",
         "profile: signup day (date)",
-        Date(spread(&row, &profiles.signup_day)),
+        Date(spread(&row, &profiles.signup_day).into()),
     );
     t.push(
         "membership_tier",
@@ -74,42 +74,42 @@ pub fn profile_features(profiles: &Profiles, index: &CustomerIndex, as_of: Day) 
     t.push(
         "membership_tier_rank",
         "profile: tier position in customers.tier_order, 1 = lowest",
-        Int(spread(&row, &profiles.membership_tier_rank)),
+        Int(spread(&row, &profiles.membership_tier_rank).into()),
     );
     t.push(
         "points_balance",
         "profile: loyalty points balance",
-        Float(spread(&row, &profiles.points_balance)),
+        Float(spread(&row, &profiles.points_balance).into()),
     );
     t.push(
         "subscription_active",
         "profile: an active subscription",
-        Bool(spread(&row, &profiles.subscription_active)),
+        Bool(spread(&row, &profiles.subscription_active).into()),
     );
     t.push(
         "saved_payment_methods",
         "profile: saved payment methods (count)",
-        Int(spread(&row, &profiles.saved_payment_methods)),
+        Int(spread(&row, &profiles.saved_payment_methods).into()),
     );
     t.push(
         "saved_addresses",
         "profile: saved addresses (count)",
-        Int(spread(&row, &profiles.saved_addresses)),
+        Int(spread(&row, &profiles.saved_addresses).into()),
     );
     t.push(
         "email_opt_in",
         "profile: opted in to e-mail",
-        Bool(spread(&row, &profiles.email_opt_in)),
+        Bool(spread(&row, &profiles.email_opt_in).into()),
     );
     t.push(
         "referrals",
         "profile: customers referred (count)",
-        Int(spread(&row, &profiles.referrals)),
+        Int(spread(&row, &profiles.referrals).into()),
     );
     t.push(
         "reviews_written",
         "profile: reviews written (count)",
-        Int(spread(&row, &profiles.reviews_written)),
+        Int(spread(&row, &profiles.reviews_written).into()),
     );
     t
 }
@@ -138,11 +138,11 @@ mod tests {
         let index = CustomerIndex::new(["a", "b", "z"].map(String::from));
         let t = profile_features(&p, &index, 10);
         assert_eq!(
-            t.float("points_balance").unwrap(),
+            t.float("points_balance").unwrap().to_vec(),
             [None, Some(120.0), None]
         );
         assert_eq!(
-            t.int("membership_tier_rank").unwrap(),
+            t.int("membership_tier_rank").unwrap().to_vec(),
             [None, Some(3), None]
         );
     }

@@ -147,12 +147,12 @@ pub fn add_switching_costs(table: &mut FeatureTable) -> Vec<(&'static str, Vec<&
     }
     let index = mean_of_known(n, facets.iter().map(Vec::as_slice));
     for ((name, description, _), values) in FACETS.iter().zip(facets) {
-        table.push(name, description, Values::Float(values));
+        table.push(name, description, Values::Float(values.into()));
     }
     table.push(
         "switching_cost_index",
         "mean of the switching-cost facets that exist for the customer, in [0, 1]",
-        Values::Float(index),
+        Values::Float(index.into()),
     );
     fed
 }
@@ -185,34 +185,34 @@ mod tests {
         t.push(
             "tenure_days",
             "",
-            Values::Int(vec![Some(365), Some(1000), None]),
+            Values::Int(vec![Some(365), Some(1000), None].into()),
         );
         t.push(
             "saved_payment_methods",
             "",
-            Values::Int(vec![Some(2), None, None]),
+            Values::Int(vec![Some(2), None, None].into()),
         );
         t.push(
             "points_balance",
             "",
-            Values::Float(vec![Some(10.0), Some(30.0), None]),
+            Values::Float(vec![Some(10.0), Some(30.0), None].into()),
         );
         t.push(
             "subscription_active",
             "",
-            Values::Bool(vec![Some(true), Some(false), None]),
+            Values::Bool(vec![Some(true), Some(false), None].into()),
         );
         let fed = add_switching_costs(&mut t);
         let proc = t.float("switching_cost_procedural").unwrap();
-        assert_eq!(proc, [Some(0.75), Some(1.0), None]);
+        assert_eq!(proc.to_vec(), [Some(0.75), Some(1.0), None]);
         let fin = t.float("switching_cost_financial").unwrap();
-        assert_eq!(fin, [Some(0.5), Some(0.5), None]);
+        assert_eq!(fin.to_vec(), [Some(0.5), Some(0.5), None]);
         assert_eq!(
-            t.float("switching_cost_relational").unwrap(),
+            t.float("switching_cost_relational").unwrap().to_vec(),
             [None, None, None]
         );
         let index = t.float("switching_cost_index").unwrap();
-        assert_eq!(index, [Some(0.625), Some(0.75), None]);
+        assert_eq!(index.to_vec(), [Some(0.625), Some(0.75), None]);
         assert_eq!(fed[0].1, ["tenure_days", "saved_payment_methods"]);
         assert!(fed[2].1.is_empty());
     }

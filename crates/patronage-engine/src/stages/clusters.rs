@@ -198,7 +198,7 @@ pub(crate) fn run(
     // only when every feature exists for them.
     let freq = f.int("frequency")?;
     let eligible: Vec<bool> = (0..n)
-        .map(|i| freq[i].is_some_and(|v| v > 0) || columns.iter().all(|(_, v)| v[i].is_some()))
+        .map(|i| freq.get(i).is_some_and(|v| v > 0) || columns.iter().all(|(_, v)| v[i].is_some()))
         .collect();
     let previous = previous_model(inputs.out, inputs.as_of, warnings);
     let outcome = match cluster(
@@ -383,7 +383,7 @@ fn profiles(
             order
                 .iter()
                 .map(|&c| {
-                    let r: f64 = members[c].iter().filter_map(|&r| revenue[r]).sum();
+                    let r: f64 = members[c].iter().filter_map(|&r| revenue.get(r)).sum();
                     (total_revenue > 0.0).then(|| r / total_revenue)
                 })
                 .collect::<Vec<_>>(),

@@ -180,7 +180,7 @@ pub(crate) fn run(
     let n = f.len();
     let freq = f.int("frequency")?;
     let buyer: Vec<bool> = freq.iter().map(|v| v.is_some_and(|v| v > 0)).collect();
-    let prospect: Vec<bool> = freq.iter().map(Option::is_none).collect();
+    let prospect: Vec<bool> = freq.iter().map(|v| v.is_none()).collect();
     let tenure = f.numeric("tenure_days")?;
     let feature = |name: &str| -> Option<Vec<Option<f64>>> {
         match name {

@@ -7,7 +7,9 @@
 //! `churn_scores`; without Gamma-Gamma, `expected_spend` and `clv` are null. No score is ever
 //! published unless it is finite.
 
-use patronage_features::{purchase_days_between, CustomerIndex, Day, FeatureTable, Orders};
+use patronage_features::{
+    purchase_days_between, CustomerIndex, Day, FeatureTable, Nullable, Orders,
+};
 use patronage_models::backtest::{evaluate, Backtest, Holdout};
 use patronage_models::bgnbd::{self, BgNbd, Triples};
 use patronage_models::clv::{discounted_purchases_given_alive, monthly_discount_rate};
@@ -43,11 +45,11 @@ pub(crate) struct ModelsStage {
 
 /// The BTYD summary columns the models read, by name.
 struct Btyd<'a> {
-    frequency: &'a [Option<i64>],
-    x: &'a [Option<i64>],
-    t_x: &'a [Option<i64>],
-    t: &'a [Option<i64>],
-    m: &'a [Option<f64>],
+    frequency: &'a Nullable<i64>,
+    x: &'a Nullable<i64>,
+    t_x: &'a Nullable<i64>,
+    t: &'a Nullable<i64>,
+    m: &'a Nullable<f64>,
 }
 
 impl<'a> Btyd<'a> {
@@ -64,12 +66,12 @@ impl<'a> Btyd<'a> {
     /// Rows of customers with a purchase.
     fn buyers(&self) -> Vec<usize> {
         (0..self.frequency.len())
-            .filter(|&i| self.frequency[i].is_some_and(|f| f > 0))
+            .filter(|&i| self.frequency.get(i).is_some_and(|f| f > 0))
             .collect()
     }
 
     fn triple(&self, i: usize) -> (f64, f64, f64) {
-        let get = |v: &[Option<i64>]| v[i].unwrap_or(0) as f64;
+        let get = |v: &Nullable<i64>| v.get(i).unwrap_or(0) as f64;
         (get(self.x), get(self.t_x), get(self.t))
     }
 }
@@ -87,11 +89,15 @@ pub struct ModelInputs {
 pub fn model_inputs(f: &FeatureTable) -> Result<ModelInputs, EngineError> {
     let b = Btyd::of(f)?;
     let idx = b.buyers();
-    let pick = |v: &[Option<i64>]| idx.iter().map(|&i| v[i].unwrap_or(0)).collect::<Vec<i64>>();
+    let pick = |v: &Nullable<i64>| {
+        idx.iter()
+            .map(|&i| v.get(i).unwrap_or(0))
+            .collect::<Vec<i64>>()
+    };
     let triples = Triples::from_integers(&pick(b.x), &pick(b.t_x), &pick(b.t));
     let (repeat_x, repeat_m) = idx
         .iter()
-        .filter_map(|&i| match (b.x[i], b.m[i]) {
+        .filter_map(|&i| match (b.x.get(i), b.m.get(i)) {
             (Some(x), Some(m)) if x > 0 && m > 0.0 => Some((x as f64, m)),
             _ => None,
         })
@@ -243,7 +249,7 @@ pub(crate) fn run_models(
         let mut non_finite = 0usize;
         for ((&i, &(x, _, _)), p) in buyer_idx.iter().zip(&history).zip(&predicted) {
             let value = gg.as_ref().ok().map(|(gg, _)| {
-                let mut spend = gg.conditional_expected_spend(x, btyd.m[i].unwrap_or(0.0));
+                let mut spend = gg.conditional_expected_spend(x, btyd.m.get(i).unwrap_or(0.0));
                 if !spend.is_finite() {
                     spend = mean_spend;
                 }

@@ -42,15 +42,15 @@ pub(crate) fn run(
     clv: Option<&[Option<f64>]>,
 ) -> Result<Segments, EngineError> {
     let freq = f.int("frequency")?;
-    let buyer = |i: usize| freq[i].is_some_and(|v| v > 0);
+    let buyer = |i: usize| freq.get(i).is_some_and(|v| v > 0);
     let n = f.len();
     let recency = f.numeric("recency_days")?;
     let frequency: Vec<Option<f64>> = (0..n)
-        .map(|i| buyer(i).then(|| freq[i].unwrap_or(0) as f64))
+        .map(|i| buyer(i).then(|| freq.get(i).unwrap_or(0) as f64))
         .collect();
     let monetary_all = f.float("monetary")?;
     let monetary: Vec<Option<f64>> = (0..n)
-        .map(|i| if buyer(i) { monetary_all[i] } else { None })
+        .map(|i| if buyer(i) { monetary_all.get(i) } else { None })
         .collect();
     // Revenue for value tiers and summaries: net revenue, 0 for a prospect.
     let net_revenue: Vec<f64> = f
@@ -80,7 +80,7 @@ pub(crate) fn run(
         .enumerate()
         .map(|(i, r)| match r {
             Some(r) => Some(r.segment.as_str()),
-            None if freq[i].is_none() => Some(PROSPECT),
+            None if freq.get(i).is_none() => Some(PROSPECT),
             None if !buyer(i) => Some(NO_PURCHASE),
             None => None,
         })
