@@ -290,12 +290,28 @@ pub fn compute(orders: &Orders, customers: usize, as_of: Day) -> FeatureTable {
 /// Finishes merged partials into the order features at `as_of` (the partials must hold no order
 /// after it).
 pub fn features(partials: &OrderPartials, as_of: Day) -> FeatureTable {
-    let rows: Vec<Option<Row>> = partials
-        .parts
-        .par_iter()
-        .map(|p| (!p.is_empty()).then(|| customer_row(p, as_of)))
-        .collect();
-    let mut t = feature_table(&rows, as_of);
+    // Customers in blocks: each block's rows are computed, turned into columns and freed, so the
+    // per-customer rows (≈ 150 bytes each) never exist for every customer at once.
+    const BLOCK: usize = 1 << 16;
+    let n = partials.parts.len();
+    let mut table: Option<FeatureTable> = None;
+    for block in partials.parts.chunks(BLOCK) {
+        let rows: Vec<Option<Row>> = block
+            .par_iter()
+            .map(|p| (!p.is_empty()).then(|| customer_row(p, as_of)))
+            .collect();
+        let t = block_table(&rows, as_of, partials);
+        match &mut table {
+            Some(all) => all.append_rows(t, n),
+            None => table = Some(t),
+        }
+    }
+    table.unwrap_or_else(|| block_table(&[], as_of, partials))
+}
+
+/// The order features of some customers' rows.
+fn block_table(rows: &[Option<Row>], as_of: Day, partials: &OrderPartials) -> FeatureTable {
+    let mut t = feature_table(rows, as_of);
     // Promotion sensitivity and category breadth: null, not 0, when the input lacks the column.
     let ratio = |num: &(dyn Fn(&Row) -> f64 + Sync)| -> Nullable<f64> {
         rows.par_iter()
@@ -573,6 +589,38 @@ mod tests {
         let cats: Vec<&[u32]> = (0..5).map(|i| keyed.categories(i)).collect();
         assert_eq!(cats, [&[][..], &[1], &[], &[0], &[0, 1]]);
         assert_eq!(o.reindex(&index), keyed);
+    }
+
+    #[test]
+    fn features_built_in_blocks_equal_one_pass_over_every_customer() {
+        // More customers than a block, with nulls (prospects) and every kind of order.
+        let n = 150_000usize;
+        let mut o = Orders {
+            customer_ids: (0..n).map(|i| format!("{i:06}")).collect(),
+            discount_column: true,
+            ..Default::default()
+        };
+        for c in 0..n {
+            for k in 0..(c % 4) {
+                o.customer.push(c as u32);
+                o.day.push((c * 7 + k * 31) as Day % 400);
+                o.amount.push((c % 97) as f64 + k as f64);
+                o.refund.push(if k == 2 { 3.5 } else { 0.0 });
+                o.is_purchase.push(k != 2);
+                o.discount.push((k % 2) as f64);
+            }
+        }
+        let partials = OrderPartials::from_orders(&o, n, 400);
+        let rows: Vec<Option<Row>> = partials
+            .parts
+            .iter()
+            .map(|p| (!p.is_empty()).then(|| customer_row(p, 400)))
+            .collect();
+        let blocks = features(&partials, 400);
+        assert_eq!(blocks.len(), n);
+        assert_eq!(blocks, block_table(&rows, 400, &partials));
+        assert_eq!(blocks.int("frequency").unwrap().get(4), None);
+        assert_eq!(blocks.int("frequency").unwrap().get(149_999), Some(2));
     }
 
     #[test]

@@ -112,6 +112,17 @@ impl<T: Copy + Default> Nullable<T> {
         (self.values, self.valid)
     }
 
+    /// Appends the rows of `other`.
+    pub fn append(&mut self, other: Nullable<T>) {
+        self.values.extend(other.values);
+        self.valid.extend(other.valid);
+    }
+
+    pub fn reserve(&mut self, additional: usize) {
+        self.values.reserve_exact(additional);
+        self.valid.reserve_exact(additional);
+    }
+
     /// Rows `0..n`, every one null.
     pub fn nulls(n: usize) -> Self {
         Nullable {
@@ -171,6 +182,35 @@ impl Values {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Appends the rows of `other`, a column of the same type.
+    ///
+    /// # Panics
+    /// When the types differ (a bug in the code that builds the table).
+    pub fn append(&mut self, other: Values) {
+        match (self, other) {
+            (Values::Int(a), Values::Int(b)) => a.append(b),
+            (Values::Float(a), Values::Float(b)) => a.append(b),
+            (Values::Date(a), Values::Date(b)) => a.append(b),
+            (Values::Text(a), Values::Text(b)) => a.extend(b),
+            (Values::Bool(a), Values::Bool(b)) => a.append(b),
+            (a, b) => panic!(
+                "appending {} values to a {} column",
+                b.type_name(),
+                a.type_name()
+            ),
+        }
+    }
+
+    pub fn reserve(&mut self, additional: usize) {
+        match self {
+            Values::Int(v) => v.reserve(additional),
+            Values::Float(v) => v.reserve(additional),
+            Values::Date(v) => v.reserve(additional),
+            Values::Text(v) => v.reserve_exact(additional),
+            Values::Bool(v) => v.reserve(additional),
+        }
     }
 
     pub fn type_name(&self) -> &'static str {
@@ -252,6 +292,24 @@ impl FeatureTable {
             description,
             values,
         });
+    }
+
+    /// Appends the rows of `other`, a table of the same columns (e.g. the next block of
+    /// customers), reserving room for `expected` rows in all.
+    ///
+    /// # Panics
+    /// When the columns differ (a bug in the code that builds the tables).
+    pub fn append_rows(&mut self, other: FeatureTable, expected: usize) {
+        assert_eq!(self.columns.len(), other.columns.len(), "different columns");
+        let more = expected.saturating_sub(self.rows);
+        self.rows += other.rows;
+        for (a, b) in self.columns.iter_mut().zip(other.columns) {
+            assert_eq!(a.name, b.name, "different columns");
+            if more > 0 {
+                a.values.reserve(more);
+            }
+            a.values.append(b.values);
+        }
     }
 
     /// Appends every column of `other` (same rows).

@@ -44,26 +44,32 @@ pub(crate) fn run(
     let freq = f.int("frequency")?;
     let buyer = |i: usize| freq.get(i).is_some_and(|v| v > 0);
     let n = f.len();
-    let recency = f.numeric("recency_days")?;
-    let frequency: Vec<Option<f64>> = (0..n)
-        .map(|i| buyer(i).then(|| freq.get(i).unwrap_or(0) as f64))
-        .collect();
-    let monetary_all = f.float("monetary")?;
-    let monetary: Vec<Option<f64>> = (0..n)
-        .map(|i| if buyer(i) { monetary_all.get(i) } else { None })
-        .collect();
     // Revenue for value tiers and summaries: net revenue, 0 for a prospect.
     let net_revenue: Vec<f64> = f
         .float("net_revenue")?
         .iter()
         .map(|v| v.unwrap_or(0.0))
         .collect();
+    // Each score's input is made, scored and freed on its own thread (three float columns of
+    // every customer never wait together for the frame).
+    let monetary_all = f.float("monetary")?;
+    let recency = f.numeric("recency_days")?;
     let (r, (fs, m)) = rayon::join(
-        || score_quintiles(&recency, Direction::LowerIsBetter),
+        move || score_quintiles(&recency, Direction::LowerIsBetter),
         || {
             rayon::join(
-                || score_quintiles(&frequency, Direction::HigherIsBetter),
-                || score_quintiles(&monetary, Direction::HigherIsBetter),
+                || {
+                    let frequency: Vec<Option<f64>> = (0..n)
+                        .map(|i| buyer(i).then(|| freq.get(i).unwrap_or(0) as f64))
+                        .collect();
+                    score_quintiles(&frequency, Direction::HigherIsBetter)
+                },
+                || {
+                    let monetary: Vec<Option<f64>> = (0..n)
+                        .map(|i| if buyer(i) { monetary_all.get(i) } else { None })
+                        .collect();
+                    score_quintiles(&monetary, Direction::HigherIsBetter)
+                },
             )
         },
     );
