@@ -141,7 +141,9 @@ fn sessionize(c: &mut Criterion) {
         seed: 1,
         ..Default::default()
     };
-    let generated = patronage_synth::write_clicks(&params, dir.path()).expect("generate");
+    let generated =
+        patronage_synth::write_clicks(&params, dir.path(), patronage_synth::Format::Csv)
+            .expect("generate");
     let (path, events) = (generated.path, generated.rows);
     let schema = patronage_input::ClicksSchema::default();
     let as_of = patronage_input::parse_date("2024-12-31").expect("date");

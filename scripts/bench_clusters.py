@@ -15,7 +15,8 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 from sklearn.cluster import KMeans
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
+from peers import sklearn_protocol, standardize
 
 binary, orders, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
 AS_OF = "2024-12-31"
@@ -30,24 +31,13 @@ def run(extra, out):
 
 
 def matrix(features_path, segments_path):
-    """patronage's transform: log1p when never negative, clip p1/p99, median impute, z-score."""
+    """The clustered customers' features through patronage's transform, and their labels."""
     f = pq.read_table(features_path, columns=["customer_id", *FEATURES]).to_pydict()
     s = pq.read_table(segments_path, columns=["customer_id", "cluster_id"]).to_pydict()
     keep = [i for i, c in enumerate(s["cluster_id"]) if c is not None]
-    cols = []
-    for name in FEATURES:
-        v = np.array([f[name][i] if f[name][i] is not None else np.nan for i in keep], dtype=float)
-        present = v[~np.isnan(v)]
-        if (present >= 0).all():
-            v = np.log1p(np.where(np.isnan(v), np.nan, np.maximum(v, 0)))
-            present = v[~np.isnan(v)]
-        lo, hi = np.quantile(present, 0.01), np.quantile(present, 0.99)
-        v = np.clip(v, lo, hi)
-        v[np.isnan(v)] = np.median(np.clip(present, lo, hi))
-        sd = v.std()
-        cols.append((v - v.mean()) / (sd if sd > 1e-12 else 1.0))
+    cols = [[f[name][i] if f[name][i] is not None else np.nan for i in keep] for name in FEATURES]
     labels = np.array([s["cluster_id"][i] for i in keep])
-    return np.column_stack(cols), labels
+    return standardize(cols), labels
 
 
 def inertia_of(x, labels):
@@ -56,28 +46,6 @@ def inertia_of(x, labels):
         part = x[labels == c]
         total += ((part - part.mean(axis=0)) ** 2).sum()
     return total
-
-
-def sklearn_protocol(x, seed=42):
-    rng = np.random.default_rng(seed)
-    sample = x[rng.choice(len(x), size=min(20_000, len(x)), replace=False)]
-    sil = sample[rng.choice(len(sample), size=min(3_000, len(sample)), replace=False)]
-    scores = []
-    for k in range(3, 9):
-        km = KMeans(k, n_init=3, random_state=seed).fit(sample)
-        share = np.bincount(km.labels_, minlength=k).min() / len(sample)
-        scores.append((k, silhouette_score(sil, km.predict(sil)), davies_bouldin_score(sample, km.labels_),
-                       calinski_harabasz_score(sample, km.labels_), share))
-    adm = [s for s in scores if s[4] >= 0.05] or scores
-    def rank(i, sign):
-        return {s[0]: 1 + sum(1 for t in adm if sign * t[i] > sign * s[i]) for s in adm}
-    r1, r2, r3 = rank(1, 1), rank(2, -1), rank(3, 1)
-    k = min(adm, key=lambda s: ((r1[s[0]] + r2[s[0]] + r3[s[0]]) / 3, -s[1]))[0]
-    init = KMeans(k, n_init=10, random_state=seed).fit(sample).cluster_centers_
-    final = KMeans(k, init=init, n_init=1).fit(x)
-    for b in range(5):
-        KMeans(k, n_init=3, random_state=100 + b).fit(sample[rng.integers(0, len(sample), len(sample))])
-    return k, final.inertia_
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +63,8 @@ k = m["k"]
 ours = inertia_of(x, labels)
 proto, plain = [], []
 for _ in range(repeats):
-    t = time.perf_counter(); sk_k, sk_inertia = sklearn_protocol(x); proto.append(time.perf_counter() - t)
+    t = time.perf_counter(); sk_k, sk_model = sklearn_protocol(x); proto.append(time.perf_counter() - t)
+    sk_inertia = sk_model.inertia_
     t = time.perf_counter(); plain_inertia = KMeans(k, n_init=10, random_state=42).fit(x).inertia_; plain.append(time.perf_counter() - t)
 med = statistics.median
 print(f"data: {len(x):,} customers clustered, {x.shape[1]} features ({', '.join(FEATURES)}); {os.cpu_count()} cores; "

@@ -382,8 +382,8 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<Exit> {
         FormatArg::ParquetTyped => patronage_synth::Format::ParquetTyped,
     };
     let g = patronage_synth::write_orders(&params, &args.out, format)?;
-    let profiles = patronage_synth::write_profiles(&params, &args.out)?;
-    let clicks = patronage_synth::write_clicks(&params, &args.out)?;
+    let profiles = patronage_synth::write_profiles(&params, &args.out, format)?;
+    let clicks = patronage_synth::write_clicks(&params, &args.out, format)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -718,10 +718,21 @@ fn typed_and_text_parquet_of_one_shop_give_the_same_features() {
             data.to_str().unwrap(),
         ]);
         let out = dir.path().join(format!("out-{format}"));
+        // The clicks and profiles name customers as the orders do (integers beside typed orders).
+        let (clicks, customers) = (data.join("clicks.csv"), data.join("customers.csv"));
         run_job(
             &data.join("orders.parquet"),
             &out,
-            &["--as-of", "2024-12-31", "--no-models", "--no-clusters"],
+            &[
+                "--as-of",
+                "2024-12-31",
+                "--no-models",
+                "--no-clusters",
+                "--clicks",
+                clicks.to_str().unwrap(),
+                "--customers",
+                customers.to_str().unwrap(),
+            ],
         );
         tables.push(read_table(&partition(
             &out,
@@ -739,18 +750,34 @@ fn typed_and_text_parquet_of_one_shop_give_the_same_features() {
     assert_eq!(text.rows(), typed.rows());
     let typed_at = typed.by_customer();
     let text_ids = text.strings("customer_id");
-    let columns = ["monetary", "refunds", "aov", "btyd_m", "mean_discount_rate"];
+    let columns = [
+        "monetary",
+        "refunds",
+        "aov",
+        "btyd_m",
+        "mean_discount_rate",
+        "bounce_rate",
+        "points_balance",
+        "switching_cost_index",
+    ];
     for (i, id) in text_ids.iter().enumerate() {
         // `C00000042` in text is the integer id 42.
         let id = id.as_deref().unwrap();
-        let number: i64 = id.trim_start_matches('C').parse().unwrap();
-        let j = typed_at[&number.to_string()];
+        // Prospects (`P…`, profiles without an order) keep their text id on both sides.
+        let j = match id.strip_prefix('C') {
+            Some(digits) => typed_at[&digits.parse::<i64>().unwrap().to_string()],
+            None => typed_at[id],
+        };
         for c in [
             "frequency",
             "purchase_days",
             "recency_days",
             "btyd_x",
             "btyd_T",
+            "sessions",
+            "product_views",
+            "visits_since_last_order",
+            "membership_tier_rank",
         ] {
             assert_eq!(text.i64s(c)[i], typed.i64s(c)[j], "{c} of {id}");
         }
@@ -758,4 +785,13 @@ fn typed_and_text_parquet_of_one_shop_give_the_same_features() {
             assert_eq!(text.f64s(c)[i], typed.f64s(c)[j], "{c} of {id}");
         }
     }
+    let engaged = typed
+        .i64s("sessions")
+        .iter()
+        .filter(|v| v.is_some())
+        .count();
+    assert!(
+        engaged * 2 > typed.rows(),
+        "{engaged} customers with clicks"
+    );
 }

@@ -367,15 +367,28 @@ fn text_frame(rows: &[Row]) -> PolarsResult<DataFrame> {
     )
 }
 
+/// A generated id as the integer a typed export holds: `C00000042` → 42, `O00000042-3` →
+/// 42003; `None` for a malformed id.
+fn integer_id(s: &str, prefix: char) -> Option<i64> {
+    let digits = s.strip_prefix(prefix)?;
+    match digits.split_once('-') {
+        Some((a, b)) => Some(a.parse::<i64>().ok()? * 1000 + b.parse::<i64>().ok()?),
+        None => digits.parse().ok(),
+    }
+}
+
+/// A customer id cell of the profiles and clicks beside orders of `format`: the integer of a
+/// typed export (so every input names a customer the same way), else as generated.
+fn customer_cell(id: &str, format: Format) -> String {
+    match (format, integer_id(id, 'C')) {
+        (Format::ParquetTyped, Some(n)) => n.to_string(),
+        _ => id.to_string(),
+    }
+}
+
 /// The rows as typed columns (see [`Format::ParquetTyped`]).
 fn typed_frame(rows: &[Row]) -> PolarsResult<DataFrame> {
-    let id = |s: &str, prefix: char| -> Option<i64> {
-        let digits = s.strip_prefix(prefix)?;
-        match digits.split_once('-') {
-            Some((a, b)) => Some(a.parse::<i64>().ok()? * 1000 + b.parse::<i64>().ok()?),
-            None => digits.parse().ok(),
-        }
-    };
+    let id = integer_id;
     let micros = |s: &str| -> Option<i64> {
         chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
             .ok()
@@ -522,8 +535,9 @@ pub fn generate_profiles(p: &Params) -> Result<Vec<ProfileRow>, SynthError> {
     Ok(rows)
 }
 
-/// Writes `DIR/customers.csv` (profiles consistent with the generated orders, plus prospects).
-pub fn write_profiles(p: &Params, dir: &Path) -> Result<Generated, SynthError> {
+/// Writes `DIR/customers.csv` (profiles consistent with the generated orders, plus prospects),
+/// customer ids as the orders of `format` hold them.
+pub fn write_profiles(p: &Params, dir: &Path, format: Format) -> Result<Generated, SynthError> {
     let rows = generate_profiles(p)?;
     fs_err::create_dir_all(dir)?;
     let path = dir.join("customers.csv");
@@ -531,7 +545,11 @@ pub fn write_profiles(p: &Params, dir: &Path) -> Result<Generated, SynthError> {
     let mut w = std::io::BufWriter::new(fs_err::File::create(&tmp)?);
     writeln!(w, "{PROFILE_HEADER}")?;
     for r in &rows {
-        writeln!(w, "{}", r.cells.join(","))?;
+        let mut cells = r.cells.clone();
+        if let Some(id) = cells.first_mut() {
+            *id = customer_cell(id, format);
+        }
+        writeln!(w, "{}", cells.join(","))?;
     }
     w.flush()?;
     drop(w);
@@ -684,8 +702,9 @@ pub fn for_each_click(p: &Params, rows: &[Row], mut emit: impl FnMut([String; 6]
     }
 }
 
-/// Writes `DIR/clicks.csv` (see [`generate_clicks`]).
-pub fn write_clicks(p: &Params, dir: &Path) -> Result<Generated, SynthError> {
+/// Writes `DIR/clicks.csv` (see [`generate_clicks`]), customer ids as the orders of `format`
+/// hold them.
+pub fn write_clicks(p: &Params, dir: &Path, format: Format) -> Result<Generated, SynthError> {
     let (rows, _) = generate_rows(p)?;
     fs_err::create_dir_all(dir)?;
     let path = dir.join("clicks.csv");
@@ -693,8 +712,11 @@ pub fn write_clicks(p: &Params, dir: &Path) -> Result<Generated, SynthError> {
     let mut w = std::io::BufWriter::new(fs_err::File::create(&tmp)?);
     writeln!(w, "{CLICK_HEADER}")?;
     let (mut events, mut failed) = (0usize, None);
-    for_each_click(p, &rows, |e| {
+    for_each_click(p, &rows, |mut e| {
         if failed.is_none() {
+            if !e[1].is_empty() {
+                e[1] = customer_cell(&e[1], format);
+            }
             if let Err(err) = writeln!(w, "{}", e.join(",")) {
                 failed = Some(err);
             }
