@@ -48,7 +48,8 @@ pub struct ClicksSchema {
     #[serde(default = "default_price_pages")]
     pub price_pages: Vec<String>,
     /// Rows read and folded into the per-customer partials at a time (Parquet row groups are
-    /// joined up to it): memory holds one such chunk of events, never the whole clickstream.
+    /// joined up to it; a CSV file is cut into chunks of this many records): memory holds one
+    /// such chunk of events, never the whole clickstream.
     #[serde(default = "default_chunk_rows")]
     pub chunk_rows: usize,
 }

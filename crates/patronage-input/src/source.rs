@@ -16,10 +16,13 @@
 //! - Parquet columns are projected before decoding: a decimal, map or struct column that no stage
 //!   maps is never touched. The caller checks the type of each mapped column
 //!   ([`Source::arrow_type`]) before asking for it.
+//! - A large CSV file is read in chunks of whole records ([`Source::chunks`]): one pass finds
+//!   record boundaries (quote-aware), then each chunk's bytes are parsed with the header in
+//!   front, so a stage that folds chunk by chunk never holds the whole file's frame.
 //! - A panic inside the reader (a malformed file polars does not expect) becomes an
 //!   [`InputError::Unreadable`] naming the file, never a crash.
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -117,6 +120,18 @@ pub struct Source {
     bytes: Option<Arc<Vec<u8>>>,
     /// Offset of the CSV data after a UTF-8 byte-order mark.
     bom: usize,
+    /// CSV: the chunks [`Source::chunks`] last handed out, by first record.
+    csv_spans: std::sync::Mutex<Vec<CsvSpan>>,
+}
+
+/// Whole records of a CSV file: `records` records from record `first` (0-based, after the
+/// header) in bytes `start..end` of the file; `header` is the header line with its line break.
+#[derive(Debug, Clone, PartialEq)]
+struct CsvSpan {
+    first: usize,
+    records: usize,
+    start: u64,
+    end: u64,
 }
 
 /// The columns read from a file.
@@ -202,6 +217,7 @@ impl Source {
             parquet_meta: None,
             bytes,
             bom: 0,
+            csv_spans: std::sync::Mutex::new(Vec::new()),
         };
         if head == b"PAR1" {
             source.format = InputFormat::Parquet;
@@ -306,10 +322,22 @@ impl Source {
     }
 
     /// Row ranges `(first row, rows)` to read the file by, each at least `rows` long where the
-    /// file allows: Parquet row groups joined up to `rows`; a CSV file is one range.
+    /// file allows: Parquet row groups joined up to `rows`; CSV records `rows` at a time (one
+    /// range when the file holds fewer, or cannot be scanned: the read then reports why).
     pub fn chunks(&self, rows: usize) -> Vec<(usize, usize)> {
         let Some(meta) = &self.parquet_meta else {
-            return vec![(0, usize::MAX)];
+            let spans = match self.csv_spans(rows.max(1)) {
+                Ok(spans) if spans.len() > 1 => spans,
+                _ => Vec::new(),
+            };
+            let ranges = spans.iter().map(|s| (s.first, s.records)).collect();
+            let single = spans.is_empty();
+            *self.csv_spans.lock().unwrap_or_else(|e| e.into_inner()) = spans;
+            return if single {
+                vec![(0, usize::MAX)]
+            } else {
+                ranges
+            };
         };
         let mut out: Vec<(usize, usize)> = Vec::new();
         let mut start = 0;
@@ -327,6 +355,92 @@ impl Source {
         out
     }
 
+    /// Cuts the CSV data into spans of `rows` records (the last may be shorter): records end at a
+    /// line break outside quotes, numbered as polars numbers rows (a blank line is a record).
+    fn csv_spans(&self, rows: usize) -> Result<Vec<CsvSpan>, InputError> {
+        let mut reader: Box<dyn Read + '_> = match &self.bytes {
+            Some(b) => Box::new(&b[..]),
+            None => Box::new(std::io::BufReader::with_capacity(
+                1 << 20,
+                fs_err::File::open(&self.path)?,
+            )),
+        };
+        let mut spans = Vec::new();
+        let (mut pos, mut start, mut first, mut records) = (0u64, None::<u64>, 0usize, 0usize);
+        let mut quoted = false;
+        let mut pending = false; // bytes after the last line break
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            for (i, &b) in buf[..n].iter().enumerate() {
+                let at = pos + i as u64;
+                if at < self.bom as u64 {
+                    continue;
+                }
+                match b {
+                    b'"' => quoted = !quoted,
+                    b'\n' if !quoted => match start {
+                        None => start = Some(at + 1), // the end of the header
+                        Some(from) => {
+                            records += 1;
+                            if records == rows {
+                                spans.push(CsvSpan {
+                                    first,
+                                    records,
+                                    start: from,
+                                    end: at + 1,
+                                });
+                                start = Some(at + 1);
+                                first += records;
+                                records = 0;
+                            }
+                        }
+                    },
+                    _ => {}
+                }
+                pending = b != b'\n';
+            }
+            pos += n as u64;
+        }
+        if let Some(from) = start {
+            if from < pos {
+                spans.push(CsvSpan {
+                    first,
+                    records: records + usize::from(pending),
+                    start: from,
+                    end: pos,
+                });
+            }
+        }
+        Ok(spans)
+    }
+
+    /// The header line (with its line break) and the bytes of `span`, as one CSV document.
+    fn csv_span_bytes(&self, span: &CsvSpan) -> Result<Vec<u8>, InputError> {
+        let header_end = self.csv_spans.lock().unwrap_or_else(|e| e.into_inner())[0].start;
+        let (h, len) = (header_end as usize, (span.end - span.start) as usize);
+        let mut out = Vec::with_capacity(h - self.bom + len);
+        match &self.bytes {
+            Some(b) => {
+                out.extend_from_slice(&b[self.bom..h]);
+                out.extend_from_slice(&b[span.start as usize..span.end as usize]);
+            }
+            None => {
+                let mut f = fs_err::File::open(&self.path)?;
+                f.seek(std::io::SeekFrom::Start(self.bom as u64))?;
+                out.resize(h - self.bom, 0);
+                f.read_exact(&mut out)?;
+                f.seek(std::io::SeekFrom::Start(span.start))?;
+                out.resize(h - self.bom + len, 0);
+                f.read_exact(&mut out[h - self.bom..])?;
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads the columns at `projection` (indices into [`Source::columns`], each at most once).
     pub fn read(&self, projection: &[usize]) -> Result<Frame, InputError> {
         self.read_range(projection, (0, usize::MAX))
@@ -342,12 +456,30 @@ impl Source {
         let mut sorted: Vec<usize> = projection.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
+        let span = match self.format {
+            InputFormat::Csv if range != (0, usize::MAX) => {
+                let spans = self.csv_spans.lock().unwrap_or_else(|e| e.into_inner());
+                let span = spans.iter().find(|s| s.first == range.0).cloned();
+                drop(spans);
+                match span {
+                    Some(span) => Some(Arc::new(self.csv_span_bytes(&span)?)),
+                    None => {
+                        return Err(unreadable(
+                            &self.path,
+                            self.format,
+                            format!("no chunk starts at record {} (a bug)", range.0),
+                        ))
+                    }
+                }
+            }
+            _ => None,
+        };
         let (df, ragged_rows, blank_rows) =
             guarded(&self.path, self.format, || match self.format {
                 InputFormat::Parquet => self
                     .read_parquet(&sorted, range)
                     .map(|df| (df, Vec::new(), Vec::new())),
-                InputFormat::Csv => self.read_csv(&sorted),
+                InputFormat::Csv => self.read_csv(&sorted, span.clone()),
             })?;
         // Projected columns come back in file order; hand them out in the order asked for.
         let columns = projection
@@ -385,29 +517,32 @@ impl Source {
     /// Reads the projected CSV columns; the raw bytes are scanned (quote-aware) only when a
     /// record is too long (polars refuses the file) or a row has no value in any projected column
     /// (a blank line, or a row of empty cells).
+    /// `chunk`: one span's bytes with the header in front (else the whole file is read).
     fn read_csv(
         &self,
         sorted: &[usize],
+        chunk: Option<Arc<Vec<u8>>>,
     ) -> Result<(DataFrame, Vec<usize>, Vec<usize>), InputError> {
         let scan = || -> Result<Records, InputError> {
-            let bytes = match &self.bytes {
-                Some(b) => b.clone(),
-                None => Arc::new(fs_err::read(&self.path)?),
+            let (bytes, from) = match (&chunk, &self.bytes) {
+                (Some(c), _) => (c.clone(), 0),
+                (None, Some(b)) => (b.clone(), self.bom),
+                (None, None) => (Arc::new(fs_err::read(&self.path)?), self.bom),
             };
             Ok(scan_records(
-                &bytes[self.bom..],
+                &bytes[from..],
                 self.separator.unwrap_or(b','),
                 self.columns.len(),
             ))
         };
-        let (df, records) = match self.csv_frame(sorted, false) {
+        let (df, records) = match self.csv_frame(sorted, false, chunk.as_deref()) {
             Ok(df) => (df, None),
             Err(e) if e.to_string().contains("more fields") => {
                 // Read with the long records cut to the header's width: their cells are never
                 // used, the caller rejects those rows.
                 let records = scan()?;
                 let df = self
-                    .csv_frame(sorted, true)
+                    .csv_frame(sorted, true, chunk.as_deref())
                     .map_err(|e| unreadable(&self.path, self.format, e.to_string()))?;
                 (df, Some(records))
             }
@@ -422,7 +557,12 @@ impl Source {
         Ok((df, records.ragged, records.blank))
     }
 
-    fn csv_frame(&self, sorted: &[usize], truncate_ragged: bool) -> PolarsResult<DataFrame> {
+    fn csv_frame(
+        &self,
+        sorted: &[usize],
+        truncate_ragged: bool,
+        chunk: Option<&Vec<u8>>,
+    ) -> PolarsResult<DataFrame> {
         let separator = self.separator.unwrap_or(b',');
         let options = CsvReadOptions::default()
             .with_has_header(true)
@@ -434,6 +574,11 @@ impl Source {
                     .with_missing_is_null(true)
                     .with_truncate_ragged_lines(truncate_ragged)
             });
+        if let Some(c) = chunk {
+            return options
+                .into_reader_with_file_handle(std::io::Cursor::new(c.as_slice()))
+                .finish();
+        }
         match &self.bytes {
             Some(b) => options
                 .into_reader_with_file_handle(std::io::Cursor::new(
@@ -601,6 +746,61 @@ mod tests {
         );
         assert_eq!(header_line(b"a,b\r\n1,2\n"), b"a,b");
         assert_eq!(header_line(b"\"a\nb\",c\n1,2"), b"\"a\nb\",c");
+    }
+
+    /// Every cell, ragged and blank record of a read: by chunks of `rows` records, or whole.
+    fn read_all(
+        source: &Source,
+        rows: Option<usize>,
+    ) -> (Vec<Vec<Option<String>>>, Vec<usize>, Vec<usize>) {
+        let ranges = rows.map_or(vec![(0, usize::MAX)], |r| source.chunks(r));
+        let (mut cells, mut ragged, mut blank) = (Vec::new(), Vec::new(), Vec::new());
+        for range in ranges {
+            let frame = source.read_range(&[0, 1], range).unwrap();
+            for row in 0..frame.height {
+                cells.push(
+                    frame
+                        .columns
+                        .iter()
+                        .map(|c| c.str().unwrap().get(row).map(str::to_string))
+                        .collect(),
+                );
+            }
+            let first = if range.1 == usize::MAX { 0 } else { range.0 };
+            ragged.extend(frame.ragged_rows.iter().map(|r| r + first));
+            blank.extend(frame.blank_rows.iter().map(|r| r + first));
+        }
+        (cells, ragged, blank)
+    }
+
+    #[test]
+    fn csv_chunks_are_whole_records_and_read_like_the_whole_file() {
+        // Quoted line breaks and separators, a blank line, a long record, CRLF, a BOM and no
+        // final line break.
+        let csv = "\u{feff}a,b\n1,2\n\"x\ny\",\"3,4\"\r\n\n5,6,7\n8,9\n10,\n11,12";
+        for gz in [false, true] {
+            let path = std::env::temp_dir().join(format!(
+                "patronage-input-{}-chunks-{gz}.csv",
+                std::process::id()
+            ));
+            if gz {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                std::io::Write::write_all(&mut e, csv.as_bytes()).unwrap();
+                fs_err::write(&path, e.finish().unwrap()).unwrap();
+            } else {
+                fs_err::write(&path, csv).unwrap();
+            }
+            let source = Source::open(&path, None).unwrap();
+            let whole = read_all(&source, None);
+            assert_eq!(whole.0.len(), 7, "{whole:?}");
+            assert_eq!((whole.1.clone(), whole.2.clone()), (vec![3], vec![2]));
+            for rows in [1, 2, 3, 5, 100] {
+                if rows < 7 {
+                    assert!(source.chunks(rows).len() > 1, "{rows}");
+                }
+                assert_eq!(read_all(&source, Some(rows)), whole, "chunks of {rows}");
+            }
+        }
     }
 
     #[test]
