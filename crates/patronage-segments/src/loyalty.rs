@@ -9,6 +9,9 @@
 //! Also: the Dick & Basu (1994) cell and the Reinartz & Kumar (2002) quadrant, and the control
 //! group hash.
 
+use std::collections::HashMap;
+
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Shipped stage files.
@@ -223,8 +226,10 @@ pub struct Stages {
     pub score: Vec<Option<f64>>,
     /// (column name, per customer) for every condition that was not skipped.
     pub evidence: Vec<(String, Vec<Option<bool>>)>,
-    /// The next stage's unmet conditions, comma-separated (null at `action` and for prospects).
-    pub next_gap: Vec<Option<String>>,
+    /// The next stage's unmet conditions, comma-separated (null at `action` and for prospects),
+    /// as an index into `gap_labels` (a few distinct texts shared by millions of customers).
+    pub next_gap: Vec<Option<u32>>,
+    pub gap_labels: Vec<String>,
     /// Relative attitude (Dick & Basu): some satisfaction evidence of the second stage
     /// (affective) holds; null for customers without a purchase.
     pub attitude: Vec<Option<bool>>,
@@ -315,7 +320,9 @@ pub fn assign_stages(
             });
         }
     }
-    // Per customer, whether each stage holds on its own; then the cascade.
+    // Per customer, whether each stage holds on its own; then the cascade (customers in
+    // parallel; the next stage's unmet conditions as a bit set over `evals`, named below).
+    assert!(evals.len() <= 64, "more than 64 stage conditions");
     let stage_holds = |s: usize, i: usize| -> bool {
         let mine = || evals.iter().filter(move |e| e.stage == s);
         let gates = mine()
@@ -327,50 +334,66 @@ pub fn assign_stages(
         let available = mine().filter(|e| e.role == Role::Evidence).count();
         gates && met >= file.stages[s].min_evidence.min(available)
     };
+    type Placed = (&'static str, Option<f64>, Option<(usize, u64)>);
+    let placed: Vec<Placed> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            if prospect[i] {
+                return (PROSPECT, None, None);
+            }
+            if !buyer[i] || tenure_days[i].is_none_or(|t| t < file.min_history_days as f64) {
+                return (INSUFFICIENT_HISTORY, None, None);
+            }
+            let reached = (0..file.stages.len())
+                .take_while(|&s| stage_holds(s, i))
+                .count();
+            let (name, score) = if reached == 0 {
+                // A buyer always meets the entry stage's gate in the shipped file; a custom file
+                // may not: such a customer has insufficient evidence for any stage.
+                (INSUFFICIENT_HISTORY, None)
+            } else {
+                let s = reached - 1;
+                let (met, all) = evals
+                    .iter()
+                    .filter(|e| e.stage == s && e.role == Role::Evidence)
+                    .fold((0usize, 0usize), |(met, all), e| {
+                        (met + usize::from(e.holds[i] == Some(true)), all + 1)
+                    });
+                let score = if all == 0 {
+                    1.0
+                } else {
+                    met as f64 / all as f64
+                };
+                (static_name(&file.stages[s].name), Some(score))
+            };
+            let gap = (reached < file.stages.len()).then(|| {
+                let unmet = evals
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.stage == reached && e.holds[i] != Some(true))
+                    .fold(0u64, |m, (k, _)| m | (1 << k));
+                (reached, unmet)
+            });
+            (name, score, gap)
+        })
+        .collect();
+    let mut gap_code: HashMap<(usize, u64), u32> = HashMap::new();
+    let mut gap_labels: Vec<String> = Vec::new();
     let mut stage = Vec::with_capacity(n);
     let mut score = Vec::with_capacity(n);
     let mut next_gap = Vec::with_capacity(n);
-    for i in 0..n {
-        if prospect[i] {
-            stage.push(PROSPECT);
-            score.push(None);
-            next_gap.push(None);
-            continue;
-        }
-        if !buyer[i] || tenure_days[i].is_none_or(|t| t < file.min_history_days as f64) {
-            stage.push(INSUFFICIENT_HISTORY);
-            score.push(None);
-            next_gap.push(None);
-            continue;
-        }
-        let reached = (0..file.stages.len())
-            .take_while(|&s| stage_holds(s, i))
-            .count();
-        if reached == 0 {
-            // A buyer always meets the entry stage's gate in the shipped file; a custom file may
-            // not: such a customer has insufficient evidence for any stage.
-            stage.push(INSUFFICIENT_HISTORY);
-            score.push(None);
-        } else {
-            let s = reached - 1;
-            stage.push(static_name(&file.stages[s].name));
-            let ev: Vec<&Eval> = evals
-                .iter()
-                .filter(|e| e.stage == s && e.role == Role::Evidence)
-                .collect();
-            score.push(Some(if ev.is_empty() {
-                1.0
-            } else {
-                ev.iter().filter(|e| e.holds[i] == Some(true)).count() as f64 / ev.len() as f64
-            }));
-        }
-        next_gap.push((reached < file.stages.len()).then(|| {
-            evals
-                .iter()
-                .filter(|e| e.stage == reached && e.holds[i] != Some(true))
-                .map(|e| e.column.clone())
-                .collect::<Vec<_>>()
-                .join(",")
+    for (name, sc, gap) in placed {
+        stage.push(name);
+        score.push(sc);
+        next_gap.push(gap.map(|key| {
+            *gap_code.entry(key).or_insert_with(|| {
+                let columns: Vec<&str> = (0..evals.len())
+                    .filter(|k| key.1 & (1 << k) != 0)
+                    .map(|k| evals[k].column.as_str())
+                    .collect();
+                gap_labels.push(columns.join(","));
+                gap_labels.len() as u32 - 1
+            })
         }));
     }
     let attitude = (0..n)
@@ -388,6 +411,7 @@ pub fn assign_stages(
         score,
         evidence: evals.into_iter().map(|e| (e.column, e.holds)).collect(),
         next_gap,
+        gap_labels,
         conditions,
     }
 }
@@ -551,7 +575,7 @@ conditions = [{ id = "d", feature = "frequency", op = "<", value = 2, role = "ga
             .map(|c| c.id.as_str())
             .collect();
         assert!(skipped.contains(&"writes_reviews") && skipped.contains(&"subscribed"));
-        let gap = s.next_gap[3].as_deref().unwrap();
+        let gap = s.gap_labels[s.next_gap[3].unwrap() as usize].as_str();
         assert!(gap.contains("conative_three_purchases"), "{gap}");
         let col = |c: &str| &s.evidence.iter().find(|e| e.0 == c).unwrap().1;
         assert_eq!(col("affective_no_refunds")[7], Some(false));

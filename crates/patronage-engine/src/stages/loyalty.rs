@@ -242,7 +242,14 @@ pub(crate) fn run(
         Column::new("customer_id".into(), inputs.index.ids()),
         Column::new("loyalty_stage".into(), &stages.stage),
         Column::new("stage_score".into(), &stages.score),
-        Column::new("next_stage_gap".into(), &stages.next_gap),
+        Column::new(
+            "next_stage_gap".into(),
+            stages
+                .next_gap
+                .iter()
+                .map(|g| g.map(|k| stages.gap_labels[k as usize].as_str()))
+                .collect::<Vec<_>>(),
+        ),
         Column::new("dick_basu".into(), &db),
         Column::new("reinartz_kumar".into(), &rk),
     ];
