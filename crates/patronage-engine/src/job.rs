@@ -93,7 +93,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         let stage = stages::models::run_models(
             &opts.models,
             &ingest.orders,
-            &ingest.index,
+            &ingest.ids,
             &features.table,
             ingest.as_of,
             opts.holdout_days,
@@ -113,7 +113,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         .as_ref()
         .and_then(|m| m.scores.as_ref())
         .map(|s| s.clv.as_slice());
-    let mut segments = stages::segments::run(opts, &ingest.index, &features.table, clv)?;
+    let mut segments = stages::segments::run(opts, &ingest.ids, &features.table, clv)?;
 
     let clusters = if opts.clusters.enabled {
         timer.start(Stage::Clusters, report);
@@ -147,7 +147,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
                 source,
                 &features.table,
                 stages::loyalty::LoyaltyInputs {
-                    index: &ingest.index,
+                    ids: &ingest.ids,
                     p_alive: scores.map(|s| s.p_alive.as_slice()),
                     clv,
                     segments: &mut segments.frame,
@@ -165,7 +165,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     drop(std::mem::take(&mut ingest.orders));
     let mut tables = vec![(
         "customer_features",
-        crate::tables::customer_frame("customer_features", &ingest.index, features.table)?,
+        crate::tables::customer_frame("customer_features", &ingest.ids, features.table)?,
     )];
     let (models_manifest, models_failed) = match models {
         Some(stage) => {

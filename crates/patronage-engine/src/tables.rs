@@ -1,7 +1,7 @@
 //! Builds the output frames from the stage results. Column names and types here are the data
 //! contract of DESIGN §6 (Int64, Float64, String, Date, Boolean; keyed by `customer_id`).
 
-use patronage_features::{CustomerIndex, FeatureTable, Nullable, Values};
+use patronage_features::{FeatureTable, Nullable, Values};
 use patronage_input::RejectedRow;
 use patronage_segments::SummaryRow;
 use polars::prelude::*;
@@ -61,10 +61,10 @@ fn values_column(name: &str, values: Values) -> PolarsResult<Column> {
 /// converted, so the frame never coexists with a whole second copy of the features.
 pub(crate) fn customer_frame(
     name: &str,
-    index: &CustomerIndex,
+    ids: &Column,
     table: FeatureTable,
 ) -> Result<DataFrame, EngineError> {
-    let ids = Column::new("customer_id".into(), index.ids());
+    let ids = ids.clone();
     let converted: Vec<Column> = table
         .into_columns()
         .into_par_iter()

@@ -11,6 +11,7 @@ use patronage_input::{
     FileStats, Ingested,
 };
 use patronage_output::OutDir;
+use polars::prelude::Column;
 use serde::Serialize;
 
 use super::{Tables, Warnings};
@@ -74,6 +75,9 @@ pub(crate) struct ClicksManifest {
 pub(crate) struct Ingest {
     pub as_of: Day,
     pub index: CustomerIndex,
+    /// The index's ids as the `customer_id` column every per-customer table starts with, made
+    /// once (tables share its buffers).
+    pub ids: Column,
     /// Orders keyed by `index` positions.
     pub orders: Orders,
     /// Customer profiles, when given.
@@ -297,8 +301,10 @@ pub(crate) fn run(
             prospects: index.len() - with_orders.len(),
         }
     });
+    let ids = Column::new("customer_id".into(), index.ids());
     Ok(Ingest {
         as_of,
+        ids,
         index,
         orders: keyed,
         profiles: customers.map(|c| c.profiles),

@@ -155,7 +155,7 @@ pub(crate) struct LoyaltyStage {
 }
 
 pub(crate) struct LoyaltyInputs<'a> {
-    pub index: &'a CustomerIndex,
+    pub ids: &'a Column,
     pub p_alive: Option<&'a [Option<f64>]>,
     pub clv: Option<&'a [Option<f64>]>,
     /// `segments` (read) and `segment_summary` (stage rows added).
@@ -239,7 +239,7 @@ pub(crate) fn run(
         .collect();
 
     let mut columns = vec![
-        Column::new("customer_id".into(), inputs.index.ids()),
+        inputs.ids.clone(),
         Column::new("loyalty_stage".into(), &stages.stage),
         Column::new("stage_score".into(), &stages.score),
         Column::new(

@@ -7,9 +7,7 @@
 //! `churn_scores`; without Gamma-Gamma, `expected_spend` and `clv` are null. No score is ever
 //! published unless it is finite.
 
-use patronage_features::{
-    purchase_days_between, CustomerIndex, Day, FeatureTable, Nullable, Orders,
-};
+use patronage_features::{purchase_days_between, Day, FeatureTable, Nullable, Orders};
 use patronage_models::backtest::{evaluate, Backtest, Holdout};
 use patronage_models::bgnbd::{self, BgNbd, Triples};
 use patronage_models::clv::{discounted_purchases_given_alive, monthly_discount_rate};
@@ -208,7 +206,7 @@ fn risk_band(score: f64, c: &ModelsConfig) -> &'static str {
 pub(crate) fn run_models(
     config: &ModelsConfig,
     orders: &Orders,
-    index: &CustomerIndex,
+    ids: &Column,
     f: &FeatureTable,
     as_of: Day,
     holdout_days: Option<u32>,
@@ -295,7 +293,7 @@ pub(crate) fn run_models(
             let frame = tables::frame(
                 "churn_scores",
                 vec![
-                    Column::new("customer_id".into(), index.ids()),
+                    ids.clone(),
                     Column::new("p_alive".into(), col(0)),
                     Column::new("p_purchase".into(), col(1)),
                     Column::new("expected_purchases".into(), col(2)),
@@ -313,7 +311,7 @@ pub(crate) fn run_models(
     }
 
     let backtest_manifest = match holdout_days {
-        Some(n) => match backtest(orders, index.len(), as_of, n, f64::from(n))? {
+        Some(n) => match backtest(orders, ids.len(), as_of, n, f64::from(n))? {
             Ok((frame, result, diag)) => {
                 tables.push(("backtest", frame));
                 json!({ "status": "ok", "holdout_days": n, "calibration_end": patronage_input::format_day(as_of - n as i32), "fit": diag, "result": result })

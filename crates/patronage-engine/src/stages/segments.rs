@@ -2,7 +2,7 @@
 //! value tiers by the 80/20 rule, and the `segment_summary` per segment, tier and score. Reads
 //! its inputs from the feature table by name.
 
-use patronage_features::{CustomerIndex, FeatureTable};
+use patronage_features::FeatureTable;
 use patronage_segments::{
     occupancy, score_quintiles, summarize, value_tiers, Direction, ValueTier,
 };
@@ -37,7 +37,7 @@ impl Segments {
 
 pub(crate) fn run(
     opts: &RunOptions,
-    index: &CustomerIndex,
+    ids: &Column,
     f: &FeatureTable,
     clv: Option<&[Option<f64>]>,
 ) -> Result<Segments, EngineError> {
@@ -114,7 +114,7 @@ pub(crate) fn run(
     let frame = tables::frame(
         "segments",
         vec![
-            Column::new("customer_id".into(), index.ids()),
+            ids.clone(),
             Column::new("r_score".into(), &r),
             Column::new("f_score".into(), &fs),
             Column::new("m_score".into(), &m),
