@@ -107,6 +107,9 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     } else {
         None
     };
+    // Nothing after the models reads the orders (the backtest was their last reader): freed
+    // before the segments, clusters and loyalty stages add their columns.
+    drop(std::mem::take(&mut ingest.orders));
 
     timer.start(Stage::Segments, report);
     let clv = models
@@ -160,9 +163,8 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
 
     timer.start(Stage::Write, report);
     let customers = features.table.len();
-    // Nothing reads the orders or the feature table any more: the orders are freed and the
-    // features become the `customer_features` frame column by column.
-    drop(std::mem::take(&mut ingest.orders));
+    // Nothing reads the feature table any more: the features become the `customer_features`
+    // frame column by column.
     let mut tables = vec![(
         "customer_features",
         crate::tables::customer_frame("customer_features", &ingest.ids, features.table)?,
