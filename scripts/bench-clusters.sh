@@ -9,8 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CUSTOMERS="${1:-1000000}"
 REPEATS="${2:-3}"
-PY="$(bash scripts/pyenv.sh)"
-"$PY" -c "import sklearn" 2>/dev/null || "$(dirname "$PY")/pip" install -q --disable-pip-version-check scikit-learn >&2
+PY="$(bash scripts/pyenv.sh sklearn=scikit-learn)"
 cargo build --release --quiet
 BIN="${CARGO_TARGET_DIR:-target}/release/patronage"
 WORK="${BENCH_DIR:-$(mktemp -d)}"

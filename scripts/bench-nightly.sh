@@ -14,8 +14,7 @@ cd "$(dirname "$0")/.."
 SIZES="${1:-1,10}"
 REPEATS="${2:-5}"
 CLICKS_BELOW="${3:-2}"
-PY="$(bash scripts/pyenv.sh)"
-"$PY" -c "import sklearn" 2>/dev/null || "$(dirname "$PY")/pip" install -q --disable-pip-version-check scikit-learn >&2
+PY="$(bash scripts/pyenv.sh sklearn=scikit-learn)"
 cargo build --release --quiet
 BIN="${CARGO_TARGET_DIR:-target}/release/patronage"
 case "$BIN" in /*) ;; *) BIN="$(pwd)/$BIN" ;; esac

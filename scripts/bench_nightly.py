@@ -20,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 AS_OF = "2024-12-31"
@@ -119,11 +120,14 @@ FROM t""").to_arrow_table()
 
 def measured(cmd):
     """Wall seconds and peak resident MiB of one process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace")
+    # stderr to a file, not a pipe: a process that says much would block on a full pipe.
+    with tempfile.TemporaryFile() as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        log.seek(0)
+        err = log.read().decode(errors="replace")
     if status != 0:
         return None, None, err.strip().splitlines()[-1:] or ["failed"]
     return wall, usage.ru_maxrss / 1024, None

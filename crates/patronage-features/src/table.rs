@@ -138,22 +138,22 @@ impl<T: Copy + Default> From<Vec<Option<T>>> for Nullable<T> {
     }
 }
 
+/// A cell as (value, valid): the default where null.
+fn split<T: Default>(o: Option<T>) -> (T, bool) {
+    let valid = o.is_some();
+    (o.unwrap_or_default(), valid)
+}
+
 impl<T: Copy + Default> FromIterator<Option<T>> for Nullable<T> {
     fn from_iter<I: IntoIterator<Item = Option<T>>>(iter: I) -> Self {
-        let (values, valid) = iter
-            .into_iter()
-            .map(|o| (o.unwrap_or_default(), o.is_some()))
-            .unzip();
+        let (values, valid) = iter.into_iter().map(split).unzip();
         Nullable { values, valid }
     }
 }
 
 impl<T: Copy + Default + Send> FromParallelIterator<Option<T>> for Nullable<T> {
     fn from_par_iter<I: IntoParallelIterator<Item = Option<T>>>(iter: I) -> Self {
-        let (values, valid) = iter
-            .into_par_iter()
-            .map(|o| (o.unwrap_or_default(), o.is_some()))
-            .unzip();
+        let (values, valid) = iter.into_par_iter().map(split).unzip();
         Nullable { values, valid }
     }
 }

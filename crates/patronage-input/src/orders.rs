@@ -391,12 +391,8 @@ fn view<'a>(p: &'a Prepared, null_values: &'a [String]) -> FileView<'a> {
     FileView {
         path: &p.path,
         height: p.height,
-        customer: get(Canon::CustomerId)
-            .map(IdCol::new)
-            .unwrap_or_else(|| IdCol::Text(TextCol::absent())),
-        order_id: get(Canon::OrderId)
-            .map(IdCol::new)
-            .unwrap_or_else(|| IdCol::Text(TextCol::absent())),
+        customer: get(Canon::CustomerId).map_or_else(IdCol::absent, IdCol::new),
+        order_id: get(Canon::OrderId).map_or_else(IdCol::absent, IdCol::new),
         ts,
         amount,
         status: get(Canon::Status).map(TextCol::new),
@@ -419,14 +415,18 @@ impl<'v> FileView<'v> {
             .unwrap_or_else(|| canon.name().to_string())
     }
 
+    /// A row's `discount_amount` read as a number (`None` when there is none): what validation
+    /// checks and [`FileView::discount`] reads back.
+    fn discount_cell(&self, row: usize) -> Option<Result<f64, String>> {
+        match self.discount.as_ref()? {
+            NumView::Num(d) => d.get(row).map(check_amount),
+            NumView::Text(d) => self.cell(d, row).map(parse_amount),
+        }
+    }
+
     /// The validated `discount_amount` of a row (0 when absent).
     fn discount(&self, row: usize) -> f64 {
-        match &self.discount {
-            Some(NumView::Num(d)) => d.get(row),
-            Some(NumView::Text(d)) => self.cell(d, row).and_then(|s| parse_amount(s).ok()),
-            None => None,
-        }
-        .unwrap_or(0.0)
+        self.discount_cell(row).and_then(Result::ok).unwrap_or(0.0)
     }
 
     /// The `category` of a row.
@@ -502,12 +502,8 @@ impl<'v> FileView<'v> {
             });
         }
         // Each cell is looked up once (the chunk search is the hot spot of ingest).
-        let text = |c: &IdCol<'v>| match c {
-            IdCol::Text(t) => t.get(row),
-            IdCol::Int(_) => None,
-        };
-        let customer_raw = text(&self.customer);
-        let order_raw = text(&self.order_id);
+        let customer_raw = self.customer.text(row);
+        let order_raw = self.order_id.text(row);
         let status_raw = self.status.as_ref().and_then(|s| s.get(row));
         let text_cols: [(Canon, Option<&str>); 3] = [
             (Canon::CustomerId, customer_raw),
@@ -623,11 +619,7 @@ impl<'v> FileView<'v> {
         };
         // Validated here, read again when the order is assembled ([`FileView::discount`]): a
         // `Line` stays small for the millions of rows that pass.
-        let discount = match &self.discount {
-            Some(NumView::Num(d)) => d.get(row).map(check_amount),
-            Some(NumView::Text(d)) => self.cell(d, row).map(parse_amount),
-            None => None,
-        };
+        let discount = self.discount_cell(row);
         // The cell as shown in a message (only made for a rejected row).
         let shown = || {
             self.raw(Canon::DiscountAmount, row)

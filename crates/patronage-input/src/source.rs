@@ -125,7 +125,7 @@ pub struct Source {
 }
 
 /// Whole records of a CSV file: `records` records from record `first` (0-based, after the
-/// header) in bytes `start..end` of the file; `header` is the header line with its line break.
+/// header) in bytes `start..end` of the file. The first span starts where the header ends.
 #[derive(Debug, Clone, PartialEq)]
 struct CsvSpan {
     first: usize,
@@ -375,11 +375,9 @@ impl Source {
             if n == 0 {
                 break;
             }
-            for (i, &b) in buf[..n].iter().enumerate() {
-                let at = pos + i as u64;
-                if at < self.bom as u64 {
-                    continue;
-                }
+            // Only quotes and line breaks matter; the BOM holds neither.
+            for i in memchr::memchr2_iter(b'"', b'\n', &buf[..n]) {
+                let (at, b) = (pos + i as u64, buf[i]);
                 match b {
                     b'"' => quoted = !quoted,
                     b'\n' if !quoted => match start {
@@ -401,8 +399,8 @@ impl Source {
                     },
                     _ => {}
                 }
-                pending = b != b'\n';
             }
+            pending = buf[n - 1] != b'\n';
             pos += n as u64;
         }
         if let Some(from) = start {
@@ -419,8 +417,7 @@ impl Source {
     }
 
     /// The header line (with its line break) and the bytes of `span`, as one CSV document.
-    fn csv_span_bytes(&self, span: &CsvSpan) -> Result<Vec<u8>, InputError> {
-        let header_end = self.csv_spans.lock().unwrap_or_else(|e| e.into_inner())[0].start;
+    fn csv_span_bytes(&self, header_end: u64, span: &CsvSpan) -> Result<Vec<u8>, InputError> {
         let (h, len) = (header_end as usize, (span.end - span.start) as usize);
         let mut out = Vec::with_capacity(h - self.bom + len);
         match &self.bytes {
@@ -459,10 +456,15 @@ impl Source {
         let span = match self.format {
             InputFormat::Csv if range != (0, usize::MAX) => {
                 let spans = self.csv_spans.lock().unwrap_or_else(|e| e.into_inner());
-                let span = spans.iter().find(|s| s.first == range.0).cloned();
+                let found = spans
+                    .iter()
+                    .find(|s| s.first == range.0)
+                    .map(|s| (spans[0].start, s.clone()));
                 drop(spans);
-                match span {
-                    Some(span) => Some(Arc::new(self.csv_span_bytes(&span)?)),
+                match found {
+                    Some((header_end, span)) => {
+                        Some(Arc::new(self.csv_span_bytes(header_end, &span)?))
+                    }
                     None => {
                         return Err(unreadable(
                             &self.path,

@@ -137,6 +137,19 @@ impl<'a> IdCol<'a> {
         }
     }
 
+    /// A column the file does not have: every cell is null.
+    pub(crate) fn absent() -> Self {
+        IdCol::Text(TextCol::absent())
+    }
+
+    /// The cell of a text column (to check before keying it); `None` in an integer column.
+    pub(crate) fn text(&self, row: usize) -> Option<&'a str> {
+        match self {
+            IdCol::Text(c) => c.get(row),
+            IdCol::Int(_) => None,
+        }
+    }
+
     /// The raw cell, as the file holds it (for rejected rows).
     pub(crate) fn raw(&self, row: usize) -> Option<String> {
         match self {
