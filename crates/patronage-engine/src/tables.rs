@@ -51,8 +51,20 @@ fn values_column(name: &str, values: Values) -> PolarsResult<Column> {
         Values::Int(v) => numbers::<Int64Type>(name, v).into_column(),
         Values::Float(v) => numbers::<Float64Type>(name, v).into_column(),
         Values::Date(v) => numbers::<Int32Type>(name, v).into_date().into_column(),
-        Values::Text(v) => Column::new(name.into(), v),
-        Values::Bool(v) => Column::new(name.into(), v.to_vec()),
+        Values::Text(v) => StringChunked::from_iter_options(name.into(), v.iter()).into_column(),
+        Values::Bool(v) => {
+            let (values, valid) = v.into_parts();
+            let validity = valid
+                .iter()
+                .any(|ok| !ok)
+                .then(|| polars_arrow::bitmap::Bitmap::from_iter(valid.iter().copied()));
+            let array = polars_arrow::array::BooleanArray::new(
+                polars_arrow::datatypes::ArrowDataType::Boolean,
+                values.into_iter().collect(),
+                validity,
+            );
+            BooleanChunked::with_chunk(name.into(), array).into_column()
+        }
     })
 }
 

@@ -35,7 +35,7 @@ pub use partial::{from_micros, to_micros, Micros, OrderPartial, OrderPartials};
 pub use profiles::{profile_features, Profiles};
 pub use rhythm::{coefficient_of_variation, mean};
 pub use switching::add_switching_costs;
-pub use table::{Column, CustomerIndex, FeatureError, FeatureTable, Nullable, Values};
+pub use table::{Column, CustomerIndex, FeatureError, FeatureTable, Labels, Nullable, Values};
 
 /// Days since 1970-01-01 (UTC calendar date).
 pub type Day = i32;
@@ -144,19 +144,32 @@ impl Orders {
 
     /// Ids of the customers with an order (of any kind) on or before `as_of`.
     pub fn customers_until(&self, as_of: Day) -> impl Iterator<Item = &str> + '_ {
-        ids_seen(
-            &self.customer_ids,
-            self.customer
-                .iter()
-                .zip(&self.day)
-                .map(move |(c, d)| (*c, *d <= as_of)),
-        )
+        self.customer_ids
+            .iter()
+            .zip(self.seen_until(as_of))
+            .filter(|(_, s)| *s)
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// Per customer of `customer_ids`, whether they have an order on or before `as_of`.
+    pub fn seen_until(&self, as_of: Day) -> Vec<bool> {
+        let mut seen = vec![false; self.customer_ids.len()];
+        for (c, d) in self.customer.iter().zip(&self.day) {
+            seen[*c as usize] |= *d <= as_of;
+        }
+        seen
     }
 
     /// The same orders keyed by `index` positions, in place (`customer_ids` emptied: `customer`
     /// is an index position); orders of customers outside the index are dropped.
-    pub fn reindex(mut self, index: &CustomerIndex) -> Orders {
+    pub fn reindex(self, index: &CustomerIndex) -> Orders {
         let at = index.positions(&self.customer_ids);
+        self.reindex_at(&at)
+    }
+
+    /// [`Orders::reindex`] with each customer's position given (`at[k]` for `customer_ids[k]`,
+    /// e.g. from [`CustomerIndex::union`]).
+    pub fn reindex_at(mut self, at: &[Option<u32>]) -> Orders {
         self.customer_ids = Vec::new();
         self.retain_map(|c| at[c as usize]);
         self.group_by_customer();
@@ -242,21 +255,6 @@ impl Orders {
             .map(|(d, _)| *d)
             .max()
     }
-}
-
-/// The ids of a dictionary for which some `(key, hit)` has `hit`, in dictionary order.
-fn ids_seen<'a>(
-    ids: &'a [String],
-    keys: impl Iterator<Item = (u32, bool)>,
-) -> impl Iterator<Item = &'a str> + 'a {
-    let mut seen = vec![false; ids.len()];
-    for (k, hit) in keys {
-        seen[k as usize] |= hit;
-    }
-    ids.iter()
-        .zip(seen)
-        .filter(|(_, s)| *s)
-        .map(|(id, _)| id.as_str())
 }
 
 /// Per-customer row computed independently of every other customer.

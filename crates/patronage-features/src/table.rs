@@ -30,6 +30,61 @@ impl CustomerIndex {
         CustomerIndex { ids }
     }
 
+    /// The index of the union of several id lists, each without repeats, where `keep[i]` says
+    /// whether a list's `i`-th id joins; with, per list, each id's position (`None` for the ids
+    /// that do not join). One sort per list and one merge, no hash map; the ids move into the
+    /// index (the lists are consumed).
+    pub fn union(
+        mut lists: Vec<(Vec<String>, Vec<bool>)>,
+    ) -> (CustomerIndex, Vec<Vec<Option<u32>>>) {
+        let sorted: Vec<Vec<u32>> = lists
+            .iter()
+            .map(|(ids, keep)| {
+                // (text, position) pairs sort without a second indirection per comparison.
+                let mut pairs: Vec<(&str, u32)> = ids
+                    .iter()
+                    .zip(keep)
+                    .enumerate()
+                    .filter(|(_, (_, k))| **k)
+                    .map(|(i, (id, _))| (id.as_str(), i as u32))
+                    .collect();
+                pairs.par_sort_unstable();
+                debug_assert!(pairs.windows(2).all(|w| w[0].0 != w[1].0));
+                pairs.into_iter().map(|p| p.1).collect()
+            })
+            .collect();
+        let mut at: Vec<Vec<Option<u32>>> =
+            lists.iter().map(|(ids, _)| vec![None; ids.len()]).collect();
+        let mut heads = vec![0usize; lists.len()];
+        let mut ids = Vec::with_capacity(sorted.iter().map(Vec::len).max().unwrap_or(0));
+        loop {
+            let head = |l: usize, heads: &[usize]| sorted[l].get(heads[l]).map(|&i| i as usize);
+            // The list whose head is the smallest id (the first such list).
+            let mut best: Option<(usize, usize)> = None;
+            for l in 0..lists.len() {
+                if let Some(i) = head(l, &heads) {
+                    if best.is_none_or(|(b, bi)| lists[l].0[i] < lists[b].0[bi]) {
+                        best = Some((l, i));
+                    }
+                }
+            }
+            let Some((b, bi)) = best else { break };
+            let position = ids.len() as u32;
+            for l in b + 1..lists.len() {
+                if let Some(i) = head(l, &heads) {
+                    if lists[l].0[i] == lists[b].0[bi] {
+                        at[l][i] = Some(position);
+                        heads[l] += 1;
+                    }
+                }
+            }
+            at[b][bi] = Some(position);
+            heads[b] += 1;
+            ids.push(std::mem::take(&mut lists[b].0[bi]));
+        }
+        (CustomerIndex { ids }, at)
+    }
+
     /// An index from ids already sorted ascending and unique.
     pub fn from_sorted(ids: Vec<String>) -> Self {
         debug_assert!(ids.windows(2).all(|w| w[0] < w[1]));
@@ -112,6 +167,13 @@ impl<T: Copy + Default> Nullable<T> {
         (self.values, self.valid)
     }
 
+    /// Appends one row.
+    pub fn push(&mut self, v: Option<T>) {
+        let (value, valid) = split(v);
+        self.values.push(value);
+        self.valid.push(valid);
+    }
+
     /// Appends the rows of `other`.
     pub fn append(&mut self, other: Nullable<T>) {
         self.values.extend(other.values);
@@ -158,6 +220,98 @@ impl<T: Copy + Default + Send> FromParallelIterator<Option<T>> for Nullable<T> {
     }
 }
 
+/// Text values as codes into their distinct names (a dictionary column): a `u32` per row
+/// instead of a string per row. Names keep their first-seen order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Labels {
+    names: Vec<String>,
+    codes: Nullable<u32>,
+}
+
+impl Labels {
+    /// Labels from distinct `names` and per-row codes into them.
+    ///
+    /// # Panics
+    /// When a code is not a position in `names` (a bug in the caller).
+    pub fn new(names: Vec<String>, codes: Nullable<u32>) -> Self {
+        assert!(
+            codes.iter().flatten().all(|c| (c as usize) < names.len()),
+            "a label code outside its names"
+        );
+        Labels { names, codes }
+    }
+
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    /// The distinct names.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Per row, the position of its name in [`Labels::names`].
+    pub fn codes(&self) -> &Nullable<u32> {
+        &self.codes
+    }
+
+    /// Row `i`'s text; `None` when null.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        self.codes.get(i).map(|c| self.names[c as usize].as_str())
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
+        self.codes
+            .iter()
+            .map(|c| c.map(|c| self.names[c as usize].as_str()))
+    }
+
+    /// Appends the rows of `other`, its names merged into these.
+    pub fn append(&mut self, other: Labels) {
+        let to: Vec<u32> = other
+            .names
+            .into_iter()
+            .map(|name| match self.names.iter().position(|n| *n == name) {
+                Some(p) => p as u32,
+                None => {
+                    self.names.push(name);
+                    self.names.len() as u32 - 1
+                }
+            })
+            .collect();
+        self.codes.append(
+            other
+                .codes
+                .iter()
+                .map(|c| c.map(|c| to[c as usize]))
+                .collect(),
+        );
+    }
+}
+
+impl<'a> FromIterator<Option<&'a str>> for Labels {
+    fn from_iter<I: IntoIterator<Item = Option<&'a str>>>(iter: I) -> Self {
+        let mut at: HashMap<&'a str, u32, foldhash::fast::FixedState> = HashMap::default();
+        let mut names = Vec::new();
+        let codes = iter
+            .into_iter()
+            .map(|s| {
+                s.map(|s| {
+                    *at.entry(s).or_insert_with(|| {
+                        names.push(s.to_string());
+                        names.len() as u32 - 1
+                    })
+                })
+            })
+            .collect();
+        Labels { names, codes }
+    }
+}
+
 /// The values of one column; a null is an absent value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
@@ -165,7 +319,7 @@ pub enum Values {
     Float(Nullable<f64>),
     /// Days since 1970-01-01.
     Date(Nullable<Day>),
-    Text(Vec<Option<String>>),
+    Text(Labels),
     Bool(Nullable<bool>),
 }
 
@@ -193,7 +347,7 @@ impl Values {
             (Values::Int(a), Values::Int(b)) => a.append(b),
             (Values::Float(a), Values::Float(b)) => a.append(b),
             (Values::Date(a), Values::Date(b)) => a.append(b),
-            (Values::Text(a), Values::Text(b)) => a.extend(b),
+            (Values::Text(a), Values::Text(b)) => a.append(b),
             (Values::Bool(a), Values::Bool(b)) => a.append(b),
             (a, b) => panic!(
                 "appending {} values to a {} column",
@@ -208,7 +362,7 @@ impl Values {
             Values::Int(v) => v.reserve(additional),
             Values::Float(v) => v.reserve(additional),
             Values::Date(v) => v.reserve(additional),
-            Values::Text(v) => v.reserve_exact(additional),
+            Values::Text(v) => v.codes.reserve(additional),
             Values::Bool(v) => v.reserve(additional),
         }
     }
@@ -395,6 +549,61 @@ mod tests {
         assert_eq!(idx.position("z"), None);
         let dict = ["c", "x", "a"].map(String::from);
         assert_eq!(idx.positions(&dict), [Some(2), None, Some(0)]);
+    }
+
+    #[test]
+    fn a_union_of_id_lists_is_the_index_of_the_kept_ids_with_their_positions() {
+        let list = |ids: &[&str], keep: &[bool]| {
+            (
+                ids.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                keep.to_vec(),
+            )
+        };
+        let lists = vec![
+            list(&["b", "d", "a", "x"], &[true, true, true, false]),
+            list(&["d", "c", "10", "2"], &[true, false, true, true]),
+            list(&[], &[]),
+            list(&["a", "e"], &[true, true]),
+        ];
+        let expected_ids = ["10", "2", "a", "b", "d", "e"];
+        let reference = CustomerIndex::new(expected_ids.map(String::from));
+        let expected_at: Vec<Vec<Option<u32>>> = lists
+            .iter()
+            .map(|(ids, keep)| {
+                reference
+                    .positions(ids)
+                    .into_iter()
+                    .zip(keep)
+                    .map(|(p, k)| p.filter(|_| *k))
+                    .collect()
+            })
+            .collect();
+        let (index, at) = CustomerIndex::union(lists);
+        assert_eq!(index.ids(), expected_ids);
+        assert_eq!(at, expected_at);
+        assert_eq!(at[1], [Some(4), None, Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn labels_keep_distinct_names_and_merge_on_append() {
+        let mut a: Labels = [Some("gold"), None, Some("silver"), Some("gold")]
+            .into_iter()
+            .collect();
+        assert_eq!(a.names(), ["gold", "silver"]);
+        let b: Labels = [Some("bronze"), Some("silver")].into_iter().collect();
+        a.append(b);
+        assert_eq!(
+            a.iter().collect::<Vec<_>>(),
+            [
+                Some("gold"),
+                None,
+                Some("silver"),
+                Some("gold"),
+                Some("bronze"),
+                Some("silver")
+            ]
+        );
+        assert_eq!(a.names(), ["gold", "silver", "bronze"]);
     }
 
     #[test]

@@ -175,13 +175,11 @@ pub struct IngestedClicks {
 }
 
 impl IngestedClicks {
-    /// Ids of the customers with an event on or before the as-of day.
-    pub fn customers_with_events(&self) -> impl Iterator<Item = &str> + '_ {
-        self.customer_ids
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| self.partials.get(*k).is_some_and(|p| !p.is_empty()))
-            .map(|(_, id)| id.as_str())
+    /// Per customer of `customer_ids`, whether they have an event on or before the as-of day.
+    pub fn has_events(&self) -> Vec<bool> {
+        (0..self.customer_ids.len())
+            .map(|k| self.partials.get(k).is_some_and(|p| !p.is_empty()))
+            .collect()
     }
 }
 

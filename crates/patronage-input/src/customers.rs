@@ -17,15 +17,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use patronage_features::Profiles;
+use patronage_features::{Labels, Nullable, Profiles};
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::columns::{default_null_values, separator_byte, ColumnSpec};
 use crate::error::InputError;
 use crate::orders::{FileStats, RejectReason, RejectedRow};
 use crate::parse::{check_amount, micros_to_day, parse_timestamp_micros};
-use crate::text::{clean, has_replacement_char, integral_id, TextCol};
-use crate::text_input::read_text_file;
+use crate::text::{clean, has_replacement_char, Key, TextCol};
+use crate::text_input::{read_text_file, TextFile};
 
 /// `[customers]` section of the config.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -161,16 +162,89 @@ fn specs(c: &CustomerColumns) -> [(ColumnSpec, Kind, Option<&str>); 10] {
     ]
 }
 
-/// A parsed profile cell.
-#[derive(Debug, Clone, PartialEq)]
-enum Cell {
+/// A parsed profile cell, borrowed from its file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cell<'a> {
     Null,
+    Id(Key<'a>),
     Day(i32),
-    Text(String),
+    Text(&'a str),
     Number(f64),
     Count(i64),
     Flag(bool),
 }
+
+/// One column of one file, parsed: row `r` is the file's record `r` (null where the record was
+/// skipped or refused).
+enum Parsed<'a> {
+    Ids(Vec<Option<Key<'a>>>),
+    Days(Nullable<i32>),
+    Texts(Vec<Option<&'a str>>),
+    Numbers(Nullable<f64>),
+    Counts(Nullable<i64>),
+    Flags(Nullable<bool>),
+}
+
+impl<'a> Parsed<'a> {
+    fn new(kind: Kind) -> Self {
+        match kind {
+            Kind::Id => Parsed::Ids(Vec::new()),
+            Kind::Timestamp => Parsed::Days(Nullable::default()),
+            Kind::Tier => Parsed::Texts(Vec::new()),
+            Kind::Number => Parsed::Numbers(Nullable::default()),
+            Kind::Count => Parsed::Counts(Nullable::default()),
+            Kind::Flag => Parsed::Flags(Nullable::default()),
+        }
+    }
+
+    /// Appends a cell of this column's kind (`Null` for any kind).
+    fn push(&mut self, c: Cell<'a>) {
+        match (self, c) {
+            (Parsed::Ids(v), Cell::Id(k)) => v.push(Some(k)),
+            (Parsed::Ids(v), _) => v.push(None),
+            (Parsed::Days(v), Cell::Day(d)) => v.push(Some(d)),
+            (Parsed::Days(v), _) => v.push(None),
+            (Parsed::Texts(v), Cell::Text(t)) => v.push(Some(t)),
+            (Parsed::Texts(v), _) => v.push(None),
+            (Parsed::Numbers(v), Cell::Number(x)) => v.push(Some(x)),
+            (Parsed::Numbers(v), _) => v.push(None),
+            (Parsed::Counts(v), Cell::Count(x)) => v.push(Some(x)),
+            (Parsed::Counts(v), _) => v.push(None),
+            (Parsed::Flags(v), Cell::Flag(x)) => v.push(Some(x)),
+            (Parsed::Flags(v), _) => v.push(None),
+        }
+    }
+
+    fn append(&mut self, other: Parsed<'a>) {
+        match (self, other) {
+            (Parsed::Ids(a), Parsed::Ids(b)) => a.extend(b),
+            (Parsed::Days(a), Parsed::Days(b)) => a.append(b),
+            (Parsed::Texts(a), Parsed::Texts(b)) => a.extend(b),
+            (Parsed::Numbers(a), Parsed::Numbers(b)) => a.append(b),
+            (Parsed::Counts(a), Parsed::Counts(b)) => a.append(b),
+            (Parsed::Flags(a), Parsed::Flags(b)) => a.append(b),
+            _ => unreachable!("blocks of one column share its kind"),
+        }
+    }
+
+    fn cell(&self, row: usize) -> Cell<'a> {
+        let cell = match self {
+            Parsed::Ids(v) => v[row].map(Cell::Id),
+            Parsed::Days(v) => v.get(row).map(Cell::Day),
+            Parsed::Texts(v) => v[row].map(Cell::Text),
+            Parsed::Numbers(v) => v.get(row).map(Cell::Number),
+            Parsed::Counts(v) => v.get(row).map(Cell::Count),
+            Parsed::Flags(v) => v.get(row).map(Cell::Flag),
+        };
+        cell.unwrap_or(Cell::Null)
+    }
+}
+
+/// A refused cell: 0-based row, the reason, the message, the raw value.
+type Refusal<'a> = (usize, RejectReason, String, Option<&'a str>);
+
+/// Records parsed per task: big enough to amortize the task, small enough to spread the work.
+const BLOCK: usize = 1 << 15;
 
 /// What ingesting profiles produced.
 #[derive(Debug, Clone, Default)]
@@ -182,11 +256,129 @@ pub struct IngestedCustomers {
 }
 
 fn parse_flag(s: &str) -> Option<bool> {
-    match s.to_ascii_lowercase().as_str() {
-        "true" | "t" | "yes" | "y" | "1" => Some(true),
-        "false" | "f" | "no" | "n" | "0" => Some(false),
-        _ => None,
+    let is = |words: [&str; 5]| words.iter().any(|w| s.eq_ignore_ascii_case(w));
+    if is(["true", "t", "yes", "y", "1"]) {
+        Some(true)
+    } else if is(["false", "f", "no", "n", "0"]) {
+        Some(false)
+    } else {
+        None
     }
+}
+
+/// One cleaned, non-null value of a `kind` column (`name`: the canonical column).
+fn parse_cell<'a>(
+    kind: Kind,
+    v: &'a str,
+    name: &str,
+    schema: &CustomersSchema,
+    tiers: &HashMap<String, i64>,
+) -> Result<Cell<'a>, (RejectReason, String)> {
+    let bad = |reason: RejectReason, what: &str| {
+        (
+            reason,
+            format!("cannot read \"{v}\" as {what} for `{name}`"),
+        )
+    };
+    match kind {
+        Kind::Id => Ok(Cell::Id(Key::of_text(v))),
+        Kind::Timestamp => parse_timestamp_micros(v, schema.timestamp_format.as_deref())
+            .map(|us| Cell::Day(micros_to_day(us)))
+            .map_err(|hint| {
+                (
+                    RejectReason::InvalidTimestamp,
+                    format!("cannot parse \"{v}\" as a timestamp ({hint})"),
+                )
+            }),
+        Kind::Tier => {
+            if tiers.is_empty() || tiers.contains_key(&v.to_lowercase()) {
+                Ok(Cell::Text(v))
+            } else {
+                Err((
+                    RejectReason::UnknownValue,
+                    format!(
+                        "tier \"{v}\" is not in customers.tier_order ({})",
+                        schema.tier_order.join(", ")
+                    ),
+                ))
+            }
+        }
+        Kind::Number => v
+            .parse::<f64>()
+            .ok()
+            .and_then(|x| check_amount(x).ok())
+            .map(Cell::Number)
+            .ok_or_else(|| bad(RejectReason::InvalidNumber, "a finite number")),
+        Kind::Count => v
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.fract() == 0.0 && (0.0..1e15).contains(x))
+            .map(|x| Cell::Count(x as i64))
+            .ok_or_else(|| bad(RejectReason::InvalidNumber, "a whole number ≥ 0")),
+        Kind::Flag => parse_flag(v)
+            .map(Cell::Flag)
+            .ok_or_else(|| bad(RejectReason::InvalidBoolean, "true/false (yes/no, 1/0)")),
+    }
+}
+
+/// Parses one text column of a file of `height` records, blocks of records in parallel; the
+/// records `skip` marks are null. Returns the cells and the refused cells, in row order.
+#[allow(clippy::too_many_arguments)]
+fn parse_column<'a>(
+    col: &TextCol<'a>,
+    height: usize,
+    skip: &[bool],
+    kind: Kind,
+    name: &str,
+    source_name: &str,
+    schema: &CustomersSchema,
+    tiers: &HashMap<String, i64>,
+) -> (Parsed<'a>, Vec<Refusal<'a>>) {
+    let blocks: Vec<(Parsed<'a>, Vec<Refusal<'a>>)> = (0..height.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let mut cells = Parsed::new(kind);
+            let mut refused = Vec::new();
+            let rows = b * BLOCK..((b + 1) * BLOCK).min(height);
+            for (row, &skipped) in rows.clone().zip(&skip[rows]) {
+                if skipped {
+                    cells.push(Cell::Null);
+                    continue;
+                }
+                let raw = col.get(row);
+                let parsed = if raw.is_some_and(has_replacement_char) {
+                    Err((
+                        RejectReason::InvalidUtf8,
+                        "the cell holds bytes that are not valid UTF-8".to_string(),
+                    ))
+                } else {
+                    match raw.and_then(|s| clean(s, &schema.null_values)) {
+                        Some(v) => parse_cell(kind, v, name, schema, tiers),
+                        None if kind == Kind::Id => Err((
+                            RejectReason::MissingValue,
+                            format!("`{source_name}` is empty"),
+                        )),
+                        None => Ok(Cell::Null),
+                    }
+                };
+                match parsed {
+                    Ok(cell) => cells.push(cell),
+                    Err((reason, message)) => {
+                        cells.push(Cell::Null);
+                        refused.push((row, reason, message, raw));
+                    }
+                }
+            }
+            (cells, refused)
+        })
+        .collect();
+    let mut out = Parsed::new(kind);
+    let mut refused = Vec::new();
+    for (cells, r) in blocks {
+        out.append(cells);
+        refused.extend(r);
+    }
+    (out, refused)
 }
 
 /// Reads and validates every profile file.
@@ -205,38 +397,36 @@ pub fn ingest_customers(
     let specs = specs(&schema.columns);
     let spec_list: Vec<ColumnSpec> = specs.iter().map(|s| s.0).collect();
     let configured: Vec<Option<&str>> = specs.iter().map(|s| s.2).collect();
-    // customer id → (file, row, cells) of its accepted row.
-    let mut rows: BTreeMap<String, Vec<(usize, usize, Vec<Cell>)>> = BTreeMap::new();
+    let read: Vec<TextFile> = files
+        .iter()
+        .map(|path| {
+            read_text_file(
+                path,
+                &spec_list,
+                &configured,
+                "customers",
+                separator,
+                "a profile value (text, number, boolean or timestamp)",
+            )
+        })
+        .collect::<Result<_, _>>()?;
     let mut rejected = Vec::new();
     let mut stats = Vec::new();
     let mut present = vec![false; specs.len()];
-    let mut warnings = Vec::new();
-    for (f, path) in files.iter().enumerate() {
-        let file = read_text_file(
-            path,
-            &spec_list,
-            &configured,
-            "customers",
-            separator,
-            "a profile value (text, number, boolean or timestamp)",
-        )?;
-        let mapped = file.file.mapped();
-        for &(k, _) in &mapped {
-            present[k] = true;
-        }
-        let found = &file.file.source.columns;
+    // Per file, per canonical column (index into `specs`), its parsed cells.
+    let mut parsed: Vec<Vec<Option<Parsed<'_>>>> = Vec::with_capacity(read.len());
+    // (id, file, row) of every accepted record.
+    let mut accepted: Vec<(Key<'_>, u32, u32)> = Vec::new();
+    for (f, (path, file)) in files.iter().zip(&read).enumerate() {
         let frame = &file.frame;
-        let cols: Vec<TextCol> = file.text.iter().map(TextCol::new).collect();
+        let height = frame.height;
         let path_text = path.display().to_string();
-        let mut file_rejected = 0i64;
-        let mut blank = 0i64;
         let mut by_reason: BTreeMap<String, i64> = BTreeMap::new();
         let mut reject = |row: usize,
                           column: &str,
                           value: Option<&str>,
                           reason: RejectReason,
-                          message: String,
-                          rejected: &mut Vec<RejectedRow>| {
+                          message: String| {
             *by_reason.entry(reason.as_str().to_string()).or_default() += 1;
             rejected.push(RejectedRow {
                 source_file: path_text.clone(),
@@ -247,145 +437,89 @@ pub fn ingest_customers(
                 message,
             });
         };
-        'rows: for row in 0..frame.height {
-            if frame.blank_rows.binary_search(&row).is_ok() {
-                blank += 1;
-                continue;
-            }
-            if frame.ragged_rows.binary_search(&row).is_ok() {
-                reject(
-                    row,
-                    "",
-                    None,
-                    RejectReason::TooManyFields,
-                    "the record has more fields than the header".into(),
-                    &mut rejected,
-                );
-                file_rejected += 1;
-                continue;
-            }
-            let mut cells = vec![Cell::Null; specs.len()];
-            let mut id = None;
-            for (m, &(k, i)) in mapped.iter().enumerate() {
-                let (spec, kind, _) = &specs[k];
-                let raw = cols[m].get(row);
-                let name = &found[i];
-                if raw.is_some_and(has_replacement_char) {
-                    reject(
-                        row,
-                        name,
-                        raw,
-                        RejectReason::InvalidUtf8,
-                        "the cell holds bytes that are not valid UTF-8".into(),
-                        &mut rejected,
-                    );
-                    file_rejected += 1;
-                    continue 'rows;
-                }
-                let value = raw.and_then(|s| clean(s, &schema.null_values));
-                let Some(v) = value else {
-                    if *kind == Kind::Id {
-                        reject(
-                            row,
-                            name,
-                            raw,
-                            RejectReason::MissingValue,
-                            format!("`{name}` is empty"),
-                            &mut rejected,
-                        );
-                        file_rejected += 1;
-                        continue 'rows;
-                    }
-                    continue;
-                };
-                let bad = |reason: RejectReason, what: &str| {
-                    (
-                        reason,
-                        format!("cannot read \"{v}\" as {what} for `{}`", spec.name),
-                    )
-                };
-                let parsed = match kind {
-                    Kind::Id => {
-                        id = Some(integral_id(v).to_string());
-                        Ok(Cell::Null)
-                    }
-                    Kind::Timestamp => {
-                        parse_timestamp_micros(v, schema.timestamp_format.as_deref())
-                            .map(|us| Cell::Day(micros_to_day(us)))
-                            .map_err(|hint| {
-                                (
-                                    RejectReason::InvalidTimestamp,
-                                    format!("cannot parse \"{v}\" as a timestamp ({hint})"),
-                                )
-                            })
-                    }
-                    Kind::Tier => {
-                        if tiers.is_empty() || tiers.contains_key(&v.to_lowercase()) {
-                            Ok(Cell::Text(v.to_string()))
-                        } else {
-                            Err((
-                                RejectReason::UnknownValue,
-                                format!(
-                                    "tier \"{v}\" is not in customers.tier_order ({})",
-                                    schema.tier_order.join(", ")
-                                ),
-                            ))
-                        }
-                    }
-                    Kind::Number => v
-                        .parse::<f64>()
-                        .ok()
-                        .and_then(|x| check_amount(x).ok())
-                        .map(Cell::Number)
-                        .ok_or_else(|| bad(RejectReason::InvalidNumber, "a finite number")),
-                    Kind::Count => v
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|x| x.fract() == 0.0 && (0.0..1e15).contains(x))
-                        .map(|x| Cell::Count(x as i64))
-                        .ok_or_else(|| bad(RejectReason::InvalidNumber, "a whole number ≥ 0")),
-                    Kind::Flag => parse_flag(v).map(Cell::Flag).ok_or_else(|| {
-                        bad(RejectReason::InvalidBoolean, "true/false (yes/no, 1/0)")
-                    }),
-                };
-                match parsed {
-                    Ok(cell) => cells[k] = cell,
-                    Err((reason, message)) => {
-                        reject(row, name, raw, reason, message, &mut rejected);
-                        file_rejected += 1;
-                        continue 'rows;
-                    }
-                }
-            }
-            if let Some(id) = id {
-                rows.entry(id).or_default().push((f, row, cells));
-            }
+        // Skipped (blank) and refused records; a record's first refused column, in column
+        // order, is its reason.
+        let mut skip = vec![false; height];
+        for &row in &frame.blank_rows {
+            skip[row] = true;
         }
-        let rows_read = frame.height as i64 - blank;
+        let mut refused = 0i64;
+        for &row in &frame.ragged_rows {
+            skip[row] = true;
+            refused += 1;
+            reject(
+                row,
+                "",
+                None,
+                RejectReason::TooManyFields,
+                "the record has more fields than the header".into(),
+            );
+        }
+        let mut columns: Vec<Option<Parsed<'_>>> = (0..specs.len()).map(|_| None).collect();
+        let found = &file.file.source.columns;
+        for (m, (k, i)) in file.file.mapped().into_iter().enumerate() {
+            present[k] = true;
+            let (spec, kind, _) = &specs[k];
+            let col = TextCol::new(&file.text[m]);
+            let (cells, refusals) = parse_column(
+                &col, height, &skip, *kind, spec.name, &found[i], schema, &tiers,
+            );
+            for (row, reason, message, raw) in refusals {
+                if !skip[row] {
+                    skip[row] = true;
+                    refused += 1;
+                    reject(row, &found[i], raw, reason, message);
+                }
+            }
+            columns[k] = Some(cells);
+        }
+        if let Some(Parsed::Ids(ids)) = &columns[0] {
+            let file_accepted: Vec<(Key<'_>, u32, u32)> = ids
+                .par_iter()
+                .zip(&skip)
+                .enumerate()
+                .filter(|(_, (_, skip))| !**skip)
+                .filter_map(|(row, (id, _))| id.map(|id| (id, f as u32, row as u32)))
+                .collect();
+            accepted.extend(file_accepted);
+        }
+        let rows_read = (height - frame.blank_rows.len()) as i64;
         stats.push(FileStats {
             rows_read,
-            rows_accepted: rows_read - file_rejected,
-            rows_rejected: file_rejected,
-            blank_lines_skipped: blank,
+            rows_accepted: rows_read - refused,
+            rows_rejected: refused,
+            blank_lines_skipped: frame.blank_rows.len() as i64,
             rejected_by_reason: by_reason,
             ..file.file.stats(&spec_list)
         });
+        parsed.push(columns);
     }
 
-    let mut profiles = Profiles {
-        columns_present: specs
-            .iter()
-            .zip(&present)
-            .filter(|(_, p)| **p)
-            .map(|(s, _)| s.0.name.to_string())
-            .collect(),
-        ..Default::default()
+    // Records sharing an id: identical copies collapse into the first, differing ones are all
+    // refused. Sorted by (id, file, row), so the first copy is the earliest.
+    accepted.par_sort_unstable();
+    let cell = |f: u32, row: u32, k: usize| {
+        parsed[f as usize][k]
+            .as_ref()
+            .map_or(Cell::Null, |c| c.cell(row as usize))
     };
-    for (id, copies) in rows {
-        let (first_file, first_row, cells) = &copies[0];
-        if let Some(other) = copies.iter().find(|c| &c.2 != cells) {
-            for (file, row, _) in &copies {
-                let st = &mut stats[*file];
+    let same = |a: &(Key<'_>, u32, u32), b: &(Key<'_>, u32, u32)| {
+        (1..specs.len()).all(|k| cell(a.1, a.2, k) == cell(b.1, b.2, k))
+    };
+    let mut first_rows: Vec<(Key<'_>, u32, u32)> = Vec::new();
+    let mut start = 0;
+    while start < accepted.len() {
+        let mut end = start + 1;
+        while end < accepted.len() && accepted[end].0 == accepted[start].0 {
+            end += 1;
+        }
+        let copies = &accepted[start..end];
+        start = end;
+        let first = &copies[0];
+        if let Some(other) = copies[1..].iter().find(|c| !same(first, c)) {
+            let id = first.0.to_string();
+            for &(_, file, row) in copies {
+                let st = &mut stats[file as usize];
                 st.rows_accepted -= 1;
                 st.rows_rejected += 1;
                 *st.rejected_by_reason
@@ -393,71 +527,107 @@ pub fn ingest_customers(
                     .or_default() += 1;
                 rejected.push(RejectedRow {
                     source_file: st.path.clone(),
-                    row: *row as i64 + 1,
+                    row: row as i64 + 1,
                     column: "customer_id".into(),
                     value: Some(id.clone()),
                     reason: RejectReason::ConflictingDuplicate,
                     message: format!(
                         "customer_id \"{id}\" has {} profile rows that differ (e.g. {} row {} vs {} row {}); none of them were used",
                         copies.len(),
-                        stats_path(files, *first_file),
-                        first_row + 1,
-                        stats_path(files, other.0),
-                        other.1 + 1
+                        stats_path(files, first.1 as usize),
+                        first.2 + 1,
+                        stats_path(files, other.1 as usize),
+                        other.2 + 1
                     ),
                 });
             }
             continue;
         }
-        for (file, _, _) in &copies[1..] {
-            stats[*file].duplicates_collapsed += 1;
+        for &(_, file, _) in &copies[1..] {
+            stats[file as usize].duplicates_collapsed += 1;
         }
-        profiles.customer_ids.push(id);
-        let day = |c: &Cell| if let Cell::Day(d) = c { Some(*d) } else { None };
-        let text = |c: &Cell| {
-            if let Cell::Text(t) = c {
-                Some(t.clone())
-            } else {
-                None
-            }
-        };
-        let num = |c: &Cell| {
-            if let Cell::Number(x) = c {
-                Some(*x)
-            } else {
-                None
-            }
-        };
-        let count = |c: &Cell| {
-            if let Cell::Count(x) = c {
-                Some(*x)
-            } else {
-                None
-            }
-        };
-        let flag = |c: &Cell| {
-            if let Cell::Flag(x) = c {
-                Some(*x)
-            } else {
-                None
-            }
-        };
-        profiles.signup_day.push(day(&cells[1]));
-        let tier = text(&cells[2]);
-        profiles.membership_tier_rank.push(
-            tier.as_ref()
-                .and_then(|t| tiers.get(&t.to_lowercase()).copied()),
-        );
-        profiles.membership_tier.push(tier);
-        profiles.points_balance.push(num(&cells[3]));
-        profiles.subscription_active.push(flag(&cells[4]));
-        profiles.saved_payment_methods.push(count(&cells[5]));
-        profiles.saved_addresses.push(count(&cells[6]));
-        profiles.email_opt_in.push(flag(&cells[7]));
-        profiles.referrals.push(count(&cells[8]));
-        profiles.reviews_written.push(count(&cells[9]));
+        first_rows.push(*first);
     }
+    drop(accepted);
+    let ids: Vec<String> = first_rows.par_iter().map(|r| r.0.to_string()).collect();
+
+    // The accepted profiles as columns, gathered in parallel from their first records.
+    let day = |k| -> Nullable<i32> {
+        first_rows
+            .par_iter()
+            .map(|&(_, f, r)| match cell(f, r, k) {
+                Cell::Day(d) => Some(d),
+                _ => None,
+            })
+            .collect()
+    };
+    let number = |k| -> Nullable<f64> {
+        first_rows
+            .par_iter()
+            .map(|&(_, f, r)| match cell(f, r, k) {
+                Cell::Number(x) => Some(x),
+                _ => None,
+            })
+            .collect()
+    };
+    let count = |k| -> Nullable<i64> {
+        first_rows
+            .par_iter()
+            .map(|&(_, f, r)| match cell(f, r, k) {
+                Cell::Count(x) => Some(x),
+                _ => None,
+            })
+            .collect()
+    };
+    let flag = |k| -> Nullable<bool> {
+        first_rows
+            .par_iter()
+            .map(|&(_, f, r)| match cell(f, r, k) {
+                Cell::Flag(x) => Some(x),
+                _ => None,
+            })
+            .collect()
+    };
+    let membership_tier: Labels = first_rows
+        .iter()
+        .map(|&(_, f, r)| match cell(f, r, 2) {
+            Cell::Text(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    // A tier's rank is looked up once per distinct tier, not per customer.
+    let rank: Vec<Option<i64>> = membership_tier
+        .names()
+        .iter()
+        .map(|t| tiers.get(&t.to_lowercase()).copied())
+        .collect();
+    let membership_tier_rank = membership_tier
+        .codes()
+        .iter()
+        .map(|c| c.and_then(|c| rank[c as usize]))
+        .collect();
+    let profiles = Profiles {
+        customer_ids: ids,
+        signup_day: day(1),
+        membership_tier,
+        membership_tier_rank,
+        points_balance: number(3),
+        subscription_active: flag(4),
+        saved_payment_methods: count(5),
+        saved_addresses: count(6),
+        email_opt_in: flag(7),
+        referrals: count(8),
+        reviews_written: count(9),
+        columns_present: specs
+            .iter()
+            .zip(&present)
+            .filter(|(_, p)| **p)
+            .map(|(s, _)| s.0.name.to_string())
+            .collect(),
+    };
+    drop(parsed);
     rejected.sort_by(|a, b| a.source_file.cmp(&b.source_file).then(a.row.cmp(&b.row)));
+    let mut warnings = Vec::new();
     for st in &stats {
         if !st.unused_columns.is_empty() {
             warnings.push(format!(

@@ -32,9 +32,9 @@ pub(crate) fn run(ingest: &Ingest) -> Result<Features, EngineError> {
     let mut table = patronage_features::compute(&ingest.orders, ingest.index.len(), ingest.as_of);
     if let Some(profiles) = &ingest.profiles {
         table.extend(patronage_features::profile_features(
-            profiles,
-            &ingest.index,
-            ingest.as_of,
+            &profiles.profiles,
+            &profiles.at,
+            ingest.index.len(),
         ));
     }
     if let Some(clicks) = &ingest.clicks {

@@ -71,6 +71,13 @@ pub(crate) struct ClicksManifest {
     pub counts: ClickCounts,
 }
 
+/// Validated profiles and where each one sits in the index.
+pub(crate) struct ProfileRows {
+    pub profiles: Profiles,
+    /// Per profile, its index position (`None`: signed up after the as-of day).
+    pub at: Vec<Option<u32>>,
+}
+
 /// What ingest hands on.
 pub(crate) struct Ingest {
     pub as_of: Day,
@@ -81,7 +88,7 @@ pub(crate) struct Ingest {
     /// Orders keyed by `index` positions.
     pub orders: Orders,
     /// Customer profiles, when given.
-    pub profiles: Option<Profiles>,
+    pub profiles: Option<ProfileRows>,
     /// Click partials keyed by `index` positions, when clicks are given.
     pub clicks: Option<ClickPartials>,
     pub manifest: OrdersManifest,
@@ -91,19 +98,13 @@ pub(crate) struct Ingest {
     pub tables: Tables,
 }
 
-/// Ids of the customers that have an order in keyed `orders`.
-fn keyed_ids(orders: &Orders, index: &CustomerIndex) -> Vec<String> {
-    let mut has = vec![false; index.len()];
+/// How many customers of an index of `n` have an order in keyed `orders`.
+fn customers_with_orders(orders: &Orders, n: usize) -> usize {
+    let mut has = vec![false; n];
     for &c in &orders.customer {
         has[c as usize] = true;
     }
-    index
-        .ids()
-        .iter()
-        .zip(has)
-        .filter(|(_, h)| *h)
-        .map(|(id, _)| id.clone())
-        .collect()
+    has.iter().filter(|h| **h).count()
 }
 
 fn sum_files(files: &[FileStats], field: fn(&FileStats) -> i64) -> i64 {
@@ -225,14 +226,14 @@ pub(crate) fn run(
         orders_after_as_of_ignored: orders.day.iter().filter(|d| **d > as_of).count(),
         files: ingested.files.clone(),
     };
-    let customers = match &opts.customers {
+    let mut customers = match &opts.customers {
         Some(spec) => {
             let files = expand_inputs(spec)?;
             Some(ingest_customers(&files, &opts.customers_schema)?)
         }
         None => None,
     };
-    let clicks = match &opts.clicks {
+    let mut clicks = match &opts.clicks {
         Some(spec) => {
             let files = expand_inputs(spec)?;
             Some(ingest_clicks(&files, &opts.clicks_schema, as_of)?)
@@ -254,20 +255,29 @@ pub(crate) fn run(
     }
     let tables = vec![("rejected", tables::rejected(&rejected)?)];
     let orders = std::mem::take(&mut ingested.orders);
-    let (index, keyed) = if customers.is_none() && clicks.is_none() {
-        orders.into_indexed(as_of)
+    let (index, keyed, mut profile_at, mut click_at) = if customers.is_none() && clicks.is_none() {
+        let (index, keyed) = orders.into_indexed(as_of);
+        (index, keyed, None, None)
     } else {
-        // The index is the union of the customers every input names on the as-of day.
-        let mut ids: Vec<String> = orders.customers_until(as_of).map(String::from).collect();
-        if let Some(c) = &customers {
-            ids.extend(c.profiles.customers_until(as_of).map(String::from));
+        // The index is the union of the customers every input names on the as-of day: each
+        // input's ids sorted, then merged, with every id's position on the way. The ids move
+        // into the index; nothing reads an input's own id list afterwards.
+        let mut orders = orders;
+        let seen = orders.seen_until(as_of);
+        let mut lists = vec![(std::mem::take(&mut orders.customer_ids), seen)];
+        if let Some(c) = customers.as_mut() {
+            let on = c.profiles.exists_on(as_of);
+            lists.push((std::mem::take(&mut c.profiles.customer_ids), on));
         }
-        if let Some(c) = &clicks {
-            ids.extend(c.customers_with_events().map(String::from));
+        if let Some(c) = clicks.as_mut() {
+            let has = c.has_events();
+            lists.push((std::mem::take(&mut c.customer_ids), has));
         }
-        let index = CustomerIndex::new(ids);
-        let keyed = orders.reindex(&index);
-        (index, keyed)
+        let (index, mut at) = CustomerIndex::union(lists);
+        let click_at = clicks.is_some().then(|| at.pop().unwrap_or_default());
+        let profile_at = customers.is_some().then(|| at.pop().unwrap_or_default());
+        let keyed = orders.reindex_at(&at.pop().unwrap_or_default());
+        (index, keyed, profile_at, click_at)
     };
     let clicks_manifest = clicks.as_ref().map(|c| {
         let rows_read = sum_files(&c.files, |f| f.rows_read);
@@ -283,13 +293,12 @@ pub(crate) fn run(
         }
     });
     let clicks = clicks.map(|c| {
-        let at = index.positions(&c.customer_ids);
-        c.partials.rekey(&at, index.len())
+        c.partials
+            .rekey(&click_at.take().unwrap_or_default(), index.len())
     });
     let customers_manifest = customers.as_ref().map(|c| {
         let rows_read = sum_files(&c.files, |f| f.rows_read);
         let rows_rejected = sum_files(&c.files, |f| f.rows_rejected);
-        let with_orders = CustomerIndex::new(keyed_ids(&keyed, &index));
         CustomersManifest {
             spec: opts.customers.clone().unwrap_or_default(),
             files: c.files.clone(),
@@ -298,8 +307,12 @@ pub(crate) fn run(
             rows_rejected,
             profiles: c.profiles.len(),
             columns_present: c.profiles.columns_present.clone(),
-            prospects: index.len() - with_orders.len(),
+            prospects: index.len() - customers_with_orders(&keyed, index.len()),
         }
+    });
+    let profiles = customers.map(|c| ProfileRows {
+        at: profile_at.take().unwrap_or_default(),
+        profiles: c.profiles,
     });
     let ids = Column::new("customer_id".into(), index.ids());
     Ok(Ingest {
@@ -307,7 +320,7 @@ pub(crate) fn run(
         ids,
         index,
         orders: keyed,
-        profiles: customers.map(|c| c.profiles),
+        profiles,
         clicks,
         manifest,
         customers_manifest,
