@@ -140,6 +140,15 @@ pub struct GenerateArgs {
     /// Share of malformed rows (bad dates, non-numeric amounts, missing ids).
     #[arg(long, default_value_t = 0.001)]
     pub malformed_share: f64,
+    /// Mean purchases per customer per year while active (BG/NBD λ averaged over customers;
+    /// default 2.28, CDNOW-like). Raise it, with a lower --dropout, for shops with more orders
+    /// per customer.
+    #[arg(long, value_name = "PER_YEAR")]
+    pub purchase_rate: Option<f64>,
+    /// Mean chance that a customer becomes inactive after a purchase (BG/NBD p averaged over
+    /// customers; default 0.24).
+    #[arg(long, value_name = "SHARE")]
+    pub dropout: Option<f64>,
 }
 
 fn today() -> i32 {
@@ -368,7 +377,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<Exit> {
             args.start
         )
     })?;
-    let params = patronage_synth::Params {
+    let mut params = patronage_synth::Params {
         customers: args.customers,
         seed: args.seed,
         start,
@@ -376,6 +385,22 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<Exit> {
         malformed_share: args.malformed_share,
         ..Default::default()
     };
+    if let Some(rate) = args.purchase_rate {
+        anyhow::ensure!(
+            rate > 0.0 && rate.is_finite(),
+            "--purchase-rate must be a positive number of purchases per year"
+        );
+        // The mean of λ ~ Gamma(r, α) is r / α per day.
+        params.alpha = params.r * 365.0 / rate;
+    }
+    if let Some(p) = args.dropout {
+        anyhow::ensure!(
+            p > 0.0 && p < 1.0,
+            "--dropout must be a share strictly between 0 and 1"
+        );
+        // The mean of p ~ Beta(a, b) is a / (a + b).
+        params.b = params.a * (1.0 - p) / p;
+    }
     let format = match args.format {
         FormatArg::Csv => patronage_synth::Format::Csv,
         FormatArg::Parquet => patronage_synth::Format::Parquet,

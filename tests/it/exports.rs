@@ -795,3 +795,43 @@ fn typed_and_text_parquet_of_one_shop_give_the_same_features() {
         "{engaged} customers with clicks"
     );
 }
+
+/// The generator's rate and dropout flags mean what they say: BG/NBD fitted on the shop they
+/// make recovers the simulated mean purchase rate and dropout probability.
+#[test]
+fn generated_purchase_rate_and_dropout_are_recovered_by_the_fit() {
+    let dir = tempdir();
+    let shop = dir.path().join("shop");
+    patronage_ok(&[
+        "generate",
+        "--customers",
+        "6000",
+        "--format",
+        "parquet-typed",
+        "--purchase-rate",
+        "12",
+        "--dropout",
+        "0.1",
+        "--out",
+        shop.to_str().unwrap(),
+    ]);
+    let out = dir.path().join("out");
+    run_job(
+        &shop.join("orders.parquet"),
+        &out,
+        &["--as-of", "2024-12-31", "--no-clusters"],
+    );
+    let m = manifest(&out, "2024-12-31");
+    let param = |k: usize| m["models"]["bgnbd"]["params"][k][1].as_f64().unwrap();
+    let (r, alpha, a, b) = (param(0), param(1), param(2), param(3));
+    let rate = r / alpha * 365.0;
+    let dropout = a / (a + b);
+    assert!(
+        (9.0..15.0).contains(&rate),
+        "purchases per year {rate} (simulated 12)"
+    );
+    assert!(
+        (0.07..0.13).contains(&dropout),
+        "dropout {dropout} (simulated 0.1)"
+    );
+}

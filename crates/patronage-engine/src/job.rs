@@ -87,6 +87,9 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
 
     timer.start(Stage::Features, report);
     let features = stages::features::run(&ingest)?;
+    // The profiles and the click partials are now feature columns: freed before the models.
+    ingest.profiles = None;
+    ingest.clicks = None;
 
     let models = if opts.models.enabled {
         timer.start(Stage::Models, report);
