@@ -183,7 +183,8 @@ impl<'a> NumView<'a> {
 /// Borrowed, typed views of one file's mapped columns.
 struct FileView<'a> {
     path: &'a str,
-    height: usize,
+    /// The file's record number of the chunk's first row.
+    offset: usize,
     customer: IdCol<'a>,
     order_id: IdCol<'a>,
     ts: TsView<'a>,
@@ -201,28 +202,114 @@ struct FileView<'a> {
     blank: &'a [usize],
 }
 
-/// Owned, cast columns of one file (the views borrow from these).
+/// Owned, cast columns of one chunk of a file (the views borrow from these).
 struct Prepared {
-    path: String,
-    format: InputFormat,
-    compression: Option<&'static str>,
-    separator: Option<u8>,
     height: usize,
     columns: Vec<(Canon, String, Column)>,
     ragged: Vec<usize>,
     blank: Vec<usize>,
+}
+
+/// One orders file, opened, its columns resolved and type-checked; read chunk by chunk.
+struct OrdersFile {
+    path: PathBuf,
+    path_text: String,
+    source: Source,
+    mapped: Vec<(Canon, usize)>,
     unused: Vec<String>,
 }
 
-struct Line<'a> {
-    file: u32,
-    row: u32,
+/// A validated row, borrowed from its chunk.
+struct Parsed<'a> {
     customer: Key<'a>,
     order_id: Key<'a>,
     micros: i64,
     amount: f64,
     status: Status,
+    /// The validated discount (0 without one).
+    discount: f64,
+    category: Option<&'a str>,
+    /// A hash of the row's optional cells as read, to tell identical duplicate lines apart.
+    extras: u64,
 }
+
+/// Text of the rows of one block of a chunk, owned: the lines of that block point into it.
+#[derive(Default)]
+struct Arena {
+    bytes: String,
+    ends: Vec<u32>,
+}
+
+impl Arena {
+    fn push(&mut self, s: &str) -> u32 {
+        self.bytes.push_str(s);
+        self.ends.push(self.bytes.len() as u32);
+        self.ends.len() as u32 - 1
+    }
+
+    fn get(&self, at: u32) -> &str {
+        let end = self.ends[at as usize] as usize;
+        let start = if at == 0 {
+            0
+        } else {
+            self.ends[at as usize - 1] as usize
+        };
+        &self.bytes[start..end]
+    }
+}
+
+/// An identifier of a line, owned: an integer, or text in the line's arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineKey {
+    Int(i64),
+    Text(u32),
+}
+
+/// No category.
+const NO_TEXT: u32 = u32::MAX;
+
+/// A row that passed validation, owned (its chunk is gone): the unit grouping works on.
+struct Line {
+    file: u32,
+    /// 0-based record of the file.
+    row: u32,
+    /// The arena holding this line's text.
+    arena: u32,
+    category: u32,
+    customer: LineKey,
+    order_id: LineKey,
+    micros: i64,
+    amount: f64,
+    discount: f64,
+    extras: u64,
+    status: Status,
+}
+
+impl Line {
+    fn key<'a>(k: LineKey, arena: &'a Arena) -> Key<'a> {
+        match k {
+            LineKey::Int(v) => Key::Int(v),
+            LineKey::Text(at) => Key::Text(arena.get(at)),
+        }
+    }
+
+    fn customer<'a>(&self, arenas: &'a [Arena]) -> Key<'a> {
+        Line::key(self.customer, &arenas[self.arena as usize])
+    }
+
+    fn order_id<'a>(&self, arenas: &'a [Arena]) -> Key<'a> {
+        Line::key(self.order_id, &arenas[self.arena as usize])
+    }
+
+    fn category<'a>(&self, arenas: &'a [Arena]) -> Option<&'a str> {
+        (self.category != NO_TEXT).then(|| arenas[self.arena as usize].get(self.category))
+    }
+}
+
+/// Rows read per chunk of a file: the memory of ingest is one chunk and the validated lines.
+const CHUNK_ROWS: usize = 1 << 20;
+/// Rows parsed per task within a chunk (each with its own arena).
+const BLOCK_ROWS: usize = 1 << 15;
 
 /// The Arrow types a mapped Parquet column may have, checked before the column is decoded.
 /// `Err` carries what was expected and a hint.
@@ -266,99 +353,130 @@ fn check_arrow_type(canon: Canon, t: &ArrowDataType) -> Result<(), (&'static str
     Err((expected, text_readable(t).err().unwrap_or("")))
 }
 
-fn prepare(path: PathBuf, schema: &OrdersSchema) -> Result<Prepared, InputError> {
-    let separator = schema.separator_byte().map_err(InputError::InvalidConfig)?;
-    let source = Source::open(&path, separator)?;
-    let found = &source.columns;
-    let mut mapped: Vec<(Canon, usize)> = Vec::new();
-    for canon in Canon::ALL {
-        match resolve(canon, &schema.columns, found) {
-            Ok(Some(i)) => mapped.push((canon, i)),
-            Ok(None) => {}
-            Err(Unresolved::Missing(mut hint)) => {
-                if found.len() == 1 && source.format == InputFormat::Csv {
-                    hint.push_str(&format!(
+impl OrdersFile {
+    /// The file's name of a canonical column (the canonical name when unmapped).
+    fn source_name(&self, canon: Canon) -> String {
+        self.mapped
+            .iter()
+            .find(|m| m.0 == canon)
+            .map(|m| self.source.columns[m.1].clone())
+            .unwrap_or_else(|| canon.name().to_string())
+    }
+
+    fn open(path: PathBuf, schema: &OrdersSchema) -> Result<OrdersFile, InputError> {
+        let separator = schema.separator_byte().map_err(InputError::InvalidConfig)?;
+        let source = Source::open(&path, separator)?;
+        let found = &source.columns;
+        let mut mapped: Vec<(Canon, usize)> = Vec::new();
+        for canon in Canon::ALL {
+            match resolve(canon, &schema.columns, found) {
+                Ok(Some(i)) => mapped.push((canon, i)),
+                Ok(None) => {}
+                Err(Unresolved::Missing(mut hint)) => {
+                    if found.len() == 1 && source.format == InputFormat::Csv {
+                        hint.push_str(&format!(
                         "; the header has a single column, so the file may use another separator than {:?}: set orders.separator",
                         char::from(source.separator.unwrap_or(b','))
                     ));
+                    }
+                    return Err(InputError::ColumnNotFound {
+                        path,
+                        column: canon.name().to_string(),
+                        hint,
+                        found: quoted(found),
+                    });
                 }
-                return Err(InputError::ColumnNotFound {
-                    path,
-                    column: canon.name().to_string(),
-                    hint,
-                    found: quoted(found),
-                });
-            }
-            Err(Unresolved::Ambiguous(names)) => {
-                return Err(ambiguous(&path, "orders", canon.name(), &names))
+                Err(Unresolved::Ambiguous(names)) => {
+                    return Err(ambiguous(&path, "orders", canon.name(), &names))
+                }
             }
         }
+        for &(canon, i) in &mapped {
+            if let Some(t) = source.arrow_type(i) {
+                check_arrow_type(canon, t).map_err(|(expected, hint)| {
+                    InputError::UnsupportedType {
+                        path: path.to_path_buf(),
+                        column: found[i].clone(),
+                        dtype: format!("{t:?}"),
+                        expected,
+                        hint,
+                    }
+                })?;
+            }
+        }
+        let unused = (0..found.len())
+            .filter(|i| !mapped.iter().any(|m| m.1 == *i))
+            .map(|i| found[i].clone())
+            .collect();
+        Ok(OrdersFile {
+            path_text: path.display().to_string(),
+            path,
+            source,
+            mapped,
+            unused,
+        })
     }
-    for &(canon, i) in &mapped {
-        if let Some(t) = source.arrow_type(i) {
-            check_arrow_type(canon, t).map_err(|(expected, hint)| InputError::UnsupportedType {
-                path: path.clone(),
-                column: found[i].clone(),
-                dtype: format!("{t:?}"),
+
+    fn has(&self, canon: Canon) -> bool {
+        self.mapped.iter().any(|m| m.0 == canon)
+    }
+
+    /// The mapped columns of the rows `range` (see [`Source::chunks`]), cast for the views.
+    fn read(&self, range: (usize, usize)) -> Result<Prepared, InputError> {
+        let path = &self.path;
+        let found = &self.source.columns;
+        let projection: Vec<usize> = self.mapped.iter().map(|m| m.1).collect();
+        let frame = self.source.read_range(&projection, range)?;
+        let mut columns = Vec::new();
+        for (&(canon, i), col) in self.mapped.iter().zip(frame.columns) {
+            let name = found[i].clone();
+            let mismatch = |expected: &'static str| InputError::SchemaMismatch {
+                path: path.to_path_buf(),
+                column: name.clone(),
+                dtype: col.dtype().to_string(),
                 expected,
-                hint,
-            })?;
+            };
+            let cast = |dtype: DataType, expected: &'static str| {
+                col.cast(&dtype).map_err(|_| mismatch(expected))
+            };
+            let dtype = col.dtype().clone();
+            let prepared = match (canon, &dtype) {
+                (_, DataType::String) => col.clone(),
+                // Integer ids stay integers (keys compare as numbers, never formatted as text); an
+                // unsigned id past i64 is read as text.
+                (Canon::CustomerId | Canon::OrderId, d) if d.is_integer() => col
+                    .strict_cast(&DataType::Int64)
+                    .or_else(|_| cast(DataType::String, "text"))?,
+                (Canon::OrderTs, DataType::Datetime(_, _)) => cast(
+                    DataType::Datetime(TimeUnit::Microseconds, None),
+                    "a timestamp",
+                )?,
+                (Canon::OrderTs, DataType::Date) => cast(DataType::Date, "a timestamp")?,
+                (Canon::OrderTs | Canon::Amount | Canon::DiscountAmount, d)
+                    if d.is_primitive_numeric() || d.is_decimal() =>
+                {
+                    cast(DataType::Float64, "a number")?
+                }
+                _ => cast(DataType::String, "text")?,
+            };
+            columns.push((canon, name, prepared));
         }
+        Ok(Prepared {
+            height: frame.height,
+            columns,
+            ragged: frame.ragged_rows,
+            blank: frame.blank_rows,
+        })
     }
-    let projection: Vec<usize> = mapped.iter().map(|m| m.1).collect();
-    let frame = source.read(&projection)?;
-    let mut columns = Vec::new();
-    for (&(canon, i), col) in mapped.iter().zip(frame.columns) {
-        let name = found[i].clone();
-        let mismatch = |expected: &'static str| InputError::SchemaMismatch {
-            path: path.clone(),
-            column: name.clone(),
-            dtype: col.dtype().to_string(),
-            expected,
-        };
-        let cast = |dtype: DataType, expected: &'static str| {
-            col.cast(&dtype).map_err(|_| mismatch(expected))
-        };
-        let dtype = col.dtype().clone();
-        let prepared = match (canon, &dtype) {
-            (_, DataType::String) => col.clone(),
-            // Integer ids stay integers (keys compare as numbers, never formatted as text); an
-            // unsigned id past i64 is read as text.
-            (Canon::CustomerId | Canon::OrderId, d) if d.is_integer() => col
-                .strict_cast(&DataType::Int64)
-                .or_else(|_| cast(DataType::String, "text"))?,
-            (Canon::OrderTs, DataType::Datetime(_, _)) => cast(
-                DataType::Datetime(TimeUnit::Microseconds, None),
-                "a timestamp",
-            )?,
-            (Canon::OrderTs, DataType::Date) => cast(DataType::Date, "a timestamp")?,
-            (Canon::OrderTs | Canon::Amount | Canon::DiscountAmount, d)
-                if d.is_primitive_numeric() || d.is_decimal() =>
-            {
-                cast(DataType::Float64, "a number")?
-            }
-            _ => cast(DataType::String, "text")?,
-        };
-        columns.push((canon, name, prepared));
-    }
-    let unused = (0..found.len())
-        .filter(|i| !projection.contains(i))
-        .map(|i| found[i].clone())
-        .collect();
-    Ok(Prepared {
-        path: path.display().to_string(),
-        format: source.format,
-        compression: source.compression,
-        separator: source.separator,
-        height: frame.height,
-        columns,
-        ragged: frame.ragged_rows,
-        blank: frame.blank_rows,
-        unused,
-    })
 }
 
-fn view<'a>(p: &'a Prepared, null_values: &'a [String]) -> FileView<'a> {
+/// Views of a chunk whose first row is the file's record `offset`.
+fn view<'a>(
+    p: &'a Prepared,
+    path: &'a str,
+    offset: usize,
+    null_values: &'a [String],
+) -> FileView<'a> {
     let get = |c: Canon| p.columns.iter().find(|x| x.0 == c).map(|x| &x.2);
     let ts = match get(Canon::OrderTs) {
         Some(col) => {
@@ -389,8 +507,8 @@ fn view<'a>(p: &'a Prepared, null_values: &'a [String]) -> FileView<'a> {
         .map(|c| NumView::of(&c.2))
         .collect();
     FileView {
-        path: &p.path,
-        height: p.height,
+        path,
+        offset,
         customer: get(Canon::CustomerId).map_or_else(IdCol::absent, IdCol::new),
         order_id: get(Canon::OrderId).map_or_else(IdCol::absent, IdCol::new),
         ts,
@@ -422,11 +540,6 @@ impl<'v> FileView<'v> {
             NumView::Num(d) => d.get(row).map(check_amount),
             NumView::Text(d) => self.cell(d, row).map(parse_amount),
         }
-    }
-
-    /// The validated `discount_amount` of a row (0 when absent).
-    fn discount(&self, row: usize) -> f64 {
-        self.discount_cell(row).and_then(Result::ok).unwrap_or(0.0)
     }
 
     /// The `category` of a row.
@@ -473,7 +586,7 @@ impl<'v> FileView<'v> {
     ) -> RejectedRow {
         RejectedRow {
             source_file: self.path.to_string(),
-            row: row as i64 + 1,
+            row: (self.offset + row) as i64 + 1,
             column: self.source_name(canon),
             value: self.raw(canon, row),
             reason,
@@ -483,15 +596,14 @@ impl<'v> FileView<'v> {
 
     fn parse_row(
         &self,
-        file: u32,
         row: usize,
         schema: &OrdersSchema,
         status_map: &HashMap<String, Status>,
-    ) -> Result<Line<'v>, RejectedRow> {
+    ) -> Result<Parsed<'v>, RejectedRow> {
         if !self.ragged.is_empty() && self.ragged.binary_search(&row).is_ok() {
             return Err(RejectedRow {
                 source_file: self.path.to_string(),
-                row: row as i64 + 1,
+                row: (self.offset + row) as i64 + 1,
                 column: String::new(),
                 value: None,
                 reason: RejectReason::TooManyFields,
@@ -617,8 +729,6 @@ impl<'v> FileView<'v> {
                 )
             })?,
         };
-        // Validated here, read again when the order is assembled ([`FileView::discount`]): a
-        // `Line` stays small for the millions of rows that pass.
         let discount = self.discount_cell(row);
         // The cell as shown in a message (only made for a rejected row).
         let shown = || {
@@ -626,10 +736,10 @@ impl<'v> FileView<'v> {
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default()
         };
-        match discount {
-            None => {}
+        let discount = match discount {
+            None => 0.0,
             Some(parsed) => match parsed {
-                Ok(d) if d >= 0.0 => {}
+                Ok(d) if d >= 0.0 => d,
                 Ok(_) => {
                     return Err(self.reject(
                         row,
@@ -650,15 +760,24 @@ impl<'v> FileView<'v> {
                     ))
                 }
             },
-        }
-        Ok(Line {
-            file,
-            row: row as u32,
+        };
+        let extras = {
+            use std::hash::{BuildHasher, Hash, Hasher};
+            let mut h = FixedState::default().build_hasher();
+            for e in &self.extras {
+                e.extra(row).hash(&mut h);
+            }
+            h.finish()
+        };
+        Ok(Parsed {
             customer,
             order_id,
             micros,
             amount,
             status,
+            discount,
+            category: self.category(row),
+            extras,
         })
     }
 }
@@ -725,70 +844,125 @@ fn status_map(schema: &OrdersSchema) -> Result<HashMap<String, Status>, InputErr
     Ok(map)
 }
 
-/// Reads and validates every file, then builds canonical orders.
+/// Reads and validates every file chunk by chunk into owned lines (no file is held whole), then
+/// builds canonical orders.
 pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingested, InputError> {
-    let status_map = status_map(schema)?;
-    let prepared: Vec<Prepared> = files
-        .iter()
-        .map(|p| prepare(p.clone(), schema))
-        .collect::<Result<_, _>>()?;
-    let views: Vec<FileView<'_>> = prepared
-        .iter()
-        .map(|p| view(p, &schema.null_values))
-        .collect();
+    ingest_in_chunks(files, schema, CHUNK_ROWS)
+}
 
-    let mut lines: Vec<Line<'_>> = Vec::new();
+/// [`ingest_orders`] reading about `chunk_rows` rows at a time (the result does not depend on it).
+fn ingest_in_chunks(
+    files: &[PathBuf],
+    schema: &OrdersSchema,
+    chunk_rows: usize,
+) -> Result<Ingested, InputError> {
+    let status_map = status_map(schema)?;
+    let opened: Vec<OrdersFile> = files
+        .iter()
+        .map(|p| OrdersFile::open(p.clone(), schema))
+        .collect::<Result<_, _>>()?;
+
+    let mut lines: Vec<Line> = Vec::new();
+    let mut arenas: Vec<Arena> = Vec::new();
     let mut rejected: Vec<RejectedRow> = Vec::new();
-    for (f, v) in views.iter().enumerate() {
-        // Rejections are boxed so the per-row results stay the size of a `Line`: at 10M rows an
-        // unboxed `RejectedRow` would make this vector gigabytes of zeroed pages.
-        // An indexed collect writes straight into one buffer (a partition would gather per-thread
-        // lists and copy them); the rare rejections are copied out, and the lines are taken in
-        // place from the same allocation.
-        // Blank lines are skipped (`Ok(None)`).
-        let parsed: Vec<Result<Option<Line<'_>>, Box<RejectedRow>>> = (0..v.height)
-            .into_par_iter()
-            .map(|row| {
-                if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
-                    return Ok(None);
-                }
-                v.parse_row(f as u32, row, schema, &status_map)
-                    .map(Some)
-                    .map_err(Box::new)
-            })
-            .collect();
-        rejected.extend(
-            parsed
-                .iter()
-                .filter_map(|r| r.as_ref().err().map(|b| (**b).clone())),
-        );
-        let file_lines: Vec<Line<'_>> = parsed
-            .into_iter()
-            .filter_map(|r| r.ok().flatten())
-            .collect();
-        if lines.is_empty() {
-            lines = file_lines;
-        } else {
-            lines.extend(file_lines);
+    // Per file: records read (blank lines included) and blank lines.
+    let mut heights = vec![0usize; opened.len()];
+    let mut blanks = vec![0usize; opened.len()];
+    // Every file's chunks first: their row counts size the lines once (growing a vector of
+    // millions of lines by doubling copies it and holds two copies at the switch).
+    let chunks: Vec<Vec<(usize, usize)>> =
+        opened.iter().map(|f| f.source.chunks(chunk_rows)).collect();
+    let known: usize = chunks
+        .iter()
+        .flatten()
+        .map(|r| r.1)
+        .filter(|&n| n != usize::MAX)
+        .sum();
+    lines.reserve_exact(known);
+    for ((f, file), ranges) in opened.iter().enumerate().zip(chunks) {
+        for range in ranges {
+            let chunk = file.read(range)?;
+            let v = view(&chunk, &file.path_text, range.0, &schema.null_values);
+            heights[f] += chunk.height;
+            blanks[f] += chunk.blank.len();
+            // Blocks of rows in parallel, each into its own lines and arena (ids, categories);
+            // blank lines are skipped (neither accepted nor rejected).
+            let base = arenas.len() as u32;
+            let blocks: Vec<(Arena, Vec<Line>, Vec<RejectedRow>)> =
+                (0..chunk.height.div_ceil(BLOCK_ROWS))
+                    .into_par_iter()
+                    .map(|b| {
+                        let rows = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(chunk.height);
+                        let mut arena = Arena::default();
+                        let mut categories: HashMap<&str, u32, FixedState> = HashMap::default();
+                        let mut out = Vec::with_capacity(rows.len());
+                        let mut refused = Vec::new();
+                        for row in rows {
+                            if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
+                                continue;
+                            }
+                            let p = match v.parse_row(row, schema, &status_map) {
+                                Ok(p) => p,
+                                Err(r) => {
+                                    refused.push(r);
+                                    continue;
+                                }
+                            };
+                            let mut own = |k: Key<'_>| match k {
+                                Key::Int(i) => LineKey::Int(i),
+                                Key::Text(t) => LineKey::Text(arena.push(t)),
+                            };
+                            let customer = own(p.customer);
+                            let order_id = own(p.order_id);
+                            let category = match p.category {
+                                Some(c) => *categories.entry(c).or_insert_with(|| arena.push(c)),
+                                None => NO_TEXT,
+                            };
+                            out.push(Line {
+                                file: f as u32,
+                                row: (range.0 + row) as u32,
+                                arena: base + b as u32,
+                                category,
+                                customer,
+                                order_id,
+                                micros: p.micros,
+                                amount: p.amount,
+                                discount: p.discount,
+                                extras: p.extras,
+                                status: p.status,
+                            });
+                        }
+                        (arena, out, refused)
+                    })
+                    .collect();
+            for (arena, out, refused) in blocks {
+                arenas.push(arena);
+                lines.extend(out);
+                rejected.extend(refused);
+            }
         }
     }
 
     // Group lines by order_id; (file, row) makes the order total and deterministic.
-    lines.par_sort_unstable_by(|a, b| {
-        a.order_id
-            .cmp(&b.order_id)
-            .then(a.file.cmp(&b.file))
-            .then(a.row.cmp(&b.row))
-    });
+    {
+        let arenas = &arenas;
+        lines.par_sort_unstable_by(|a, b| {
+            a.order_id(arenas)
+                .cmp(&b.order_id(arenas))
+                .then(a.file.cmp(&b.file))
+                .then(a.row.cmp(&b.row))
+        });
+    }
 
     // Orders are grouped in parallel, each piece of the sorted lines (cut between two orders)
     // into its own columns, then concatenated in piece order: the result is the one a single
     // pass would give, whatever the thread count.
-    let pieces = order_pieces(&lines, rayon::current_num_threads() * 8);
-    let has_discount = views.iter().any(|v| v.discount.is_some());
-    let has_category = views.iter().any(|v| v.category.is_some());
+    let pieces = order_pieces(&lines, &arenas, rayon::current_num_threads() * 8);
+    let has_discount = opened.iter().any(|f| f.has(Canon::DiscountAmount));
+    let has_category = opened.iter().any(|f| f.has(Canon::Category));
     let shape = Shape {
-        views: &views,
+        files: &opened,
+        arenas: &arenas,
         schema,
         has_discount,
         has_category,
@@ -800,9 +974,9 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
     drop(lines);
 
     let total: usize = groups.iter().map(|g| g.day.len()).sum();
-    let mut collapsed = vec![0i64; views.len()];
-    let mut cancelled = vec![0i64; views.len()];
-    let mut returned_lines = vec![0i64; views.len()];
+    let mut collapsed = vec![0i64; opened.len()];
+    let mut cancelled = vec![0i64; opened.len()];
+    let mut returned_lines = vec![0i64; opened.len()];
     // Customer keys in first-seen order (deterministic: orders come in order_id order). Features
     // sort customers by id, so the key order never reaches an output.
     let mut key: HashMap<Key<'_>, u32, FixedState> =
@@ -857,7 +1031,7 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
             }
         }
         rejected.extend(g.rejected);
-        for f in 0..views.len() {
+        for f in 0..opened.len() {
             collapsed[f] += g.collapsed[f];
             cancelled[f] += g.cancelled[f];
             returned_lines[f] += g.returned_lines[f];
@@ -868,14 +1042,13 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
     canonical.category_names = category_dict.names;
     rejected.sort_by(|a, b| a.source_file.cmp(&b.source_file).then(a.row.cmp(&b.row)));
     let mut warnings = Vec::new();
-    let stats = views
+    let stats = opened
         .iter()
-        .zip(&prepared)
         .enumerate()
-        .map(|(f, (v, p))| {
+        .map(|(f, p)| {
             let mine: Vec<&RejectedRow> = rejected
                 .iter()
-                .filter(|r| r.source_file == v.path)
+                .filter(|r| r.source_file == p.path_text)
                 .collect();
             let mut by_reason = BTreeMap::new();
             for r in &mine {
@@ -887,7 +1060,7 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
                     .iter()
                     .filter_map(|name| {
                         let canon = looks_like(name)?;
-                        (!p.columns.iter().any(|c| c.0 == canon)).then(|| {
+                        (!p.has(canon)).then(|| {
                             format!(
                                 "; `{name}` looks like `{}`: to use it, map it with `[orders.columns] {} = \"{name}\"`",
                                 canon.name(),
@@ -898,7 +1071,7 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
                     .collect();
                 warnings.push(format!(
                     "{}: columns not used: {}{}",
-                    v.path,
+                    p.path_text,
                     p.unused
                         .iter()
                         .map(|n| format!("`{n}`"))
@@ -907,23 +1080,24 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
                     hints.concat()
                 ));
             }
+            let rows_read = (heights[f] - blanks[f]) as i64;
             FileStats {
-                path: v.path.to_string(),
-                format: p.format.as_str().to_string(),
-                compression: p.compression.map(str::to_string),
-                separator: p.separator.map(|s| char::from(s).to_string()),
-                rows_read: (v.height - v.blank.len()) as i64,
-                blank_lines_skipped: v.blank.len() as i64,
+                path: p.path_text.clone(),
+                format: p.source.format.as_str().to_string(),
+                compression: p.source.compression.map(str::to_string),
+                separator: p.source.separator.map(|s| char::from(s).to_string()),
+                rows_read,
+                blank_lines_skipped: blanks[f] as i64,
                 rows_rejected: mine.len() as i64,
-                rows_accepted: (v.height - v.blank.len()) as i64 - mine.len() as i64,
+                rows_accepted: rows_read - mine.len() as i64,
                 duplicates_collapsed: collapsed[f],
                 cancelled_lines: cancelled[f],
                 returned_lines: returned_lines[f],
                 rejected_by_reason: by_reason,
                 columns: p
-                    .columns
+                    .mapped
                     .iter()
-                    .map(|c| (c.0.name().to_string(), c.1.clone()))
+                    .map(|&(canon, i)| (canon.name().to_string(), p.source.columns[i].clone()))
                     .collect(),
                 unused_columns: p.unused.clone(),
             }
@@ -962,7 +1136,8 @@ pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingeste
 
 /// What grouping needs to know about the run.
 struct Shape<'v, 's> {
-    views: &'v [FileView<'v>],
+    files: &'v [OrdersFile],
+    arenas: &'v [Arena],
     schema: &'s OrdersSchema,
     has_discount: bool,
     has_category: bool,
@@ -989,13 +1164,13 @@ struct Grouped<'v> {
 }
 
 /// About `n` ranges covering `lines`, each starting at an order's first line.
-fn order_pieces(lines: &[Line<'_>], n: usize) -> Vec<std::ops::Range<usize>> {
+fn order_pieces(lines: &[Line], arenas: &[Arena], n: usize) -> Vec<std::ops::Range<usize>> {
     let step = lines.len().div_ceil(n.max(1)).max(1);
     let mut pieces = Vec::new();
     let mut start = 0;
     while start < lines.len() {
         let mut end = (start + step).min(lines.len());
-        while end < lines.len() && lines[end].order_id == lines[end - 1].order_id {
+        while end < lines.len() && lines[end].order_id(arenas) == lines[end - 1].order_id(arenas) {
             end += 1;
         }
         pieces.push(start..end);
@@ -1006,10 +1181,10 @@ fn order_pieces(lines: &[Line<'_>], n: usize) -> Vec<std::ops::Range<usize>> {
 
 impl<'v> Shape<'v, '_> {
     /// Groups lines sorted by `order_id` into orders (the order rules of the module docs).
-    fn group(&self, lines: &[Line<'v>]) -> Grouped<'v> {
-        let views = self.views;
+    fn group(&self, lines: &[Line]) -> Grouped<'v> {
+        let arenas = self.arenas;
         let schema = self.schema;
-        let files = views.len();
+        let files = self.files.len();
         // Most lines are whole orders: one order per line is the capacity to expect.
         let cap = lines.len();
         let mut g = Grouped {
@@ -1032,7 +1207,7 @@ impl<'v> Shape<'v, '_> {
         // order cannot change a bit.
         let (mut completed, mut returned): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
         let mut discounts: Vec<f64> = Vec::new();
-        let mut categories: Vec<&str> = Vec::new();
+        let mut categories: Vec<&'v str> = Vec::new();
         let sorted_sum = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v.iter().sum::<f64>()
@@ -1040,7 +1215,8 @@ impl<'v> Shape<'v, '_> {
         let mut start = 0;
         while start < lines.len() {
             let mut end = start + 1;
-            while end < lines.len() && lines[end].order_id == lines[start].order_id {
+            while end < lines.len() && lines[end].order_id(arenas) == lines[start].order_id(arenas)
+            {
                 end += 1;
             }
             let group = &lines[start..end];
@@ -1048,55 +1224,49 @@ impl<'v> Shape<'v, '_> {
             let first = &group[0];
             if let Some(bad) = group
                 .iter()
-                .find(|l| l.customer != first.customer || l.micros != first.micros)
+                .find(|l| l.customer(arenas) != first.customer(arenas) || l.micros != first.micros)
             {
-                let (canon, a, b) = if bad.customer != first.customer {
-                    (
-                        Canon::CustomerId,
-                        first.customer.to_string(),
-                        bad.customer.to_string(),
-                    )
-                } else {
-                    (
-                        Canon::OrderTs,
-                        views[first.file as usize]
-                            .raw(Canon::OrderTs, first.row as usize)
-                            .unwrap_or_default(),
-                        views[bad.file as usize]
-                            .raw(Canon::OrderTs, bad.row as usize)
-                            .unwrap_or_default(),
-                    )
+                // The conflicting cells as validated: the customer's id, or the timestamp.
+                let shown = |l: &Line| -> String {
+                    if bad.customer(arenas) != first.customer(arenas) {
+                        l.customer(arenas).to_string()
+                    } else {
+                        format_micros(l.micros)
+                    }
                 };
+                let canon = if bad.customer(arenas) != first.customer(arenas) {
+                    Canon::CustomerId
+                } else {
+                    Canon::OrderTs
+                };
+                let (a, b) = (shown(first), shown(bad));
                 for l in group {
-                    let v = &views[l.file as usize];
-                    g.rejected.push(v.reject(
-                        l.row as usize,
-                        canon,
-                        RejectReason::ConflictingDuplicate,
-                        format!(
+                    let file = &self.files[l.file as usize];
+                    g.rejected.push(RejectedRow {
+                        source_file: file.path_text.clone(),
+                        row: i64::from(l.row) + 1,
+                        column: file.source_name(canon),
+                        value: Some(shown(l)),
+                        reason: RejectReason::ConflictingDuplicate,
+                        message: format!(
                             "order_id \"{}\" appears on {} rows with different {} (\"{a}\" vs \"{b}\"); none of its rows were used",
-                            l.order_id,
+                            l.order_id(arenas),
                             group.len(),
                             canon.name()
                         ),
-                    ));
+                    });
                 }
                 continue;
             }
-            let mut seen: HashSet<(u64, Status, Vec<Option<Extra<'_>>>)> = HashSet::new();
+            let mut seen: HashSet<(u64, Status, u64)> = HashSet::new();
             completed.clear();
             returned.clear();
             discounts.clear();
             categories.clear();
             for l in group {
-                let v = &views[l.file as usize];
-                if group.len() > 1 {
-                    let extras: Vec<Option<Extra<'_>>> =
-                        v.extras.iter().map(|e| e.extra(l.row as usize)).collect();
-                    if !seen.insert((l.amount.to_bits(), l.status, extras)) {
-                        g.collapsed[l.file as usize] += 1;
-                        continue;
-                    }
+                if group.len() > 1 && !seen.insert((l.amount.to_bits(), l.status, l.extras)) {
+                    g.collapsed[l.file as usize] += 1;
+                    continue;
                 }
                 match l.status {
                     Status::Cancelled => g.cancelled[l.file as usize] += 1,
@@ -1107,10 +1277,10 @@ impl<'v> Shape<'v, '_> {
                     Status::Completed => {
                         completed.push(l.amount);
                         if self.has_discount {
-                            discounts.push(v.discount(l.row as usize));
+                            discounts.push(l.discount);
                         }
                         if self.has_category {
-                            categories.extend(v.category(l.row as usize));
+                            categories.extend(l.category(arenas));
                         }
                     }
                 }
@@ -1139,7 +1309,7 @@ impl<'v> Shape<'v, '_> {
             } else {
                 continue;
             };
-            g.customer.push(first.customer);
+            g.customer.push(first.customer(arenas));
             g.day.push(micros_to_day(first.micros));
             g.amount.push(amount);
             g.refund.push(refund);
@@ -1166,6 +1336,13 @@ impl<'v> Shape<'v, '_> {
         }
         g
     }
+}
+
+/// A timestamp as shown in a message: `2024-03-01 10:00:00` (fractional seconds when present).
+fn format_micros(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.naive_utc().to_string())
+        .unwrap_or_else(|| micros.to_string())
 }
 
 /// A TOML key: bare when it can be, quoted otherwise.
@@ -1255,6 +1432,100 @@ mod tests {
         assert_eq!(got.rejected[0].reason, RejectReason::MissingValue);
         assert_eq!(got.files[0].format, "parquet");
         assert_eq!(got.files[0].rows_read, 3);
+    }
+
+    /// Rows of one shop with every order rule at work: lines of one order far apart (across
+    /// chunks), identical duplicates, a customer conflict, a timestamp conflict, cancelled and
+    /// returned lines, refunds, bad cells, a blank line, categories and discounts.
+    const DIRTY: &str = "customer_id,order_id,order_ts,amount,status,discount_amount,category\n\
+        c1,o1,2024-01-02 10:00:00,10,completed,1,books\n\
+        c2,o2,2024-01-03,20,completed,,toys\n\
+        c1,o3,2024-01-04,5,cancelled,,books\n\
+        c3,o4,2024-01-05,-7,completed,,\n\
+        ,o5,2024-01-05,7,completed,,\n\
+        c1,o1,2024-01-02 10:00:00,4,completed,0,games\n\
+        \n\
+        c2,o2,2024-01-03,20,completed,,toys\n\
+        c4,o6,2024-01-06,9,completed,,\n\
+        c5,o6,2024-01-06,9,completed,,\n\
+        c6,o7,2024-01-07 08:00:00,3,completed,,\n\
+        c6,o7,2024-01-07 09:30:00,3,completed,,\n\
+        c7,o8,not a date,3,completed,,\n\
+        c7,o9,2024-01-08,x,completed,,\n\
+        42.0,o10,2024-01-09,8,returned,,toys\n\
+        42,o10,2024-01-09,2,completed,-1,toys\n\
+        c1,o1,2024-01-02 10:00:00,1,returned,,books\n\
+        c8,o11,2024-01-10,6,completed,0.5,books\n";
+
+    #[test]
+    fn chunked_ingest_equals_a_whole_file_read() {
+        let dir =
+            std::env::temp_dir().join(format!("patronage-input-chunks-{}", std::process::id()));
+        fs_err::create_dir_all(&dir).unwrap();
+        let csv = dir.join("orders.csv");
+        fs_err::write(&csv, DIRTY).unwrap();
+        let schema = OrdersSchema::default();
+        let whole = ingest_in_chunks(std::slice::from_ref(&csv), &schema, usize::MAX).unwrap();
+        assert_eq!(whole.files[0].rows_read, 17);
+        assert_eq!(whole.files[0].blank_lines_skipped, 1);
+        assert_eq!(whole.files[0].duplicates_collapsed, 1);
+        let reasons: Vec<(i64, RejectReason)> =
+            whole.rejected.iter().map(|r| (r.row, r.reason)).collect();
+        assert_eq!(
+            reasons,
+            [
+                (5, RejectReason::MissingValue),
+                (9, RejectReason::ConflictingDuplicate),
+                (10, RejectReason::ConflictingDuplicate),
+                (11, RejectReason::ConflictingDuplicate),
+                (12, RejectReason::ConflictingDuplicate),
+                (13, RejectReason::InvalidTimestamp),
+                (14, RejectReason::InvalidNumber),
+                (16, RejectReason::InvalidNumber),
+            ]
+        );
+        let ts_conflict = &whole.rejected[4];
+        assert_eq!(ts_conflict.value.as_deref(), Some("2024-01-07 09:30:00"));
+        assert!(
+            ts_conflict
+                .message
+                .contains("(\"2024-01-07 08:00:00\" vs \"2024-01-07 09:30:00\")"),
+            "{}",
+            ts_conflict.message
+        );
+        // o1: 10 + 4 completed (one returned line nets to zero), discounts 1 + 0, two categories.
+        let o = &whole.orders;
+        let c1 = o.customer_ids.iter().position(|c| c == "c1").unwrap() as u32;
+        let first = o.customer.iter().position(|&c| c == c1).unwrap();
+        assert_eq!((o.amount[first], o.discount[first]), (14.0, 1.0));
+        assert_eq!(o.categories(first).len(), 2);
+
+        let parquet = dir.join("orders.parquet");
+        let mut df = CsvReadOptions::default()
+            .with_infer_schema_length(Some(0))
+            .try_into_reader_with_file_path(Some(csv.clone()))
+            .unwrap()
+            .finish()
+            .unwrap();
+        let file = fs_err::File::create(&parquet).unwrap();
+        ParquetWriter::new(file.into_parts().0)
+            .with_row_group_size(Some(2))
+            .finish(&mut df)
+            .unwrap();
+        for (path, sizes) in [(&csv, [1, 2, 3, 5, 7]), (&parquet, [1, 2, 4, 6, 100])] {
+            let reference =
+                ingest_in_chunks(std::slice::from_ref(path), &schema, usize::MAX).unwrap();
+            for rows in sizes {
+                let got = ingest_in_chunks(std::slice::from_ref(path), &schema, rows).unwrap();
+                assert_eq!(got.orders, reference.orders, "{path:?} in chunks of {rows}");
+                assert_eq!(
+                    got.rejected, reference.rejected,
+                    "{path:?} in chunks of {rows}"
+                );
+                assert_eq!(got.files, reference.files, "{path:?} in chunks of {rows}");
+            }
+        }
+        let _ = fs_err::remove_dir_all(&dir);
     }
 
     #[test]
