@@ -60,7 +60,7 @@ fn ingest_rfm(c: &mut Criterion) {
     let path = generated(customers, dir.path());
     let schema = OrdersSchema::default();
     let as_of = patronage_input::parse_date("2024-12-31").expect("date");
-    let rows = ingest_orders(std::slice::from_ref(&path), &schema)
+    let rows = ingest_orders(std::slice::from_ref(&path), &schema, None)
         .expect("ingest")
         .files[0]
         .rows_read;
@@ -71,7 +71,8 @@ fn ingest_rfm(c: &mut Criterion) {
     );
     group.bench_function("ingest+features", |b| {
         b.iter(|| {
-            let ingested = ingest_orders(std::slice::from_ref(&path), &schema).expect("ingest");
+            let ingested =
+                ingest_orders(std::slice::from_ref(&path), &schema, None).expect("ingest");
             let (index, orders) = ingested.orders.into_indexed(as_of);
             black_box(patronage_features::compute(&orders, index.len(), as_of))
         })
@@ -83,7 +84,7 @@ fn ingest_rfm(c: &mut Criterion) {
 fn generated_features(customers: usize) -> patronage_features::FeatureTable {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = generated(customers, dir.path());
-    let ingested = ingest_orders(&[path], &OrdersSchema::default()).expect("ingest");
+    let ingested = ingest_orders(&[path], &OrdersSchema::default(), None).expect("ingest");
     let as_of = patronage_input::parse_date("2024-12-31").expect("date");
     let (index, orders) = ingested.orders.into_indexed(as_of);
     patronage_features::compute(&orders, index.len(), as_of)

@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// Backtest: fit on orders up to as-of − N days and compare predictions with the last N days.
     #[arg(long, value_name = "N", help_heading = "Run", value_parser = clap::value_parser!(u32).range(1..))]
     pub holdout_days: Option<u32>,
+    /// Memory the validated order lines may take at once (e.g. 4GiB, 512MiB); past it the orders
+    /// are read in passes (same tables). Default: a quarter of the RAM.
+    #[arg(long, value_name = "SIZE", help_heading = "Run")]
+    pub memory_budget: Option<String>,
     /// Skip the churn models (no `churn_scores`; value tiers rank net revenue).
     #[arg(long, help_heading = "Run")]
     pub no_models: bool,
@@ -201,6 +205,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         out: args.out,
         as_of: args.as_of,
         holdout_days: args.holdout_days,
+        memory_budget: args.memory_budget,
         k: args.k,
     };
     let opts = config.into_options(args.config.as_deref(), flags, today())?;

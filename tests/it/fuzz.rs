@@ -21,7 +21,7 @@ fn cases(default: u32) -> ProptestConfig {
 
 fn ingest(path: &PathBuf) {
     let schema = patronage_input::OrdersSchema::default();
-    if let Err(e) = patronage_input::ingest_orders(std::slice::from_ref(path), &schema) {
+    if let Err(e) = patronage_input::ingest_orders(std::slice::from_ref(path), &schema, None) {
         // Every error names the file (or is about the config, which is not in play here).
         let text = e.to_string();
         assert!(

@@ -64,6 +64,9 @@ pub struct RunConfig {
     pub out: Option<PathBuf>,
     pub as_of: Option<String>,
     pub holdout_days: Option<u32>,
+    /// How much memory the validated order lines may take at once (`"6GiB"`, `"512MiB"`, or
+    /// bytes); past it the orders are read in passes. Default: a quarter of the machine's RAM.
+    pub memory_budget: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -206,6 +209,8 @@ pub struct RunOptions {
     pub out: PathBuf,
     pub as_of: AsOfChoice,
     pub holdout_days: Option<u32>,
+    /// Bytes the validated order lines may take at once (`None`: no bound).
+    pub memory_budget: Option<u64>,
     pub schema: OrdersSchema,
     pub rules: RuleTable,
     pub rules_source: String,
@@ -230,6 +235,8 @@ pub struct Flags {
     pub out: Option<PathBuf>,
     pub as_of: Option<String>,
     pub holdout_days: Option<u32>,
+    /// `--memory-budget`.
+    pub memory_budget: Option<String>,
     /// `--k`: the number of clusters, forced.
     pub k: Option<usize>,
 }
@@ -261,6 +268,7 @@ impl Config {
             out,
             as_of,
             holdout_days,
+            memory_budget,
             k,
         } = flags;
         let where_ = config_path
@@ -290,6 +298,16 @@ impl Config {
                 AsOfChoice::Fixed(parse_as_of(&text).map_err(|m| bad(format!("run.as_of: {m}")))?)
             }
             (None, None) => AsOfChoice::LatestOrder { not_after: today },
+        };
+        let memory_budget = match (memory_budget, &self.run.memory_budget) {
+            (Some(flag), _) => Some(
+                parse_size(&flag)
+                    .map_err(|m| EngineError::Usage(format!("--memory-budget: {m}")))?,
+            ),
+            (None, Some(text)) => {
+                Some(parse_size(text).map_err(|m| bad(format!("run.memory_budget: {m}")))?)
+            }
+            (None, None) => total_memory().map(|bytes| bytes / 4),
         };
         if holdout_days == Some(0) {
             return Err(EngineError::Usage(
@@ -357,6 +375,7 @@ impl Config {
             out,
             as_of,
             holdout_days: holdout_days.or(self.run.holdout_days),
+            memory_budget,
             schema: self.orders,
             rules,
             rules_source,
@@ -370,6 +389,48 @@ impl Config {
             today,
         })
     }
+}
+
+/// A size: a number of bytes, or a number with a unit (`KB`, `MB`, `GB`, `TB` in powers of 1000,
+/// `KiB`, `MiB`, `GiB`, `TiB` in powers of 1024; case-insensitive). Zero is refused.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = (&t[..split], t[split..].trim());
+    let scale: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024f64.powi(2),
+        "gib" => 1024f64.powi(3),
+        "tib" => 1024f64.powi(4),
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use e.g. 512MiB or 8GiB)"
+            ))
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (use e.g. 512MiB or 8GiB)"))?;
+    let bytes = value * scale;
+    if !(1.0..1.8e19).contains(&bytes) {
+        return Err(format!("`{text}` must be at least one byte"));
+    }
+    Ok(bytes as u64)
+}
+
+/// The machine's RAM in bytes (`MemTotal`; `None` off Linux).
+fn total_memory() -> Option<u64> {
+    let info = fs_err::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// A preset name, or a path to a TOML rule table (relative paths against `base`).
@@ -425,6 +486,17 @@ mod tests {
                 text.contains(key),
                 "patronage.example.toml does not mention {key}"
             );
+        }
+    }
+
+    #[test]
+    fn sizes_read_with_their_units() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("8 GiB"), Ok(8 << 30));
+        assert_eq!(parse_size("1.5gb"), Ok(1_500_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        for bad in ["", "0", "-1GiB", "8 bananas", "GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
         }
     }
 

@@ -126,6 +126,8 @@ pub struct Ingested {
     /// Things a user should know that did not stop the run (unused columns that look like a
     /// canonical one, unknown status values and the mapping that would accept them...).
     pub warnings: Vec<String>,
+    /// Passes over the input the memory budget asked for (1: one pass).
+    pub passes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -845,16 +847,28 @@ fn status_map(schema: &OrdersSchema) -> Result<HashMap<String, Status>, InputErr
 }
 
 /// Reads and validates every file chunk by chunk into owned lines (no file is held whole), then
-/// builds canonical orders.
-pub fn ingest_orders(files: &[PathBuf], schema: &OrdersSchema) -> Result<Ingested, InputError> {
-    ingest_in_chunks(files, schema, CHUNK_ROWS)
+/// builds canonical orders. The validated lines of the whole input are held at once unless
+/// `memory_budget` (bytes) says otherwise: then the input is read in passes, each keeping the
+/// orders whose `order_id` hashes to that pass (one order's lines always meet in one pass), so
+/// the lines held at once stay within the budget.
+pub fn ingest_orders(
+    files: &[PathBuf],
+    schema: &OrdersSchema,
+    memory_budget: Option<u64>,
+) -> Result<Ingested, InputError> {
+    ingest_in_chunks(files, schema, CHUNK_ROWS, memory_budget)
 }
 
-/// [`ingest_orders`] reading about `chunk_rows` rows at a time (the result does not depend on it).
+/// Bytes a validated line takes while its order is assembled.
+pub const LINE_BYTES: u64 = std::mem::size_of::<Line>() as u64;
+
+/// [`ingest_orders`] reading about `chunk_rows` rows at a time (the result depends on neither
+/// the chunk size nor the number of passes).
 fn ingest_in_chunks(
     files: &[PathBuf],
     schema: &OrdersSchema,
     chunk_rows: usize,
+    memory_budget: Option<u64>,
 ) -> Result<Ingested, InputError> {
     let status_map = status_map(schema)?;
     let opened: Vec<OrdersFile> = files
@@ -862,49 +876,86 @@ fn ingest_in_chunks(
         .map(|p| OrdersFile::open(p.clone(), schema))
         .collect::<Result<_, _>>()?;
 
-    let mut lines: Vec<Line> = Vec::new();
-    let mut arenas: Vec<Arena> = Vec::new();
+    // Every file's chunks first: their row counts size the lines once (growing a vector of
+    // millions of lines by doubling copies it and holds two copies at the switch) and say how
+    // many passes the budget needs.
+    let chunks: Vec<Vec<(usize, usize)>> =
+        opened.iter().map(|f| f.source.chunks(chunk_rows)).collect();
+    let known: usize = opened.iter().filter_map(|f| f.source.records()).sum();
+    let passes = match memory_budget {
+        Some(budget) => (known as u64 * LINE_BYTES).div_ceil(budget.max(1)).max(1),
+        None => 1,
+    };
+    let has_discount = opened.iter().any(|f| f.has(Canon::DiscountAmount));
+    let has_category = opened.iter().any(|f| f.has(Canon::Category));
+
     let mut rejected: Vec<RejectedRow> = Vec::new();
     // Per file: records read (blank lines included) and blank lines.
     let mut heights = vec![0usize; opened.len()];
     let mut blanks = vec![0usize; opened.len()];
-    // Every file's chunks first: their row counts size the lines once (growing a vector of
-    // millions of lines by doubling copies it and holds two copies at the switch).
-    let chunks: Vec<Vec<(usize, usize)>> =
-        opened.iter().map(|f| f.source.chunks(chunk_rows)).collect();
-    let known: usize = chunks
-        .iter()
-        .flatten()
-        .map(|r| r.1)
-        .filter(|&n| n != usize::MAX)
-        .sum();
-    lines.reserve_exact(known);
-    for ((f, file), ranges) in opened.iter().enumerate().zip(chunks) {
-        for range in ranges {
-            let chunk = file.read(range)?;
-            let v = view(&chunk, &file.path_text, range.0, &schema.null_values);
-            heights[f] += chunk.height;
-            blanks[f] += chunk.blank.len();
-            // Blocks of rows in parallel, each into its own lines and arena (ids, categories);
-            // blank lines are skipped (neither accepted nor rejected).
-            let base = arenas.len() as u32;
-            let blocks: Vec<(Arena, Vec<Line>, Vec<RejectedRow>)> =
-                (0..chunk.height.div_ceil(BLOCK_ROWS))
+    let mut collapsed = vec![0i64; opened.len()];
+    let mut cancelled = vec![0i64; opened.len()];
+    let mut returned_lines = vec![0i64; opened.len()];
+    // Customer keys in first-seen order (deterministic: orders come in pass and order_id
+    // order). Features sort customers by id, so the key order never reaches an output.
+    let mut int_key: HashMap<i64, u32, FixedState> = HashMap::default();
+    let mut text_key: HashMap<Box<str>, u32, FixedState> = HashMap::default();
+    let capacity = known / passes as usize;
+    let mut canonical = Orders {
+        customer_ids: Vec::new(),
+        customer: Vec::with_capacity(capacity),
+        day: Vec::with_capacity(capacity),
+        amount: Vec::with_capacity(capacity),
+        refund: Vec::with_capacity(capacity),
+        is_purchase: Vec::with_capacity(capacity),
+        discount: Vec::with_capacity(if has_discount { capacity } else { 0 }),
+        discount_column: has_discount,
+        category_start: if has_category { vec![0] } else { Vec::new() },
+        category_ids: Vec::new(),
+        category_names: Vec::new(),
+    };
+    let mut category_dict = Dict::default();
+    for pass in 0..passes {
+        // Rows are validated in every pass; the first one reports the refused rows and counts.
+        let first = pass == 0;
+        let mine = |k: Key<'_>| -> bool {
+            use std::hash::BuildHasher;
+            passes == 1 || FixedState::default().hash_one(k) % passes == pass
+        };
+        let mut lines: Vec<Line> = Vec::with_capacity(capacity + capacity / 16);
+        let mut arenas: Vec<Arena> = Vec::new();
+        for ((f, file), ranges) in opened.iter().enumerate().zip(&chunks) {
+            for &range in ranges {
+                let chunk = file.read(range)?;
+                let v = view(&chunk, &file.path_text, range.0, &schema.null_values);
+                if first {
+                    heights[f] += chunk.height;
+                    blanks[f] += chunk.blank.len();
+                }
+                // Blocks of rows in parallel, each into its own lines and arena (ids,
+                // categories); blank lines are skipped (neither accepted nor rejected).
+                let base = arenas.len() as u32;
+                let blocks: Vec<(Arena, Vec<Line>, Vec<RejectedRow>)> = (0..chunk
+                    .height
+                    .div_ceil(BLOCK_ROWS))
                     .into_par_iter()
                     .map(|b| {
                         let rows = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(chunk.height);
                         let mut arena = Arena::default();
                         let mut categories: HashMap<&str, u32, FixedState> = HashMap::default();
-                        let mut out = Vec::with_capacity(rows.len());
+                        let mut out = Vec::with_capacity(rows.len() / passes as usize + 1);
                         let mut refused = Vec::new();
                         for row in rows {
                             if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
                                 continue;
                             }
                             let p = match v.parse_row(row, schema, &status_map) {
-                                Ok(p) => p,
+                                Ok(p) if mine(p.order_id) => p,
+                                Ok(_) => continue,
                                 Err(r) => {
-                                    refused.push(r);
+                                    if first {
+                                        refused.push(r);
+                                    }
                                     continue;
                                 }
                             };
@@ -935,109 +986,97 @@ fn ingest_in_chunks(
                         (arena, out, refused)
                     })
                     .collect();
-            for (arena, out, refused) in blocks {
-                arenas.push(arena);
-                lines.extend(out);
-                rejected.extend(refused);
+                for (arena, out, refused) in blocks {
+                    arenas.push(arena);
+                    lines.extend(out);
+                    rejected.extend(refused);
+                }
+            }
+        }
+
+        // Group lines by order_id; (file, row) makes the order total and deterministic.
+        {
+            let arenas = &arenas;
+            lines.par_sort_unstable_by(|a, b| {
+                a.order_id(arenas)
+                    .cmp(&b.order_id(arenas))
+                    .then(a.file.cmp(&b.file))
+                    .then(a.row.cmp(&b.row))
+            });
+        }
+
+        // Orders are grouped in parallel, each piece of the sorted lines (cut between two
+        // orders) into its own columns, then concatenated in piece order: the result is the
+        // one a single pass would give, whatever the thread count.
+        let pieces = order_pieces(&lines, &arenas, rayon::current_num_threads() * 8);
+        let shape = Shape {
+            files: &opened,
+            arenas: &arenas,
+            schema,
+            has_discount,
+            has_category,
+        };
+        let groups: Vec<Grouped<'_>> = pieces
+            .into_par_iter()
+            .map(|range| shape.group(&lines[range]))
+            .collect();
+        drop(lines);
+
+        for g in groups {
+            let ids = &mut canonical.customer_ids;
+            canonical.customer.extend(g.customer.iter().map(|&c| {
+                let mut new_id = || {
+                    ids.push(c.to_string());
+                    ids.len() as u32 - 1
+                };
+                match c {
+                    Key::Int(i) => *int_key.entry(i).or_insert_with(new_id),
+                    Key::Text(t) => match text_key.get(t) {
+                        Some(&k) => k,
+                        None => {
+                            let k = new_id();
+                            text_key.insert(t.into(), k);
+                            k
+                        }
+                    },
+                }
+            }));
+            canonical.day.extend_from_slice(&g.day);
+            canonical.amount.extend_from_slice(&g.amount);
+            canonical.refund.extend_from_slice(&g.refund);
+            canonical.is_purchase.extend_from_slice(&g.is_purchase);
+            canonical.discount.extend_from_slice(&g.discount);
+            if has_category {
+                // The piece's own category ids, re-keyed to the run's dictionary and re-sorted.
+                let global: Vec<u32> = g
+                    .categories
+                    .names
+                    .iter()
+                    .map(|n| category_dict.intern(n))
+                    .collect();
+                let out = &mut canonical.category_ids;
+                let mut from = 0;
+                for &to in &g.category_end {
+                    let start = out.len();
+                    out.extend(
+                        g.category_ids[from..to as usize]
+                            .iter()
+                            .map(|&k| global[k as usize]),
+                    );
+                    out[start..].sort_unstable();
+                    canonical.category_start.push(out.len() as u32);
+                    from = to as usize;
+                }
+            }
+            rejected.extend(g.rejected);
+            for f in 0..opened.len() {
+                collapsed[f] += g.collapsed[f];
+                cancelled[f] += g.cancelled[f];
+                returned_lines[f] += g.returned_lines[f];
             }
         }
     }
-
-    // Group lines by order_id; (file, row) makes the order total and deterministic.
-    {
-        let arenas = &arenas;
-        lines.par_sort_unstable_by(|a, b| {
-            a.order_id(arenas)
-                .cmp(&b.order_id(arenas))
-                .then(a.file.cmp(&b.file))
-                .then(a.row.cmp(&b.row))
-        });
-    }
-
-    // Orders are grouped in parallel, each piece of the sorted lines (cut between two orders)
-    // into its own columns, then concatenated in piece order: the result is the one a single
-    // pass would give, whatever the thread count.
-    let pieces = order_pieces(&lines, &arenas, rayon::current_num_threads() * 8);
-    let has_discount = opened.iter().any(|f| f.has(Canon::DiscountAmount));
-    let has_category = opened.iter().any(|f| f.has(Canon::Category));
-    let shape = Shape {
-        files: &opened,
-        arenas: &arenas,
-        schema,
-        has_discount,
-        has_category,
-    };
-    let groups: Vec<Grouped<'_>> = pieces
-        .into_par_iter()
-        .map(|range| shape.group(&lines[range]))
-        .collect();
-    drop(lines);
-
-    let total: usize = groups.iter().map(|g| g.day.len()).sum();
-    let mut collapsed = vec![0i64; opened.len()];
-    let mut cancelled = vec![0i64; opened.len()];
-    let mut returned_lines = vec![0i64; opened.len()];
-    // Customer keys in first-seen order (deterministic: orders come in order_id order). Features
-    // sort customers by id, so the key order never reaches an output.
-    let mut key: HashMap<Key<'_>, u32, FixedState> =
-        HashMap::with_capacity_and_hasher(total / 2, FixedState::default());
-    let mut canonical = Orders {
-        customer_ids: Vec::new(),
-        customer: Vec::with_capacity(total),
-        day: Vec::with_capacity(total),
-        amount: Vec::with_capacity(total),
-        refund: Vec::with_capacity(total),
-        is_purchase: Vec::with_capacity(total),
-        discount: Vec::with_capacity(if has_discount { total } else { 0 }),
-        discount_column: has_discount,
-        category_start: if has_category { vec![0] } else { Vec::new() },
-        category_ids: Vec::new(),
-        category_names: Vec::new(),
-    };
-    let mut category_dict = Dict::default();
-    for g in groups {
-        let ids = &mut canonical.customer_ids;
-        canonical.customer.extend(g.customer.iter().map(|&c| {
-            *key.entry(c).or_insert_with(|| {
-                ids.push(c.to_string());
-                ids.len() as u32 - 1
-            })
-        }));
-        canonical.day.extend_from_slice(&g.day);
-        canonical.amount.extend_from_slice(&g.amount);
-        canonical.refund.extend_from_slice(&g.refund);
-        canonical.is_purchase.extend_from_slice(&g.is_purchase);
-        canonical.discount.extend_from_slice(&g.discount);
-        if has_category {
-            // The piece's own category ids, re-keyed to the run's dictionary and re-sorted.
-            let global: Vec<u32> = g
-                .categories
-                .names
-                .iter()
-                .map(|n| category_dict.intern(n))
-                .collect();
-            let out = &mut canonical.category_ids;
-            let mut from = 0;
-            for &to in &g.category_end {
-                let start = out.len();
-                out.extend(
-                    g.category_ids[from..to as usize]
-                        .iter()
-                        .map(|&k| global[k as usize]),
-                );
-                out[start..].sort_unstable();
-                canonical.category_start.push(out.len() as u32);
-                from = to as usize;
-            }
-        }
-        rejected.extend(g.rejected);
-        for f in 0..opened.len() {
-            collapsed[f] += g.collapsed[f];
-            cancelled[f] += g.cancelled[f];
-            returned_lines[f] += g.returned_lines[f];
-        }
-    }
-    drop(key);
+    drop((int_key, text_key));
 
     canonical.category_names = category_dict.names;
     rejected.sort_by(|a, b| a.source_file.cmp(&b.source_file).then(a.row.cmp(&b.row)));
@@ -1131,6 +1170,7 @@ fn ingest_in_chunks(
         rejected,
         files: stats,
         warnings,
+        passes: passes as usize,
     })
 }
 
@@ -1422,7 +1462,8 @@ mod tests {
         )
         .unwrap();
         let path = write_parquet(&mut df, "typed");
-        let got = ingest_orders(std::slice::from_ref(&path), &OrdersSchema::default()).unwrap();
+        let got =
+            ingest_orders(std::slice::from_ref(&path), &OrdersSchema::default(), None).unwrap();
         let _ = fs_err::remove_file(&path);
         assert_eq!(got.orders.customer_ids, vec!["7".to_string()]);
         assert_eq!(got.orders.day, vec![19723, 19724]);
@@ -1457,6 +1498,34 @@ mod tests {
         c1,o1,2024-01-02 10:00:00,1,returned,,books\n\
         c8,o11,2024-01-10,6,completed,0.5,books\n";
 
+    /// Orders as comparable rows in a fixed order: (customer, day, amount, refund, purchase,
+    /// discount, categories).
+    type OrderRow = (String, i32, u64, u64, bool, u64, Vec<String>);
+
+    fn sorted_orders(o: &Orders) -> Vec<OrderRow> {
+        let mut rows: Vec<OrderRow> = (0..o.len())
+            .map(|i| {
+                let mut cats: Vec<String> = o
+                    .categories(i)
+                    .iter()
+                    .map(|&c| o.category_names[c as usize].clone())
+                    .collect();
+                cats.sort();
+                (
+                    o.customer_ids[o.customer[i] as usize].clone(),
+                    o.day[i],
+                    o.amount[i].to_bits(),
+                    o.refund[i].to_bits(),
+                    o.is_purchase[i],
+                    o.discount.get(i).map_or(0, |d| d.to_bits()),
+                    cats,
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
     #[test]
     fn chunked_ingest_equals_a_whole_file_read() {
         let dir =
@@ -1465,7 +1534,8 @@ mod tests {
         let csv = dir.join("orders.csv");
         fs_err::write(&csv, DIRTY).unwrap();
         let schema = OrdersSchema::default();
-        let whole = ingest_in_chunks(std::slice::from_ref(&csv), &schema, usize::MAX).unwrap();
+        let whole =
+            ingest_in_chunks(std::slice::from_ref(&csv), &schema, usize::MAX, None).unwrap();
         assert_eq!(whole.files[0].rows_read, 17);
         assert_eq!(whole.files[0].blank_lines_skipped, 1);
         assert_eq!(whole.files[0].duplicates_collapsed, 1);
@@ -1514,15 +1584,26 @@ mod tests {
             .unwrap();
         for (path, sizes) in [(&csv, [1, 2, 3, 5, 7]), (&parquet, [1, 2, 4, 6, 100])] {
             let reference =
-                ingest_in_chunks(std::slice::from_ref(path), &schema, usize::MAX).unwrap();
+                ingest_in_chunks(std::slice::from_ref(path), &schema, usize::MAX, None).unwrap();
+            assert_eq!(reference.passes, 1);
             for rows in sizes {
-                let got = ingest_in_chunks(std::slice::from_ref(path), &schema, rows).unwrap();
+                let got =
+                    ingest_in_chunks(std::slice::from_ref(path), &schema, rows, None).unwrap();
                 assert_eq!(got.orders, reference.orders, "{path:?} in chunks of {rows}");
                 assert_eq!(
                     got.rejected, reference.rejected,
                     "{path:?} in chunks of {rows}"
                 );
                 assert_eq!(got.files, reference.files, "{path:?} in chunks of {rows}");
+            }
+            // Passes by order_id hash: the same orders (in pass order), rejections and counts.
+            for lines_per_pass in [1, 3, 5] {
+                let budget = Some(LINE_BYTES * lines_per_pass);
+                let got = ingest_in_chunks(std::slice::from_ref(path), &schema, 2, budget).unwrap();
+                assert!(got.passes > 1, "{lines_per_pass} lines a pass");
+                assert_eq!(sorted_orders(&got.orders), sorted_orders(&reference.orders));
+                assert_eq!(got.rejected, reference.rejected);
+                assert_eq!(got.files, reference.files);
             }
         }
         let _ = fs_err::remove_dir_all(&dir);
@@ -1545,7 +1626,7 @@ mod tests {
         // Semicolons are not our separator: the file reads as one column and the error says so.
         let schema = OrdersSchema::default();
         assert!(matches!(
-            ingest_orders(std::slice::from_ref(&path), &schema),
+            ingest_orders(std::slice::from_ref(&path), &schema, None),
             Err(InputError::ColumnNotFound { .. })
         ));
 
@@ -1562,7 +1643,7 @@ mod tests {
                OK = "completed"
                X = "cancelled""#,
         );
-        let got = ingest_orders(std::slice::from_ref(&path), &schema).unwrap();
+        let got = ingest_orders(std::slice::from_ref(&path), &schema, None).unwrap();
         let _ = fs_err::remove_dir_all(&dir);
         assert_eq!(got.orders.amount, vec![15.0]);
         assert_eq!(got.files[0].cancelled_lines, 1);

@@ -122,6 +122,8 @@ pub struct Source {
     bom: usize,
     /// CSV: the chunks [`Source::chunks`] last handed out, by first record.
     csv_spans: std::sync::Mutex<Vec<CsvSpan>>,
+    /// The CSV records [`Source::chunks`] counted (`None` before, or when it could not).
+    csv_records: std::sync::Mutex<Option<usize>>,
 }
 
 /// Whole records of a CSV file: `records` records from record `first` (0-based, after the
@@ -218,6 +220,7 @@ impl Source {
             bytes,
             bom: 0,
             csv_spans: std::sync::Mutex::new(Vec::new()),
+            csv_records: std::sync::Mutex::new(None),
         };
         if head == b"PAR1" {
             source.format = InputFormat::Parquet;
@@ -321,12 +324,26 @@ impl Source {
         self.arrow_types.get(index)
     }
 
+    /// The file's records (data rows, blank lines included), when known: from the Parquet
+    /// metadata, or counted by [`Source::chunks`] for CSV.
+    pub fn records(&self) -> Option<usize> {
+        match &self.parquet_meta {
+            Some(meta) => Some(meta.num_rows),
+            None => *self.csv_records.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
     /// Row ranges `(first row, rows)` to read the file by, each at least `rows` long where the
     /// file allows: Parquet row groups joined up to `rows`; CSV records `rows` at a time (one
     /// range when the file holds fewer, or cannot be scanned: the read then reports why).
     pub fn chunks(&self, rows: usize) -> Vec<(usize, usize)> {
         let Some(meta) = &self.parquet_meta else {
-            let spans = match self.csv_spans(rows.max(1)) {
+            let counted = self.csv_spans(rows.max(1));
+            *self.csv_records.lock().unwrap_or_else(|e| e.into_inner()) = counted
+                .as_ref()
+                .ok()
+                .map(|spans| spans.iter().map(|s| s.records).sum());
+            let spans = match counted {
                 Ok(spans) if spans.len() > 1 => spans,
                 _ => Vec::new(),
             };

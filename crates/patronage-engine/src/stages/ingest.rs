@@ -40,6 +40,10 @@ pub(crate) struct OrdersManifest {
     pub purchase_orders: usize,
     pub non_purchase_orders: usize,
     pub orders_after_as_of_ignored: usize,
+    /// Passes over the orders the memory budget asked for (1: one pass).
+    pub read_passes: usize,
+    /// The memory budget for validated order lines, in bytes (`null`: none).
+    pub memory_budget_bytes: Option<u64>,
 }
 
 /// The `inputs.customers` manifest section.
@@ -117,7 +121,7 @@ pub(crate) fn run(
     warnings: &mut Warnings,
 ) -> Result<Ingest, EngineError> {
     let files = expand_inputs(&opts.orders)?;
-    let mut ingested = ingest_orders(&files, &opts.schema)?;
+    let mut ingested = ingest_orders(&files, &opts.schema, opts.memory_budget)?;
     for w in &ingested.warnings {
         warnings.warn(w.clone());
     }
@@ -224,6 +228,8 @@ pub(crate) fn run(
         purchase_orders: orders.is_purchase.iter().filter(|p| **p).count(),
         non_purchase_orders: orders.is_purchase.iter().filter(|p| !**p).count(),
         orders_after_as_of_ignored: orders.day.iter().filter(|d| **d > as_of).count(),
+        read_passes: ingested.passes,
+        memory_budget_bytes: opts.memory_budget,
         files: ingested.files.clone(),
     };
     let mut customers = match &opts.customers {
