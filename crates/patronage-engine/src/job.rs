@@ -86,7 +86,9 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     let as_of = format_day(ingest.as_of);
 
     timer.start(Stage::Features, report);
-    let features = stages::features::run(&ingest)?;
+    // Only the backtest reads the orders after the features.
+    let keep_orders = opts.models.enabled && opts.holdout_days.is_some();
+    let features = stages::features::run(&mut ingest, keep_orders)?;
     // The profiles and the click partials are now feature columns: freed before the models.
     ingest.profiles = None;
     ingest.clicks = None;
@@ -111,7 +113,8 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         None
     };
     // Nothing after the models reads the orders (the backtest was their last reader): freed
-    // before the segments, clusters and loyalty stages add their columns.
+    // before the segments, clusters and loyalty stages add their columns (without a backtest
+    // they are gone already).
     drop(std::mem::take(&mut ingest.orders));
 
     timer.start(Stage::Segments, report);
