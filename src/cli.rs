@@ -153,6 +153,9 @@ pub struct GenerateArgs {
     /// customers; default 0.24).
     #[arg(long, value_name = "SHARE")]
     pub dropout: Option<f64>,
+    /// Write no clickstream (about 8 events per order row: the largest file by far).
+    #[arg(long)]
+    pub no_clicks: bool,
 }
 
 fn today() -> i32 {
@@ -413,7 +416,11 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<Exit> {
     };
     let g = patronage_synth::write_orders(&params, &args.out, format)?;
     let profiles = patronage_synth::write_profiles(&params, &args.out, format)?;
-    let clicks = patronage_synth::write_clicks(&params, &args.out, format)?;
+    let clicks = if args.no_clicks {
+        None
+    } else {
+        Some(patronage_synth::write_clicks(&params, &args.out, format)?)
+    };
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -430,11 +437,13 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<Exit> {
         profiles.rows - g.customers,
         profiles.path.display()
     )?;
-    writeln!(
-        out,
-        "{} click events -> {}",
-        clicks.rows,
-        clicks.path.display()
-    )?;
+    if let Some(clicks) = clicks {
+        writeln!(
+            out,
+            "{} click events -> {}",
+            clicks.rows,
+            clicks.path.display()
+        )?;
+    }
     Ok(Exit::Ok)
 }

@@ -266,12 +266,18 @@ fn customer_rows(
 
 /// Generates every row in memory (customer order, then time order).
 pub fn generate_rows(p: &Params) -> Result<(Vec<Row>, usize), SynthError> {
+    rows_of(p, 0..p.customers)
+}
+
+/// The rows of the customers `range` (each customer draws from a stream of its own, so a range
+/// gives the rows it would in the whole shop).
+fn rows_of(p: &Params, range: std::ops::Range<usize>) -> Result<(Vec<Row>, usize), SynthError> {
     check(p)?;
     let invalid = |e: String| SynthError::InvalidParams(e);
     let gamma_rate = Gamma::new(p.r, 1.0 / p.alpha).map_err(|e| invalid(e.to_string()))?;
     let beta = Beta::new(p.a, p.b).map_err(|e| invalid(e.to_string()))?;
     let nu = Gamma::new(p.q_spend, 1.0 / p.gamma_spend).map_err(|e| invalid(e.to_string()))?;
-    let per_customer: Vec<(Vec<Row>, usize)> = (0..p.customers)
+    let per_customer: Vec<(Vec<Row>, usize)> = range
         .into_par_iter()
         .map(|i| customer_rows(p, i, &gamma_rate, &beta, &nu))
         .collect();
@@ -282,67 +288,99 @@ pub fn generate_rows(p: &Params) -> Result<(Vec<Row>, usize), SynthError> {
     ))
 }
 
-/// Writes `DIR/orders.csv` or `DIR/orders.parquet`.
+/// Customers generated and written at a time: memory holds one block's rows, not the shop's.
+const WRITE_BLOCK: usize = 100_000;
+
+/// Writes `DIR/orders.csv` or `DIR/orders.parquet`, customers a block at a time.
 pub fn write_orders(p: &Params, dir: &Path, format: Format) -> Result<Generated, SynthError> {
-    let (rows, malformed) = generate_rows(p)?;
+    check(p)?;
     fs_err::create_dir_all(dir)?;
     let path = dir.join(match format {
         Format::Csv => "orders.csv",
         Format::Parquet | Format::ParquetTyped => "orders.parquet",
     });
     let tmp = path.with_extension("tmp");
-    match format {
-        Format::Csv => {
-            let chunks: Vec<String> = rows
-                .par_chunks(65_536)
-                .map(|chunk| {
-                    let mut s = String::with_capacity(chunk.len() * 64);
-                    for r in chunk {
-                        s.push_str(&r.customer_id);
-                        s.push(',');
-                        s.push_str(&r.order_id);
-                        s.push(',');
-                        s.push_str(&r.order_ts);
-                        s.push(',');
-                        s.push_str(&r.amount);
-                        s.push(',');
-                        s.push_str(r.status);
-                        s.push(',');
-                        s.push_str(&r.discount_amount);
-                        s.push(',');
-                        s.push_str(r.category);
-                        s.push('\n');
+    let failed = |e: PolarsError| SynthError::Write {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let mut csv: Option<std::io::BufWriter<fs_err::File>> = None;
+    let mut parquet: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>> = None;
+    let (mut rows_written, mut malformed) = (0, 0);
+    for start in (0..p.customers.max(1)).step_by(WRITE_BLOCK) {
+        let (rows, bad) = rows_of(p, start..(start + WRITE_BLOCK).min(p.customers))?;
+        rows_written += rows.len();
+        malformed += bad;
+        match format {
+            Format::Csv => {
+                let w = match &mut csv {
+                    Some(w) => w,
+                    None => {
+                        let mut w = std::io::BufWriter::new(fs_err::File::create(&tmp)?);
+                        w.write_all(
+                            b"customer_id,order_id,order_ts,amount,status,discount_amount,category\n",
+                        )?;
+                        csv.insert(w)
                     }
-                    s
-                })
-                .collect();
-            let mut w = std::io::BufWriter::new(fs_err::File::create(&tmp)?);
-            w.write_all(b"customer_id,order_id,order_ts,amount,status,discount_amount,category\n")?;
-            for c in chunks {
-                w.write_all(c.as_bytes())?;
+                };
+                let chunks: Vec<String> = rows
+                    .par_chunks(65_536)
+                    .map(|chunk| {
+                        let mut s = String::with_capacity(chunk.len() * 64);
+                        for r in chunk {
+                            s.push_str(&r.customer_id);
+                            s.push(',');
+                            s.push_str(&r.order_id);
+                            s.push(',');
+                            s.push_str(&r.order_ts);
+                            s.push(',');
+                            s.push_str(&r.amount);
+                            s.push(',');
+                            s.push_str(r.status);
+                            s.push(',');
+                            s.push_str(&r.discount_amount);
+                            s.push(',');
+                            s.push_str(r.category);
+                            s.push('\n');
+                        }
+                        s
+                    })
+                    .collect();
+                for c in chunks {
+                    w.write_all(c.as_bytes())?;
+                }
             }
-            w.flush()?;
-        }
-        Format::Parquet | Format::ParquetTyped => {
-            let written = if format == Format::ParquetTyped {
-                typed_frame(&rows)
-            } else {
-                text_frame(&rows)
+            Format::Parquet | Format::ParquetTyped => {
+                let df = if format == Format::ParquetTyped {
+                    typed_frame(&rows)
+                } else {
+                    text_frame(&rows)
+                }
+                .map_err(failed)?;
+                let w = match &mut parquet {
+                    Some(w) => w,
+                    None => {
+                        let file = fs_err::File::create(&tmp)?;
+                        let w = ParquetWriter::new(file.into_parts().0)
+                            .batched(df.schema())
+                            .map_err(failed)?;
+                        parquet.insert(w)
+                    }
+                };
+                w.write_batch(&df).map_err(failed)?;
             }
-            .and_then(|mut df| {
-                let file = fs_err::File::create(&tmp)?;
-                ParquetWriter::new(file.into_parts().0).finish(&mut df)
-            });
-            written.map_err(|e| SynthError::Write {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
         }
+    }
+    if let Some(mut w) = csv {
+        w.flush()?;
+    }
+    if let Some(w) = parquet {
+        w.finish().map_err(failed)?;
     }
     fs_err::rename(&tmp, &path)?;
     Ok(Generated {
         customers: p.customers,
-        rows: rows.len(),
+        rows: rows_written,
         expected_rejects: malformed,
         path,
     })
