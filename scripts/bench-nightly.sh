@@ -7,7 +7,8 @@
 # Usage: scripts/bench-nightly.sh [SIZES] [REPEATS] [CLICKS_BELOW]
 #   SIZES: millions of order rows, comma-separated (default 1,10; the issue's full set is
 #   1,10,100); REPEATS (default 5); clicks are generated and used below CLICKS_BELOW million
-#   order rows (default 2: at 1M rows, ~7.6 click events per order row).
+#   order rows (default 2: at 1M rows, ~7 click events per order row). Shops have ~11.6 order
+#   rows per customer (the speed issue's shape: 10M rows, ~0.9M customers).
 # Generated shops are kept in $BENCH_DIR (default: a new temporary directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."

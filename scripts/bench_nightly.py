@@ -24,7 +24,10 @@ import tempfile
 import time
 
 AS_OF = "2024-12-31"
-ROWS_PER_CUSTOMER = 2.19  # order rows per customer in the generated shops
+# The shape: about 10 order rows per customer (10M rows, ~0.9M customers), generated with
+# a higher purchase rate and a lower dropout than the generator's CDNOW-like defaults.
+SHAPE = ["--purchase-rate", "20", "--dropout", "0.03"]
+ROWS_PER_CUSTOMER = 11.61  # order rows per customer in those shops
 
 
 def peer(orders, clicks, out, as_of):
@@ -145,7 +148,8 @@ def main():
             with_clicks = size < clicks_below
             if not os.path.exists(orders) or (with_clicks and not os.path.exists(os.path.join(shop, "clicks.csv"))):
                 print(f"generating {customers:,} customers ({fmt}) in {shop}", file=sys.stderr)
-                subprocess.run([binary, "generate", "--customers", str(customers), "--format", fmt, "--out", shop],
+                subprocess.run([binary, "generate", "--customers", str(customers), "--format", fmt, "--out", shop]
+                               + SHAPE + ([] if with_clicks else ["--no-clicks"]),
                                check=True, stdout=subprocess.DEVNULL)
             clicks = os.path.join(shop, "clicks.csv") if with_clicks else "-"
             ours_cmd = [binary, "run", "-q", "--orders", orders, "--out", os.path.join(work, "out-ours"), "--as-of", AS_OF]
