@@ -1477,7 +1477,8 @@ mod tests {
 
     /// Rows of one shop with every order rule at work: lines of one order far apart (across
     /// chunks), identical duplicates, a customer conflict, a timestamp conflict, cancelled and
-    /// returned lines, refunds, bad cells, a blank line, categories and discounts.
+    /// returned lines, refunds, bad cells, a blank line, a record with a field too many,
+    /// categories and discounts.
     const DIRTY: &str = "customer_id,order_id,order_ts,amount,status,discount_amount,category\n\
         c1,o1,2024-01-02 10:00:00,10,completed,1,books\n\
         c2,o2,2024-01-03,20,completed,,toys\n\
@@ -1496,7 +1497,9 @@ mod tests {
         42.0,o10,2024-01-09,8,returned,,toys\n\
         42,o10,2024-01-09,2,completed,-1,toys\n\
         c1,o1,2024-01-02 10:00:00,1,returned,,books\n\
-        c8,o11,2024-01-10,6,completed,0.5,books\n";
+        c8,o11,2024-01-10,6,completed,0.5,books\n\
+        c9,o12,2024-01-11,5,completed,,books,one field too many\n\
+        c9,o13,2024-01-12,5,completed,,books\n";
 
     /// Orders as comparable rows in a fixed order: (customer, day, amount, refund, purchase,
     /// discount, categories).
@@ -1536,7 +1539,7 @@ mod tests {
         let schema = OrdersSchema::default();
         let whole =
             ingest_in_chunks(std::slice::from_ref(&csv), &schema, usize::MAX, None).unwrap();
-        assert_eq!(whole.files[0].rows_read, 17);
+        assert_eq!(whole.files[0].rows_read, 19);
         assert_eq!(whole.files[0].blank_lines_skipped, 1);
         assert_eq!(whole.files[0].duplicates_collapsed, 1);
         let reasons: Vec<(i64, RejectReason)> =
@@ -1552,6 +1555,7 @@ mod tests {
                 (13, RejectReason::InvalidTimestamp),
                 (14, RejectReason::InvalidNumber),
                 (16, RejectReason::InvalidNumber),
+                (19, RejectReason::TooManyFields),
             ]
         );
         let ts_conflict = &whole.rejected[4];
@@ -1573,6 +1577,7 @@ mod tests {
         let parquet = dir.join("orders.parquet");
         let mut df = CsvReadOptions::default()
             .with_infer_schema_length(Some(0))
+            .map_parse_options(|o| o.with_truncate_ragged_lines(true))
             .try_into_reader_with_file_path(Some(csv.clone()))
             .unwrap()
             .finish()
