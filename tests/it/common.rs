@@ -62,6 +62,20 @@ pub fn patronage_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("stdout is UTF-8")
 }
 
+/// `patronage generate --customers N --out OUT EXTRA...` (asserting success); returns stdout.
+pub fn generate(out: &Path, customers: usize, extra: &[&str]) -> String {
+    let customers = customers.to_string();
+    let mut args = vec![
+        "generate",
+        "--customers",
+        customers.as_str(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    patronage_ok(&args)
+}
+
 /// `patronage run -q --orders ORDERS --out OUT EXTRA...`; returns the process output.
 pub fn run_job_output(orders: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![

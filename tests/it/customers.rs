@@ -144,13 +144,7 @@ fn profiles_add_prospects_and_columns_by_key() {
 fn generated_profiles_run_with_the_orders() {
     let dir = tempdir();
     let data = dir.path().join("data");
-    let out_text = patronage_ok(&[
-        "generate",
-        "--customers",
-        "300",
-        "--out",
-        data.to_str().unwrap(),
-    ]);
+    let out_text = generate(&data, 300, &[]);
     assert!(
         out_text.contains("360 profiles (60 prospects"),
         "{out_text}"

@@ -16,42 +16,37 @@ const TABLES: &[&str] = &[
 
 /// Runs on `orders_csv` written to a fixed file name inside `dir`, output to a fresh directory.
 fn run_bytes(dir: &std::path::Path, orders_csv: &str, as_of: &str) -> Vec<Vec<u8>> {
-    run_bytes_with(dir, orders_csv, as_of, &[])
+    run_bytes_with(dir, orders_csv, as_of, &[]).0
 }
 
-/// [`run_bytes`] with more flags.
+/// [`run_bytes`] with more flags; also returns the run's manifest.
 fn run_bytes_with(
     dir: &std::path::Path,
     orders_csv: &str,
     as_of: &str,
     extra: &[&str],
-) -> Vec<Vec<u8>> {
+) -> (Vec<Vec<u8>>, serde_json::Value) {
     let orders = write(dir, "orders.csv", orders_csv.as_bytes());
     let out = tempdir();
     let out = out.path();
     let mut args = vec!["--as-of", as_of];
     args.extend_from_slice(extra);
     run_job(&orders, out, &args);
-    TABLES
+    let tables = TABLES
         .iter()
         .map(|t| fs_err::read(partition(out, t, as_of)).unwrap())
-        .collect()
+        .collect();
+    (tables, manifest(out, as_of))
 }
 
 /// A generated shop with dirt (duplicates, conflicts, bad rows), as text lines.
 fn generated_lines() -> (String, Vec<String>) {
     let dir = tempdir();
-    patronage_ok(&[
-        "generate",
-        "--customers",
-        "150",
-        "--seed",
-        "11",
-        "--malformed-share",
-        "0.02",
-        "--out",
-        dir.path().to_str().unwrap(),
-    ]);
+    generate(
+        dir.path(),
+        150,
+        &["--seed", "11", "--malformed-share", "0.02"],
+    );
     let text = fs_err::read_to_string(dir.path().join("orders.csv")).unwrap();
     let mut lines = text.lines().map(str::to_string);
     let header = lines.next().unwrap();
@@ -78,18 +73,9 @@ fn orders_read_in_passes_give_identical_tables() {
     let csv = format!("{header}\n{}\n", lines.join("\n"));
     let dir = tempdir();
     let one = run_bytes(dir.path(), &csv, "2024-12-31");
-    let out = tempdir();
-    let orders = write(dir.path(), "orders.csv", csv.as_bytes());
-    run_job(
-        &orders,
-        out.path(),
-        &["--as-of", "2024-12-31", "--memory-budget", "2KiB"],
-    );
-    let passes = manifest(out.path(), "2024-12-31")["inputs"]["orders"]["read_passes"]
-        .as_u64()
-        .unwrap();
+    let (many, m) = run_bytes_with(dir.path(), &csv, "2024-12-31", &["--memory-budget", "2KiB"]);
+    let passes = m["inputs"]["orders"]["read_passes"].as_u64().unwrap();
     assert!(passes > 5, "{passes} passes");
-    let many = run_bytes_with(dir.path(), &csv, "2024-12-31", &["--memory-budget", "2KiB"]);
     for (table, (a, b)) in TABLES.iter().zip(one.iter().zip(&many)) {
         assert!(a == b, "{table} differs when the orders are read in passes");
     }

@@ -706,17 +706,7 @@ fn typed_and_text_parquet_of_one_shop_give_the_same_features() {
     let mut rejected = Vec::new();
     for format in ["parquet", "parquet-typed"] {
         let data = dir.path().join(format);
-        patronage_ok(&[
-            "generate",
-            "--customers",
-            "3000",
-            "--seed",
-            "11",
-            "--format",
-            format,
-            "--out",
-            data.to_str().unwrap(),
-        ]);
+        generate(&data, 3000, &["--seed", "11", "--format", format]);
         let out = dir.path().join(format!("out-{format}"));
         // The clicks and profiles name customers as the orders do (integers beside typed orders).
         let (clicks, customers) = (data.join("clicks.csv"), data.join("customers.csv"));
@@ -802,19 +792,18 @@ fn typed_and_text_parquet_of_one_shop_give_the_same_features() {
 fn generated_purchase_rate_and_dropout_are_recovered_by_the_fit() {
     let dir = tempdir();
     let shop = dir.path().join("shop");
-    patronage_ok(&[
-        "generate",
-        "--customers",
-        "6000",
-        "--format",
-        "parquet-typed",
-        "--purchase-rate",
-        "12",
-        "--dropout",
-        "0.1",
-        "--out",
-        shop.to_str().unwrap(),
-    ]);
+    generate(
+        &shop,
+        6000,
+        &[
+            "--format",
+            "parquet-typed",
+            "--purchase-rate",
+            "12",
+            "--dropout",
+            "0.1",
+        ],
+    );
     let out = dir.path().join("out");
     run_job(
         &shop.join("orders.parquet"),

@@ -101,14 +101,6 @@ proptest! {
 /// A small valid Parquet export, written by the binary's own generator.
 fn parquet_sample(dir: &std::path::Path) -> PathBuf {
     let out = dir.join("gen");
-    patronage_ok(&[
-        "generate",
-        "--customers",
-        "20",
-        "--format",
-        "parquet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    generate(&out, 20, &["--format", "parquet"]);
     out.join("orders.parquet")
 }

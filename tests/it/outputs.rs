@@ -196,17 +196,7 @@ fn json_summary_on_stdout_and_glob_inputs() {
 fn generated_shop_with_models_and_backtest() {
     let dir = tempdir();
     let data = dir.path().join("data");
-    patronage_ok(&[
-        "generate",
-        "--customers",
-        "20000",
-        "--seed",
-        "5",
-        "--format",
-        "parquet",
-        "--out",
-        data.to_str().unwrap(),
-    ]);
+    generate(&data, 20000, &["--seed", "5", "--format", "parquet"]);
     let out = dir.path().join("out");
     run_job(
         &data.join("orders.parquet"),

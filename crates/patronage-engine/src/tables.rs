@@ -38,11 +38,15 @@ pub(crate) fn frame(table: &str, columns: Vec<Column>) -> Result<DataFrame, Engi
 /// array's buffer, the validity its bitmap (none when every row holds a value).
 fn numbers<T: PolarsNumericType>(name: &str, v: Nullable<T::Native>) -> ChunkedArray<T> {
     let (values, valid) = v.into_parts();
-    let validity = valid
+    ChunkedArray::from_vec_validity(name.into(), values, validity(&valid))
+}
+
+/// A validity bitmap; none when every row holds a value.
+fn validity(valid: &[bool]) -> Option<polars_arrow::bitmap::Bitmap> {
+    valid
         .iter()
         .any(|ok| !ok)
-        .then(|| polars_arrow::bitmap::Bitmap::from_iter(valid.iter().copied()));
-    ChunkedArray::from_vec_validity(name.into(), values, validity)
+        .then(|| polars_arrow::bitmap::Bitmap::from_iter(valid.iter().copied()))
 }
 
 /// One feature column as a polars column (consumed).
@@ -54,14 +58,10 @@ fn values_column(name: &str, values: Values) -> PolarsResult<Column> {
         Values::Text(v) => StringChunked::from_iter_options(name.into(), v.iter()).into_column(),
         Values::Bool(v) => {
             let (values, valid) = v.into_parts();
-            let validity = valid
-                .iter()
-                .any(|ok| !ok)
-                .then(|| polars_arrow::bitmap::Bitmap::from_iter(valid.iter().copied()));
             let array = polars_arrow::array::BooleanArray::new(
                 polars_arrow::datatypes::ArrowDataType::Boolean,
                 values.into_iter().collect(),
-                validity,
+                validity(&valid),
             );
             BooleanChunked::with_chunk(name.into(), array).into_column()
         }

@@ -174,6 +174,43 @@ enum Cell<'a> {
     Flag(bool),
 }
 
+impl<'a> Cell<'a> {
+    fn day(self) -> Option<i32> {
+        match self {
+            Cell::Day(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn text(self) -> Option<&'a str> {
+        match self {
+            Cell::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn number(self) -> Option<f64> {
+        match self {
+            Cell::Number(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    fn count(self) -> Option<i64> {
+        match self {
+            Cell::Count(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    fn flag(self) -> Option<bool> {
+        match self {
+            Cell::Flag(x) => Some(x),
+            _ => None,
+        }
+    }
+}
+
 /// One column of one file, parsed: row `r` is the file's record `r` (null where the record was
 /// skipped or refused).
 enum Parsed<'a> {
@@ -552,48 +589,17 @@ pub fn ingest_customers(
     let ids: Vec<String> = first_rows.par_iter().map(|r| r.0.to_string()).collect();
 
     // The accepted profiles as columns, gathered in parallel from their first records.
-    let day = |k| -> Nullable<i32> {
-        first_rows
-            .par_iter()
-            .map(|&(_, f, r)| match cell(f, r, k) {
-                Cell::Day(d) => Some(d),
-                _ => None,
-            })
-            .collect()
-    };
-    let number = |k| -> Nullable<f64> {
-        first_rows
-            .par_iter()
-            .map(|&(_, f, r)| match cell(f, r, k) {
-                Cell::Number(x) => Some(x),
-                _ => None,
-            })
-            .collect()
-    };
-    let count = |k| -> Nullable<i64> {
-        first_rows
-            .par_iter()
-            .map(|&(_, f, r)| match cell(f, r, k) {
-                Cell::Count(x) => Some(x),
-                _ => None,
-            })
-            .collect()
-    };
-    let flag = |k| -> Nullable<bool> {
-        first_rows
-            .par_iter()
-            .map(|&(_, f, r)| match cell(f, r, k) {
-                Cell::Flag(x) => Some(x),
-                _ => None,
-            })
-            .collect()
-    };
+    fn gather<'a, T: Copy + Default + Send>(
+        rows: &[(Key<'a>, u32, u32)],
+        cell: &(impl Fn(u32, u32) -> Cell<'a> + Sync),
+        pick: fn(Cell<'a>) -> Option<T>,
+    ) -> Nullable<T> {
+        rows.par_iter().map(|&(_, f, r)| pick(cell(f, r))).collect()
+    }
+    let column = |k: usize| move |f: u32, r: u32| cell(f, r, k);
     let membership_tier: Labels = first_rows
         .iter()
-        .map(|&(_, f, r)| match cell(f, r, 2) {
-            Cell::Text(t) => Some(t),
-            _ => None,
-        })
+        .map(|&(_, f, r)| cell(f, r, 2).text())
         .collect();
     // A tier's rank is looked up once per distinct tier, not per customer.
     let rank: Vec<Option<i64>> = membership_tier
@@ -608,16 +614,16 @@ pub fn ingest_customers(
         .collect();
     let profiles = Profiles {
         customer_ids: ids,
-        signup_day: day(1),
+        signup_day: gather(&first_rows, &column(1), Cell::day),
         membership_tier,
         membership_tier_rank,
-        points_balance: number(3),
-        subscription_active: flag(4),
-        saved_payment_methods: count(5),
-        saved_addresses: count(6),
-        email_opt_in: flag(7),
-        referrals: count(8),
-        reviews_written: count(9),
+        points_balance: gather(&first_rows, &column(3), Cell::number),
+        subscription_active: gather(&first_rows, &column(4), Cell::flag),
+        saved_payment_methods: gather(&first_rows, &column(5), Cell::count),
+        saved_addresses: gather(&first_rows, &column(6), Cell::count),
+        email_opt_in: gather(&first_rows, &column(7), Cell::flag),
+        referrals: gather(&first_rows, &column(8), Cell::count),
+        reviews_written: gather(&first_rows, &column(9), Cell::count),
         columns_present: specs
             .iter()
             .zip(&present)

@@ -35,8 +35,8 @@ use serde::Serialize;
 use crate::columns::{ambiguous, looks_like, quoted, resolve, Canon, OrdersSchema, Unresolved};
 use crate::error::InputError;
 use crate::parse::{
-    check_amount, micros_to_day, numeric_timestamp, parse_amount, parse_timestamp_micros,
-    MICROS_PER_DAY,
+    check_amount, format_micros, micros_to_day, numeric_timestamp, parse_amount,
+    parse_timestamp_micros, MICROS_PER_DAY,
 };
 use crate::source::{ArrowDataType, InputFormat, Source};
 use crate::text::{
@@ -1278,17 +1278,17 @@ impl<'v> Shape<'v, '_> {
                 .find(|l| l.customer(arenas) != first.customer(arenas) || l.micros != first.micros)
             {
                 // The conflicting cells as validated: the customer's id, or the timestamp.
-                let shown = |l: &Line| -> String {
-                    if bad.customer(arenas) != first.customer(arenas) {
-                        l.customer(arenas).to_string()
-                    } else {
-                        format_micros(l.micros)
-                    }
-                };
                 let canon = if bad.customer(arenas) != first.customer(arenas) {
                     Canon::CustomerId
                 } else {
                     Canon::OrderTs
+                };
+                let shown = |l: &Line| -> String {
+                    if canon == Canon::CustomerId {
+                        l.customer(arenas).to_string()
+                    } else {
+                        format_micros(l.micros)
+                    }
                 };
                 let (a, b) = (shown(first), shown(bad));
                 for l in group {
@@ -1387,13 +1387,6 @@ impl<'v> Shape<'v, '_> {
         }
         g
     }
-}
-
-/// A timestamp as shown in a message: `2024-03-01 10:00:00` (fractional seconds when present).
-fn format_micros(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.naive_utc().to_string())
-        .unwrap_or_else(|| micros.to_string())
 }
 
 /// A TOML key: bare when it can be, quoted otherwise.
@@ -1512,6 +1505,14 @@ mod tests {
         c9,o12,2024-01-11,5,completed,,books,one field too many\n\
         c9,o13,2024-01-12,5,completed,,books\n";
 
+    /// A fresh directory for one test's files (removed by the test).
+    fn test_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("patronage-input-{name}-{}", std::process::id()));
+        fs_err::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     /// Orders as comparable rows in a fixed order: (customer, day, amount, refund, purchase,
     /// discount, categories).
     type OrderRow = (String, i32, u64, u64, bool, u64, Vec<String>);
@@ -1547,9 +1548,7 @@ mod tests {
 
     #[test]
     fn chunked_ingest_equals_a_whole_file_read() {
-        let dir =
-            std::env::temp_dir().join(format!("patronage-input-chunks-{}", std::process::id()));
-        fs_err::create_dir_all(&dir).unwrap();
+        let dir = test_dir("chunks");
         let csv = dir.join("orders.csv");
         fs_err::write(&csv, DIRTY).unwrap();
         let schema = OrdersSchema::default();
@@ -1632,9 +1631,7 @@ mod tests {
 
     #[test]
     fn order_lines_are_summed_and_configured_status_values_apply() {
-        let dir =
-            std::env::temp_dir().join(format!("patronage-input-lines-{}", std::process::id()));
-        fs_err::create_dir_all(&dir).unwrap();
+        let dir = test_dir("lines");
         let path = dir.join("lines.csv");
         fs_err::write(
             &path,

@@ -236,6 +236,14 @@ pub fn format_day(day: i32) -> String {
         .to_string()
 }
 
+/// Microseconds since the epoch as shown in a message: `2024-03-01 10:00:00` (fractional
+/// seconds when present).
+pub(crate) fn format_micros(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.naive_utc().to_string())
+        .unwrap_or_else(|| micros.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
