@@ -22,7 +22,7 @@ if [ ! -f "$WORK/base/orders.parquet" ]; then
     "$BIN" generate --customers 500000 --format parquet --out "$WORK/base" >&2
 fi
 if [ ! -f "$WORK/clicks-x$COPIES.parquet" ]; then
-    "$PY" scripts/bench_clicks.py prepare "$WORK/base/clicks.csv" "$COPIES" "$WORK/clicks-x$COPIES.parquet"
+    "$PY" scripts/bench_clicks.py prepare "$WORK/base/clicks.parquet" "$COPIES" "$WORK/clicks-x$COPIES.parquet"
 fi
 if [ -w /proc/sys/vm/drop_caches ]; then
     sync && echo 1 > /proc/sys/vm/drop_caches && echo "(page cache dropped before the race)"

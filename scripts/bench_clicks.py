@@ -1,6 +1,6 @@
 """Clickstream race (see bench-clicks.sh): prepare the data, or time patronage and DuckDB.
 
-  bench_clicks.py prepare CLICKS_CSV COPIES OUT_PARQUET
+  bench_clicks.py prepare CLICKS COPIES OUT_PARQUET
   bench_clicks.py race BINARY ORDERS_PARQUET CLICKS_PARQUET REPEATS
   bench_clicks.py duckdb ORDERS_PARQUET CLICKS_PARQUET OUT_PARQUET   (the peer, one process)
 """
@@ -13,7 +13,7 @@ import time
 
 import duckdb
 
-from engagement_sql import csv_events, engagement_sql
+from engagement_sql import click_events, engagement_sql
 
 AS_OF = "2024-12-31"
 START = "2023-01-01"
@@ -27,7 +27,7 @@ def prepare(csv, copies, out):
     shift_us = (61 * 86_400 + 3_600) * 1_000_000
     con.execute(f"""
 COPY (
-  WITH base AS ({csv_events(csv)})
+  WITH base AS ({click_events(csv)})
   SELECT make_timestamp((epoch_us(TIMESTAMP '{START}')
            + (epoch_us(ts) - epoch_us(TIMESTAMP '{START}') + k.range * {shift_us}) % {window_us})::BIGINT)
            AS event_ts,

@@ -37,7 +37,7 @@ def peer(orders, clicks, out, as_of):
     import pyarrow.parquet as pq
     from lifetimes import BetaGeoFitter, GammaGammaFitter
 
-    from engagement_sql import csv_events, engagement_sql
+    from engagement_sql import click_events, engagement_sql
     from peers import sklearn_protocol, standardize
 
     con = duckdb.connect()
@@ -69,7 +69,7 @@ FROM d JOIN c USING (customer_id) GROUP BY customer_id
 """)
     if clicks != "-":
         last = "SELECT CAST(customer_id AS VARCHAR) AS customer_id, last_order_date FROM f"
-        con.execute(f"CREATE TABLE e AS {engagement_sql(csv_events(clicks), last, as_of)}")
+        con.execute(f"CREATE TABLE e AS {engagement_sql(click_events(clicks), last, as_of)}")
         features = con.sql("SELECT f.*, e.* EXCLUDE (customer_id) FROM f LEFT JOIN e ON CAST(f.customer_id AS VARCHAR) = e.customer_id").to_arrow_table()
     else:
         features = con.sql("SELECT * FROM f").to_arrow_table()
@@ -146,12 +146,12 @@ def main():
             shop = os.path.join(work, f"shop-{size:g}m-{ids}")
             orders = os.path.join(shop, "orders.parquet")
             with_clicks = size < clicks_below
-            if not os.path.exists(orders) or (with_clicks and not os.path.exists(os.path.join(shop, "clicks.csv"))):
+            if not os.path.exists(orders) or (with_clicks and not os.path.exists(os.path.join(shop, "clicks.parquet"))):
                 print(f"generating {customers:,} customers ({fmt}) in {shop}", file=sys.stderr)
                 subprocess.run([binary, "generate", "--customers", str(customers), "--format", fmt, "--out", shop]
                                + SHAPE + ([] if with_clicks else ["--no-clicks"]),
                                check=True, stdout=subprocess.DEVNULL)
-            clicks = os.path.join(shop, "clicks.csv") if with_clicks else "-"
+            clicks = os.path.join(shop, "clicks.parquet") if with_clicks else "-"
             ours_cmd = [binary, "run", "-q", "--orders", orders, "--out", os.path.join(work, "out-ours"), "--as-of", AS_OF]
             if with_clicks:
                 ours_cmd += ["--clicks", clicks]
@@ -172,8 +172,8 @@ def main():
                         print(f"{size:g}M {ids} {side} run {r + 1}: {wall:.2f} s, {peak:,.0f} MiB", file=sys.stderr)
             events = ""
             if with_clicks:
-                with open(clicks, "rb") as fh:
-                    events = f", {sum(1 for _ in fh) - 1:,} click events"
+                import pyarrow.parquet as pq
+                events = f", {pq.ParquetFile(clicks).metadata.num_rows:,} click events"
             rows.append((size, ids, customers, events, runs, failed))
 
     med = statistics.median

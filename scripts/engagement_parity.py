@@ -9,12 +9,12 @@ import sys
 
 import duckdb
 
-from engagement_sql import csv_events, engagement_sql
+from engagement_sql import click_events, engagement_sql
 
 clicks, features, as_of = sys.argv[1], sys.argv[2], sys.argv[3]
 con = duckdb.connect()
 con.execute("SET threads TO 2")
-sql = engagement_sql(csv_events(clicks), f"SELECT * FROM read_parquet('{features}')", as_of)
+sql = engagement_sql(click_events(clicks), f"SELECT * FROM read_parquet('{features}')", as_of)
 sql += "ORDER BY s.customer_id"
 ref = con.execute(sql).fetchall()
 cols = [d[0] for d in con.description]

@@ -61,8 +61,15 @@ GROUP BY s.customer_id
 """
 
 
-def csv_events(path: str) -> str:
-    """The raw events of a clickstream CSV as `engagement_sql` wants them."""
+def click_events(path: str) -> str:
+    """The raw events of a clickstream (CSV, or Parquet as `patronage generate` writes it beside
+    Parquet orders) as `engagement_sql` wants them."""
+    if path.endswith(".parquet"):
+        return f"""
+  SELECT CAST(event_ts AS TIMESTAMP) AS ts, nullif(CAST(customer_id AS VARCHAR), '') AS customer_id,
+         nullif(visitor_id, '') AS visitor_id, event_type, nullif(page_type, '') AS page_type,
+         nullif(category, '') AS category
+  FROM read_parquet('{path}')"""
     return f"""
   SELECT CAST(event_ts AS TIMESTAMP) AS ts, nullif(customer_id, '') AS customer_id,
          nullif(visitor_id, '') AS visitor_id, event_type, nullif(page_type, '') AS page_type,

@@ -127,7 +127,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 1000)]
     pub customers: usize,
     /// Output directory; writes orders.csv or orders.parquet, customers.csv (profiles) and
-    /// clicks.csv (the clickstream).
+    /// clicks.csv or clicks.parquet (the clickstream, in the orders' format).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Random seed: the same seed gives the same files.
@@ -153,9 +153,13 @@ pub struct GenerateArgs {
     /// customers; default 0.24).
     #[arg(long, value_name = "SHARE")]
     pub dropout: Option<f64>,
-    /// Write no clickstream (about 8 events per order row: the largest file by far).
+    /// Write no clickstream (about 5 events per order row: the largest file by far).
     #[arg(long)]
     pub no_clicks: bool,
+    /// Share of customers (and prospects, anonymous visitors) that browse online: a clickstream
+    /// of about that share of the full one.
+    #[arg(long, value_name = "SHARE", default_value_t = 1.0)]
+    pub click_share: f64,
 }
 
 fn today() -> i32 {
@@ -409,6 +413,11 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<Exit> {
         // The mean of p ~ Beta(a, b) is a / (a + b).
         params.b = params.a * (1.0 - p) / p;
     }
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.click_share),
+        "--click-share must be a share within [0, 1]"
+    );
+    params.click_share = args.click_share;
     let format = match args.format {
         FormatArg::Csv => patronage_synth::Format::Csv,
         FormatArg::Parquet => patronage_synth::Format::Parquet,

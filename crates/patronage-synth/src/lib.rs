@@ -68,6 +68,10 @@ pub struct Params {
     pub duplicate_share: f64,
     pub conflicting_share: f64,
     pub malformed_share: f64,
+    /// Share of customers (and of prospects and anonymous visitors) with a clickstream: 1 (the
+    /// default) for a shop where everyone browses online; lower for shops with offline buyers,
+    /// or to bound the clickstream of a large generated shop.
+    pub click_share: f64,
 }
 
 impl Default for Params {
@@ -91,6 +95,7 @@ impl Default for Params {
             duplicate_share: 0.005,
             conflicting_share: 0.0005,
             malformed_share: 0.001,
+            click_share: 1.0,
         }
     }
 }
@@ -146,6 +151,11 @@ fn check(p: &Params) -> Result<(), SynthError> {
     if shares.iter().any(|s| !(0.0..=0.5).contains(s)) {
         return Err(SynthError::InvalidParams(
             "dirt shares must be within [0, 0.5]".into(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&p.click_share) {
+        return Err(SynthError::InvalidParams(
+            "the click share must be within [0, 1]".into(),
         ));
     }
     Ok(())
@@ -603,169 +613,404 @@ pub fn write_profiles(p: &Params, dir: &Path, format: Format) -> Result<Generate
 /// Header of the generated clickstream.
 pub const CLICK_HEADER: &str = "event_ts,customer_id,visitor_id,event_type,page_type,category";
 
+/// One generated click event: the cells of [`CLICK_HEADER`], as a CSV export holds them.
+pub type ClickEvent = [String; 6];
+
 /// A clickstream consistent with the orders of `rows` (generated with the same `p`): every
 /// order is the purchase at the end of a session of product views, a cart and a checkout; on
 /// top, browsing sessions that bounce, that view three or more products and buy nothing, or
 /// that leave on the shipping page after a cart. A third of customers browse anonymously (a
 /// visitor id only) before their first order and are linked by it afterwards; prospects browse
 /// too; a tenth as many purely anonymous visitors bounce. Seeded apart from the orders.
-pub fn generate_clicks(p: &Params, rows: &[Row]) -> Vec<[String; 6]> {
+pub fn generate_clicks(p: &Params, rows: &[Row]) -> Vec<ClickEvent> {
     let mut out = Vec::new();
     for_each_click(p, rows, |e| out.push(e));
     out
 }
 
-/// [`generate_clicks`], handing each event to `emit` as it is made (a large shop's clickstream
-/// is written, never held).
-pub fn for_each_click(p: &Params, rows: &[Row], mut emit: impl FnMut([String; 6])) {
-    let parse = |ts: &str| chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%dT%H:%M:%S").ok();
-    let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+/// [`generate_clicks`], handing each event to `emit` as it is made.
+pub fn for_each_click(p: &Params, rows: &[Row], mut emit: impl FnMut(ClickEvent)) {
+    let (events, _) = customer_clicks(p, rows, 0, None);
+    events.into_iter().for_each(&mut emit);
+    visitor_clicks(p, &mut emit);
+}
+
+fn parse_ts(ts: &str) -> Option<chrono::NaiveDateTime> {
+    chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%dT%H:%M:%S").ok()
+}
+
+fn click(
+    ts: chrono::NaiveDateTime,
+    c: &str,
+    v: &str,
+    e: &str,
+    page: &str,
+    cat: &str,
+) -> ClickEvent {
+    [
+        ts.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        c.to_string(),
+        v.to_string(),
+        e.to_string(),
+        page.to_string(),
+        cat.to_string(),
+    ]
+}
+
+/// A browsing session without a purchase, starting at `start`: a bounce, three to six product
+/// views, or a cart left on the shipping page.
+fn browse(
+    rng: &mut ChaCha8Rng,
+    start: chrono::NaiveDateTime,
+    c: &str,
+    v: &str,
+    emit: &mut dyn FnMut(ClickEvent),
+) {
+    let cat = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
+    let kind: f64 = rng.random();
+    let step = |k: i64| start + Duration::seconds(90 * k);
+    if kind < 0.4 {
+        emit(click(start, c, v, "page_view", "home", ""));
+    } else if kind < 0.7 {
+        for k in 0..rng.random_range(3..7) {
+            emit(click(step(k), c, v, "product_view", "product", cat));
+        }
+    } else {
+        emit(click(step(0), c, v, "product_view", "product", cat));
+        emit(click(step(1), c, v, "add_to_cart", "cart", cat));
+        emit(click(step(2), c, v, "page_view", "shipping", ""));
+    }
+}
+
+/// Whether customer number `n` (0-based) browses the shop online at all: every one at the
+/// default `click_share` of 1, else a seeded draw of its own.
+fn clicks_online(p: &Params, n: usize) -> bool {
+    if p.click_share >= 1.0 {
+        return true;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x434c_4943_4b53_0003);
+    rng.set_stream(n as u64);
+    rng.random::<f64>() < p.click_share
+}
+
+/// The events of the customers that `rows` name with a valid timestamp, in id order, the `k`-th
+/// of them drawing from stream `first + k`; with `keep`, only customers whose number (0-based)
+/// lies in it. Also returns how many customers drew a stream, so that a shop written in blocks
+/// of customers gives the events of the whole shop at once.
+fn customer_clicks(
+    p: &Params,
+    rows: &[Row],
+    first: usize,
+    keep: Option<std::ops::Range<usize>>,
+) -> (Vec<ClickEvent>, usize) {
     let mut by_customer: std::collections::BTreeMap<&str, Vec<&Row>> = Default::default();
     for r in rows {
-        if !r.customer_id.is_empty() && parse(&r.order_ts).is_some() {
+        let kept = keep.as_ref().is_none_or(|k| {
+            integer_id(&r.customer_id, 'C').is_some_and(|n| k.contains(&(n as usize - 1)))
+        });
+        if kept && !r.customer_id.is_empty() && parse_ts(&r.order_ts).is_some() {
             by_customer.entry(&r.customer_id).or_default().push(r);
         }
     }
     let window_end = (p.start + Duration::days(i64::from(p.days)))
         .and_hms_opt(0, 0, 0)
         .unwrap_or_default();
-    let event = |ts: chrono::NaiveDateTime, c: &str, v: &str, e: &str, page: &str, cat: &str| {
-        [
-            fmt(ts),
-            c.to_string(),
-            v.to_string(),
-            e.to_string(),
-            page.to_string(),
-            cat.to_string(),
-        ]
-    };
-    let browse = |rng: &mut ChaCha8Rng,
-                  start: chrono::NaiveDateTime,
-                  c: &str,
-                  v: &str,
-                  emit: &mut dyn FnMut([String; 6])| {
-        let cat = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
-        let kind: f64 = rng.random();
-        let step = |k: i64| start + Duration::seconds(90 * k);
-        if kind < 0.4 {
-            emit(event(start, c, v, "page_view", "home", ""));
-        } else if kind < 0.7 {
-            for k in 0..rng.random_range(3..7) {
-                emit(event(step(k), c, v, "product_view", "product", cat));
-            }
-        } else {
-            emit(event(step(0), c, v, "product_view", "product", cat));
-            emit(event(step(1), c, v, "add_to_cart", "cart", cat));
-            emit(event(step(2), c, v, "page_view", "shipping", ""));
-        }
-    };
     let customers: Vec<(&str, Vec<&Row>)> = by_customer.into_iter().collect();
-    for (i, (customer, orders)) in customers.iter().enumerate() {
-        let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x434c_4943_4b53_0001);
-        rng.set_stream(i as u64);
-        let anonymous_first = rng.random::<f64>() < 0.33;
-        let visitor = if anonymous_first {
-            format!("V{i:08}")
-        } else {
-            String::new()
+    let per_customer: Vec<Vec<ClickEvent>> = customers
+        .par_iter()
+        .enumerate()
+        .map(|(k, (customer, orders))| {
+            let mut out = Vec::new();
+            let n = integer_id(customer, 'C').map_or(0, |n| n as usize - 1);
+            if clicks_online(p, n) {
+                one_customer(p, first + k, customer, orders, window_end, &mut |e| {
+                    out.push(e)
+                });
+            }
+            out
+        })
+        .collect();
+    (
+        per_customer.into_iter().flatten().collect(),
+        customers.len(),
+    )
+}
+
+/// The events of one customer with orders (stream `i`).
+fn one_customer(
+    p: &Params,
+    i: usize,
+    customer: &str,
+    orders: &[&Row],
+    window_end: chrono::NaiveDateTime,
+    emit: &mut dyn FnMut(ClickEvent),
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x434c_4943_4b53_0001);
+    rng.set_stream(i as u64);
+    let anonymous_first = rng.random::<f64>() < 0.33;
+    let visitor = if anonymous_first {
+        format!("V{i:08}")
+    } else {
+        String::new()
+    };
+    let Some(first) = orders.iter().filter_map(|r| parse_ts(&r.order_ts)).min() else {
+        return;
+    };
+    for r in orders {
+        let Some(t) = parse_ts(&r.order_ts) else {
+            continue;
         };
-        let mut times: Vec<chrono::NaiveDateTime> =
-            orders.iter().filter_map(|r| parse(&r.order_ts)).collect();
-        times.sort();
-        let first = times[0];
-        for r in orders {
-            let Some(t) = parse(&r.order_ts) else {
-                continue;
-            };
-            if r.status == "cancelled" {
-                continue;
-            }
-            let views = rng.random_range(1..4);
-            let begin = t - Duration::minutes(3 * views + 6);
-            for k in 0..views {
-                emit(event(
-                    begin + Duration::minutes(3 * k),
-                    customer,
-                    &visitor,
-                    "product_view",
-                    "product",
-                    r.category,
-                ));
-            }
-            emit(event(
-                t - Duration::minutes(4),
+        if r.status == "cancelled" {
+            continue;
+        }
+        let views = rng.random_range(1..4);
+        let begin = t - Duration::minutes(3 * views + 6);
+        for k in 0..views {
+            emit(click(
+                begin + Duration::minutes(3 * k),
                 customer,
                 &visitor,
-                "add_to_cart",
-                "cart",
+                "product_view",
+                "product",
                 r.category,
             ));
-            emit(event(
-                t - Duration::minutes(2),
-                customer,
-                &visitor,
-                "checkout",
-                "checkout",
-                "",
-            ));
-            emit(event(
-                t, customer, &visitor, "purchase", "checkout", r.category,
-            ));
         }
-        if anonymous_first {
-            // Browsing before the first order, under the visitor id only.
-            let before = first - Duration::hours(rng.random_range(2..200));
-            browse(&mut rng, before, "", &visitor, &mut emit);
-        }
-        for _ in 0..rng.random_range(0..4) {
-            let span = (window_end - first).num_minutes().max(1);
-            let at = first + Duration::minutes(rng.random_range(0..span));
-            browse(&mut rng, at, customer, &visitor, &mut emit);
-        }
+        emit(click(
+            t - Duration::minutes(4),
+            customer,
+            &visitor,
+            "add_to_cart",
+            "cart",
+            r.category,
+        ));
+        emit(click(
+            t - Duration::minutes(2),
+            customer,
+            &visitor,
+            "checkout",
+            "checkout",
+            "",
+        ));
+        emit(click(
+            t, customer, &visitor, "purchase", "checkout", r.category,
+        ));
     }
-    let prospects = p.customers / 5;
-    let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x434c_4943_4b53_0002);
-    for k in 0..prospects {
-        let id = format!("P{:08}", k + 1);
-        for _ in 0..rng.random_range(1..4) {
-            let at = p.start.and_hms_opt(0, 0, 0).unwrap_or_default()
-                + Duration::minutes(rng.random_range(0..i64::from(p.days) * 1440));
-            browse(&mut rng, at, &id, "", &mut emit);
-        }
+    if anonymous_first {
+        // Browsing before the first order, under the visitor id only.
+        let before = first - Duration::hours(rng.random_range(2..200));
+        browse(&mut rng, before, "", &visitor, emit);
     }
-    for k in 0..p.customers / 10 {
-        let at = p.start.and_hms_opt(0, 0, 0).unwrap_or_default()
-            + Duration::minutes(rng.random_range(0..i64::from(p.days) * 1440));
-        emit(event(at, "", &format!("A{k:08}"), "page_view", "home", ""));
+    for _ in 0..rng.random_range(0..4) {
+        let span = (window_end - first).num_minutes().max(1);
+        let at = first + Duration::minutes(rng.random_range(0..span));
+        browse(&mut rng, at, customer, &visitor, emit);
     }
 }
 
-/// Writes `DIR/clicks.csv` (see [`generate_clicks`]), customer ids as the orders of `format`
-/// hold them.
-pub fn write_clicks(p: &Params, dir: &Path, format: Format) -> Result<Generated, SynthError> {
-    let (rows, _) = generate_rows(p)?;
-    fs_err::create_dir_all(dir)?;
-    let path = dir.join("clicks.csv");
-    let tmp = path.with_extension("tmp");
-    let mut w = std::io::BufWriter::new(fs_err::File::create(&tmp)?);
-    writeln!(w, "{CLICK_HEADER}")?;
-    let (mut events, mut failed) = (0usize, None);
-    for_each_click(p, &rows, |mut e| {
-        if failed.is_none() {
-            if !e[1].is_empty() {
-                e[1] = customer_cell(&e[1], format);
-            }
-            if let Err(err) = writeln!(w, "{}", e.join(",")) {
-                failed = Some(err);
-            }
-            events += 1;
+/// The events of prospects (a fifth as many as customers, browsing with a customer id and no
+/// order) and of purely anonymous visitors (a tenth as many), scaled by `click_share`.
+fn visitor_clicks(p: &Params, emit: &mut dyn FnMut(ClickEvent)) {
+    let scaled = |n: usize| {
+        if p.click_share >= 1.0 {
+            n
+        } else {
+            (n as f64 * p.click_share) as usize
         }
-    });
-    if let Some(err) = failed {
-        return Err(err.into());
+    };
+    let start = p.start.and_hms_opt(0, 0, 0).unwrap_or_default();
+    let minutes = i64::from(p.days) * 1440;
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x434c_4943_4b53_0002);
+    for k in 0..scaled(p.customers / 5) {
+        let id = format!("P{:08}", k + 1);
+        for _ in 0..rng.random_range(1..4) {
+            let at = start + Duration::minutes(rng.random_range(0..minutes));
+            browse(&mut rng, at, &id, "", emit);
+        }
     }
-    w.flush()?;
-    drop(w);
+    for k in 0..scaled(p.customers / 10) {
+        let at = start + Duration::minutes(rng.random_range(0..minutes));
+        emit(click(at, "", &format!("A{k:08}"), "page_view", "home", ""));
+    }
+}
+
+/// Events written at a time to the Parquet clickstream.
+const CLICK_BATCH: usize = 1 << 20;
+
+/// Where generated events go: `clicks.csv`, or `clicks.parquet` beside Parquet orders (text
+/// columns, the timestamp typed beside typed orders; an empty cell is a null). Customer ids stay
+/// text even beside typed orders: prospects' ids (`P…`) are not integers.
+enum ClickSink {
+    Csv(std::io::BufWriter<fs_err::File>),
+    Parquet {
+        writer: Option<Box<polars::io::parquet::write::BatchedWriter<std::fs::File>>>,
+        file: Option<std::fs::File>,
+        pending: Vec<ClickEvent>,
+        typed: bool,
+    },
+}
+
+impl ClickSink {
+    fn write(&mut self, events: Vec<ClickEvent>, path: &Path) -> Result<(), SynthError> {
+        match self {
+            ClickSink::Csv(w) => {
+                for e in events {
+                    writeln!(w, "{}", e.join(","))?;
+                }
+                Ok(())
+            }
+            ClickSink::Parquet { pending, .. } => {
+                pending.extend(events);
+                if pending.len() >= CLICK_BATCH {
+                    self.flush(path)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self, path: &Path) -> Result<(), SynthError> {
+        let ClickSink::Parquet {
+            writer,
+            file,
+            pending,
+            typed,
+        } = self
+        else {
+            return Ok(());
+        };
+        if pending.is_empty() && writer.is_some() {
+            return Ok(());
+        }
+        let failed = |e: PolarsError| SynthError::Write {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let df = click_frame(pending, *typed).map_err(failed)?;
+        pending.clear();
+        if writer.is_none() {
+            let f = file.take().ok_or_else(|| SynthError::Write {
+                path: path.to_path_buf(),
+                message: "the clickstream was already finished".into(),
+            })?;
+            *writer = Some(Box::new(
+                ParquetWriter::new(f).batched(df.schema()).map_err(failed)?,
+            ));
+        }
+        if let Some(w) = writer {
+            w.write_batch(&df).map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, path: &Path) -> Result<(), SynthError> {
+        self.flush(path)?;
+        match self {
+            ClickSink::Csv(mut w) => w.flush()?,
+            ClickSink::Parquet { writer, .. } => {
+                if let Some(w) = writer {
+                    w.finish().map_err(|e| SynthError::Write {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Events as a frame of the clickstream's columns.
+fn click_frame(events: &[ClickEvent], typed: bool) -> PolarsResult<DataFrame> {
+    let text = |k: usize| {
+        events
+            .iter()
+            .map(|e| (!e[k].is_empty()).then_some(e[k].as_str()))
+            .collect::<Vec<_>>()
+    };
+    let names = CLICK_HEADER.split(',').collect::<Vec<_>>();
+    let mut columns: Vec<Column> = (0..6)
+        .map(|k| Column::new(names[k].into(), text(k)))
+        .collect();
+    if typed {
+        columns[0] = Column::new(
+            names[0].into(),
+            events
+                .par_iter()
+                .map(|e| parse_ts(&e[0]).map(|t| t.and_utc().timestamp_micros()))
+                .collect::<Vec<_>>(),
+        )
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?;
+    }
+    DataFrame::new(events.len(), columns)
+}
+
+/// Writes the clickstream (see [`generate_clicks`]): `DIR/clicks.csv` beside CSV orders,
+/// `DIR/clicks.parquet` beside Parquet ones, customer ids as the orders of `format` hold them.
+/// Customers are generated a block at a time (with the few rows of neighbouring customers that
+/// name them), so memory holds one block's orders and events, never the shop's.
+pub fn write_clicks(p: &Params, dir: &Path, format: Format) -> Result<Generated, SynthError> {
+    write_clicks_in_blocks(p, dir, format, WRITE_BLOCK)
+}
+
+/// [`write_clicks`], `block` customers at a time.
+fn write_clicks_in_blocks(
+    p: &Params,
+    dir: &Path,
+    format: Format,
+    block: usize,
+) -> Result<Generated, SynthError> {
+    check(p)?;
+    fs_err::create_dir_all(dir)?;
+    let path = dir.join(match format {
+        Format::Csv => "clicks.csv",
+        Format::Parquet | Format::ParquetTyped => "clicks.parquet",
+    });
+    let tmp = path.with_extension("tmp");
+    let mut sink = match format {
+        Format::Csv => {
+            let mut w = std::io::BufWriter::new(fs_err::File::create(&tmp)?);
+            writeln!(w, "{CLICK_HEADER}")?;
+            ClickSink::Csv(w)
+        }
+        Format::Parquet | Format::ParquetTyped => ClickSink::Parquet {
+            writer: None,
+            file: Some(fs_err::File::create(&tmp)?.into_parts().0),
+            pending: Vec::new(),
+            typed: format == Format::ParquetTyped,
+        },
+    };
+    let cell = |mut e: ClickEvent| {
+        if !e[1].is_empty() {
+            e[1] = customer_cell(&e[1], format);
+        }
+        e
+    };
+    let n = p.customers;
+    let (mut events, mut drawn) = (0usize, 0usize);
+    for start in (0..n.max(1)).step_by(block.max(1)) {
+        let end = (start + block.max(1)).min(n);
+        // A conflicting duplicate of customer j's order names customer (j + 7) mod n: the rows
+        // of the seven customers before the block (and, for the first block, of the last seven)
+        // may name the block's customers.
+        let rows = if n <= block.max(1) + 7 {
+            rows_of(p, 0..n)?.0
+        } else {
+            let mut rows = rows_of(p, start.saturating_sub(7)..end)?.0;
+            if start < 7 {
+                rows.extend(rows_of(p, n - (7 - start)..n)?.0);
+            }
+            rows
+        };
+        let (block, customers) = customer_clicks(p, &rows, drawn, Some(start..end));
+        drawn += customers;
+        events += block.len();
+        sink.write(block.into_iter().map(cell).collect(), &tmp)?;
+    }
+    let mut rest = Vec::new();
+    visitor_clicks(p, &mut |e| rest.push(cell(e)));
+    events += rest.len();
+    sink.write(rest, &tmp)?;
+    sink.finish(&tmp)?;
     fs_err::rename(&tmp, &path)?;
     Ok(Generated {
         customers: p.customers,
@@ -812,6 +1057,42 @@ mod tests {
         }
         let once = days.values().filter(|d| d.len() == 1).count() as f64 / days.len() as f64;
         assert!((0.5..0.75).contains(&once), "one-time buyers {once}");
+    }
+
+    /// A clickstream written a few customers at a time is the one of the whole shop at once,
+    /// conflicting duplicates (rows naming a customer of another block) included; a click share
+    /// keeps about that share of it.
+    #[test]
+    fn clicks_written_in_blocks_are_the_whole_shops() {
+        let p = Params {
+            customers: 400,
+            conflicting_share: 0.05,
+            ..Params::default()
+        };
+        let (rows, _) = generate_rows(&p).unwrap();
+        let whole: Vec<String> = generate_clicks(&p, &rows)
+            .iter()
+            .map(|e| e.join(","))
+            .collect();
+        let dir = std::env::temp_dir().join(format!("patronage-synth-{}", std::process::id()));
+        let written = write_clicks_in_blocks(&p, &dir, Format::Csv, 30).unwrap();
+        let text = fs_err::read_to_string(&written.path).unwrap();
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(lines.len(), whole.len());
+        assert!(lines.iter().zip(&whole).all(|(a, b)| a == b));
+        let half = write_clicks_in_blocks(
+            &Params {
+                click_share: 0.5,
+                ..p
+            },
+            &dir,
+            Format::Csv,
+            30,
+        )
+        .unwrap();
+        let share = half.rows as f64 / written.rows as f64;
+        assert!((0.4..0.6).contains(&share), "{share}");
+        fs_err::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
