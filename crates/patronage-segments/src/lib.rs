@@ -6,15 +6,18 @@
 //! Kumar cross-checks and control-group assignment live in `loyalty.rs`; clusters (linfa) have
 //! a crate of their own.
 
+mod distribution;
 mod loyalty;
 mod rules;
 mod scores;
 mod summary;
 mod tiers;
 
+pub use distribution::{Distribution, ScoreCuts, TierCuts};
 pub use loyalty::{
-    assign_stages, dick_basu, fnv1a64, in_control, reinartz_kumar, ConditionOutcome, StageCheck,
-    StageFile, Stages, INSUFFICIENT_HISTORY, PROSPECT as STAGE_PROSPECT, STAGE_PRESETS,
+    assign_stages, assign_stages_with, dick_basu, fnv1a64, in_control, percentile_stats,
+    reinartz_kumar, ConditionOutcome, StageCheck, StageFile, Stages, INSUFFICIENT_HISTORY,
+    PROSPECT as STAGE_PROSPECT, STAGE_PRESETS,
 };
 pub use rules::{CellCheck, Rule, RuleError, RuleTable, ScoreRange, PRESETS};
 pub use scores::{occupancy, score_quintiles, Direction};

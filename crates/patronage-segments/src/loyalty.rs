@@ -9,9 +9,11 @@
 //! Also: the Dick & Basu (1994) cell and the Reinartz & Kumar (2002) quadrant, and the control
 //! group hash.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
+
+use crate::Distribution;
 use serde::{Deserialize, Serialize};
 
 /// Shipped stage files.
@@ -246,14 +248,33 @@ fn static_name(name: &str) -> &'static str {
         .unwrap_or("custom")
 }
 
-fn quantile(mut v: Vec<f64>, q: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_unstable_by(f64::total_cmp);
-    let pos = q * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    Some(v[lo] + (v[hi] - v[lo]) * (pos - lo as f64))
+/// The distribution of buyers' values of every feature a condition takes a percentile of (the
+/// features `feature` knows): what percentile thresholds are resolved against. Mergeable: a
+/// partitioned run merges its partitions' (see [`Distribution::merge`]).
+pub fn percentile_stats(
+    file: &StageFile,
+    buyer: &[bool],
+    feature: &dyn Fn(&str) -> Option<Vec<Option<f64>>>,
+) -> BTreeMap<String, Distribution> {
+    let names: std::collections::BTreeSet<&str> = file
+        .stages
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .filter(|c| c.value.is_none() && c.percentile.is_some())
+        .map(|c| c.feature.as_str())
+        .collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let values = feature(name)?;
+            let buyers = values
+                .iter()
+                .zip(buyer)
+                .filter(|(_, b)| **b)
+                .filter_map(|(v, _)| *v);
+            Some((name.to_string(), Distribution::of(buyers)))
+        })
+        .collect()
 }
 
 /// Assigns stages. `feature(name)` gives a numeric column (booleans as 0/1) or `None` when the
@@ -266,6 +287,21 @@ pub fn assign_stages(
     tenure_days: &[Option<f64>],
     prospect: &[bool],
     feature: &dyn Fn(&str) -> Option<Vec<Option<f64>>>,
+) -> Stages {
+    let percentiles = percentile_stats(file, buyer, feature);
+    assign_stages_with(file, n, buyer, tenure_days, prospect, feature, &percentiles)
+}
+
+/// [`assign_stages`] with percentile thresholds resolved against given distributions (of the
+/// whole customer base, when these customers are one partition of it).
+pub fn assign_stages_with(
+    file: &StageFile,
+    n: usize,
+    buyer: &[bool],
+    tenure_days: &[Option<f64>],
+    prospect: &[bool],
+    feature: &dyn Fn(&str) -> Option<Vec<Option<f64>>>,
+    percentiles: &BTreeMap<String, Distribution>,
 ) -> Stages {
     // Evaluate every condition once.
     struct Eval {
@@ -293,13 +329,7 @@ pub fn assign_stages(
             };
             let threshold = match (cond.value, cond.percentile) {
                 (Some(v), _) => Some(v),
-                (None, Some(p)) => quantile(
-                    (0..n)
-                        .filter(|&i| buyer[i])
-                        .filter_map(|i| values[i])
-                        .collect(),
-                    p,
-                ),
+                (None, Some(p)) => percentiles.get(&cond.feature).and_then(|d| d.quantile(p)),
                 _ => None,
             };
             let Some(t) = threshold else {

@@ -6,7 +6,8 @@
 //! score of a value depends only on the multiset of values: shuffled rows change nothing.
 
 /// Which end of a measure is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Larger is better (frequency, monetary).
     HigherIsBetter,

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use patronage_features::{CustomerIndex, FeatureTable};
 use patronage_segments::{
-    assign_stages, dick_basu, in_control, reinartz_kumar, summarize, StageFile, STAGE_PRESETS,
+    assign_stages_with, dick_basu, in_control, percentile_stats, reinartz_kumar, summarize,
+    Distribution, StageFile, STAGE_PRESETS,
 };
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -163,12 +164,24 @@ pub(crate) struct LoyaltyInputs<'a> {
     pub summary: &'a mut DataFrame,
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_unstable_by(f64::total_cmp);
-    Some(v[v.len() / 2])
+/// What the loyalty stage needs to know about the whole customer base, mergeable across
+/// partitions: the distributions percentile thresholds resolve against, and the buyers' profit
+/// (CLV, else net revenue) and recency, whose medians split the Reinartz & Kumar quadrants.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LoyaltyStats {
+    pub percentiles: BTreeMap<String, Distribution>,
+    pub profit: Distribution,
+    pub recency: Distribution,
+}
+
+fn buyers_distribution(values: &[Option<f64>], buyer: &[bool]) -> Distribution {
+    Distribution::of(
+        values
+            .iter()
+            .zip(buyer)
+            .filter(|(_, b)| **b)
+            .filter_map(|(v, _)| *v),
+    )
 }
 
 pub(crate) fn run(
@@ -189,30 +202,34 @@ pub(crate) fn run(
             _ => f.numeric(name).ok(),
         }
     };
-    let stages = assign_stages(file, n, &buyer, &tenure, &prospect, &feature);
+    let (profit_basis, profit) = match inputs.clv {
+        Some(c) => ("clv", c.to_vec()),
+        None => ("net_revenue", f.float("net_revenue")?.to_vec()),
+    };
+    let recency = f.numeric("recency_days")?;
+    // One partition holding every customer: the base's statistics are its own.
+    let stats = LoyaltyStats {
+        percentiles: percentile_stats(file, &buyer, &feature),
+        profit: buyers_distribution(&profit, &buyer),
+        recency: buyers_distribution(&recency, &buyer),
+    };
+    let stages = assign_stages_with(
+        file,
+        n,
+        &buyer,
+        &tenure,
+        &prospect,
+        &feature,
+        &stats.percentiles,
+    );
 
     // Cross-checks.
     let purchase_days = f.numeric("purchase_days")?;
     let repeat: Vec<Option<bool>> = (0..n)
         .map(|i| buyer[i].then(|| purchase_days[i].unwrap_or(0.0) >= 2.0))
         .collect();
-    let (profit_basis, profit) = match inputs.clv {
-        Some(c) => ("clv", c.to_vec()),
-        None => ("net_revenue", f.float("net_revenue")?.to_vec()),
-    };
-    let profit_median = median(
-        (0..n)
-            .filter(|&i| buyer[i])
-            .filter_map(|i| profit[i])
-            .collect(),
-    );
-    let recency = f.numeric("recency_days")?;
-    let recency_median = median(
-        (0..n)
-            .filter(|&i| buyer[i])
-            .filter_map(|i| recency[i])
-            .collect(),
-    );
+    let profit_median = stats.profit.upper_median();
+    let recency_median = stats.recency.upper_median();
     let (duration_basis, long): (&str, Vec<Option<bool>>) = match inputs.p_alive {
         Some(p) => (
             "p_alive >= 0.5",

@@ -4,9 +4,10 @@
 
 use patronage_features::FeatureTable;
 use patronage_segments::{
-    occupancy, score_quintiles, summarize, value_tiers, Direction, ValueTier,
+    occupancy, summarize, Direction, Distribution, ScoreCuts, TierCuts, TierParams, ValueTier,
 };
 use polars::prelude::*;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Tables;
@@ -35,6 +36,143 @@ impl Segments {
     }
 }
 
+/// The per-customer measures the segments are cut on, by name from the feature table.
+pub(crate) struct SegmentInputs {
+    /// Recency in days (every customer with one).
+    recency: Vec<Option<f64>>,
+    /// Frequency and monetary value of buyers (null for everyone else).
+    frequency: Vec<Option<f64>>,
+    monetary: Vec<Option<f64>>,
+    /// The value tiers' basis: CLV when asked for and the models scored, else net revenue (0 for
+    /// a prospect).
+    value: Vec<Option<f64>>,
+    value_by: &'static str,
+}
+
+impl SegmentInputs {
+    pub fn of(
+        f: &FeatureTable,
+        value_by: ValueBasis,
+        clv: Option<&[Option<f64>]>,
+    ) -> Result<Self, EngineError> {
+        let freq = f.int("frequency")?;
+        let monetary = f.float("monetary")?;
+        let buyer = |i: usize| freq.get(i).is_some_and(|v| v > 0);
+        let n = f.len();
+        let (value, value_by) = match (value_by, clv) {
+            (ValueBasis::Clv, Some(clv)) => (clv.to_vec(), "clv"),
+            _ => (
+                f.float("net_revenue")?
+                    .iter()
+                    .map(|v| Some(v.unwrap_or(0.0)))
+                    .collect(),
+                "net_revenue",
+            ),
+        };
+        Ok(SegmentInputs {
+            recency: f.numeric("recency_days")?,
+            frequency: (0..n)
+                .map(|i| buyer(i).then(|| freq.get(i).unwrap_or(0) as f64))
+                .collect(),
+            monetary: (0..n)
+                .map(|i| if buyer(i) { monetary.get(i) } else { None })
+                .collect(),
+            value,
+            value_by,
+        })
+    }
+}
+
+/// What the segments need to know about the whole customer base: the distributions of the
+/// measures, exact and mergeable (a partition's, merged with the others', is the base's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SegmentStats {
+    pub recency: Distribution,
+    pub frequency: Distribution,
+    pub monetary: Distribution,
+    pub value: Distribution,
+}
+
+impl SegmentStats {
+    pub fn of(inputs: &SegmentInputs) -> Self {
+        let ((recency, frequency), (monetary, value)) = rayon::join(
+            || {
+                rayon::join(
+                    || Distribution::of_present(&inputs.recency),
+                    || Distribution::of_present(&inputs.frequency),
+                )
+            },
+            || {
+                rayon::join(
+                    || Distribution::of_present(&inputs.monetary),
+                    || Distribution::of_present(&inputs.value),
+                )
+            },
+        );
+        SegmentStats {
+            recency,
+            frequency,
+            monetary,
+            value,
+        }
+    }
+
+    /// The statistics of the union of the partitions' customers.
+    #[allow(dead_code)]
+    pub fn merge(parts: &[SegmentStats]) -> Self {
+        let merged = |pick: fn(&SegmentStats) -> &Distribution| {
+            Distribution::merge(&parts.iter().map(|p| pick(p).clone()).collect::<Vec<_>>())
+        };
+        SegmentStats {
+            recency: merged(|p| &p.recency),
+            frequency: merged(|p| &p.frequency),
+            monetary: merged(|p| &p.monetary),
+            value: merged(|p| &p.value),
+        }
+    }
+}
+
+/// The cut points every partition scores its customers with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SegmentCuts {
+    pub recency: ScoreCuts,
+    pub frequency: ScoreCuts,
+    pub monetary: ScoreCuts,
+    pub tiers: TierCuts,
+}
+
+impl SegmentCuts {
+    pub fn fit(stats: &SegmentStats, tiers: TierParams) -> Self {
+        SegmentCuts {
+            recency: stats.recency.score_cuts(Direction::LowerIsBetter),
+            frequency: stats.frequency.score_cuts(Direction::HigherIsBetter),
+            monetary: stats.monetary.score_cuts(Direction::HigherIsBetter),
+            tiers: stats.value.tier_cuts(tiers),
+        }
+    }
+
+    /// R, F and M scores, value tiers, and the tier values.
+    #[allow(clippy::type_complexity)]
+    fn apply(
+        &self,
+        inputs: SegmentInputs,
+    ) -> (
+        Vec<Option<i64>>,
+        Vec<Option<i64>>,
+        Vec<Option<i64>>,
+        Vec<ValueTier>,
+        Vec<Option<f64>>,
+    ) {
+        (
+            self.recency.scores(&inputs.recency),
+            self.frequency.scores(&inputs.frequency),
+            self.monetary.scores(&inputs.monetary),
+            self.tiers.tiers(&inputs.value),
+            inputs.value,
+        )
+    }
+}
+
 pub(crate) fn run(
     opts: &RunOptions,
     ids: &Column,
@@ -50,29 +188,12 @@ pub(crate) fn run(
         .iter()
         .map(|v| v.unwrap_or(0.0))
         .collect();
-    // Each score's input is made, scored and freed on its own thread (three float columns of
-    // every customer never wait together for the frame).
-    let monetary_all = f.float("monetary")?;
-    let recency = f.numeric("recency_days")?;
-    let (r, (fs, m)) = rayon::join(
-        move || score_quintiles(&recency, Direction::LowerIsBetter),
-        || {
-            rayon::join(
-                || {
-                    let frequency: Vec<Option<f64>> = (0..n)
-                        .map(|i| buyer(i).then(|| freq.get(i).unwrap_or(0) as f64))
-                        .collect();
-                    score_quintiles(&frequency, Direction::HigherIsBetter)
-                },
-                || {
-                    let monetary: Vec<Option<f64>> = (0..n)
-                        .map(|i| if buyer(i) { monetary_all.get(i) } else { None })
-                        .collect();
-                    score_quintiles(&monetary, Direction::HigherIsBetter)
-                },
-            )
-        },
-    );
+    let inputs = SegmentInputs::of(f, opts.value_by, clv)?;
+    // The single-node run is a partitioned run with one partition: the cut points come from
+    // the distributions of every customer (a partitioned run merges the partitions' first).
+    let cuts = SegmentCuts::fit(&SegmentStats::of(&inputs), opts.value_tiers);
+    let value_by = inputs.value_by;
+    let (r, fs, m, tiers, value) = cuts.apply(inputs);
     let rules: Vec<Option<&patronage_segments::Rule>> = (0..n)
         .map(|i| match (r[i], fs[i], m[i]) {
             (Some(r), Some(f), Some(m)) => opts.rules.classify(r, f, m),
@@ -91,15 +212,6 @@ pub(crate) fn run(
             None => None,
         })
         .collect();
-    let (value, value_by): (Vec<Option<f64>>, &str) = match (opts.value_by, clv) {
-        (ValueBasis::Clv, Some(clv)) => (clv.to_vec(), "clv"),
-        _ => (
-            net_revenue.iter().map(|v| Some(*v)).collect(),
-            "net_revenue",
-        ),
-    };
-    let tiers = value_tiers(&value, opts.value_tiers);
-
     let cell_labels: Vec<String> = (0..125)
         .map(|c| format!("{}{}{}", c / 25 + 1, c / 5 % 5 + 1, c % 5 + 1))
         .collect();
