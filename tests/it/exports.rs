@@ -708,8 +708,9 @@ fn typed_and_text_parquet_of_one_shop_give_the_same_features() {
         let data = dir.path().join(format);
         generate(&data, 3000, &["--seed", "11", "--format", format]);
         let out = dir.path().join(format!("out-{format}"));
-        // The clicks and profiles name customers as the orders do (integers beside typed orders).
-        let (clicks, customers) = (data.join("clicks.csv"), data.join("customers.csv"));
+        // The clicks and profiles name customers as the orders do (integers beside typed orders);
+        // the clickstream is Parquet too (its timestamp typed beside typed orders).
+        let (clicks, customers) = (data.join("clicks.parquet"), data.join("customers.csv"));
         run_job(
             &data.join("orders.parquet"),
             &out,

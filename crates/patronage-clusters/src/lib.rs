@@ -56,7 +56,7 @@ pub struct Config {
     pub k: Option<usize>,
     /// Smallest admissible cluster, as a share of the customers clustered.
     pub min_share: f64,
-    /// Rows of the seeded sample k is chosen on.
+    /// Rows of the seeded sample k is chosen on (drawn from the rows fitted on).
     pub sample_rows: usize,
     /// Rows of the silhouette sample (O(n²)).
     pub silhouette_rows: usize,
@@ -204,9 +204,16 @@ fn kmeans(
 /// A fitted mixture: component means, each row's component, and its posterior probability.
 type Mixture = (Array2<f64>, Vec<usize>, Vec<f64>);
 
-/// A Gaussian mixture on `x` with k components started from k-means.
-fn gmm(x: ArrayView2<f64>, k: usize, seed: u64, stream: u64) -> Result<Mixture, ClusterError> {
-    let data = DatasetBase::from(x.to_owned());
+/// A Gaussian mixture fitted on `fit` with k components started from k-means; the rows of `x`
+/// placed in it.
+fn gmm(
+    fit: ArrayView2<f64>,
+    x: ArrayView2<f64>,
+    k: usize,
+    seed: u64,
+    stream: u64,
+) -> Result<Mixture, ClusterError> {
+    let data = DatasetBase::from(fit.to_owned());
     let model = GaussianMixtureModel::params_with_rng(k, rng(seed, stream))
         .covariance_type(GmmCovarType::Full)
         .init_method(GmmInitMethod::KMeans)
@@ -310,20 +317,33 @@ fn score_ks(
 pub fn cluster(
     columns: &[(String, Vec<Option<f64>>)],
     eligible: &[bool],
+    in_fit: &[bool],
     config: &Config,
     previous: Option<&ClusterModel>,
     as_of: &str,
     engine_version: &str,
 ) -> Result<Outcome, ClusterError> {
-    let prepared = prepare(columns, eligible);
-    let n = prepared.rows.len();
+    let prepared = prepare(columns, eligible, in_fit);
+    let fit_positions: Vec<usize> = (0..prepared.rows.len())
+        .filter(|&k| in_fit[prepared.rows[k]])
+        .collect();
+    let n = fit_positions.len();
     let k_floor = config.k.unwrap_or(*config.k_range.start()).max(2);
     if n < k_floor * 10 {
         return Err(ClusterError::TooFew(n, k_floor * 10, k_floor));
     }
     let x = prepared.matrix.view();
+    // The rows fitted on (every clustered row unless the caller drew a fit sample); every
+    // clustered row is then assigned.
+    let fitted;
+    let x_fit = if n == prepared.rows.len() {
+        x
+    } else {
+        fitted = rows_of(x, &fit_positions);
+        fitted.view()
+    };
     let sample_idx = sample_rows(n, config.sample_rows, config.seed);
-    let sample = rows_of(x, &sample_idx);
+    let sample = rows_of(x_fit, &sample_idx);
     let sil_idx = sample_rows(sample.nrows(), config.silhouette_rows, config.seed ^ 0x5117);
     let sil = rows_of(sample.view(), &sil_idx);
     let scored = match config.k {
@@ -387,11 +407,12 @@ pub fn cluster(
     };
     let (centroids, labels, probability) = match config.clusterer {
         Clusterer::Kmeans => {
-            let (c, l) = kmeans(x, k, Some(init), 1, config.seed, 0)?;
+            let (c, _) = kmeans(x_fit, k, Some(init), 1, config.seed, 0)?;
+            let l = assign(x, &c);
             (c, l, None)
         }
         Clusterer::Gmm => {
-            let (c, l, p) = gmm(x, k, config.seed, 0)?;
+            let (c, l, p) = gmm(x_fit, x, k, config.seed, 0)?;
             (c, l, Some(p))
         }
     };
@@ -417,7 +438,13 @@ pub fn cluster(
                     assign(sample.view(), &c)
                 }
                 Clusterer::Gmm => {
-                    let (c, _, _) = gmm(resample.view(), k, config.seed, 100 + b as u64)?;
+                    let (c, _, _) = gmm(
+                        resample.view(),
+                        resample.view(),
+                        k,
+                        config.seed,
+                        100 + b as u64,
+                    )?;
                     assign(sample.view(), &c)
                 }
             };
@@ -515,17 +542,19 @@ mod tests {
             ..Config::default()
         };
         let cols = blobs(900, 0.0);
-        let first = cluster(&cols, &[true; 900], &config, None, "2024-01-01", "t").unwrap();
+        let all = [true; 900];
+        let first = cluster(&cols, &all, &all, &config, None, "2024-01-01", "t").unwrap();
         assert_eq!(first.model.k, 3, "{:?}", first.scores);
         assert!(first.bootstrap_ari.iter().all(|a| *a > 0.99));
         // Same inputs, same seed: same labels.
-        let again = cluster(&cols, &[true; 900], &config, None, "2024-01-01", "t").unwrap();
+        let again = cluster(&cols, &all, &all, &config, None, "2024-01-01", "t").unwrap();
         assert_eq!(first.labels, again.labels);
         // Next night the data moved a little: every row keeps its cluster id.
         let next_cols = blobs(900, 0.3);
         let next = cluster(
             &next_cols,
-            &[true; 900],
+            &all,
+            &all,
             &config,
             Some(&first.model),
             "2024-01-02",

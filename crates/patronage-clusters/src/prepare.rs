@@ -76,14 +76,20 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-/// Fits the transforms on the rows where `eligible` holds and builds the matrix. `columns` are
-/// (name, values per customer); a row is clustered when `eligible[row]`.
-pub fn prepare(columns: &[(String, Vec<Option<f64>>)], eligible: &[bool]) -> Prepared {
+/// Fits the transforms on the rows where `in_fit` holds (eligible rows: all of them, or a
+/// sample) and builds the matrix of the eligible rows. `columns` are (name, values per
+/// customer); a row is clustered when `eligible[row]`.
+pub fn prepare(
+    columns: &[(String, Vec<Option<f64>>)],
+    eligible: &[bool],
+    in_fit: &[bool],
+) -> Prepared {
     let rows: Vec<usize> = (0..eligible.len()).filter(|&r| eligible[r]).collect();
+    let fit_rows: Vec<usize> = rows.iter().copied().filter(|&r| in_fit[r]).collect();
     // Features in parallel, each sorted in parallel: at millions of customers the sorts for the
     // percentiles were most of this stage.
     let fit = |(name, values): &(String, Vec<Option<f64>>)| -> FeatureTransform {
-        let present: Vec<f64> = rows
+        let present: Vec<f64> = fit_rows
             .iter()
             .filter_map(|&r| values[r])
             .filter(|v| v.is_finite())
@@ -109,9 +115,9 @@ pub fn prepare(columns: &[(String, Vec<Option<f64>>)], eligible: &[bool]) -> Pre
             }
             t.median = quantile(&v, 0.5);
         }
-        // Mean and sd over every clustered row, imputed ones at the median.
-        let n = rows.len().max(1) as f64;
-        let missing = (rows.len() - v.len()) as f64;
+        // Mean and sd over every row fitted on, imputed ones at the median.
+        let n = fit_rows.len().max(1) as f64;
+        let missing = (fit_rows.len() - v.len()) as f64;
         let sum: f64 = v.iter().sum::<f64>() + missing * t.median;
         t.mean = sum / n;
         let ss: f64 = v.iter().map(|x| (x - t.mean).powi(2)).sum::<f64>()
@@ -163,7 +169,7 @@ mod tests {
         values.push(None); // missing
         let signed: Vec<Option<f64>> = (0..102).map(|i| Some(i as f64 - 50.0)).collect();
         let cols = vec![("m".to_string(), values), ("s".to_string(), signed)];
-        let p = prepare(&cols, &[true; 102]);
+        let p = prepare(&cols, &[true; 102], &[true; 102]);
         let (m, s) = (&p.transforms[0], &p.transforms[1]);
         assert!(m.log1p && !s.log1p);
         // The outlier is clipped to the 99th percentile, not 1e9.

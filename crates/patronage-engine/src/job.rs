@@ -133,6 +133,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             stages::clusters::ClusterInputs {
                 out: &opts.out,
                 as_of: &as_of,
+                ids: &ingest.ids,
                 p_alive: scores.map(|s| s.p_alive.as_slice()),
                 clv,
                 segments: &mut segments.frame,

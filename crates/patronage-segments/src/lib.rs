@@ -16,8 +16,8 @@ mod tiers;
 pub use distribution::{Distribution, ScoreCuts, TierCuts};
 pub use loyalty::{
     assign_stages, assign_stages_with, dick_basu, fnv1a64, in_control, percentile_stats,
-    reinartz_kumar, ConditionOutcome, StageCheck, StageFile, Stages, INSUFFICIENT_HISTORY,
-    PROSPECT as STAGE_PROSPECT, STAGE_PRESETS,
+    reinartz_kumar, stable_hash, ConditionOutcome, StageCheck, StageFile, Stages,
+    INSUFFICIENT_HISTORY, PROSPECT as STAGE_PROSPECT, STAGE_PRESETS,
 };
 pub use rules::{CellCheck, Rule, RuleError, RuleTable, ScoreRange, PRESETS};
 pub use scores::{occupancy, score_quintiles, Direction};

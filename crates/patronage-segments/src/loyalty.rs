@@ -487,11 +487,16 @@ pub fn in_control(salt: &str, customer_id: &str, share: f64) -> bool {
     bytes.extend_from_slice(salt.as_bytes());
     bytes.push(0);
     bytes.extend_from_slice(customer_id.as_bytes());
-    let mut z = fnv1a64(&bytes).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    ((stable_hash(&bytes) >> 11) as f64 / (1u64 << 53) as f64) < share
+}
+
+/// FNV-1a 64 of the bytes finalized by the SplitMix64 mixer (so nearby ids spread): the fixed
+/// hash customers are drawn into control groups, fit samples and partitions by.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut z = fnv1a64(bytes).wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    ((z >> 11) as f64 / (1u64 << 53) as f64) < share
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -33,6 +33,11 @@ pub struct ClustersConfig {
     pub min_share: f64,
     /// Rows of the seeded sample k is chosen on.
     pub sample_rows: usize,
+    /// Customers the transforms and centroids are fitted on: the eligible customers with the
+    /// smallest hashes of their `customer_id` (all of them when fewer). A sample that depends
+    /// only on the ids, so a partitioned run draws the same one; every customer is then
+    /// assigned to its nearest centroid.
+    pub fit_rows: usize,
     /// k-means++ initializations per fit.
     pub n_init: usize,
     /// Bootstrap refits for the stability estimate.
@@ -54,6 +59,7 @@ impl Default for ClustersConfig {
             k: None,
             min_share: c.min_share,
             sample_rows: c.sample_rows,
+            fit_rows: DEFAULT_FIT_ROWS,
             n_init: c.n_runs,
             bootstrap: c.bootstrap,
             seed: c.seed,
@@ -78,8 +84,11 @@ impl ClustersConfig {
         if !(0.0..0.5).contains(&self.min_share) {
             return Err("clusters.min_share must be in [0, 0.5)".into());
         }
-        if self.sample_rows < 100 || self.n_init == 0 {
-            return Err("clusters.sample_rows must be ≥ 100 and clusters.n_init ≥ 1".into());
+        if self.sample_rows < 100 || self.n_init == 0 || self.fit_rows < self.sample_rows {
+            return Err(
+                "clusters.sample_rows must be ≥ 100, clusters.fit_rows ≥ sample_rows and clusters.n_init ≥ 1"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -97,6 +106,39 @@ impl ClustersConfig {
             ..Config::default()
         }
     }
+}
+
+/// Customers fitted on by default: ample for a few centroids in a handful of features, and a
+/// bounded sample for a partitioned run to gather.
+pub const DEFAULT_FIT_ROWS: usize = 250_000;
+
+/// The eligible rows whose `customer_id` hashes lowest, at most `rows` of them (ties by row:
+/// rows are in id order). It depends on the ids alone, not on their order or partitioning.
+fn fit_sample(ids: &Column, eligible: &[bool], rows: usize) -> Result<Vec<bool>, EngineError> {
+    let ids = ids.str().map_err(|e| EngineError::Internal {
+        table: "segments".into(),
+        message: e.to_string(),
+    })?;
+    let mut in_fit = eligible.to_vec();
+    let count = eligible.iter().filter(|e| **e).count();
+    if count > rows {
+        let mut keyed: Vec<(u64, u32)> = (0..eligible.len())
+            .into_par_iter()
+            .filter(|&r| eligible[r])
+            .map(|r| (id_hash(ids.get(r).unwrap_or_default()), r as u32))
+            .collect();
+        keyed.select_nth_unstable(rows);
+        in_fit.iter_mut().for_each(|f| *f = false);
+        for &(_, r) in &keyed[..rows] {
+            in_fit[r as usize] = true;
+        }
+    }
+    Ok(in_fit)
+}
+
+/// The stable hash customers are sampled and partitioned by.
+pub(crate) fn id_hash(id: &str) -> u64 {
+    patronage_segments::stable_hash(id.as_bytes())
 }
 
 /// What the clusters stage produced.
@@ -165,6 +207,7 @@ fn default_features(f: &FeatureTable, p_alive: bool) -> Vec<String> {
 pub(crate) struct ClusterInputs<'a> {
     pub out: &'a Path,
     pub as_of: &'a str,
+    pub ids: &'a Column,
     pub p_alive: Option<&'a [Option<f64>]>,
     pub clv: Option<&'a [Option<f64>]>,
     /// The segments frame: `rfm_segment` is read, the cluster columns are added.
@@ -202,9 +245,11 @@ pub(crate) fn run(
         .map(|i| freq.get(i).is_some_and(|v| v > 0) || columns.iter().all(|(_, v)| v[i].is_some()))
         .collect();
     let previous = previous_model(inputs.out, inputs.as_of, warnings);
+    let in_fit = fit_sample(inputs.ids, &eligible, config.fit_rows)?;
     let outcome = match cluster(
         &columns,
         &eligible,
+        &in_fit,
         &config.algorithm(),
         previous.as_ref(),
         inputs.as_of,
@@ -255,6 +300,7 @@ pub(crate) fn run(
         "chosen_by": outcome.chosen_by,
         "k_range": [config.k_min, config.k_max],
         "min_share": config.min_share,
+        "fit_rows": in_fit.iter().filter(|f| **f).count(),
         "sample_rows": outcome.sample_rows,
         "indices_per_k": scores,
         "bootstrap_ari": { "refits": ari.len(), "mean": if ari.is_empty() { None } else { Some(ari.iter().sum::<f64>() / ari.len() as f64) }, "min": ari.iter().copied().reduce(f64::min), "values": ari },
@@ -451,6 +497,46 @@ fn profiles(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fit sample is a function of the ids: the same customers whatever their order or
+    /// the other customers' partition, and only eligible ones.
+    #[test]
+    fn the_fit_sample_depends_on_the_ids_alone() {
+        let ids: Vec<String> = (0..5000).map(|i| format!("C{i:08}")).collect();
+        let eligible: Vec<bool> = (0..5000).map(|i| i % 7 != 0).collect();
+        let picked = |ids: &[String], eligible: &[bool]| -> std::collections::BTreeSet<String> {
+            let column = Column::new("customer_id".into(), ids);
+            let in_fit = fit_sample(&column, eligible, 1000).unwrap();
+            assert!(in_fit.iter().zip(eligible).all(|(f, e)| !*f || *e));
+            (0..ids.len())
+                .filter(|&r| in_fit[r])
+                .map(|r| ids[r].clone())
+                .collect()
+        };
+        let all = picked(&ids, &eligible);
+        assert_eq!(all.len(), 1000);
+        // Reversed order: the same customers.
+        let (rev_ids, rev_eligible): (Vec<String>, Vec<bool>) = ids
+            .iter()
+            .cloned()
+            .zip(eligible.iter().copied())
+            .rev()
+            .unzip();
+        assert_eq!(picked(&rev_ids, &rev_eligible), all);
+        // The bottom 1000 hashes of the whole base are also the bottom of each half's bottom
+        // 1000: a partition's own sample holds every customer of the base's sample it has.
+        let half: Vec<bool> = (0..5000).map(|i| eligible[i] && i % 2 == 0).collect();
+        let from_half = picked(&ids, &half);
+        assert!(all
+            .iter()
+            .filter(|id| id[1..].parse::<usize>().unwrap() % 2 == 0)
+            .all(|id| from_half.contains(id)));
+        // Fewer eligible than asked for: all of them.
+        assert_eq!(
+            fit_sample(&Column::new("customer_id".into(), &ids), &eligible, 10_000).unwrap(),
+            eligible
+        );
+    }
 
     #[test]
     fn median_without_a_sort_equals_the_sorted_quantile() {
