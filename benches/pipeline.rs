@@ -196,6 +196,7 @@ fn clusters(c: &mut Criterion) {
                 patronage_clusters::cluster(
                     &columns,
                     &eligible,
+                    &eligible,
                     &config,
                     None,
                     "2024-12-31",
