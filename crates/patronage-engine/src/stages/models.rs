@@ -78,7 +78,8 @@ impl<'a> Btyd<'a> {
 pub struct ModelInputs {
     /// Distinct (btyd_x, btyd_t_x, btyd_T) triples of buyers, weighted by customer count.
     pub triples: Triples,
-    /// Repeat customers with positive repeat spend: `btyd_x` and `btyd_m` (Gamma-Gamma input).
+    /// Repeat customers with positive repeat spend: `btyd_x` and `btyd_m` (Gamma-Gamma input),
+    /// ascending by (x, m).
     pub repeat_x: Vec<f64>,
     pub repeat_m: Vec<f64>,
 }
@@ -93,13 +94,17 @@ pub fn model_inputs(f: &FeatureTable) -> Result<ModelInputs, EngineError> {
             .collect::<Vec<i64>>()
     };
     let triples = Triples::from_integers(&pick(b.x), &pick(b.t_x), &pick(b.t));
-    let (repeat_x, repeat_m) = idx
+    let mut repeat: Vec<(f64, f64)> = idx
         .iter()
         .filter_map(|&i| match (b.x.get(i), b.m.get(i)) {
             (Some(x), Some(m)) if x > 0 && m > 0.0 => Some((x as f64, m)),
             _ => None,
         })
-        .unzip();
+        .collect();
+    // In a canonical order (not the customers'), so that the likelihood sums and the mean
+    // spend have the same bits however the customers were partitioned.
+    repeat.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let (repeat_x, repeat_m) = repeat.into_iter().unzip();
     Ok(ModelInputs {
         triples,
         repeat_x,
