@@ -93,24 +93,35 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     ingest.profiles = None;
     ingest.clicks = None;
 
-    let models = if opts.models.enabled {
+    // One partition holding every customer: its statistics are the base's, the fit decides the
+    // models, cut points and thresholds, and the stages below score the customers with them.
+    if opts.models.enabled {
         timer.start(Stage::Models, report);
-        let stage = stages::models::run_models(
-            &opts.models,
+    }
+    let backtest = match (opts.models.enabled, opts.holdout_days) {
+        (true, Some(n)) => Some(stages::models::BacktestStats::of(
             &ingest.orders,
-            &ingest.ids,
-            &features.table,
+            ingest.ids.len(),
             ingest.as_of,
-            opts.holdout_days,
-        )?;
-        if let Some(why) = &stage.failure {
-            warnings.warn(format!(
-                "models failed, the other tables are published: {why}"
-            ));
+            n,
+        )),
+        _ => None,
+    };
+    let stats = crate::protocol::PartitionStats::of(opts, &features.table, backtest)?;
+    let fitted = crate::protocol::fit(opts, &stats)?;
+    drop(stats);
+    let models = match fitted.models {
+        Some(m) => {
+            let stage =
+                stages::models::score_models(&opts.models, m, &ingest.ids, &features.table)?;
+            if let Some(why) = &stage.failure {
+                warnings.warn(format!(
+                    "models failed, the other tables are published: {why}"
+                ));
+            }
+            Some(stage)
         }
-        Some(stage)
-    } else {
-        None
+        None => None,
     };
     // Nothing after the models reads the orders (the backtest was their last reader): freed
     // before the segments, clusters and loyalty stages add their columns (without a backtest
@@ -122,7 +133,8 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         .as_ref()
         .and_then(|m| m.scores.as_ref())
         .map(|s| s.clv.as_slice());
-    let mut segments = stages::segments::run(opts, &ingest.ids, &features.table, clv)?;
+    let mut segments =
+        stages::segments::run(opts, &ingest.ids, &features.table, clv, &fitted.segments)?;
 
     let clusters = if opts.clusters.enabled {
         timer.start(Stage::Clusters, report);
@@ -156,6 +168,13 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
                 file,
                 source,
                 &features.table,
+                fitted
+                    .loyalty
+                    .as_ref()
+                    .ok_or_else(|| EngineError::Internal {
+                        table: "loyalty_stages".into(),
+                        message: "the fit has no loyalty thresholds".into(),
+                    })?,
                 stages::loyalty::LoyaltyInputs {
                     ids: &ingest.ids,
                     p_alive: scores.map(|s| s.p_alive.as_slice()),

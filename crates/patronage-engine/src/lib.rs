@@ -8,6 +8,7 @@
 mod config;
 mod error;
 mod job;
+mod protocol;
 mod stages;
 mod tables;
 

@@ -367,6 +367,20 @@ impl Values {
         }
     }
 
+    /// The values at `rows`, in that order.
+    pub fn select(&self, rows: &[usize]) -> Values {
+        fn pick<T: Copy + Default>(v: &Nullable<T>, rows: &[usize]) -> Nullable<T> {
+            rows.iter().map(|&r| v.get(r)).collect()
+        }
+        match self {
+            Values::Int(v) => Values::Int(pick(v, rows)),
+            Values::Float(v) => Values::Float(pick(v, rows)),
+            Values::Date(v) => Values::Date(pick(v, rows)),
+            Values::Text(v) => Values::Text(rows.iter().map(|&r| v.get(r)).collect()),
+            Values::Bool(v) => Values::Bool(pick(v, rows)),
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             Values::Int(_) => "integer",
@@ -463,6 +477,22 @@ impl FeatureTable {
                 a.values.reserve(more);
             }
             a.values.append(b.values);
+        }
+    }
+
+    /// The table of the customers at `rows` (a partition of the customers), in that order.
+    pub fn select(&self, rows: &[usize]) -> FeatureTable {
+        FeatureTable {
+            rows: rows.len(),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name,
+                    description: c.description,
+                    values: c.values.select(rows),
+                })
+                .collect(),
         }
     }
 

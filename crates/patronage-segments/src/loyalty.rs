@@ -289,11 +289,13 @@ pub fn assign_stages(
     feature: &dyn Fn(&str) -> Option<Vec<Option<f64>>>,
 ) -> Stages {
     let percentiles = percentile_stats(file, buyer, feature);
-    assign_stages_with(file, n, buyer, tenure_days, prospect, feature, &percentiles)
+    let threshold = |name: &str, p: f64| percentiles.get(name).and_then(|d| d.quantile(p));
+    assign_stages_with(file, n, buyer, tenure_days, prospect, feature, &threshold)
 }
 
-/// [`assign_stages`] with percentile thresholds resolved against given distributions (of the
-/// whole customer base, when these customers are one partition of it).
+/// [`assign_stages`] with percentile thresholds given: `percentile(feature, p)` is the `p`
+/// quantile of the buyers' values of `feature` over the whole customer base (these customers may
+/// be one partition of it), `None` when no buyer has it.
 pub fn assign_stages_with(
     file: &StageFile,
     n: usize,
@@ -301,7 +303,7 @@ pub fn assign_stages_with(
     tenure_days: &[Option<f64>],
     prospect: &[bool],
     feature: &dyn Fn(&str) -> Option<Vec<Option<f64>>>,
-    percentiles: &BTreeMap<String, Distribution>,
+    percentile: &dyn Fn(&str, f64) -> Option<f64>,
 ) -> Stages {
     // Evaluate every condition once.
     struct Eval {
@@ -329,7 +331,7 @@ pub fn assign_stages_with(
             };
             let threshold = match (cond.value, cond.percentile) {
                 (Some(v), _) => Some(v),
-                (None, Some(p)) => percentiles.get(&cond.feature).and_then(|d| d.quantile(p)),
+                (None, Some(p)) => percentile(&cond.feature, p),
                 _ => None,
             };
             let Some(t) = threshold else {

@@ -164,17 +164,117 @@ pub(crate) struct LoyaltyInputs<'a> {
     pub summary: &'a mut DataFrame,
 }
 
-/// What the loyalty stage needs to know about the whole customer base, mergeable across
-/// partitions: the distributions percentile thresholds resolve against, and the buyers' profit
-/// (CLV, else net revenue) and recency, whose medians split the Reinartz & Kumar quadrants.
+/// What the loyalty stage needs to know about a partition's customers, mergeable across
+/// partitions: the buyers' values of the features percentile thresholds take (the model
+/// outputs' come from the fit), their net revenue and their recency.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct LoyaltyStats {
     pub percentiles: BTreeMap<String, Distribution>,
-    pub profit: Distribution,
+    pub net_revenue: Distribution,
     pub recency: Distribution,
 }
 
-fn buyers_distribution(values: &[Option<f64>], buyer: &[bool]) -> Distribution {
+/// Features of the models (not of the feature table): their distributions come from the fit.
+pub(crate) const MODEL_OUTPUTS: [&str; 2] = ["p_alive", "clv"];
+
+impl LoyaltyStats {
+    pub fn of(file: &StageFile, f: &FeatureTable) -> Result<Self, EngineError> {
+        let buyer = buyers(f)?;
+        let feature = |name: &str| -> Option<Vec<Option<f64>>> {
+            (!MODEL_OUTPUTS.contains(&name))
+                .then(|| f.numeric(name).ok())
+                .flatten()
+        };
+        Ok(LoyaltyStats {
+            percentiles: percentile_stats(file, &buyer, &feature),
+            net_revenue: buyers_distribution(&f.float("net_revenue")?.to_vec(), &buyer),
+            recency: buyers_distribution(&f.numeric("recency_days")?, &buyer),
+        })
+    }
+
+    /// The statistics of the union of the partitions' customers.
+    pub fn merge(parts: &[LoyaltyStats]) -> Self {
+        let mut percentiles = BTreeMap::new();
+        let names: std::collections::BTreeSet<&String> =
+            parts.iter().flat_map(|p| p.percentiles.keys()).collect();
+        for name in names {
+            let of: Vec<Distribution> = parts
+                .iter()
+                .filter_map(|p| p.percentiles.get(name).cloned())
+                .collect();
+            percentiles.insert(name.clone(), Distribution::merge(&of));
+        }
+        let merged = |pick: fn(&LoyaltyStats) -> &Distribution| {
+            Distribution::merge(&parts.iter().map(|p| pick(p).clone()).collect::<Vec<_>>())
+        };
+        LoyaltyStats {
+            percentiles,
+            net_revenue: merged(|p| &p.net_revenue),
+            recency: merged(|p| &p.recency),
+        }
+    }
+}
+
+/// The stage file's thresholds resolved on the whole customer base: every percentile condition's
+/// value, and the medians of the buyers' profit (CLV when the models scored, else net revenue)
+/// and recency that split the Reinartz & Kumar quadrants.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LoyaltyCuts {
+    /// (feature, percentile, threshold; `None`: no buyer has the feature).
+    pub percentiles: Vec<(String, f64, Option<f64>)>,
+    pub profit_median: Option<f64>,
+    pub recency_median: Option<f64>,
+}
+
+impl LoyaltyCuts {
+    /// `model_outputs`: the buyers' p_alive and CLV distributions, when the models scored.
+    pub fn fit(
+        file: &StageFile,
+        stats: &LoyaltyStats,
+        model_outputs: Option<(&Distribution, &Distribution)>,
+    ) -> Self {
+        let distribution = |name: &str| match (name, model_outputs) {
+            ("p_alive", Some((p, _))) => Some(p),
+            ("clv", Some((_, c))) => Some(c),
+            _ => stats.percentiles.get(name),
+        };
+        let percentiles = file
+            .stages
+            .iter()
+            .flat_map(|s| &s.conditions)
+            .filter_map(|c| match (c.value, c.percentile) {
+                (None, Some(p)) => Some((
+                    c.feature.clone(),
+                    p,
+                    distribution(&c.feature).and_then(|d| d.quantile(p)),
+                )),
+                _ => None,
+            })
+            .collect();
+        let profit = model_outputs.map_or(&stats.net_revenue, |(_, clv)| clv);
+        LoyaltyCuts {
+            percentiles,
+            profit_median: profit.upper_median(),
+            recency_median: stats.recency.upper_median(),
+        }
+    }
+
+    fn threshold(&self, feature: &str, p: f64) -> Option<f64> {
+        self.percentiles
+            .iter()
+            .find(|(f, q, _)| f == feature && q.to_bits() == p.to_bits())
+            .and_then(|t| t.2)
+    }
+}
+
+fn buyers(f: &FeatureTable) -> Result<Vec<bool>, EngineError> {
+    Ok(f.int("frequency")?
+        .iter()
+        .map(|v| v.is_some_and(|v| v > 0))
+        .collect())
+}
+
+pub(crate) fn buyers_distribution(values: &[Option<f64>], buyer: &[bool]) -> Distribution {
     Distribution::of(
         values
             .iter()
@@ -188,6 +288,7 @@ pub(crate) fn run(
     file: &StageFile,
     source: &str,
     f: &FeatureTable,
+    cuts: &LoyaltyCuts,
     inputs: LoyaltyInputs,
 ) -> Result<LoyaltyStage, EngineError> {
     let n = f.len();
@@ -207,29 +308,15 @@ pub(crate) fn run(
         None => ("net_revenue", f.float("net_revenue")?.to_vec()),
     };
     let recency = f.numeric("recency_days")?;
-    // One partition holding every customer: the base's statistics are its own.
-    let stats = LoyaltyStats {
-        percentiles: percentile_stats(file, &buyer, &feature),
-        profit: buyers_distribution(&profit, &buyer),
-        recency: buyers_distribution(&recency, &buyer),
-    };
-    let stages = assign_stages_with(
-        file,
-        n,
-        &buyer,
-        &tenure,
-        &prospect,
-        &feature,
-        &stats.percentiles,
-    );
+    let threshold = |name: &str, p: f64| cuts.threshold(name, p);
+    let stages = assign_stages_with(file, n, &buyer, &tenure, &prospect, &feature, &threshold);
 
     // Cross-checks.
     let purchase_days = f.numeric("purchase_days")?;
     let repeat: Vec<Option<bool>> = (0..n)
         .map(|i| buyer[i].then(|| purchase_days[i].unwrap_or(0.0) >= 2.0))
         .collect();
-    let profit_median = stats.profit.upper_median();
-    let recency_median = stats.recency.upper_median();
+    let (profit_median, recency_median) = (cuts.profit_median, cuts.recency_median);
     let (duration_basis, long): (&str, Vec<Option<bool>>) = match inputs.p_alive {
         Some(p) => (
             "p_alive >= 0.5",

@@ -13,6 +13,7 @@ use patronage_models::bgnbd::{self, BgNbd, Triples};
 use patronage_models::clv::{discounted_purchases_given_alive, monthly_discount_rate};
 use patronage_models::gamma_gamma;
 use patronage_models::{FitDiagnostics, ModelError};
+use patronage_segments::Distribution;
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde_json::json;
@@ -112,6 +113,52 @@ pub fn model_inputs(f: &FeatureTable) -> Result<ModelInputs, EngineError> {
     })
 }
 
+impl ModelInputs {
+    /// The inputs of buyers' summaries (any order: grouped and sorted here).
+    pub(crate) fn of_buyers(buyers: &[crate::protocol::Buyer]) -> Self {
+        let col = |f: fn(&crate::protocol::Buyer) -> i64| buyers.iter().map(f).collect::<Vec<_>>();
+        let triples = Triples::from_integers(&col(|b| b.x), &col(|b| b.t_x), &col(|b| b.t));
+        let mut repeat: Vec<(f64, f64)> = buyers
+            .iter()
+            .filter_map(|b| match b.m {
+                Some(m) if b.x > 0 && m > 0.0 => Some((b.x as f64, m)),
+                _ => None,
+            })
+            .collect();
+        repeat.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let (repeat_x, repeat_m) = repeat.into_iter().unzip();
+        ModelInputs {
+            triples,
+            repeat_x,
+            repeat_m,
+        }
+    }
+}
+
+impl FittedModels {
+    /// The distributions of the buyers' p_alive and CLV as [`score_models`] gives them (`None`
+    /// when it publishes no scores: BG/NBD failed, or a score is not finite).
+    pub(crate) fn buyer_distributions(
+        &self,
+        config: &ModelsConfig,
+        buyers: &[crate::protocol::Buyer],
+    ) -> Option<(Distribution, Distribution)> {
+        let history: Vec<(f64, f64, f64)> = buyers
+            .iter()
+            .map(|b| (b.x as f64, b.t_x as f64, b.t as f64))
+            .collect();
+        let m: Vec<f64> = buyers.iter().map(|b| b.m.unwrap_or(0.0)).collect();
+        let (rows, non_finite) =
+            buyer_scores(config, &self.bg, &self.gg, self.mean_spend, &history, &m)?;
+        (non_finite == 0).then(|| {
+            rayon::join(
+                || Distribution::of(rows.iter().map(|r| r.0[0])),
+                || Distribution::of(rows.iter().filter_map(|r| r.1.map(|v| v[1]))),
+            )
+        })
+    }
+}
+
 fn failed(e: &ModelError) -> serde_json::Value {
     json!({ "status": "failed", "error": e.to_string() })
 }
@@ -188,6 +235,54 @@ fn predict(
         .collect()
 }
 
+/// One buyer's scores: p_alive, p_purchase and expected purchases; expected spend and CLV when
+/// Gamma-Gamma fitted.
+type Scored = ([f64; 3], Option<[f64; 2]>);
+type ScoreRow = Option<Scored>;
+
+/// The scores of buyers with BTYD summaries `history` (x, t_x, T) and repeat spend `m` (0 for
+/// none), and how many of them are not finite; `None` when BG/NBD was not fitted. A pure
+/// function of each buyer's own summary, so the fit can score the whole base from its
+/// statistics exactly as each partition scores its customers.
+fn buyer_scores(
+    config: &ModelsConfig,
+    bg: &Result<(BgNbd, FitDiagnostics), ModelError>,
+    gg: &Result<(gamma_gamma::GammaGamma, FitDiagnostics), ModelError>,
+    mean_spend: f64,
+    history: &[(f64, f64, f64)],
+    m: &[f64],
+) -> Option<(Vec<Scored>, usize)> {
+    let (bg, _) = bg.as_ref().ok()?;
+    let horizon = f64::from(config.horizon_days);
+    let monthly = monthly_discount_rate(config.annual_discount_rate);
+    let predicted = predict(bg, history, horizon, Some((config.clv_months, monthly)));
+    let mut non_finite = 0usize;
+    let rows = history
+        .iter()
+        .zip(m)
+        .zip(&predicted)
+        .map(|((&(x, _, _), &m), p)| {
+            let value = gg.as_ref().ok().map(|(gg, _)| {
+                let mut spend = gg.conditional_expected_spend(x, m);
+                if !spend.is_finite() {
+                    spend = mean_spend;
+                }
+                [spend, config.margin * spend * p.discounted_purchases]
+            });
+            let bg_part = [p.p_alive, p.p_purchase, p.expected];
+            if bg_part
+                .iter()
+                .chain(value.iter().flatten())
+                .any(|v| !v.is_finite())
+            {
+                non_finite += 1;
+            }
+            (bg_part, value)
+        })
+        .collect();
+    Some((rows, non_finite))
+}
+
 /// `churn_risk` values, lowest risk first. Deliberately not the RFM segment names (`Lost`,
 /// `At Risk`): those rank customers against each other on recency, frequency and spend, while
 /// these band the model's probability of a purchase in the horizon.
@@ -206,22 +301,68 @@ fn risk_band(score: f64, c: &ModelsConfig) -> &'static str {
     }
 }
 
-/// Fits the models on `f` and scores every buyer. Model failures are reported in the returned
-/// stage, never as an `Err` (which is kept for internal errors).
-pub(crate) fn run_models(
+/// The models fitted on the whole customer base (from merged statistics in a partitioned run).
+pub(crate) struct FittedModels {
+    bg: Result<(BgNbd, FitDiagnostics), ModelError>,
+    gg: Result<(gamma_gamma::GammaGamma, FitDiagnostics), ModelError>,
+    /// The repeat customers' mean spend: the expected spend when Gamma-Gamma's is not finite.
+    mean_spend: f64,
+    /// The `backtest` table and its manifest section (with a holdout), or why it failed.
+    backtest: Option<(Option<DataFrame>, serde_json::Value, Option<String>)>,
+}
+
+/// Fits BG/NBD and Gamma-Gamma on `inputs`, and with backtest statistics runs the backtest.
+pub(crate) fn fit_models(
+    inputs: &ModelInputs,
+    backtest_stats: Option<&BacktestStats>,
+) -> Result<FittedModels, EngineError> {
+    let (bg, gg) = rayon::join(
+        || bgnbd::fit(&inputs.triples),
+        || gamma_gamma::fit(&inputs.repeat_x, &inputs.repeat_m),
+    );
+    let mean_spend = inputs.repeat_m.iter().sum::<f64>() / inputs.repeat_m.len().max(1) as f64;
+    let backtest = match backtest_stats {
+        Some(stats) => {
+            let n = stats.holdout_days;
+            Some(match backtest(stats, f64::from(n))? {
+                Ok((frame, result, diag)) => (
+                    Some(frame),
+                    json!({ "status": "ok", "holdout_days": n, "calibration_end": patronage_input::format_day(stats.calibration_end), "fit": diag, "result": result }),
+                    None,
+                ),
+                Err(e) => (
+                    None,
+                    json!({ "status": "failed", "holdout_days": n, "error": e.to_string() }),
+                    Some(format!("backtest: {e}")),
+                ),
+            })
+        }
+        None => None,
+    };
+    Ok(FittedModels {
+        bg,
+        gg,
+        mean_spend,
+        backtest,
+    })
+}
+
+/// Scores every buyer of `f` with the fitted models: `churn_scores`, and the fit's own tables
+/// and manifest sections.
+pub(crate) fn score_models(
     config: &ModelsConfig,
-    orders: &Orders,
+    models: FittedModels,
     ids: &Column,
     f: &FeatureTable,
-    as_of: Day,
-    holdout_days: Option<u32>,
 ) -> Result<ModelsStage, EngineError> {
-    let inputs = model_inputs(f)?;
     let btyd = Btyd::of(f)?;
     let mut failures: Vec<String> = Vec::new();
-    let bg = bgnbd::fit(&inputs.triples);
-    let gg = gamma_gamma::fit(&inputs.repeat_x, &inputs.repeat_m);
-    let mean_spend = inputs.repeat_m.iter().sum::<f64>() / inputs.repeat_m.len().max(1) as f64;
+    let FittedModels {
+        bg,
+        gg,
+        mean_spend,
+        backtest,
+    } = models;
     let bg_manifest = match &bg {
         Ok((_, diag)) => fitted(diag),
         Err(e) => {
@@ -236,37 +377,21 @@ pub(crate) fn run_models(
             failed(e)
         }
     };
-    let horizon = f64::from(config.horizon_days);
     let monthly = monthly_discount_rate(config.annual_discount_rate);
     let mut scores = None;
     let mut tables: super::Tables = Vec::new();
     let mut bands = serde_json::Map::new();
-    if let Ok((bg, _)) = &bg {
-        let buyer_idx = btyd.buyers();
-        let history: Vec<(f64, f64, f64)> = buyer_idx.iter().map(|&i| btyd.triple(i)).collect();
-        let predicted = predict(bg, &history, horizon, Some((config.clv_months, monthly)));
-        // Per customer: p_alive, p_purchase, expected purchases; then expected spend and CLV
-        // when Gamma-Gamma fitted.
-        type Row = Option<([f64; 3], Option<[f64; 2]>)>;
-        let mut rows: Vec<Row> = vec![None; f.len()];
-        let mut non_finite = 0usize;
-        for ((&i, &(x, _, _)), p) in buyer_idx.iter().zip(&history).zip(&predicted) {
-            let value = gg.as_ref().ok().map(|(gg, _)| {
-                let mut spend = gg.conditional_expected_spend(x, btyd.m.get(i).unwrap_or(0.0));
-                if !spend.is_finite() {
-                    spend = mean_spend;
-                }
-                [spend, config.margin * spend * p.discounted_purchases]
-            });
-            let bg_part = [p.p_alive, p.p_purchase, p.expected];
-            if bg_part
-                .iter()
-                .chain(value.iter().flatten())
-                .any(|v| !v.is_finite())
-            {
-                non_finite += 1;
-            }
-            rows[i] = Some((bg_part, value));
+    let buyer_idx = btyd.buyers();
+    let history: Vec<(f64, f64, f64)> = buyer_idx.iter().map(|&i| btyd.triple(i)).collect();
+    let m: Vec<f64> = buyer_idx
+        .iter()
+        .map(|&i| btyd.m.get(i).unwrap_or(0.0))
+        .collect();
+    let scored = buyer_scores(config, &bg, &gg, mean_spend, &history, &m);
+    if let Some((buyer_rows, non_finite)) = scored {
+        let mut rows: Vec<ScoreRow> = vec![None; f.len()];
+        for (&i, r) in buyer_idx.iter().zip(buyer_rows) {
+            rows[i] = Some(r);
         }
         if non_finite > 0 {
             failures.push(format!(
@@ -315,17 +440,14 @@ pub(crate) fn run_models(
         }
     }
 
-    let backtest_manifest = match holdout_days {
-        Some(n) => match backtest(orders, ids.len(), as_of, n, f64::from(n))? {
-            Ok((frame, result, diag)) => {
+    let backtest_manifest = match backtest {
+        Some((frame, manifest, failure)) => {
+            if let Some(frame) = frame {
                 tables.push(("backtest", frame));
-                json!({ "status": "ok", "holdout_days": n, "calibration_end": patronage_input::format_day(as_of - n as i32), "fit": diag, "result": result })
             }
-            Err(e) => {
-                failures.push(format!("backtest: {e}"));
-                json!({ "status": "failed", "holdout_days": n, "error": e.to_string() })
-            }
-        },
+            failures.extend(failure);
+            manifest
+        }
         None => serde_json::Value::Null,
     };
     let status = if failures.is_empty() {
@@ -356,43 +478,82 @@ pub(crate) fn run_models(
     })
 }
 
-/// Fits at `as_of − n` and predicts the next `n` days for every calibration buyer. The inner
-/// `Err` is a model that could not be fitted on the calibration period.
+/// What the backtest needs of each customer, mergeable across partitions: per customer who had
+/// bought by the calibration end (`as_of − n`), the BTYD summary (x, t_x, T) there and the
+/// purchase days in the holdout, in ascending order (so any partitioning gives the same list).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BacktestStats {
+    pub holdout_days: u32,
+    pub calibration_end: Day,
+    pub rows: Vec<[i64; 4]>,
+}
+
+impl BacktestStats {
+    pub fn of(orders: &Orders, customers: usize, as_of: Day, n: u32) -> Self {
+        let calibration_end = as_of - n as i32;
+        // Same index (rows = customers), features as of the calibration end: customers who had
+        // not bought by then have no purchase there and are left out.
+        let cal = patronage_features::compute(orders, customers, calibration_end);
+        let actual = purchase_days_between(orders, customers, calibration_end, as_of);
+        let mut rows: Vec<[i64; 4]> = match Btyd::of(&cal) {
+            Ok(b) => b
+                .buyers()
+                .into_iter()
+                .map(|i| {
+                    let get = |v: &Nullable<i64>| v.get(i).unwrap_or(0);
+                    [get(b.x), get(b.t_x), get(b.t), actual[i]]
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        rows.par_sort_unstable();
+        BacktestStats {
+            holdout_days: n,
+            calibration_end,
+            rows,
+        }
+    }
+
+    /// The statistics of the union of the partitions' customers.
+    #[allow(dead_code)]
+    pub fn merge(parts: Vec<BacktestStats>) -> Option<Self> {
+        let first = parts.first()?;
+        let (holdout_days, calibration_end) = (first.holdout_days, first.calibration_end);
+        let mut rows: Vec<[i64; 4]> = parts.into_iter().flat_map(|p| p.rows).collect();
+        rows.par_sort_unstable();
+        Some(BacktestStats {
+            holdout_days,
+            calibration_end,
+            rows,
+        })
+    }
+}
+
+/// Fits at the calibration end and predicts the next `horizon` days for every calibration
+/// buyer. The inner `Err` is a model that could not be fitted on the calibration period.
 #[allow(clippy::type_complexity)]
 fn backtest(
-    orders: &Orders,
-    customers: usize,
-    as_of: Day,
-    n: u32,
+    stats: &BacktestStats,
     horizon: f64,
 ) -> Result<Result<(DataFrame, Backtest, FitDiagnostics), ModelError>, EngineError> {
-    let calibration_end = as_of - n as i32;
-    // Same index (rows = customers), features as of the calibration end: customers who had not
-    // bought by then have no purchase there and are left out.
-    let cal = patronage_features::compute(orders, customers, calibration_end);
-    let inputs = model_inputs(&cal)?;
-    let cal_btyd = Btyd::of(&cal)?;
-    let (bg, bg_diag) = match bgnbd::fit(&inputs.triples) {
+    let col = |k: usize| stats.rows.iter().map(|r| r[k]).collect::<Vec<i64>>();
+    let triples = Triples::from_integers(&col(0), &col(1), &col(2));
+    let (bg, bg_diag) = match bgnbd::fit(&triples) {
         Ok(fit) => fit,
         Err(e) => return Ok(Err(e)),
     };
-    let actual_by_key = purchase_days_between(orders, customers, calibration_end, as_of);
-    let idx = cal_btyd.buyers();
-    let history: Vec<(f64, f64, f64)> = idx.iter().map(|&i| cal_btyd.triple(i)).collect();
+    let history: Vec<(f64, f64, f64)> = stats
+        .rows
+        .iter()
+        .map(|r| (r[0] as f64, r[1] as f64, r[2] as f64))
+        .collect();
     let predicted = predict(&bg, &history, horizon, None);
-    let per: Vec<[f64; 5]> = idx
+    let per: Vec<[f64; 5]> = stats
+        .rows
         .iter()
         .zip(&history)
         .zip(&predicted)
-        .map(|((&i, &(x, _, _)), p)| {
-            [
-                x,
-                p.expected,
-                actual_by_key[i] as f64,
-                p.p_alive,
-                p.p_purchase,
-            ]
-        })
+        .map(|((r, &(x, _, _)), p)| [x, p.expected, r[3] as f64, p.p_alive, p.p_purchase])
         .collect();
     let pick = |k: usize| -> Vec<f64> { per.iter().map(|r| r[k]).collect() };
     let result = evaluate(&Holdout {

@@ -83,19 +83,22 @@ impl SegmentInputs {
     }
 }
 
-/// What the segments need to know about the whole customer base: the distributions of the
-/// measures, exact and mergeable (a partition's, merged with the others', is the base's).
+/// What the segments need to know about a partition's customers, mergeable across partitions:
+/// the distributions of recency, of the buyers' frequency and monetary value, and of net revenue
+/// (0 for a prospect; the value tiers' basis unless they are cut on CLV, whose distribution
+/// comes from the fit).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SegmentStats {
     pub recency: Distribution,
     pub frequency: Distribution,
     pub monetary: Distribution,
-    pub value: Distribution,
+    pub net_revenue: Distribution,
 }
 
 impl SegmentStats {
-    pub fn of(inputs: &SegmentInputs) -> Self {
-        let ((recency, frequency), (monetary, value)) = rayon::join(
+    pub fn of(f: &FeatureTable) -> Result<Self, EngineError> {
+        let inputs = SegmentInputs::of(f, ValueBasis::NetRevenue, None)?;
+        let ((recency, frequency), (monetary, net_revenue)) = rayon::join(
             || {
                 rayon::join(
                     || Distribution::of_present(&inputs.recency),
@@ -109,16 +112,15 @@ impl SegmentStats {
                 )
             },
         );
-        SegmentStats {
+        Ok(SegmentStats {
             recency,
             frequency,
             monetary,
-            value,
-        }
+            net_revenue,
+        })
     }
 
     /// The statistics of the union of the partitions' customers.
-    #[allow(dead_code)]
     pub fn merge(parts: &[SegmentStats]) -> Self {
         let merged = |pick: fn(&SegmentStats) -> &Distribution| {
             Distribution::merge(&parts.iter().map(|p| pick(p).clone()).collect::<Vec<_>>())
@@ -127,7 +129,7 @@ impl SegmentStats {
             recency: merged(|p| &p.recency),
             frequency: merged(|p| &p.frequency),
             monetary: merged(|p| &p.monetary),
-            value: merged(|p| &p.value),
+            net_revenue: merged(|p| &p.net_revenue),
         }
     }
 }
@@ -142,12 +144,14 @@ pub(crate) struct SegmentCuts {
 }
 
 impl SegmentCuts {
-    pub fn fit(stats: &SegmentStats, tiers: TierParams) -> Self {
+    /// `clv`: the distribution of the buyers' CLV when the tiers are cut on it (and the models
+    /// scored), else they are cut on net revenue.
+    pub fn fit(stats: &SegmentStats, tiers: TierParams, clv: Option<&Distribution>) -> Self {
         SegmentCuts {
             recency: stats.recency.score_cuts(Direction::LowerIsBetter),
             frequency: stats.frequency.score_cuts(Direction::HigherIsBetter),
             monetary: stats.monetary.score_cuts(Direction::HigherIsBetter),
-            tiers: stats.value.tier_cuts(tiers),
+            tiers: clv.unwrap_or(&stats.net_revenue).tier_cuts(tiers),
         }
     }
 
@@ -178,6 +182,7 @@ pub(crate) fn run(
     ids: &Column,
     f: &FeatureTable,
     clv: Option<&[Option<f64>]>,
+    cuts: &SegmentCuts,
 ) -> Result<Segments, EngineError> {
     let freq = f.int("frequency")?;
     let buyer = |i: usize| freq.get(i).is_some_and(|v| v > 0);
@@ -189,9 +194,6 @@ pub(crate) fn run(
         .map(|v| v.unwrap_or(0.0))
         .collect();
     let inputs = SegmentInputs::of(f, opts.value_by, clv)?;
-    // The single-node run is a partitioned run with one partition: the cut points come from
-    // the distributions of every customer (a partitioned run merges the partitions' first).
-    let cuts = SegmentCuts::fit(&SegmentStats::of(&inputs), opts.value_tiers);
     let value_by = inputs.value_by;
     let (r, fs, m, tiers, value) = cuts.apply(inputs);
     let rules: Vec<Option<&patronage_segments::Rule>> = (0..n)

@@ -1,0 +1,238 @@
+//! The run as three phases (scale-out, #17): every table is per customer except what a few
+//! global numbers decide — the model fits, the RFM score and value tier cut points, the loyalty
+//! thresholds. So:
+//!
+//! 1. **partial**: a partition's customers (all of them, on one machine) give their features and
+//!    [`PartitionStats`]: what the global numbers need to know about them, exact and mergeable
+//!    (statistics of disjoint partitions merge into those of their union, in any grouping);
+//! 2. **fit**: the merged statistics give [`Fitted`]: the models, the cut points and thresholds;
+//! 3. **score**: each partition's tables from its features and the fit.
+//!
+//! The single-node run is these phases with one partition, so a partitioned run gives the
+//! same numbers: every statistic is a canonical list (ascending) or an exact distribution, and
+//! everything fitted on it sums in that canonical order.
+
+use patronage_features::FeatureTable;
+use patronage_segments::Distribution;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{RunOptions, ValueBasis};
+use crate::error::EngineError;
+use crate::stages::loyalty::{LoyaltyCuts, LoyaltyStats};
+use crate::stages::models::{self, BacktestStats, FittedModels, ModelInputs};
+use crate::stages::segments::{SegmentCuts, SegmentStats};
+
+/// One buyer's BTYD summary in days: repeat purchase days `x`, the last one's age `t_x`, the
+/// first one's `t`, and the mean repeat spend `m` (`None` without one).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Buyer {
+    pub x: i64,
+    pub t_x: i64,
+    pub t: i64,
+    pub m: Option<f64>,
+}
+
+impl Buyer {
+    fn cmp(&self, o: &Buyer) -> std::cmp::Ordering {
+        (self.x, self.t_x, self.t)
+            .cmp(&(o.x, o.t_x, o.t))
+            .then_with(|| match (self.m, o.m) {
+                (Some(a), Some(b)) => a.total_cmp(&b),
+                (a, b) => a.is_some().cmp(&b.is_some()),
+            })
+    }
+}
+
+/// What a partition's customers tell the fit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PartitionStats {
+    pub customers: u64,
+    /// Every buyer's summary, ascending: the models fit on them, and the fit scores them to
+    /// know the base's p_alive and CLV distributions.
+    pub buyers: Vec<Buyer>,
+    pub segments: SegmentStats,
+    /// With loyalty stages.
+    pub loyalty: Option<LoyaltyStats>,
+    /// With a holdout.
+    pub backtest: Option<BacktestStats>,
+}
+
+impl PartitionStats {
+    /// The statistics of the customers of `f` (`backtest`: theirs, made from their orders).
+    pub fn of(
+        opts: &RunOptions,
+        f: &FeatureTable,
+        backtest: Option<BacktestStats>,
+    ) -> Result<Self, EngineError> {
+        let freq = f.int("frequency")?;
+        let (x, t_x, t, m) = (
+            f.int("btyd_x")?,
+            f.int("btyd_t_x")?,
+            f.int("btyd_T")?,
+            f.float("btyd_m")?,
+        );
+        let mut buyers: Vec<Buyer> = (0..f.len())
+            .filter(|&i| freq.get(i).is_some_and(|v| v > 0))
+            .map(|i| Buyer {
+                x: x.get(i).unwrap_or(0),
+                t_x: t_x.get(i).unwrap_or(0),
+                t: t.get(i).unwrap_or(0),
+                m: m.get(i),
+            })
+            .collect();
+        {
+            use rayon::slice::ParallelSliceMut;
+            buyers.par_sort_unstable_by(Buyer::cmp);
+        }
+        Ok(PartitionStats {
+            customers: f.len() as u64,
+            buyers,
+            segments: SegmentStats::of(f)?,
+            loyalty: match &opts.stages {
+                Some((file, _)) => Some(LoyaltyStats::of(file, f)?),
+                None => None,
+            },
+            backtest,
+        })
+    }
+
+    /// The statistics of the union of the partitions' customers.
+    #[allow(dead_code)]
+    pub fn merge(parts: Vec<PartitionStats>) -> Self {
+        use rayon::slice::ParallelSliceMut;
+        let customers = parts.iter().map(|p| p.customers).sum();
+        let segments =
+            SegmentStats::merge(&parts.iter().map(|p| p.segments.clone()).collect::<Vec<_>>());
+        let loyalty = parts.iter().all(|p| p.loyalty.is_some()).then(|| {
+            LoyaltyStats::merge(
+                &parts
+                    .iter()
+                    .filter_map(|p| p.loyalty.clone())
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let mut buyers = Vec::new();
+        let mut backtests = Vec::new();
+        for p in parts {
+            buyers.extend(p.buyers);
+            backtests.extend(p.backtest);
+        }
+        buyers.par_sort_unstable_by(Buyer::cmp);
+        PartitionStats {
+            customers,
+            buyers,
+            segments,
+            loyalty,
+            backtest: BacktestStats::merge(backtests),
+        }
+    }
+}
+
+/// What the fit decides for every partition.
+pub(crate) struct Fitted {
+    /// With models.
+    pub models: Option<FittedModels>,
+    pub segments: SegmentCuts,
+    /// With loyalty stages.
+    pub loyalty: Option<LoyaltyCuts>,
+}
+
+/// Fits the models and cuts on the (merged) statistics of the whole customer base.
+pub(crate) fn fit(opts: &RunOptions, stats: &PartitionStats) -> Result<Fitted, EngineError> {
+    let models = if opts.models.enabled {
+        let inputs = ModelInputs::of_buyers(&stats.buyers);
+        Some(models::fit_models(&inputs, stats.backtest.as_ref())?)
+    } else {
+        None
+    };
+    // The base's p_alive and CLV, as the partitions will score them.
+    let outputs: Option<(Distribution, Distribution)> = models
+        .as_ref()
+        .and_then(|m| m.buyer_distributions(&opts.models, &stats.buyers));
+    let clv = match opts.value_by {
+        ValueBasis::Clv => outputs.as_ref().map(|o| &o.1),
+        ValueBasis::NetRevenue => None,
+    };
+    let segments = SegmentCuts::fit(&stats.segments, opts.value_tiers, clv);
+    let loyalty = match (&opts.stages, &stats.loyalty) {
+        (Some((file, _)), Some(l)) => Some(LoyaltyCuts::fit(
+            file,
+            l,
+            outputs.as_ref().map(|(p, c)| (p, c)),
+        )),
+        _ => None,
+    };
+    Ok(Fitted {
+        models,
+        segments,
+        loyalty,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Flags};
+    use crate::stages::{self, Warnings};
+
+    /// The bundled sample (orders, profiles, clicks): its run options and feature table.
+    fn sample() -> (RunOptions, FeatureTable, Vec<String>) {
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data-samples");
+        let out = std::env::temp_dir().join(format!("patronage-protocol-{}", std::process::id()));
+        let path = |f: &str| Some(data.join(f).display().to_string());
+        let opts = Config::default()
+            .into_options(
+                None,
+                Flags {
+                    orders: path("orders.csv"),
+                    customers: path("customers.csv"),
+                    clicks: path("clicks.csv"),
+                    out: Some(out.clone()),
+                    as_of: Some("2024-12-30".into()),
+                    ..Flags::default()
+                },
+                0,
+            )
+            .expect("options");
+        let (out_dir, _) = patronage_output::OutDir::open(&out).expect("out dir");
+        let report = |_: stages::Event| {};
+        let mut warnings = Warnings::new(&report);
+        let mut ingest = stages::ingest::run(&opts, &out_dir, &mut warnings).expect("ingest");
+        let features = stages::features::run(&mut ingest, false).expect("features");
+        let ids = ingest.index.ids().to_vec();
+        drop(out_dir);
+        fs_err::remove_dir_all(&out).expect("clean up");
+        (opts, features.table, ids)
+    }
+
+    /// The statistics of customers split into partitions by the hash of their id, merged, are
+    /// the statistics of all of them: so is everything the fit decides from them.
+    #[test]
+    fn partitions_merge_into_the_whole_bases_statistics_and_fit() {
+        let (opts, table, ids) = sample();
+        assert!(opts.stages.is_some(), "the sample runs loyalty stages");
+        let whole = PartitionStats::of(&opts, &table, None).expect("stats");
+        assert!(whole.buyers.len() > 400);
+        for n in [1u64, 3, 8] {
+            let parts: Vec<PartitionStats> = (0..n)
+                .map(|i| {
+                    let rows: Vec<usize> = (0..ids.len())
+                        .filter(|&r| patronage_segments::stable_hash(ids[r].as_bytes()) % n == i)
+                        .collect();
+                    PartitionStats::of(&opts, &table.select(&rows), None).expect("stats")
+                })
+                .collect();
+            assert!(parts.iter().all(|p| p.customers > 0));
+            let merged = PartitionStats::merge(parts);
+            assert_eq!(merged, whole, "{n} partitions");
+        }
+        let fitted = fit(&opts, &whole).expect("fit");
+        let loyalty = fitted.loyalty.expect("loyalty thresholds");
+        // The shipped stage file's percentile conditions resolve on the sample.
+        assert!(
+            loyalty.percentiles.iter().all(|p| p.2.is_some()),
+            "{loyalty:?}"
+        );
+        assert!(fitted.models.is_some());
+    }
+}
