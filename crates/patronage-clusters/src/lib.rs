@@ -161,6 +161,8 @@ pub struct Outcome {
     /// How tonight's clusters relate to the previous model's, when there was one.
     pub matching: Option<Matching>,
     pub sample_rows: usize,
+    /// The Gaussian mixture, when that is the clusterer.
+    pub mixture: Option<GaussianMixtureModel<f64>>,
 }
 
 /// k-means++ starts per k while choosing k (the chosen k is refitted with `n_runs` starts).
@@ -201,8 +203,9 @@ fn kmeans(
     Ok((centroids, labels))
 }
 
-/// A fitted mixture: component means, each row's component, and its posterior probability.
-type Mixture = (Array2<f64>, Vec<usize>, Vec<f64>);
+/// A fitted mixture: component means, each row's component, its posterior probability, and the
+/// mixture (to place more rows in it).
+type Mixture = (Array2<f64>, Vec<usize>, Vec<f64>, GaussianMixtureModel<f64>);
 
 /// A Gaussian mixture fitted on `fit` with k components started from k-means; the rows of `x`
 /// placed in it.
@@ -223,6 +226,15 @@ fn gmm(
         .max_n_iterations(200)
         .fit(&data)
         .map_err(|e| ClusterError::Gmm(e.to_string()))?;
+    let (labels, best) = posterior(&model, x)?;
+    Ok((model.means().clone(), labels, best, model))
+}
+
+/// Each row's most probable component of `model` and its posterior probability.
+fn posterior(
+    model: &GaussianMixtureModel<f64>,
+    x: ArrayView2<f64>,
+) -> Result<(Vec<usize>, Vec<f64>), ClusterError> {
     let proba = model.predict_proba(&x);
     let mut labels = Vec::with_capacity(x.nrows());
     let mut best = Vec::with_capacity(x.nrows());
@@ -240,7 +252,7 @@ fn gmm(
         labels.push(c);
         best.push(p);
     }
-    Ok((model.means().clone(), labels, best))
+    Ok((labels, best))
 }
 
 /// `n` distinct row indices of `0..len` drawn with a seeded shuffle (all when `n >= len`),
@@ -405,6 +417,7 @@ pub fn cluster(
         Some((p, c)) if p.k == k => c.clone(),
         _ => kmeans(sample.view(), k, None, config.n_runs, config.seed, 50)?.0,
     };
+    let mut mixture = None;
     let (centroids, labels, probability) = match config.clusterer {
         Clusterer::Kmeans => {
             let (c, _) = kmeans(x_fit, k, Some(init), 1, config.seed, 0)?;
@@ -412,7 +425,8 @@ pub fn cluster(
             (c, l, None)
         }
         Clusterer::Gmm => {
-            let (c, l, p) = gmm(x_fit, x, k, config.seed, 0)?;
+            let (c, l, p, m) = gmm(x_fit, x, k, config.seed, 0)?;
+            mixture = Some(m);
             (c, l, Some(p))
         }
     };
@@ -438,7 +452,7 @@ pub fn cluster(
                     assign(sample.view(), &c)
                 }
                 Clusterer::Gmm => {
-                    let (c, _, _) = gmm(
+                    let (c, _, _, _) = gmm(
                         resample.view(),
                         resample.view(),
                         k,
@@ -515,6 +529,52 @@ pub fn cluster(
         bootstrap_ari,
         matching,
         sample_rows: sample.nrows(),
+        mixture,
+    })
+}
+
+/// Rows placed in a fitted clustering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
+    /// Input rows clustered, and the centroid index of each (into `model.ids`).
+    pub rows: Vec<usize>,
+    pub labels: Vec<usize>,
+    /// With a Gaussian mixture, each clustered row's posterior probability of its component.
+    pub probability: Option<Vec<f64>>,
+    /// Per clustered row, features imputed.
+    pub imputed: Vec<u8>,
+    pub imputed_per_feature: Vec<usize>,
+}
+
+/// Places the eligible rows of `columns` (the model's features, by name and in order) in the
+/// fitted clustering: each row transformed as the model's features say, then in its nearest
+/// centroid, or with a mixture its most probable component. The same rows placed in any
+/// grouping get the same clusters.
+pub fn place(
+    model: &ClusterModel,
+    mixture: Option<&GaussianMixtureModel<f64>>,
+    columns: &[(String, Vec<Option<f64>>)],
+    eligible: &[bool],
+) -> Result<Placed, ClusterError> {
+    let p = prepare::apply(&model.features, columns, eligible);
+    let (labels, probability) = match (model.clusterer, mixture) {
+        (Clusterer::Gmm, Some(m)) => {
+            let (l, p) = posterior(m, p.matrix.view())?;
+            (l, Some(p))
+        }
+        (Clusterer::Gmm, None) => {
+            return Err(ClusterError::Gmm(
+                "a Gaussian mixture places customers only in the process that fitted it".into(),
+            ))
+        }
+        (Clusterer::Kmeans, _) => (assign(p.matrix.view(), &model.centroid_array()), None),
+    };
+    Ok(Placed {
+        rows: p.rows,
+        labels,
+        probability,
+        imputed: p.imputed,
+        imputed_per_feature: p.imputed_per_feature,
     })
 }
 

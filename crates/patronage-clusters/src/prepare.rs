@@ -128,6 +128,17 @@ pub fn prepare(
         t
     };
     let transforms: Vec<FeatureTransform> = columns.par_iter().map(fit).collect();
+    apply(&transforms, columns, eligible)
+}
+
+/// The matrix of the eligible rows of `columns` under fitted `transforms` (one per column).
+pub fn apply(
+    transforms: &[FeatureTransform],
+    columns: &[(String, Vec<Option<f64>>)],
+    eligible: &[bool],
+) -> Prepared {
+    let rows: Vec<usize> = (0..eligible.len()).filter(|&r| eligible[r]).collect();
+    let transforms = transforms.to_vec();
     let d = columns.len();
     // Row-major cells, rows in parallel.
     let raw = |r: usize, j: usize| columns[j].1[r].filter(|v| v.is_finite());

@@ -107,8 +107,9 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         )),
         _ => None,
     };
-    let stats = crate::protocol::PartitionStats::of(opts, &features.table, backtest)?;
-    let fitted = crate::protocol::fit(opts, &stats)?;
+    let stats =
+        crate::protocol::PartitionStats::of(opts, &features.table, ingest.index.ids(), backtest)?;
+    let fitted = crate::protocol::fit(opts, &stats, &as_of, &mut warnings)?;
     drop(stats);
     let models = match fitted.models {
         Some(m) => {
@@ -141,11 +142,16 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         let scores = models.as_ref().and_then(|m| m.scores.as_ref());
         Some(stages::clusters::run(
             &opts.clusters,
+            fitted
+                .clusters
+                .as_ref()
+                .ok_or_else(|| EngineError::Internal {
+                    table: "cluster_profiles".into(),
+                    message: "the fit has no clusters".into(),
+                })?,
             &features.table,
             stages::clusters::ClusterInputs {
-                out: &opts.out,
                 as_of: &as_of,
-                ids: &ingest.ids,
                 p_alive: scores.map(|s| s.p_alive.as_slice()),
                 clv,
                 segments: &mut segments.frame,

@@ -18,9 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{RunOptions, ValueBasis};
 use crate::error::EngineError;
+use crate::stages::clusters::{self, ClusterSample, FittedClusters};
 use crate::stages::loyalty::{LoyaltyCuts, LoyaltyStats};
 use crate::stages::models::{self, BacktestStats, FittedModels, ModelInputs};
 use crate::stages::segments::{SegmentCuts, SegmentStats};
+use crate::stages::Warnings;
 
 /// One buyer's BTYD summary in days: repeat purchase days `x`, the last one's age `t_x`, the
 /// first one's `t`, and the mean repeat spend `m` (`None` without one).
@@ -55,6 +57,8 @@ pub(crate) struct PartitionStats {
     pub loyalty: Option<LoyaltyStats>,
     /// With a holdout.
     pub backtest: Option<BacktestStats>,
+    /// With clusters: the partition's part of the fit sample.
+    pub clusters: Option<ClusterSample>,
 }
 
 impl PartitionStats {
@@ -62,6 +66,7 @@ impl PartitionStats {
     pub fn of(
         opts: &RunOptions,
         f: &FeatureTable,
+        ids: &[String],
         backtest: Option<BacktestStats>,
     ) -> Result<Self, EngineError> {
         let freq = f.int("frequency")?;
@@ -71,15 +76,22 @@ impl PartitionStats {
             f.int("btyd_T")?,
             f.float("btyd_m")?,
         );
-        let mut buyers: Vec<Buyer> = (0..f.len())
-            .filter(|&i| freq.get(i).is_some_and(|v| v > 0))
-            .map(|i| Buyer {
-                x: x.get(i).unwrap_or(0),
-                t_x: t_x.get(i).unwrap_or(0),
-                t: t.get(i).unwrap_or(0),
-                m: m.get(i),
+        let per_customer: Vec<Option<Buyer>> = (0..f.len())
+            .map(|i| {
+                freq.get(i).is_some_and(|v| v > 0).then(|| Buyer {
+                    x: x.get(i).unwrap_or(0),
+                    t_x: t_x.get(i).unwrap_or(0),
+                    t: t.get(i).unwrap_or(0),
+                    m: m.get(i),
+                })
             })
             .collect();
+        let clusters = if opts.clusters.enabled {
+            Some(ClusterSample::of(&opts.clusters, f, ids, &per_customer)?)
+        } else {
+            None
+        };
+        let mut buyers: Vec<Buyer> = per_customer.into_iter().flatten().collect();
         {
             use rayon::slice::ParallelSliceMut;
             buyers.par_sort_unstable_by(Buyer::cmp);
@@ -93,12 +105,13 @@ impl PartitionStats {
                 None => None,
             },
             backtest,
+            clusters,
         })
     }
 
     /// The statistics of the union of the partitions' customers.
     #[allow(dead_code)]
-    pub fn merge(parts: Vec<PartitionStats>) -> Self {
+    pub fn merge(parts: Vec<PartitionStats>, fit_rows: usize) -> Self {
         use rayon::slice::ParallelSliceMut;
         let customers = parts.iter().map(|p| p.customers).sum();
         let segments =
@@ -113,10 +126,13 @@ impl PartitionStats {
         });
         let mut buyers = Vec::new();
         let mut backtests = Vec::new();
+        let mut samples = Vec::new();
         for p in parts {
             buyers.extend(p.buyers);
             backtests.extend(p.backtest);
+            samples.extend(p.clusters);
         }
+        let clusters = (!samples.is_empty()).then(|| ClusterSample::merge(samples, fit_rows));
         buyers.par_sort_unstable_by(Buyer::cmp);
         PartitionStats {
             customers,
@@ -124,6 +140,7 @@ impl PartitionStats {
             segments,
             loyalty,
             backtest: BacktestStats::merge(backtests),
+            clusters,
         }
     }
 }
@@ -135,10 +152,18 @@ pub(crate) struct Fitted {
     pub segments: SegmentCuts,
     /// With loyalty stages.
     pub loyalty: Option<LoyaltyCuts>,
+    /// With clusters: the clustering, or why there is none this run.
+    pub clusters: Option<Result<FittedClusters, String>>,
 }
 
-/// Fits the models and cuts on the (merged) statistics of the whole customer base.
-pub(crate) fn fit(opts: &RunOptions, stats: &PartitionStats) -> Result<Fitted, EngineError> {
+/// Fits the models, cuts and clusters on the (merged) statistics of the whole customer base
+/// (`as_of`, `warnings`: the clusters read the previous run's model).
+pub(crate) fn fit(
+    opts: &RunOptions,
+    stats: &PartitionStats,
+    as_of: &str,
+    warnings: &mut Warnings,
+) -> Result<Fitted, EngineError> {
     let models = if opts.models.enabled {
         let inputs = ModelInputs::of_buyers(&stats.buyers);
         Some(models::fit_models(&inputs, stats.backtest.as_ref())?)
@@ -162,10 +187,29 @@ pub(crate) fn fit(opts: &RunOptions, stats: &PartitionStats) -> Result<Fitted, E
         )),
         _ => None,
     };
+    let clusters = match &stats.clusters {
+        Some(sample) => {
+            let scorer = |buyers: &[Buyer]| match &models {
+                Some(m) => m.buyer_outputs(&opts.models, buyers),
+                None => (Vec::new(), Vec::new()),
+            };
+            let scored = outputs.is_some();
+            Some(clusters::fit(
+                &opts.clusters,
+                sample,
+                scored.then_some(&scorer as clusters::SampleScorer),
+                &opts.out,
+                as_of,
+                warnings,
+            )?)
+        }
+        None => None,
+    };
     Ok(Fitted {
         models,
         segments,
         loyalty,
+        clusters,
     })
 }
 
@@ -211,7 +255,18 @@ mod tests {
     fn partitions_merge_into_the_whole_bases_statistics_and_fit() {
         let (opts, table, ids) = sample();
         assert!(opts.stages.is_some(), "the sample runs loyalty stages");
-        let whole = PartitionStats::of(&opts, &table, None).expect("stats");
+        let whole = PartitionStats::of(&opts, &table, &ids, None).expect("stats");
+        let fit_rows = 150;
+        let whole = PartitionStats {
+            clusters: whole
+                .clusters
+                .map(|c| crate::stages::clusters::ClusterSample::merge(vec![c], fit_rows)),
+            ..whole
+        };
+        assert_eq!(
+            whole.clusters.as_ref().map(|c| c.rows.len()),
+            Some(fit_rows)
+        );
         assert!(whole.buyers.len() > 400);
         for n in [1u64, 3, 8] {
             let parts: Vec<PartitionStats> = (0..n)
@@ -219,14 +274,16 @@ mod tests {
                     let rows: Vec<usize> = (0..ids.len())
                         .filter(|&r| patronage_segments::stable_hash(ids[r].as_bytes()) % n == i)
                         .collect();
-                    PartitionStats::of(&opts, &table.select(&rows), None).expect("stats")
+                    let part_ids: Vec<String> = rows.iter().map(|&r| ids[r].clone()).collect();
+                    PartitionStats::of(&opts, &table.select(&rows), &part_ids, None).expect("stats")
                 })
                 .collect();
             assert!(parts.iter().all(|p| p.customers > 0));
-            let merged = PartitionStats::merge(parts);
+            let merged = PartitionStats::merge(parts, fit_rows);
             assert_eq!(merged, whole, "{n} partitions");
         }
-        let fitted = fit(&opts, &whole).expect("fit");
+        let report = |_: stages::Event| {};
+        let fitted = fit(&opts, &whole, "2024-12-30", &mut Warnings::new(&report)).expect("fit");
         let loyalty = fitted.loyalty.expect("loyalty thresholds");
         // The shipped stage file's percentile conditions resolve on the sample.
         assert!(
@@ -234,5 +291,14 @@ mod tests {
             "{loyalty:?}"
         );
         assert!(fitted.models.is_some());
+        let clusters = fitted
+            .clusters
+            .expect("clusters enabled")
+            .expect("clusters fitted");
+        assert_eq!(
+            clusters.outcome.rows.len(),
+            fit_rows,
+            "every sampled buyer is clustered"
+        );
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use patronage_clusters::{cluster, ClusterModel, Clusterer, Config, Outcome};
+use patronage_clusters::{cluster, place, ClusterModel, Clusterer, Config, Outcome, Placed};
 use patronage_features::FeatureTable;
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::{Tables, Warnings};
 use crate::error::EngineError;
+use crate::protocol::Buyer;
 use crate::tables;
 
 /// `[clusters]` in the config.
@@ -112,33 +113,356 @@ impl ClustersConfig {
 /// bounded sample for a partitioned run to gather.
 pub const DEFAULT_FIT_ROWS: usize = 250_000;
 
-/// The eligible rows whose `customer_id` hashes lowest, at most `rows` of them (ties by row:
-/// rows are in id order). It depends on the ids alone, not on their order or partitioning.
-fn fit_sample(ids: &Column, eligible: &[bool], rows: usize) -> Result<Vec<bool>, EngineError> {
-    let ids = ids.str().map_err(|e| EngineError::Internal {
-        table: "segments".into(),
-        message: e.to_string(),
-    })?;
-    let mut in_fit = eligible.to_vec();
-    let count = eligible.iter().filter(|e| **e).count();
-    if count > rows {
-        let mut keyed: Vec<(u64, u32)> = (0..eligible.len())
-            .into_par_iter()
-            .filter(|&r| eligible[r])
-            .map(|r| (id_hash(ids.get(r).unwrap_or_default()), r as u32))
-            .collect();
-        keyed.select_nth_unstable(rows);
-        in_fit.iter_mut().for_each(|f| *f = false);
-        for &(_, r) in &keyed[..rows] {
-            in_fit[r as usize] = true;
-        }
-    }
-    Ok(in_fit)
-}
-
 /// The stable hash customers are sampled and partitioned by.
 pub(crate) fn id_hash(id: &str) -> u64 {
     patronage_segments::stable_hash(id.as_bytes())
+}
+
+/// Features of the models (not of the feature table): the fit scores the sample for them.
+const MODEL_FEATURES: [&str; 2] = ["p_alive", "clv"];
+
+/// The features clustered on: the configured list, or the default one for what this run has
+/// (p_alive when the models scored; sessions and bounce rate with a clickstream).
+fn feature_list(config: &ClustersConfig, f: &FeatureTable, p_alive: bool) -> Vec<String> {
+    if !config.features.is_empty() {
+        return config.features.clone();
+    }
+    let mut names: Vec<&str> = vec![
+        "recency_days",
+        "frequency",
+        "monetary",
+        "aov",
+        "tenure_days",
+    ];
+    if p_alive {
+        names.push("p_alive");
+    }
+    for n in ["sessions", "bounce_rate"] {
+        if f.has(n) {
+            names.push(n);
+        }
+    }
+    names.into_iter().map(String::from).collect()
+}
+
+fn unknown_feature(e: impl std::fmt::Display) -> EngineError {
+    EngineError::InvalidConfig {
+        path: "clusters.features".into(),
+        message: format!("{e}; a cluster feature must be a numeric column of customer_features (or p_alive / clv with models)"),
+    }
+}
+
+/// One customer of the fit sample: its id's hash and the id, its values of the table's
+/// features, and its BTYD summary (the fit scores it for p_alive and CLV).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SampleRow {
+    pub hash: u64,
+    pub id: String,
+    pub values: Vec<Option<f64>>,
+    pub buyer: Option<Buyer>,
+}
+
+/// A partition's share of the cluster fit sample: of the customers that can be clustered
+/// (buyers, and others with every table feature), those whose id hashes lowest, at most
+/// `fit_rows`. The base's sample is the lowest `fit_rows` of the partitions' merged, so it
+/// depends on the ids alone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ClusterSample {
+    /// The table's features the rows hold values of, in order.
+    pub features: Vec<String>,
+    /// Ascending by id.
+    pub rows: Vec<SampleRow>,
+}
+
+impl ClusterSample {
+    pub fn of(
+        config: &ClustersConfig,
+        f: &FeatureTable,
+        ids: &[String],
+        buyers: &[Option<Buyer>],
+    ) -> Result<Self, EngineError> {
+        let features: Vec<String> = feature_list(config, f, false)
+            .into_iter()
+            .filter(|n| !MODEL_FEATURES.contains(&n.as_str()))
+            .collect();
+        let columns: Vec<Vec<Option<f64>>> = features
+            .iter()
+            .map(|n| f.numeric(n).map_err(unknown_feature))
+            .collect::<Result<_, _>>()?;
+        let candidates: Vec<(u64, u32)> = (0..f.len())
+            .into_par_iter()
+            .filter(|&r| buyers[r].is_some() || columns.iter().all(|c| c[r].is_some()))
+            .map(|r| (id_hash(&ids[r]), r as u32))
+            .collect();
+        let mut picked = lowest(candidates, config.fit_rows, |a, b| {
+            (a.0, &ids[a.1 as usize]).cmp(&(b.0, &ids[b.1 as usize]))
+        });
+        // In id order, as the customers of a run are (a base smaller than the sample is
+        // clustered exactly as a run on every customer would).
+        picked.sort_unstable_by_key(|&(_, r)| &ids[r as usize]);
+        let rows = picked
+            .into_iter()
+            .map(|(hash, r)| {
+                let r = r as usize;
+                SampleRow {
+                    hash,
+                    id: ids[r].clone(),
+                    values: columns.iter().map(|c| c[r]).collect(),
+                    buyer: buyers[r],
+                }
+            })
+            .collect();
+        Ok(ClusterSample { features, rows })
+    }
+
+    /// The base's sample from the partitions'.
+    pub fn merge(parts: Vec<ClusterSample>, fit_rows: usize) -> Self {
+        let features = parts
+            .first()
+            .map(|p| p.features.clone())
+            .unwrap_or_default();
+        let rows: Vec<SampleRow> = parts.into_iter().flat_map(|p| p.rows).collect();
+        let mut rows = lowest(rows, fit_rows, |a, b| (a.hash, &a.id).cmp(&(b.hash, &b.id)));
+        rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        ClusterSample { features, rows }
+    }
+}
+
+/// The `n` smallest items by `cmp` (a total order), in no particular order.
+fn lowest<T>(mut items: Vec<T>, n: usize, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
+    if items.len() > n {
+        items.select_nth_unstable_by(n, &cmp);
+        items.truncate(n);
+    }
+    items
+}
+
+/// The clustering the fit decided, with what the partitions need to place their customers.
+pub(crate) struct FittedClusters {
+    /// The features clustered on, in order.
+    pub features: Vec<String>,
+    /// The fit on the sample (its rows and labels are the sample's).
+    pub outcome: Outcome,
+    pub previous: Option<ClusterModel>,
+    /// Per cluster (model order), per feature: the median over the sample's members.
+    pub medians: Vec<Vec<Option<f64>>>,
+}
+
+/// Scores a sample's buyers for p_alive and CLV: per buyer, as the partitions score theirs.
+pub(crate) type SampleScorer<'a> = &'a dyn Fn(&[Buyer]) -> (Vec<f64>, Vec<Option<f64>>);
+
+/// Fits the clustering on the base's sample (`scorer`: when the models scored). `Err` is why
+/// there are no clusters this run (too few customers), not a failed run.
+pub(crate) fn fit(
+    config: &ClustersConfig,
+    sample: &ClusterSample,
+    scorer: Option<SampleScorer>,
+    out: &Path,
+    as_of: &str,
+    warnings: &mut Warnings,
+) -> Result<Result<FittedClusters, String>, EngineError> {
+    let n = sample.rows.len();
+    let (p_alive, clv) = match scorer {
+        Some(score) => {
+            let (at, buyers): (Vec<usize>, Vec<Buyer>) = sample
+                .rows
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.buyer.map(|b| (i, b)))
+                .unzip();
+            let (p, c) = score(&buyers);
+            let (mut p_alive, mut clv) = (vec![None; n], vec![None; n]);
+            for (k, &i) in at.iter().enumerate() {
+                p_alive[i] = Some(p[k]);
+                clv[i] = c[k];
+            }
+            (Some(p_alive), Some(clv))
+        }
+        None => (None, None),
+    };
+    let mut names = if config.features.is_empty() {
+        let mut names = sample.features.clone();
+        if p_alive.is_some() {
+            let at = names
+                .iter()
+                .position(|n| n == "tenure_days")
+                .map_or(names.len(), |k| k + 1);
+            names.insert(at, "p_alive".into());
+        }
+        names
+    } else {
+        config.features.clone()
+    };
+    names.dedup();
+    let mut columns: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+    for name in &names {
+        let values = match (name.as_str(), &p_alive, &clv) {
+            ("p_alive", Some(p), _) => p.clone(),
+            ("clv", _, Some(c)) => c.clone(),
+            _ => {
+                let k = sample
+                    .features
+                    .iter()
+                    .position(|f| f == name)
+                    .ok_or_else(|| unknown_feature(format!("no feature `{name}` in this run")))?;
+                sample.rows.iter().map(|r| r.values[k]).collect()
+            }
+        };
+        columns.push((name.clone(), values));
+    }
+    let eligible: Vec<bool> = (0..n)
+        .map(|i| sample.rows[i].buyer.is_some() || columns.iter().all(|(_, v)| v[i].is_some()))
+        .collect();
+    let previous = previous_model(out, as_of, warnings);
+    let outcome = match cluster(
+        &columns,
+        &eligible,
+        &eligible,
+        &config.algorithm(),
+        previous.as_ref(),
+        as_of,
+        crate::VERSION,
+    ) {
+        Ok(o) => o,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let k = outcome.model.k;
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for (i, &row) in outcome.rows.iter().enumerate() {
+        members[outcome.labels[i]].push(row);
+    }
+    let medians = members
+        .par_iter()
+        .map(|rows| {
+            columns
+                .iter()
+                .map(|(_, v)| median(rows.iter().filter_map(|&r| v[r]).collect()))
+                .collect()
+        })
+        .collect();
+    Ok(Ok(FittedClusters {
+        features: names,
+        outcome,
+        previous,
+        medians,
+    }))
+}
+
+/// Inputs of the stage besides the feature table.
+pub(crate) struct ClusterInputs<'a> {
+    pub as_of: &'a str,
+    pub p_alive: Option<&'a [Option<f64>]>,
+    pub clv: Option<&'a [Option<f64>]>,
+    /// The segments frame: `rfm_segment` is read, the cluster columns are added.
+    pub segments: &'a mut DataFrame,
+}
+
+/// Places every customer in the fitted clusters: the cluster columns of `segments`,
+/// `cluster_profiles` and the stage's manifest (or, when the fit found no clusters, null
+/// columns and why).
+pub(crate) fn run(
+    config: &ClustersConfig,
+    fitted: &Result<FittedClusters, String>,
+    f: &FeatureTable,
+    inputs: ClusterInputs,
+    warnings: &mut Warnings,
+) -> Result<ClustersStage, EngineError> {
+    let n = f.len();
+    let fitted = match fitted {
+        Ok(c) => c,
+        Err(e) => {
+            warnings.warn(format!("no clusters this run: {e}"));
+            add_cluster_columns(inputs.segments, n, None)?;
+            let names = feature_list(config, f, inputs.p_alive.is_some());
+            return Ok(ClustersStage {
+                tables: Vec::new(),
+                manifest: json!({ "status": "skipped", "reason": e, "features": names }),
+                artifact: None,
+            });
+        }
+    };
+    let names = &fitted.features;
+    let mut columns: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+    for name in names {
+        let values = match (name.as_str(), inputs.p_alive, inputs.clv) {
+            ("p_alive", Some(p), _) => p.to_vec(),
+            ("clv", _, Some(c)) => c.to_vec(),
+            _ => f.numeric(name).map_err(unknown_feature)?,
+        };
+        columns.push((name.clone(), values));
+    }
+    // Buyers are clustered (missing features imputed and counted); a customer without an order
+    // only when every feature exists for them.
+    let freq = f.int("frequency")?;
+    let eligible: Vec<bool> = (0..n)
+        .map(|i| freq.get(i).is_some_and(|v| v > 0) || columns.iter().all(|(_, v)| v[i].is_some()))
+        .collect();
+    let outcome = &fitted.outcome;
+    let placed = place(
+        &outcome.model,
+        outcome.mixture.as_ref(),
+        &columns,
+        &eligible,
+    )
+    .map_err(|e| EngineError::Internal {
+        table: "segments".into(),
+        message: e.to_string(),
+    })?;
+    add_cluster_columns(inputs.segments, n, Some((&outcome.model, &placed)))?;
+    let mut sizes = vec![0usize; outcome.model.k];
+    for &l in &placed.labels {
+        sizes[l] += 1;
+    }
+    let smallest =
+        sizes.iter().min().copied().unwrap_or(0) as f64 / placed.rows.len().max(1) as f64;
+    if smallest < config.min_share {
+        warnings.warn(format!(
+            "the smallest cluster holds {:.1}% of the customers clustered, below clusters.min_share ({:.0}%){}",
+            smallest * 100.0,
+            config.min_share * 100.0,
+            if config.clusterer == Clusterer::Gmm { "; the Gaussian mixture moved customers between components after k was chosen on k-means" } else { "" }
+        ));
+    }
+    let profiles = profiles(f, fitted, &placed, &inputs)?;
+    let scores: Vec<serde_json::Value> = outcome
+        .scores
+        .iter()
+        .map(|s| serde_json::to_value(s).unwrap_or_default())
+        .collect();
+    let ari = &outcome.bootstrap_ari;
+    let manifest = json!({
+        "status": "ok",
+        "features": names,
+        "transforms": outcome.model.features,
+        "customers_clustered": placed.rows.len(),
+        "customers_not_clustered": n - placed.rows.len(),
+        "imputed_per_feature": names.iter().cloned().zip(placed.imputed_per_feature.iter().copied()).collect::<std::collections::BTreeMap<String, usize>>(),
+        "clusterer": outcome.model.clusterer,
+        "k": outcome.model.k,
+        "chosen_by": outcome.chosen_by,
+        "k_range": [config.k_min, config.k_max],
+        "min_share": config.min_share,
+        "fit_rows": outcome.rows.len(),
+        "sample_rows": outcome.sample_rows,
+        "indices_per_k": scores,
+        "bootstrap_ari": { "refits": ari.len(), "mean": if ari.is_empty() { None } else { Some(ari.iter().sum::<f64>() / ari.len() as f64) }, "min": ari.iter().copied().reduce(f64::min), "values": ari },
+        "warm_start": fitted.previous.as_ref().map(|p| json!({ "from": p.as_of, "k": p.k, "same_features": p.centroids_in(&outcome.model.features).is_some() })),
+        "changes": outcome.matching,
+        "ids": outcome.model.ids,
+        "names": outcome.model.names,
+        "seed": config.seed,
+        "artifact": format!("{ARTIFACT_DIR}/{}.json", inputs.as_of),
+    });
+    let artifact =
+        serde_json::to_vec_pretty(&outcome.model).map_err(|e| EngineError::Internal {
+            table: "cluster model".into(),
+            message: e.to_string(),
+        })?;
+    Ok(ClustersStage {
+        tables: vec![("cluster_profiles", profiles)],
+        manifest,
+        artifact: Some(artifact),
+    })
 }
 
 /// What the clusters stage produced.
@@ -183,164 +507,24 @@ fn previous_model(out: &Path, as_of: &str, warnings: &mut Warnings) -> Option<Cl
     }
 }
 
-/// The default feature list for what this run has.
-fn default_features(f: &FeatureTable, p_alive: bool) -> Vec<String> {
-    let mut names: Vec<&str> = vec![
-        "recency_days",
-        "frequency",
-        "monetary",
-        "aov",
-        "tenure_days",
-    ];
-    if p_alive {
-        names.push("p_alive");
-    }
-    for n in ["sessions", "bounce_rate"] {
-        if f.has(n) {
-            names.push(n);
-        }
-    }
-    names.into_iter().map(String::from).collect()
-}
-
-/// Inputs of the stage besides the feature table.
-pub(crate) struct ClusterInputs<'a> {
-    pub out: &'a Path,
-    pub as_of: &'a str,
-    pub ids: &'a Column,
-    pub p_alive: Option<&'a [Option<f64>]>,
-    pub clv: Option<&'a [Option<f64>]>,
-    /// The segments frame: `rfm_segment` is read, the cluster columns are added.
-    pub segments: &'a mut DataFrame,
-}
-
-pub(crate) fn run(
-    config: &ClustersConfig,
-    f: &FeatureTable,
-    inputs: ClusterInputs,
-    warnings: &mut Warnings,
-) -> Result<ClustersStage, EngineError> {
-    let n = f.len();
-    let names = if config.features.is_empty() {
-        default_features(f, inputs.p_alive.is_some())
-    } else {
-        config.features.clone()
-    };
-    let mut columns: Vec<(String, Vec<Option<f64>>)> = Vec::new();
-    for name in &names {
-        let values = match (name.as_str(), inputs.p_alive, inputs.clv) {
-            ("p_alive", Some(p), _) => p.to_vec(),
-            ("clv", _, Some(c)) => c.to_vec(),
-            _ => f.numeric(name).map_err(|e| EngineError::InvalidConfig {
-                path: "clusters.features".into(),
-                message: format!("{e}; a cluster feature must be a numeric column of customer_features (or p_alive / clv with models)"),
-            })?,
-        };
-        columns.push((name.clone(), values));
-    }
-    // Buyers are clustered (missing features imputed and counted); a customer without an order
-    // only when every feature exists for them.
-    let freq = f.int("frequency")?;
-    let eligible: Vec<bool> = (0..n)
-        .map(|i| freq.get(i).is_some_and(|v| v > 0) || columns.iter().all(|(_, v)| v[i].is_some()))
-        .collect();
-    let previous = previous_model(inputs.out, inputs.as_of, warnings);
-    let in_fit = fit_sample(inputs.ids, &eligible, config.fit_rows)?;
-    let outcome = match cluster(
-        &columns,
-        &eligible,
-        &in_fit,
-        &config.algorithm(),
-        previous.as_ref(),
-        inputs.as_of,
-        crate::VERSION,
-    ) {
-        Ok(o) => o,
-        Err(e) => {
-            warnings.warn(format!("no clusters this run: {e}"));
-            add_cluster_columns(inputs.segments, n, None)?;
-            return Ok(ClustersStage {
-                tables: Vec::new(),
-                manifest: json!({ "status": "skipped", "reason": e.to_string(), "features": names }),
-                artifact: None,
-            });
-        }
-    };
-    add_cluster_columns(inputs.segments, n, Some(&outcome))?;
-    let mut sizes = vec![0usize; outcome.model.k];
-    for &l in &outcome.labels {
-        sizes[l] += 1;
-    }
-    let smallest =
-        sizes.iter().min().copied().unwrap_or(0) as f64 / outcome.rows.len().max(1) as f64;
-    if smallest < config.min_share {
-        warnings.warn(format!(
-            "the smallest cluster holds {:.1}% of the customers clustered, below clusters.min_share ({:.0}%){}",
-            smallest * 100.0,
-            config.min_share * 100.0,
-            if config.clusterer == Clusterer::Gmm { "; the Gaussian mixture moved customers between components after k was chosen on k-means" } else { "" }
-        ));
-    }
-    let profiles = profiles(f, &columns, &outcome, &inputs)?;
-    let scores: Vec<serde_json::Value> = outcome
-        .scores
-        .iter()
-        .map(|s| serde_json::to_value(s).unwrap_or_default())
-        .collect();
-    let ari = &outcome.bootstrap_ari;
-    let manifest = json!({
-        "status": "ok",
-        "features": names,
-        "transforms": outcome.model.features,
-        "customers_clustered": outcome.rows.len(),
-        "customers_not_clustered": n - outcome.rows.len(),
-        "imputed_per_feature": names.iter().cloned().zip(outcome.imputed_per_feature.iter().copied()).collect::<std::collections::BTreeMap<String, usize>>(),
-        "clusterer": outcome.model.clusterer,
-        "k": outcome.model.k,
-        "chosen_by": outcome.chosen_by,
-        "k_range": [config.k_min, config.k_max],
-        "min_share": config.min_share,
-        "fit_rows": in_fit.iter().filter(|f| **f).count(),
-        "sample_rows": outcome.sample_rows,
-        "indices_per_k": scores,
-        "bootstrap_ari": { "refits": ari.len(), "mean": if ari.is_empty() { None } else { Some(ari.iter().sum::<f64>() / ari.len() as f64) }, "min": ari.iter().copied().reduce(f64::min), "values": ari },
-        "warm_start": previous.as_ref().map(|p| json!({ "from": p.as_of, "k": p.k, "same_features": p.centroids_in(&outcome.model.features).is_some() })),
-        "changes": outcome.matching,
-        "ids": outcome.model.ids,
-        "names": outcome.model.names,
-        "seed": config.seed,
-        "artifact": format!("{ARTIFACT_DIR}/{}.json", inputs.as_of),
-    });
-    let artifact =
-        serde_json::to_vec_pretty(&outcome.model).map_err(|e| EngineError::Internal {
-            table: "cluster model".into(),
-            message: e.to_string(),
-        })?;
-    Ok(ClustersStage {
-        tables: vec![("cluster_profiles", profiles)],
-        manifest,
-        artifact: Some(artifact),
-    })
-}
-
-/// `cluster_id`, `cluster_name`, `cluster_imputed` (features imputed) on `segments`; null for
-/// customers not clustered.
+/// `cluster_id`, `cluster_name`, `cluster_probability` (Gaussian mixture), `cluster_imputed`
+/// (features imputed) on `segments`; null for customers not clustered.
 pub(crate) fn add_cluster_columns(
     segments: &mut DataFrame,
     n: usize,
-    outcome: Option<&Outcome>,
+    placed: Option<(&ClusterModel, &Placed)>,
 ) -> Result<(), EngineError> {
     let mut id: Vec<Option<i64>> = vec![None; n];
     let mut name: Vec<Option<&str>> = vec![None; n];
     let mut imputed: Vec<Option<i64>> = vec![None; n];
     let mut probability: Vec<Option<f64>> = vec![None; n];
-    if let Some(o) = outcome {
-        for (k, &row) in o.rows.iter().enumerate() {
-            let c = o.labels[k];
-            id[row] = Some(i64::from(o.model.ids[c]));
-            name[row] = Some(o.model.names[c].as_str());
-            imputed[row] = Some(i64::from(o.imputed[k]));
-            probability[row] = o.probability.as_ref().map(|p| p[k]);
+    if let Some((model, p)) = placed {
+        for (k, &row) in p.rows.iter().enumerate() {
+            let c = p.labels[k];
+            id[row] = Some(i64::from(model.ids[c]));
+            name[row] = Some(model.names[c].as_str());
+            imputed[row] = Some(i64::from(p.imputed[k]));
+            probability[row] = p.probability.as_ref().map(|p| p[k]);
         }
     }
     let internal = |e: PolarsError| EngineError::Internal {
@@ -379,17 +563,18 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 /// One row per cluster, in id order.
 fn profiles(
     f: &FeatureTable,
-    columns: &[(String, Vec<Option<f64>>)],
-    o: &Outcome,
+    fitted: &FittedClusters,
+    o: &Placed,
     inputs: &ClusterInputs,
 ) -> Result<DataFrame, EngineError> {
-    let k = o.model.k;
+    let model = &fitted.outcome.model;
+    let k = model.k;
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
     for (i, &row) in o.rows.iter().enumerate() {
         members[o.labels[i]].push(row);
     }
     let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by_key(|&c| o.model.ids[c]);
+    order.sort_by_key(|&c| model.ids[c]);
     let revenue = f.float("net_revenue")?;
     let total_revenue: f64 = revenue.iter().flatten().sum();
     let segment = inputs
@@ -411,14 +596,14 @@ fn profiles(
             "cluster_id".into(),
             order
                 .iter()
-                .map(|&c| i64::from(o.model.ids[c]))
+                .map(|&c| i64::from(model.ids[c]))
                 .collect::<Vec<i64>>(),
         ),
         Column::new(
             "cluster_name".into(),
             order
                 .iter()
-                .map(|&c| o.model.names[c].as_str())
+                .map(|&c| model.names[c].as_str())
                 .collect::<Vec<_>>(),
         ),
         Column::new(
@@ -478,14 +663,17 @@ fn profiles(
                 .collect::<Vec<_>>(),
         ),
     ];
-    let medians: Vec<Column> = columns
-        .par_iter()
-        .map(|(name, values)| {
+    // Medians over each cluster's members in the fit sample (every member below its size).
+    let medians: Vec<Column> = fitted
+        .features
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
             Column::new(
                 format!("median_{name}").into(),
                 order
-                    .par_iter()
-                    .map(|&c| median(members[c].iter().filter_map(|&r| values[r]).collect()))
+                    .iter()
+                    .map(|&c| fitted.medians[c][j])
                     .collect::<Vec<_>>(),
             )
         })
@@ -497,46 +685,6 @@ fn profiles(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The fit sample is a function of the ids: the same customers whatever their order or
-    /// the other customers' partition, and only eligible ones.
-    #[test]
-    fn the_fit_sample_depends_on_the_ids_alone() {
-        let ids: Vec<String> = (0..5000).map(|i| format!("C{i:08}")).collect();
-        let eligible: Vec<bool> = (0..5000).map(|i| i % 7 != 0).collect();
-        let picked = |ids: &[String], eligible: &[bool]| -> std::collections::BTreeSet<String> {
-            let column = Column::new("customer_id".into(), ids);
-            let in_fit = fit_sample(&column, eligible, 1000).unwrap();
-            assert!(in_fit.iter().zip(eligible).all(|(f, e)| !*f || *e));
-            (0..ids.len())
-                .filter(|&r| in_fit[r])
-                .map(|r| ids[r].clone())
-                .collect()
-        };
-        let all = picked(&ids, &eligible);
-        assert_eq!(all.len(), 1000);
-        // Reversed order: the same customers.
-        let (rev_ids, rev_eligible): (Vec<String>, Vec<bool>) = ids
-            .iter()
-            .cloned()
-            .zip(eligible.iter().copied())
-            .rev()
-            .unzip();
-        assert_eq!(picked(&rev_ids, &rev_eligible), all);
-        // The bottom 1000 hashes of the whole base are also the bottom of each half's bottom
-        // 1000: a partition's own sample holds every customer of the base's sample it has.
-        let half: Vec<bool> = (0..5000).map(|i| eligible[i] && i % 2 == 0).collect();
-        let from_half = picked(&ids, &half);
-        assert!(all
-            .iter()
-            .filter(|id| id[1..].parse::<usize>().unwrap() % 2 == 0)
-            .all(|id| from_half.contains(id)));
-        // Fewer eligible than asked for: all of them.
-        assert_eq!(
-            fit_sample(&Column::new("customer_id".into(), &ids), &eligible, 10_000).unwrap(),
-            eligible
-        );
-    }
 
     #[test]
     fn median_without_a_sort_equals_the_sorted_quantile() {

@@ -143,19 +143,48 @@ impl FittedModels {
         config: &ModelsConfig,
         buyers: &[crate::protocol::Buyer],
     ) -> Option<(Distribution, Distribution)> {
+        self.published(config, buyers)?;
+        let (p_alive, clv) = self.buyer_outputs(config, buyers);
+        Some(rayon::join(
+            || Distribution::of(p_alive),
+            || Distribution::of(clv.into_iter().flatten()),
+        ))
+    }
+
+    /// Whether [`score_models`] publishes scores for a base of these buyers (BG/NBD fitted and
+    /// every score finite).
+    pub(crate) fn published(
+        &self,
+        config: &ModelsConfig,
+        buyers: &[crate::protocol::Buyer],
+    ) -> Option<()> {
+        let (_, non_finite) = self.score(config, buyers)?;
+        (non_finite == 0).then_some(())
+    }
+
+    fn score(
+        &self,
+        config: &ModelsConfig,
+        buyers: &[crate::protocol::Buyer],
+    ) -> Option<(Vec<Scored>, usize)> {
         let history: Vec<(f64, f64, f64)> = buyers
             .iter()
             .map(|b| (b.x as f64, b.t_x as f64, b.t as f64))
             .collect();
         let m: Vec<f64> = buyers.iter().map(|b| b.m.unwrap_or(0.0)).collect();
-        let (rows, non_finite) =
-            buyer_scores(config, &self.bg, &self.gg, self.mean_spend, &history, &m)?;
-        (non_finite == 0).then(|| {
-            rayon::join(
-                || Distribution::of(rows.iter().map(|r| r.0[0])),
-                || Distribution::of(rows.iter().filter_map(|r| r.1.map(|v| v[1]))),
-            )
-        })
+        buyer_scores(config, &self.bg, &self.gg, self.mean_spend, &history, &m)
+    }
+
+    /// The buyers' p_alive and CLV (`None` without Gamma-Gamma), as a partition scores them;
+    /// empty when BG/NBD was not fitted.
+    pub(crate) fn buyer_outputs(
+        &self,
+        config: &ModelsConfig,
+        buyers: &[crate::protocol::Buyer],
+    ) -> (Vec<f64>, Vec<Option<f64>>) {
+        self.score(config, buyers)
+            .map(|(rows, _)| rows.iter().map(|r| (r.0[0], r.1.map(|v| v[1]))).unzip())
+            .unwrap_or_default()
     }
 }
 
