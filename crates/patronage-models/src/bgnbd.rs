@@ -112,7 +112,7 @@ impl Triples {
 }
 
 /// Where on the parameter space a fit ended.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Boundary {
     /// An interior maximum: `a`, `b` are the Beta parameters of the dropout probability.
     Interior,
@@ -124,12 +124,15 @@ pub enum Boundary {
     HomogeneousDropout { p: f64 },
 }
 
-/// Fitted BG/NBD parameters. At a [`Boundary`] other than `Interior`, `a` and `b` are NaN.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Fitted BG/NBD parameters. At a [`Boundary`] other than `Interior`, `a` and `b` are NaN
+/// (serialized as null).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BgNbd {
     pub r: f64,
     pub alpha: f64,
+    #[serde(with = "crate::nan_as_null")]
     pub a: f64,
+    #[serde(with = "crate::nan_as_null")]
     pub b: f64,
     pub boundary: Boundary,
 }

@@ -16,7 +16,7 @@ use crate::special::{digamma, ln_gamma};
 const MODEL: &str = "Gamma-Gamma";
 pub const MIN_CUSTOMERS: usize = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GammaGamma {
     pub p: f64,
     pub q: f64,

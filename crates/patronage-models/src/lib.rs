@@ -31,3 +31,20 @@ pub use fit::{FitDiagnostics, ModelError};
 
 #[cfg(test)]
 mod cdnow_reference;
+
+/// Serde for a float that may be NaN (a parameter at a boundary): NaN as null, and back.
+pub mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_none()
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}

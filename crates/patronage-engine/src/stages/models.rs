@@ -275,13 +275,13 @@ type ScoreRow = Option<Scored>;
 /// statistics exactly as each partition scores its customers.
 fn buyer_scores(
     config: &ModelsConfig,
-    bg: &Result<(BgNbd, FitDiagnostics), ModelError>,
-    gg: &Result<(gamma_gamma::GammaGamma, FitDiagnostics), ModelError>,
+    bg: &Result<BgNbd, String>,
+    gg: &Result<gamma_gamma::GammaGamma, String>,
     mean_spend: f64,
     history: &[(f64, f64, f64)],
     m: &[f64],
 ) -> Option<(Vec<Scored>, usize)> {
-    let (bg, _) = bg.as_ref().ok()?;
+    let bg = bg.as_ref().ok()?;
     let horizon = f64::from(config.horizon_days);
     let monthly = monthly_discount_rate(config.annual_discount_rate);
     let predicted = predict(bg, history, horizon, Some((config.clv_months, monthly)));
@@ -291,7 +291,7 @@ fn buyer_scores(
         .zip(m)
         .zip(&predicted)
         .map(|((&(x, _, _), &m), p)| {
-            let value = gg.as_ref().ok().map(|(gg, _)| {
+            let value = gg.as_ref().ok().map(|gg| {
                 let mut spend = gg.conditional_expected_spend(x, m);
                 if !spend.is_finite() {
                     spend = mean_spend;
@@ -331,13 +331,27 @@ fn risk_band(score: f64, c: &ModelsConfig) -> &'static str {
 }
 
 /// The models fitted on the whole customer base (from merged statistics in a partitioned run).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FittedModels {
-    bg: Result<(BgNbd, FitDiagnostics), ModelError>,
-    gg: Result<(gamma_gamma::GammaGamma, FitDiagnostics), ModelError>,
+    /// The parameters, or why the fit failed.
+    bg: Result<BgNbd, String>,
+    gg: Result<gamma_gamma::GammaGamma, String>,
+    /// Their manifest sections (diagnostics, or the failure).
+    bg_manifest: serde_json::Value,
+    gg_manifest: serde_json::Value,
     /// The repeat customers' mean spend: the expected spend when Gamma-Gamma's is not finite.
     mean_spend: f64,
-    /// The `backtest` table and its manifest section (with a holdout), or why it failed.
-    backtest: Option<(Option<DataFrame>, serde_json::Value, Option<String>)>,
+    /// With a holdout: the `backtest` table's rows, its manifest section, and why it failed.
+    backtest: Option<(Option<Vec<BacktestRow>>, serde_json::Value, Option<String>)>,
+}
+
+/// One row of `backtest`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BacktestRow {
+    pub calibration_repeat_purchases: String,
+    pub customers: i64,
+    pub predicted_purchases: f64,
+    pub actual_purchases: f64,
 }
 
 /// Fits BG/NBD and Gamma-Gamma on `inputs`, and with backtest statistics runs the backtest.
@@ -349,13 +363,25 @@ pub(crate) fn fit_models(
         || bgnbd::fit(&inputs.triples),
         || gamma_gamma::fit(&inputs.repeat_x, &inputs.repeat_m),
     );
+    let bg_manifest = match &bg {
+        Ok((_, diag)) => fitted(diag),
+        Err(e) => failed(e),
+    };
+    let gg_manifest = match &gg {
+        Ok((_, diag)) => fitted(diag),
+        Err(e) => failed(e),
+    };
+    let bg = bg.map(|(m, _)| m).map_err(|e| e.to_string());
+    let gg = gg
+        .map(|(m, _)| m)
+        .map_err(|e| format!("{e} (expected_spend and clv are null)"));
     let mean_spend = inputs.repeat_m.iter().sum::<f64>() / inputs.repeat_m.len().max(1) as f64;
     let backtest = match backtest_stats {
         Some(stats) => {
             let n = stats.holdout_days;
             Some(match backtest(stats, f64::from(n))? {
-                Ok((frame, result, diag)) => (
-                    Some(frame),
+                Ok((rows, result, diag)) => (
+                    Some(rows),
                     json!({ "status": "ok", "holdout_days": n, "calibration_end": patronage_input::format_day(stats.calibration_end), "fit": diag, "result": result }),
                     None,
                 ),
@@ -371,6 +397,8 @@ pub(crate) fn fit_models(
     Ok(FittedModels {
         bg,
         gg,
+        bg_manifest,
+        gg_manifest,
         mean_spend,
         backtest,
     })
@@ -389,23 +417,13 @@ pub(crate) fn score_models(
     let FittedModels {
         bg,
         gg,
+        bg_manifest,
+        gg_manifest,
         mean_spend,
         backtest,
     } = models;
-    let bg_manifest = match &bg {
-        Ok((_, diag)) => fitted(diag),
-        Err(e) => {
-            failures.push(e.to_string());
-            failed(e)
-        }
-    };
-    let gg_manifest = match &gg {
-        Ok((_, diag)) => fitted(diag),
-        Err(e) => {
-            failures.push(format!("{e} (expected_spend and clv are null)"));
-            failed(e)
-        }
-    };
+    failures.extend(bg.as_ref().err().cloned());
+    failures.extend(gg.as_ref().err().cloned());
     let monthly = monthly_discount_rate(config.annual_discount_rate);
     let mut scores = None;
     let mut tables: super::Tables = Vec::new();
@@ -470,9 +488,9 @@ pub(crate) fn score_models(
     }
 
     let backtest_manifest = match backtest {
-        Some((frame, manifest, failure)) => {
-            if let Some(frame) = frame {
-                tables.push(("backtest", frame));
+        Some((rows, manifest, failure)) => {
+            if let Some(rows) = rows {
+                tables.push(("backtest", backtest_frame(&rows)?));
             }
             failures.extend(failure);
             manifest
@@ -558,13 +576,42 @@ impl BacktestStats {
     }
 }
 
+/// The `backtest` table.
+fn backtest_frame(rows: &[BacktestRow]) -> Result<DataFrame, EngineError> {
+    tables::frame(
+        "backtest",
+        vec![
+            Column::new(
+                "calibration_repeat_purchases".into(),
+                rows.iter()
+                    .map(|r| r.calibration_repeat_purchases.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "customers".into(),
+                rows.iter().map(|r| r.customers).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "predicted_purchases".into(),
+                rows.iter()
+                    .map(|r| r.predicted_purchases)
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "actual_purchases".into(),
+                rows.iter().map(|r| r.actual_purchases).collect::<Vec<_>>(),
+            ),
+        ],
+    )
+}
+
 /// Fits at the calibration end and predicts the next `horizon` days for every calibration
 /// buyer. The inner `Err` is a model that could not be fitted on the calibration period.
 #[allow(clippy::type_complexity)]
 fn backtest(
     stats: &BacktestStats,
     horizon: f64,
-) -> Result<Result<(DataFrame, Backtest, FitDiagnostics), ModelError>, EngineError> {
+) -> Result<Result<(Vec<BacktestRow>, Backtest, FitDiagnostics), ModelError>, EngineError> {
     let col = |k: usize| stats.rows.iter().map(|r| r[k]).collect::<Vec<i64>>();
     let triples = Triples::from_integers(&col(0), &col(1), &col(2));
     let (bg, bg_diag) = match bgnbd::fit(&triples) {
@@ -592,22 +639,21 @@ fn backtest(
         p_alive: pick(3),
         p_purchase: pick(4),
     });
-    let mut buckets: Vec<&str> = result.buckets.iter().map(|b| b.bucket.as_str()).collect();
-    buckets.push("all");
-    let mut customers: Vec<i64> = result.buckets.iter().map(|b| b.customers).collect();
-    customers.push(result.customers);
-    let mut predicted: Vec<f64> = result.buckets.iter().map(|b| b.predicted).collect();
-    predicted.push(result.predicted_total);
-    let mut actual: Vec<f64> = result.buckets.iter().map(|b| b.actual).collect();
-    actual.push(result.actual_total);
-    let frame = tables::frame(
-        "backtest",
-        vec![
-            Column::new("calibration_repeat_purchases".into(), buckets),
-            Column::new("customers".into(), customers),
-            Column::new("predicted_purchases".into(), predicted),
-            Column::new("actual_purchases".into(), actual),
-        ],
-    )?;
-    Ok(Ok((frame, result, bg_diag)))
+    let mut rows: Vec<BacktestRow> = result
+        .buckets
+        .iter()
+        .map(|b| BacktestRow {
+            calibration_repeat_purchases: b.bucket.clone(),
+            customers: b.customers,
+            predicted_purchases: b.predicted,
+            actual_purchases: b.actual,
+        })
+        .collect();
+    rows.push(BacktestRow {
+        calibration_repeat_purchases: "all".into(),
+        customers: result.customers,
+        predicted_purchases: result.predicted_total,
+        actual_purchases: result.actual_total,
+    });
+    Ok(Ok((rows, result, bg_diag)))
 }
