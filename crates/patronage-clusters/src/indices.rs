@@ -51,7 +51,9 @@ pub fn silhouette(x: ArrayView2<f64>, labels: &[usize], k: usize) -> f64 {
     let n = labels.len();
     let size = sizes(labels, k);
     let rows: Vec<ArrayView1<f64>> = x.rows().into_iter().collect();
-    let total: f64 = (0..n)
+    // Per row in parallel, summed in row order: a parallel float sum's grouping (and so its
+    // last bits) would depend on how the work was split.
+    let widths: Vec<f64> = (0..n)
         .into_par_iter()
         .map(|i| {
             if size[labels[i]] <= 1 {
@@ -73,8 +75,8 @@ pub fn silhouette(x: ArrayView2<f64>, labels: &[usize], k: usize) -> f64 {
             }
             (b - a) / a.max(b)
         })
-        .sum();
-    total / n.max(1) as f64
+        .collect();
+    widths.iter().sum::<f64>() / n.max(1) as f64
 }
 
 /// Davies–Bouldin index (lower is better).

@@ -14,7 +14,8 @@ mod prepare;
 use std::ops::RangeInclusive;
 
 use linfa::prelude::*;
-use linfa_clustering::{GaussianMixtureModel, GmmCovarType, GmmInitMethod, KMeans, KMeansInit};
+pub use linfa_clustering::GaussianMixtureModel;
+use linfa_clustering::{GmmCovarType, GmmInitMethod, KMeans, KMeansInit};
 use ndarray::{Array2, ArrayView2};
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;

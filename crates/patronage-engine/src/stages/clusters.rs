@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use patronage_clusters::{cluster, place, ClusterModel, Clusterer, Config, Outcome, Placed};
+use patronage_clusters::{cluster, place, ClusterModel, Clusterer, Config, Placed};
 use patronage_features::FeatureTable;
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -238,14 +238,18 @@ fn lowest<T>(mut items: Vec<T>, n: usize, cmp: impl Fn(&T, &T) -> std::cmp::Orde
 }
 
 /// The clustering the fit decided, with what the partitions need to place their customers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FittedClusters {
     /// The features clustered on, in order.
     pub features: Vec<String>,
-    /// The fit on the sample (its rows and labels are the sample's).
-    pub outcome: Outcome,
-    pub previous: Option<ClusterModel>,
+    pub model: ClusterModel,
     /// Per cluster (model order), per feature: the median over the sample's members.
     pub medians: Vec<Vec<Option<f64>>>,
+    /// The fit's part of the stage's manifest (how k was chosen, stability, warm start).
+    pub manifest: serde_json::Value,
+    /// A Gaussian mixture places customers only in the process that fitted it.
+    #[serde(skip)]
+    pub mixture: Option<patronage_clusters::GaussianMixtureModel<f64>>,
 }
 
 /// Scores a sample's buyers for p_alive and CLV: per buyer, as the partitions score theirs.
@@ -340,11 +344,35 @@ pub(crate) fn fit(
                 .collect()
         })
         .collect();
+    let scores: Vec<serde_json::Value> = outcome
+        .scores
+        .iter()
+        .map(|s| serde_json::to_value(s).unwrap_or_default())
+        .collect();
+    let ari = &outcome.bootstrap_ari;
+    let manifest = json!({
+        "transforms": outcome.model.features,
+        "clusterer": outcome.model.clusterer,
+        "k": outcome.model.k,
+        "chosen_by": outcome.chosen_by,
+        "k_range": [config.k_min, config.k_max],
+        "min_share": config.min_share,
+        "fit_rows": outcome.rows.len(),
+        "sample_rows": outcome.sample_rows,
+        "indices_per_k": scores,
+        "bootstrap_ari": { "refits": ari.len(), "mean": if ari.is_empty() { None } else { Some(ari.iter().sum::<f64>() / ari.len() as f64) }, "min": ari.iter().copied().reduce(f64::min), "values": ari },
+        "warm_start": previous.as_ref().map(|p| json!({ "from": p.as_of, "k": p.k, "same_features": p.centroids_in(&outcome.model.features).is_some() })),
+        "changes": outcome.matching,
+        "ids": outcome.model.ids,
+        "names": outcome.model.names,
+        "seed": config.seed,
+    });
     Ok(Ok(FittedClusters {
         features: names,
-        outcome,
-        previous,
+        model: outcome.model,
         medians,
+        manifest,
+        mixture: outcome.mixture,
     }))
 }
 
@@ -397,19 +425,15 @@ pub(crate) fn run(
     let eligible: Vec<bool> = (0..n)
         .map(|i| freq.get(i).is_some_and(|v| v > 0) || columns.iter().all(|(_, v)| v[i].is_some()))
         .collect();
-    let outcome = &fitted.outcome;
-    let placed = place(
-        &outcome.model,
-        outcome.mixture.as_ref(),
-        &columns,
-        &eligible,
-    )
-    .map_err(|e| EngineError::Internal {
-        table: "segments".into(),
-        message: e.to_string(),
+    let model = &fitted.model;
+    let placed = place(model, fitted.mixture.as_ref(), &columns, &eligible).map_err(|e| {
+        EngineError::Internal {
+            table: "segments".into(),
+            message: e.to_string(),
+        }
     })?;
-    add_cluster_columns(inputs.segments, n, Some((&outcome.model, &placed)))?;
-    let mut sizes = vec![0usize; outcome.model.k];
+    add_cluster_columns(inputs.segments, n, Some((model, &placed)))?;
+    let mut sizes = vec![0usize; model.k];
     for &l in &placed.labels {
         sizes[l] += 1;
     }
@@ -424,40 +448,21 @@ pub(crate) fn run(
         ));
     }
     let profiles = profiles(f, fitted, &placed, &inputs)?;
-    let scores: Vec<serde_json::Value> = outcome
-        .scores
-        .iter()
-        .map(|s| serde_json::to_value(s).unwrap_or_default())
-        .collect();
-    let ari = &outcome.bootstrap_ari;
-    let manifest = json!({
+    let mut manifest = json!({
         "status": "ok",
         "features": names,
-        "transforms": outcome.model.features,
         "customers_clustered": placed.rows.len(),
         "customers_not_clustered": n - placed.rows.len(),
         "imputed_per_feature": names.iter().cloned().zip(placed.imputed_per_feature.iter().copied()).collect::<std::collections::BTreeMap<String, usize>>(),
-        "clusterer": outcome.model.clusterer,
-        "k": outcome.model.k,
-        "chosen_by": outcome.chosen_by,
-        "k_range": [config.k_min, config.k_max],
-        "min_share": config.min_share,
-        "fit_rows": outcome.rows.len(),
-        "sample_rows": outcome.sample_rows,
-        "indices_per_k": scores,
-        "bootstrap_ari": { "refits": ari.len(), "mean": if ari.is_empty() { None } else { Some(ari.iter().sum::<f64>() / ari.len() as f64) }, "min": ari.iter().copied().reduce(f64::min), "values": ari },
-        "warm_start": fitted.previous.as_ref().map(|p| json!({ "from": p.as_of, "k": p.k, "same_features": p.centroids_in(&outcome.model.features).is_some() })),
-        "changes": outcome.matching,
-        "ids": outcome.model.ids,
-        "names": outcome.model.names,
-        "seed": config.seed,
         "artifact": format!("{ARTIFACT_DIR}/{}.json", inputs.as_of),
     });
-    let artifact =
-        serde_json::to_vec_pretty(&outcome.model).map_err(|e| EngineError::Internal {
-            table: "cluster model".into(),
-            message: e.to_string(),
-        })?;
+    if let (Some(m), Some(fit)) = (manifest.as_object_mut(), fitted.manifest.as_object()) {
+        m.extend(fit.clone());
+    }
+    let artifact = serde_json::to_vec_pretty(model).map_err(|e| EngineError::Internal {
+        table: "cluster model".into(),
+        message: e.to_string(),
+    })?;
     Ok(ClustersStage {
         tables: vec![("cluster_profiles", profiles)],
         manifest,
@@ -567,7 +572,7 @@ fn profiles(
     o: &Placed,
     inputs: &ClusterInputs,
 ) -> Result<DataFrame, EngineError> {
-    let model = &fitted.outcome.model;
+    let model = &fitted.model;
     let k = model.k;
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
     for (i, &row) in o.rows.iter().enumerate() {
