@@ -296,8 +296,7 @@ mod tests {
             .expect("clusters enabled")
             .expect("clusters fitted");
         assert_eq!(
-            clusters.outcome.rows.len(),
-            fit_rows,
+            clusters.manifest["fit_rows"], fit_rows,
             "every sampled buyer is clustered"
         );
     }
