@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::config::{AsOfChoice, RunOptions};
 use crate::error::EngineError;
-use crate::stages::{self, Event, Stage, Warnings};
+use crate::stages::{self, Event, Stage, Tables, Warnings};
 
 /// What a successful run produced.
 #[derive(Debug, Clone)]
@@ -89,12 +89,13 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     // Only the backtest reads the orders after the features.
     let keep_orders = opts.models.enabled && opts.holdout_days.is_some();
     let features = stages::features::run(&mut ingest, keep_orders)?;
+    let features_manifest = features.manifest;
     // The profiles and the click partials are now feature columns: freed before the models.
     ingest.profiles = None;
     ingest.clicks = None;
 
     // One partition holding every customer: its statistics are the base's, the fit decides the
-    // models, cut points and thresholds, and the stages below score the customers with them.
+    // models, cut points and thresholds, and the stages score the customers with them.
     if opts.models.enabled {
         timer.start(Stage::Models, report);
     }
@@ -104,133 +105,41 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             ingest.ids.len(),
             ingest.as_of,
             n,
+            None,
         )),
         _ => None,
     };
+    // Nothing after this reads the orders (the backtest was their last reader).
+    drop(std::mem::take(&mut ingest.orders));
     let stats =
         crate::protocol::PartitionStats::of(opts, &features.table, ingest.index.ids(), backtest)?;
     let fitted = crate::protocol::fit(opts, &stats, &as_of, &mut warnings)?;
     drop(stats);
-    let models = match fitted.models {
-        Some(m) => {
-            let stage =
-                stages::models::score_models(&opts.models, m, &ingest.ids, &features.table)?;
-            if let Some(why) = &stage.failure {
-                warnings.warn(format!(
-                    "models failed, the other tables are published: {why}"
-                ));
-            }
-            Some(stage)
-        }
-        None => None,
-    };
-    // Nothing after the models reads the orders (the backtest was their last reader): freed
-    // before the segments, clusters and loyalty stages add their columns (without a backtest
-    // they are gone already).
-    drop(std::mem::take(&mut ingest.orders));
-
-    timer.start(Stage::Segments, report);
-    let clv = models
-        .as_ref()
-        .and_then(|m| m.scores.as_ref())
-        .map(|s| s.clv.as_slice());
-    let mut segments =
-        stages::segments::run(opts, &ingest.ids, &features.table, clv, &fitted.segments)?;
-
-    let clusters = if opts.clusters.enabled {
-        timer.start(Stage::Clusters, report);
-        let scores = models.as_ref().and_then(|m| m.scores.as_ref());
-        Some(stages::clusters::run(
-            &opts.clusters,
-            fitted
-                .clusters
-                .as_ref()
-                .ok_or_else(|| EngineError::Internal {
-                    table: "cluster_profiles".into(),
-                    message: "the fit has no clusters".into(),
-                })?,
-            &features.table,
-            stages::clusters::ClusterInputs {
-                as_of: &as_of,
-                p_alive: scores.map(|s| s.p_alive.as_slice()),
-                clv,
-                segments: &mut segments.frame,
-            },
-            &mut warnings,
-        )?)
-    } else {
-        // The same columns, null: the table's schema does not depend on the switch.
-        stages::clusters::add_cluster_columns(&mut segments.frame, features.table.len(), None)?;
-        None
-    };
-
-    let control_manifest =
-        stages::loyalty::add_control_group(&opts.control, &ingest.index, &mut segments.frame)?;
-    let loyalty = match &opts.stages {
-        Some((file, source)) => {
-            timer.start(Stage::Loyalty, report);
-            let scores = models.as_ref().and_then(|m| m.scores.as_ref());
-            Some(stages::loyalty::run(
-                file,
-                source,
-                &features.table,
-                fitted
-                    .loyalty
-                    .as_ref()
-                    .ok_or_else(|| EngineError::Internal {
-                        table: "loyalty_stages".into(),
-                        message: "the fit has no loyalty thresholds".into(),
-                    })?,
-                stages::loyalty::LoyaltyInputs {
-                    ids: &ingest.ids,
-                    p_alive: scores.map(|s| s.p_alive.as_slice()),
-                    clv,
-                    segments: &mut segments.frame,
-                    summary: &mut segments.summary,
-                },
-            )?)
-        }
-        None => None,
-    };
-
-    timer.start(Stage::Write, report);
     let customers = features.table.len();
-    // Nothing reads the feature table any more: the features become the `customer_features`
-    // frame column by column.
-    let mut tables = vec![(
-        "customer_features",
-        crate::tables::customer_frame("customer_features", &ingest.ids, features.table)?,
-    )];
-    let (models_manifest, models_failed) = match models {
-        Some(stage) => {
-            tables.extend(stage.tables);
-            (stage.manifest, stage.failure)
-        }
-        None => (json!({ "enabled": false }), None),
-    };
-    let segments_manifest = std::mem::take(&mut segments.manifest);
-    tables.extend(segments.into_tables());
-    let mut artifacts = Vec::new();
-    let clusters_manifest = match clusters {
-        Some(c) => {
-            tables.extend(c.tables);
-            if let Some(a) = c.artifact {
-                artifacts.push((stages::clusters::ARTIFACT_DIR, a));
-            }
-            c.manifest
-        }
-        None => json!({ "enabled": false }),
-    };
-    let loyalty_manifest = match loyalty {
-        Some(l) => {
-            tables.extend(l.tables);
-            l.manifest
-        }
-        None => json!({ "enabled": false }),
-    };
+    let scored = score_customers(
+        opts,
+        &ingest.ids,
+        ingest.index.ids(),
+        features.table,
+        fitted,
+        &as_of,
+        &mut warnings,
+        &mut |stage| timer.start(stage, report),
+    )?;
+    timer.start(Stage::Write, report);
+    let (mut tables, parts) = scored.into_tables();
+    tables.extend(parts.tables()?);
+    let Scored {
+        manifests,
+        models_failed,
+        artifacts,
+        ..
+    } = parts;
+    let [models_manifest, segments_manifest, clusters_manifest, loyalty_manifest, control_manifest] =
+        manifests;
     tables.extend(ingest.tables);
     let (rows_read, rows_rejected) = (ingest.manifest.rows_read, ingest.manifest.rows_rejected);
-    let prospects = features.manifest.prospects;
+    let prospects = features_manifest.prospects;
     let profile_rows = ingest
         .customers_manifest
         .as_ref()
@@ -240,6 +149,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         .as_ref()
         .map(|c| (c.rows_read, c.rows_rejected));
     let warning_list = warnings.list.clone();
+    let artifacts: Vec<(&str, Vec<u8>)> = artifacts;
     let written = stages::write::run(&out_dir, &as_of, tables, &artifacts, |table_rows| {
         timer.stop();
         // Ingest is measured in input rows (every input), the other stages in customers.
@@ -267,7 +177,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             "warnings": warning_list,
             "inputs": { "orders": ingest.manifest, "customers": ingest.customers_manifest, "clicks": ingest.clicks_manifest },
             "customers": customers,
-            "features": features.manifest,
+            "features": features_manifest,
             "models": models_manifest,
             "segments": segments_manifest,
             "clusters": clusters_manifest,
@@ -291,5 +201,190 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         manifest: written.manifest,
         warnings: warnings.list,
         models_failed,
+    })
+}
+
+/// A partition's customers scored: its per-customer tables and its parts of the global ones.
+pub(crate) struct Scored {
+    /// `customer_features`, `churn_scores`, `segments`, `loyalty_stages` (as run).
+    pub rows: Tables,
+    /// `segment_summary` parts, one per dimension.
+    pub summary: Vec<patronage_segments::SummaryPart>,
+    /// `cluster_profiles` part, with the clustering it belongs to and whether models scored.
+    pub profiles: Option<(
+        stages::clusters::ProfilePart,
+        stages::clusters::FittedClusters,
+        bool,
+    )>,
+    /// `backtest`, from the fit.
+    pub backtest: Option<polars::prelude::DataFrame>,
+    /// Manifest sections: models, segments, clusters, loyalty, control group.
+    pub manifests: [serde_json::Value; 5],
+    pub models_failed: Option<String>,
+    pub artifacts: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Scored {
+    /// The per-customer tables (in output order, `backtest` and `segment_summary` placed among
+    /// them) and the rest.
+    fn into_tables(mut self) -> (Tables, Scored) {
+        let rows = std::mem::take(&mut self.rows);
+        (rows, self)
+    }
+
+    /// The global tables this run's (or the merged partitions') parts make.
+    pub fn tables(&self) -> Result<Tables, EngineError> {
+        let mut out = Vec::new();
+        if let Some(b) = &self.backtest {
+            out.push(("backtest", b.clone()));
+        }
+        let rows: Vec<_> = self.summary.iter().flat_map(|p| p.rows()).collect();
+        out.push(("segment_summary", crate::tables::segment_summary(&rows)?));
+        if let Some((part, fitted, models)) = &self.profiles {
+            out.push(("cluster_profiles", part.table(fitted, *models)?));
+        }
+        Ok(out)
+    }
+}
+
+/// Scores a partition's customers (`ids`: their `customer_id` column and its text) with what
+/// the fit decided: every stage after the features. `stage` hears each stage start.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn score_customers(
+    opts: &RunOptions,
+    ids: &polars::prelude::Column,
+    id_text: &[String],
+    table: patronage_features::FeatureTable,
+    fitted: crate::protocol::Fitted,
+    as_of: &str,
+    warnings: &mut Warnings,
+    stage: &mut dyn FnMut(Stage),
+) -> Result<Scored, EngineError> {
+    let crate::protocol::Fitted {
+        models: fitted_models,
+        segments: cuts,
+        loyalty: loyalty_cuts,
+        clusters: fitted_clusters,
+    } = fitted;
+    let models = match fitted_models {
+        Some(m) => {
+            let stage = stages::models::score_models(&opts.models, m, ids, &table)?;
+            if let Some(why) = &stage.failure {
+                warnings.warn(format!(
+                    "models failed, the other tables are published: {why}"
+                ));
+            }
+            Some(stage)
+        }
+        None => None,
+    };
+    stage(Stage::Segments);
+    let clv = models
+        .as_ref()
+        .and_then(|m| m.scores.as_ref())
+        .map(|s| s.clv.as_slice());
+    let p_alive = models
+        .as_ref()
+        .and_then(|m| m.scores.as_ref())
+        .map(|s| s.p_alive.as_slice());
+    let mut segments = stages::segments::run(opts, ids, &table, clv, &cuts)?;
+
+    let mut artifacts = Vec::new();
+    let (clusters_manifest, profiles) = match &fitted_clusters {
+        Some(fitted) if opts.clusters.enabled => {
+            stage(Stage::Clusters);
+            let c = stages::clusters::run(
+                &opts.clusters,
+                fitted,
+                &table,
+                stages::clusters::ClusterInputs {
+                    as_of,
+                    p_alive,
+                    clv,
+                    segments: &mut segments.frame,
+                },
+                warnings,
+            )?;
+            if let Some(a) = c.artifact {
+                artifacts.push((stages::clusters::ARTIFACT_DIR, a));
+            }
+            let profiles = match (c.profile, fitted) {
+                (Some(part), Ok(f)) => Some((part, f.clone(), p_alive.is_some() || clv.is_some())),
+                _ => None,
+            };
+            (c.manifest, profiles)
+        }
+        _ => {
+            // The same columns, null: the table's schema does not depend on the switch.
+            stages::clusters::add_cluster_columns(&mut segments.frame, table.len(), None)?;
+            (json!({ "enabled": false }), None)
+        }
+    };
+
+    let control_manifest =
+        stages::loyalty::add_control_group(&opts.control, id_text, &mut segments.frame)?;
+    let loyalty = match (&opts.stages, &loyalty_cuts) {
+        (Some((file, source)), Some(cuts)) => {
+            stage(Stage::Loyalty);
+            Some(stages::loyalty::run(
+                file,
+                source,
+                &table,
+                cuts,
+                stages::loyalty::LoyaltyInputs {
+                    ids,
+                    p_alive,
+                    clv,
+                    segments: &mut segments.frame,
+                    summary: &mut segments.summary,
+                },
+            )?)
+        }
+        _ => None,
+    };
+
+    // Nothing reads the feature table any more: the features become the `customer_features`
+    // frame column by column.
+    let mut rows = vec![(
+        "customer_features",
+        crate::tables::customer_frame("customer_features", ids, table)?,
+    )];
+    let mut backtest = None;
+    let (models_manifest, models_failed) = match models {
+        Some(stage) => {
+            for (name, frame) in stage.tables {
+                if name == "backtest" {
+                    backtest = Some(frame);
+                } else {
+                    rows.push((name, frame));
+                }
+            }
+            (stage.manifest, stage.failure)
+        }
+        None => (json!({ "enabled": false }), None),
+    };
+    let segments_manifest = std::mem::take(&mut segments.manifest);
+    rows.push(("segments", segments.frame));
+    let loyalty_manifest = match loyalty {
+        Some(l) => {
+            rows.extend(l.tables);
+            l.manifest
+        }
+        None => json!({ "enabled": false }),
+    };
+    Ok(Scored {
+        rows,
+        summary: segments.summary,
+        profiles,
+        backtest,
+        manifests: [
+            models_manifest,
+            segments_manifest,
+            clusters_manifest,
+            loyalty_manifest,
+            control_manifest,
+        ],
+        models_failed,
+        artifacts,
     })
 }

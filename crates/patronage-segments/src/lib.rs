@@ -7,6 +7,7 @@
 //! a crate of their own.
 
 mod distribution;
+mod exact;
 mod loyalty;
 mod rules;
 mod scores;
@@ -14,6 +15,7 @@ mod summary;
 mod tiers;
 
 pub use distribution::{Distribution, ScoreCuts, TierCuts};
+pub use exact::ExactSum;
 pub use loyalty::{
     assign_stages, assign_stages_with, dick_basu, fnv1a64, in_control, percentile_stats,
     reinartz_kumar, stable_hash, ConditionOutcome, StageCheck, StageFile, Stages,
@@ -21,5 +23,5 @@ pub use loyalty::{
 };
 pub use rules::{CellCheck, Rule, RuleError, RuleTable, ScoreRange, PRESETS};
 pub use scores::{occupancy, score_quintiles, Direction};
-pub use summary::{summarize, SummaryRow};
+pub use summary::{summarize, summarize_part, SummaryPart, SummaryRow};
 pub use tiers::{value_tiers, TierParams, ValueTier};

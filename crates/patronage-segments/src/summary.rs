@@ -1,6 +1,12 @@
 //! `segment_summary`: customers, revenue and their shares per label of one dimension
 //! (an RFM segment, a value tier, a score).
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ExactSum;
+
 /// One row of `segment_summary`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SummaryRow {
@@ -12,19 +18,31 @@ pub struct SummaryRow {
     pub revenue_share: f64,
 }
 
-/// Summarizes `labels` (null → `"no_purchase"`: every dimension summarized is null exactly for customers without a purchase) weighted by `revenue`, rows in `order` first, then any
-/// other label in ascending order. Labels in `order` with no customer still get a row (0).
-pub fn summarize(
+/// The rows of one dimension before the shares: customers and revenue per label, mergeable
+/// across partitions (exact sums), so a partitioned run's summary equals a single run's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryPart {
+    pub dimension: String,
+    /// Labels listed first, in this order (with a row even when empty).
+    pub order: Vec<String>,
+    /// Per label: customers and revenue.
+    pub cells: BTreeMap<String, (i64, ExactSum)>,
+    pub customers: i64,
+    pub revenue: ExactSum,
+}
+
+/// Summarizes `labels` (null → `"no_purchase"`: every dimension summarized is null exactly for
+/// customers without a purchase) weighted by `revenue`.
+pub fn summarize_part(
     dimension: &str,
     labels: &[Option<&str>],
     revenue: &[f64],
     order: &[&str],
-) -> Vec<SummaryRow> {
+) -> SummaryPart {
     // Labels repeat a handful of strings over millions of customers: find each row's accumulator
     // by a short scan that compares pointers first (labels usually come from one table), and
     // order the labels only at the end.
-    use std::collections::BTreeMap;
-    let mut sums: Vec<(&str, i64, f64)> = Vec::new();
+    let mut sums: Vec<(&str, i64, ExactSum)> = Vec::new();
     for (label, rev) in labels.iter().zip(revenue) {
         let label = label.unwrap_or("no_purchase");
         let found = sums
@@ -32,37 +50,86 @@ pub fn summarize(
             .position(|s| std::ptr::eq(s.0, label))
             .or_else(|| sums.iter().position(|s| s.0 == label));
         let k = found.unwrap_or_else(|| {
-            sums.push((label, 0, 0.0));
+            sums.push((label, 0, ExactSum::default()));
             sums.len() - 1
         });
         sums[k].1 += 1;
-        sums[k].2 += rev;
+        sums[k].2.add(*rev);
     }
-    // Equal strings at different addresses share one slot above, so labels are unique here.
-    let mut acc: BTreeMap<&str, (i64, f64)> = sums
-        .into_iter()
-        .map(|(label, customers, rev)| (label, (customers, rev)))
-        .collect();
-    let total_customers = labels.len().max(1) as f64;
-    let total_revenue: f64 = revenue.iter().sum();
-    let row = |segment: &str, (customers, rev): (i64, f64)| SummaryRow {
+    let mut cells: BTreeMap<String, (i64, ExactSum)> = BTreeMap::new();
+    for (label, customers, rev) in sums {
+        // Equal strings at different addresses took separate slots above: join them here.
+        let cell = cells.entry(label.to_string()).or_default();
+        cell.0 += customers;
+        cell.1.merge(&rev);
+    }
+    SummaryPart {
         dimension: dimension.to_string(),
-        segment: segment.to_string(),
-        customers,
-        customer_share: customers as f64 / total_customers,
-        revenue: rev,
-        revenue_share: if total_revenue != 0.0 {
-            rev / total_revenue
-        } else {
-            0.0
-        },
-    };
-    let mut rows: Vec<SummaryRow> = order
-        .iter()
-        .map(|s| row(s, acc.remove(s).unwrap_or_default()))
-        .collect();
-    rows.extend(acc.into_iter().map(|(s, v)| row(s, v)));
-    rows
+        order: order.iter().map(|s| s.to_string()).collect(),
+        cells,
+        customers: labels.len() as i64,
+        revenue: revenue.iter().copied().collect(),
+    }
+}
+
+impl SummaryPart {
+    /// Adds another partition's part of the same dimension.
+    pub fn merge(&mut self, other: &SummaryPart) {
+        for (label, (customers, rev)) in &other.cells {
+            let cell = self.cells.entry(label.clone()).or_default();
+            cell.0 += customers;
+            cell.1.merge(rev);
+        }
+        self.customers += other.customers;
+        self.revenue.merge(&other.revenue);
+    }
+
+    /// The rows: labels in `order` first, then any other label in ascending order.
+    pub fn rows(&self) -> Vec<SummaryRow> {
+        let total_customers = self.customers.max(1) as f64;
+        let total_revenue = self.revenue.value();
+        let row = |segment: &str, customers: i64, rev: f64| SummaryRow {
+            dimension: self.dimension.clone(),
+            segment: segment.to_string(),
+            customers,
+            customer_share: customers as f64 / total_customers,
+            revenue: rev,
+            revenue_share: if total_revenue != 0.0 {
+                rev / total_revenue
+            } else {
+                0.0
+            },
+        };
+        let cell = |s: &str| self.cells.get(s).map_or((0, 0.0), |(c, r)| (*c, r.value()));
+        let mut rows: Vec<SummaryRow> = self
+            .order
+            .iter()
+            .map(|s| {
+                let (c, r) = cell(s);
+                row(s, c, r)
+            })
+            .collect();
+        rows.extend(
+            self.cells
+                .keys()
+                .filter(|k| !self.order.contains(k))
+                .map(|s| {
+                    let (c, r) = cell(s);
+                    row(s, c, r)
+                }),
+        );
+        rows
+    }
+}
+
+/// The rows of [`summarize_part`].
+pub fn summarize(
+    dimension: &str,
+    labels: &[Option<&str>],
+    revenue: &[f64],
+    order: &[&str],
+) -> Vec<SummaryRow> {
+    summarize_part(dimension, labels, revenue, order).rows()
 }
 
 #[cfg(test)]

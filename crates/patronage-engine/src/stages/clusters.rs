@@ -12,10 +12,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Tables, Warnings};
+use super::Warnings;
 use crate::error::EngineError;
 use crate::protocol::Buyer;
 use crate::tables;
+use patronage_segments::ExactSum;
+use std::collections::BTreeMap;
 
 /// `[clusters]` in the config.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -403,7 +405,7 @@ pub(crate) fn run(
             add_cluster_columns(inputs.segments, n, None)?;
             let names = feature_list(config, f, inputs.p_alive.is_some());
             return Ok(ClustersStage {
-                tables: Vec::new(),
+                profile: None,
                 manifest: json!({ "status": "skipped", "reason": e, "features": names }),
                 artifact: None,
             });
@@ -447,7 +449,7 @@ pub(crate) fn run(
             if config.clusterer == Clusterer::Gmm { "; the Gaussian mixture moved customers between components after k was chosen on k-means" } else { "" }
         ));
     }
-    let profiles = profiles(f, fitted, &placed, &inputs)?;
+    let profile = ProfilePart::of(f, model.k, &placed, &inputs)?;
     let mut manifest = json!({
         "status": "ok",
         "features": names,
@@ -464,7 +466,7 @@ pub(crate) fn run(
         message: e.to_string(),
     })?;
     Ok(ClustersStage {
-        tables: vec![("cluster_profiles", profiles)],
+        profile: Some(profile),
         manifest,
         artifact: Some(artifact),
     })
@@ -472,8 +474,8 @@ pub(crate) fn run(
 
 /// What the clusters stage produced.
 pub(crate) struct ClustersStage {
-    /// `cluster_profiles`.
-    pub tables: Tables,
+    /// This run's (or partition's) part of `cluster_profiles`.
+    pub profile: Option<ProfilePart>,
     pub manifest: serde_json::Value,
     /// The model artifact (JSON) to publish with the run.
     pub artifact: Option<Vec<u8>>,
@@ -565,115 +567,152 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(a + (b - a) * (pos - lo as f64))
 }
 
-/// One row per cluster, in id order.
-fn profiles(
-    f: &FeatureTable,
-    fitted: &FittedClusters,
-    o: &Placed,
-    inputs: &ClusterInputs,
-) -> Result<DataFrame, EngineError> {
-    let model = &fitted.model;
-    let k = model.k;
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
-    for (i, &row) in o.rows.iter().enumerate() {
-        members[o.labels[i]].push(row);
+/// A partition's part of `cluster_profiles` (exact sums, counts), mergeable across partitions;
+/// the medians come from the fit's sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ProfilePart {
+    /// Per cluster (model order).
+    pub clusters: Vec<ClusterPart>,
+    /// Net revenue of every customer of the partition (clustered or not).
+    pub revenue: ExactSum,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ClusterPart {
+    pub customers: i64,
+    pub revenue: ExactSum,
+    /// Sum and count of the members' p_alive and CLV (those that have one).
+    pub p_alive: (ExactSum, i64),
+    pub clv: (ExactSum, i64),
+    /// Members per RFM segment.
+    pub segments: BTreeMap<String, i64>,
+}
+
+impl ProfilePart {
+    fn of(
+        f: &FeatureTable,
+        k: usize,
+        o: &Placed,
+        inputs: &ClusterInputs,
+    ) -> Result<Self, EngineError> {
+        let revenue = f.float("net_revenue")?;
+        let segment = inputs
+            .segments
+            .column("rfm_segment")
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| EngineError::Internal {
+                table: "cluster_profiles".into(),
+                message: e.to_string(),
+            })?;
+        let mut clusters = vec![ClusterPart::default(); k];
+        for (i, &row) in o.rows.iter().enumerate() {
+            let c = &mut clusters[o.labels[i]];
+            c.customers += 1;
+            if let Some(r) = revenue.get(row) {
+                c.revenue.add(r);
+            }
+            for (sum, values) in [(&mut c.p_alive, inputs.p_alive), (&mut c.clv, inputs.clv)] {
+                if let Some(v) = values.and_then(|v| v[row]) {
+                    sum.0.add(v);
+                    sum.1 += 1;
+                }
+            }
+            if let Some(s) = segment.get(row) {
+                *c.segments.entry(s.to_string()).or_default() += 1;
+            }
+        }
+        Ok(ProfilePart {
+            clusters,
+            revenue: revenue.iter().flatten().collect(),
+        })
     }
-    let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by_key(|&c| model.ids[c]);
-    let revenue = f.float("net_revenue")?;
-    let total_revenue: f64 = revenue.iter().flatten().sum();
-    let segment = inputs
-        .segments
-        .column("rfm_segment")
-        .and_then(|c| c.str().cloned())
-        .map_err(|e| EngineError::Internal {
-            table: "cluster_profiles".into(),
-            message: e.to_string(),
-        })?;
-    let clustered = o.rows.len() as f64;
-    let mean_of = |v: Option<&[Option<f64>]>, rows: &[usize]| -> Option<f64> {
-        let v = v?;
-        let xs: Vec<f64> = rows.iter().filter_map(|&r| v[r]).collect();
-        (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
-    };
-    let mut out = vec![
-        Column::new(
-            "cluster_id".into(),
-            order
-                .iter()
-                .map(|&c| i64::from(model.ids[c]))
-                .collect::<Vec<i64>>(),
-        ),
-        Column::new(
-            "cluster_name".into(),
-            order
-                .iter()
-                .map(|&c| model.names[c].as_str())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "customers".into(),
-            order
-                .iter()
-                .map(|&c| members[c].len() as i64)
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "share".into(),
-            order
-                .iter()
-                .map(|&c| members[c].len() as f64 / clustered)
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "revenue_share".into(),
-            order
-                .iter()
-                .map(|&c| {
-                    let r: f64 = members[c].iter().filter_map(|&r| revenue.get(r)).sum();
-                    (total_revenue > 0.0).then(|| r / total_revenue)
-                })
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "mean_p_alive".into(),
-            order
-                .iter()
-                .map(|&c| mean_of(inputs.p_alive, &members[c]))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "mean_clv".into(),
-            order
-                .iter()
-                .map(|&c| mean_of(inputs.clv, &members[c]))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "dominant_rfm_segment".into(),
-            order
-                .par_iter()
-                .map(|&c| {
-                    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
-                    for &r in &members[c] {
-                        if let Some(s) = segment.get(r) {
-                            *counts.entry(s).or_default() += 1;
-                        }
-                    }
-                    counts
-                        .into_iter()
-                        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
-                        .map(|(s, _)| s.to_string())
-                })
-                .collect::<Vec<_>>(),
-        ),
-    ];
-    // Medians over each cluster's members in the fit sample (every member below its size).
-    let medians: Vec<Column> = fitted
-        .features
-        .iter()
-        .enumerate()
-        .map(|(j, name)| {
+
+    /// Adds another partition's part.
+    #[allow(dead_code)]
+    pub fn merge(&mut self, other: &ProfilePart) {
+        for (a, b) in self.clusters.iter_mut().zip(&other.clusters) {
+            a.customers += b.customers;
+            a.revenue.merge(&b.revenue);
+            a.p_alive.0.merge(&b.p_alive.0);
+            a.p_alive.1 += b.p_alive.1;
+            a.clv.0.merge(&b.clv.0);
+            a.clv.1 += b.clv.1;
+            for (s, n) in &b.segments {
+                *a.segments.entry(s.clone()).or_default() += n;
+            }
+        }
+        self.revenue.merge(&other.revenue);
+    }
+
+    /// `cluster_profiles`: one row per cluster, in id order.
+    pub fn table(&self, fitted: &FittedClusters, models: bool) -> Result<DataFrame, EngineError> {
+        let model = &fitted.model;
+        let mut order: Vec<usize> = (0..model.k).collect();
+        order.sort_by_key(|&c| model.ids[c]);
+        let clustered: i64 = self.clusters.iter().map(|c| c.customers).sum();
+        let total_revenue = self.revenue.value();
+        let at = |c: usize| &self.clusters[c];
+        let mean = |s: &(ExactSum, i64)| (models && s.1 > 0).then(|| s.0.value() / s.1 as f64);
+        let mut out = vec![
+            Column::new(
+                "cluster_id".into(),
+                order
+                    .iter()
+                    .map(|&c| i64::from(model.ids[c]))
+                    .collect::<Vec<i64>>(),
+            ),
+            Column::new(
+                "cluster_name".into(),
+                order
+                    .iter()
+                    .map(|&c| model.names[c].as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "customers".into(),
+                order.iter().map(|&c| at(c).customers).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "share".into(),
+                order
+                    .iter()
+                    .map(|&c| at(c).customers as f64 / clustered.max(1) as f64)
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "revenue_share".into(),
+                order
+                    .iter()
+                    .map(|&c| (total_revenue > 0.0).then(|| at(c).revenue.value() / total_revenue))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "mean_p_alive".into(),
+                order
+                    .iter()
+                    .map(|&c| mean(&at(c).p_alive))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "mean_clv".into(),
+                order.iter().map(|&c| mean(&at(c).clv)).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "dominant_rfm_segment".into(),
+                order
+                    .iter()
+                    .map(|&c| {
+                        at(c)
+                            .segments
+                            .iter()
+                            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                            .map(|(s, _)| s.clone())
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        ];
+        // Medians over each cluster's members in the fit sample (every member below its size).
+        out.extend(fitted.features.iter().enumerate().map(|(j, name)| {
             Column::new(
                 format!("median_{name}").into(),
                 order
@@ -681,10 +720,9 @@ fn profiles(
                     .map(|&c| fitted.medians[c][j])
                     .collect::<Vec<_>>(),
             )
-        })
-        .collect();
-    out.extend(medians);
-    tables::frame("cluster_profiles", out)
+        }));
+        tables::frame("cluster_profiles", out)
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use patronage_features::{CustomerIndex, FeatureTable};
+use patronage_features::FeatureTable;
 use patronage_segments::{
-    assign_stages_with, dick_basu, in_control, percentile_stats, reinartz_kumar, summarize,
-    Distribution, StageFile, STAGE_PRESETS,
+    assign_stages_with, dick_basu, in_control, percentile_stats, reinartz_kumar, summarize_part,
+    Distribution, StageFile, SummaryPart, STAGE_PRESETS,
 };
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -161,7 +161,7 @@ pub(crate) struct LoyaltyInputs<'a> {
     pub clv: Option<&'a [Option<f64>]>,
     /// `segments` (read) and `segment_summary` (stage rows added).
     pub segments: &'a DataFrame,
-    pub summary: &'a mut DataFrame,
+    pub summary: &'a mut Vec<SummaryPart>,
 }
 
 /// What the loyalty stage needs to know about a partition's customers, mergeable across
@@ -379,7 +379,12 @@ pub(crate) fn run(
         "conative",
         "action",
     ];
-    let mut rows = summarize("loyalty_stage", &stage_labels, &revenue, &order);
+    inputs.summary.push(summarize_part(
+        "loyalty_stage",
+        &stage_labels,
+        &revenue,
+        &order,
+    ));
     // Stage × segment labels, each made once.
     let mut cross: BTreeMap<(&str, usize), String> = BTreeMap::new();
     for i in 0..n {
@@ -394,20 +399,12 @@ pub(crate) fn run(
                 .map(String::as_str)
         })
         .collect();
-    rows.extend(summarize(
+    inputs.summary.push(summarize_part(
         "loyalty_stage_x_rfm_segment",
         &cross_labels,
         &revenue,
         &[],
     ));
-    let extra = tables::segment_summary(&rows)?;
-    inputs
-        .summary
-        .vstack_mut(&extra)
-        .map_err(|e| EngineError::Internal {
-            table: "segment_summary".into(),
-            message: e.to_string(),
-        })?;
 
     let mut counts = BTreeMap::<&str, usize>::new();
     for s in &stages.stage {
@@ -459,11 +456,10 @@ fn segment_indices(segments: &DataFrame) -> Result<(Vec<String>, Vec<usize>), En
 /// not loyalty stages do.
 pub(crate) fn add_control_group(
     control: &ControlConfig,
-    index: &CustomerIndex,
+    ids: &[String],
     segments: &mut DataFrame,
 ) -> Result<serde_json::Value, EngineError> {
     let (names, segment) = segment_indices(segments)?;
-    let ids = index.ids();
     let held_out: Vec<bool> = (0..ids.len())
         .map(|i| {
             let share = control

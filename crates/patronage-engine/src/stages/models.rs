@@ -536,7 +536,14 @@ pub(crate) struct BacktestStats {
 }
 
 impl BacktestStats {
-    pub fn of(orders: &Orders, customers: usize, as_of: Day, n: u32) -> Self {
+    /// `keep`: the customers (index positions) of this partition; all without one.
+    pub fn of(
+        orders: &Orders,
+        customers: usize,
+        as_of: Day,
+        n: u32,
+        keep: Option<&[bool]>,
+    ) -> Self {
         let calibration_end = as_of - n as i32;
         // Same index (rows = customers), features as of the calibration end: customers who had
         // not bought by then have no purchase there and are left out.
@@ -546,6 +553,7 @@ impl BacktestStats {
             Ok(b) => b
                 .buyers()
                 .into_iter()
+                .filter(|&i| keep.is_none_or(|k| k[i]))
                 .map(|i| {
                     let get = |v: &Nullable<i64>| v.get(i).unwrap_or(0);
                     [get(b.x), get(b.t_x), get(b.t), actual[i]]

@@ -4,13 +4,13 @@
 
 use patronage_features::FeatureTable;
 use patronage_segments::{
-    occupancy, summarize, Direction, Distribution, ScoreCuts, TierCuts, TierParams, ValueTier,
+    occupancy, summarize_part, Direction, Distribution, ScoreCuts, SummaryPart, TierCuts,
+    TierParams, ValueTier,
 };
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Tables;
 use crate::config::{RunOptions, ValueBasis};
 use crate::error::EngineError;
 use crate::tables;
@@ -24,16 +24,10 @@ pub const PROSPECT: &str = "prospect";
 pub(crate) struct Segments {
     /// `segments`: later stages add their columns (clusters, control group, loyalty).
     pub frame: DataFrame,
-    /// `segment_summary`: the loyalty stage adds its rows.
-    pub summary: DataFrame,
+    /// `segment_summary`, one part per dimension (mergeable across partitions): the loyalty
+    /// stage adds its dimensions.
+    pub summary: Vec<SummaryPart>,
     pub manifest: serde_json::Value,
-}
-
-impl Segments {
-    /// The two tables, in output order.
-    pub fn into_tables(self) -> Tables {
-        vec![("segments", self.frame), ("segment_summary", self.summary)]
-    }
 }
 
 /// The per-customer measures the segments are cut on, by name from the feature table.
@@ -260,20 +254,17 @@ pub(crate) fn run(
     };
     let tier_labels: Vec<Option<&str>> = tiers.iter().map(|t| Some(t.as_str())).collect();
     let tier_order: Vec<&str> = ValueTier::ALL.iter().map(|t| t.as_str()).collect();
-    let mut summary = summarize("rfm_segment", &labels, &net_revenue, &segment_order);
-    summary.extend(summarize(
-        "value_tier",
-        &tier_labels,
-        &net_revenue,
-        &tier_order,
-    ));
+    let mut summary = vec![
+        summarize_part("rfm_segment", &labels, &net_revenue, &segment_order),
+        summarize_part("value_tier", &tier_labels, &net_revenue, &tier_order),
+    ];
     let score_order = ["1", "2", "3", "4", "5"];
     for (dim, scores) in [("r_score", &r), ("f_score", &fs), ("m_score", &m)] {
         let labels: Vec<Option<&str>> = scores
             .iter()
             .map(|s| s.map(|s| score_order[(s - 1) as usize]))
             .collect();
-        summary.extend(summarize(dim, &labels, &net_revenue, &score_order));
+        summary.push(summarize_part(dim, &labels, &net_revenue, &score_order));
     }
 
     // One pass: customers per rule id (several rules may share a segment name).
@@ -294,7 +285,7 @@ pub(crate) fn run(
     });
     Ok(Segments {
         frame,
-        summary: tables::segment_summary(&summary)?,
+        summary,
         manifest,
     })
 }
