@@ -34,6 +34,18 @@ pub enum Command {
     /// Check or list RFM segment rule tables.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Scale-out, phase 1 of 3: the statistics of one partition of the customers.
+    #[command(
+        after_help = "The run as partial → fit → score → publish, each phase a pure function of its inputs and\nof the work directory, for a cluster (see docs/scale-out.md):\n  for i in 0 1 2; do patronage partial --partition $i/3 --work W --orders o.csv --as-of 2024-12-31; done\n  patronage fit --partitions 3 --work W --orders o.csv --out OUT --as-of 2024-12-31\n  for i in 0 1 2; do patronage score --partition $i/3 --work W --orders o.csv --as-of 2024-12-31; done\n  patronage publish --partitions 3 --work W --orders o.csv --out OUT --as-of 2024-12-31"
+    )]
+    Partial(PhaseArgs),
+    /// Scale-out, phase 2: merge the partitions' statistics, fit the models, cut points and
+    /// clusters (reads OUT's previous cluster model).
+    Fit(PhaseArgs),
+    /// Scale-out, phase 3: score one partition's customers with the fit.
+    Score(PhaseArgs),
+    /// Scale-out, last step: publish every partition's tables as one run in OUT, atomically.
+    Publish(PhaseArgs),
     /// Write realistic synthetic orders (seeded) for tests and benchmarks.
     #[command(
         after_help = "Example:\n  patronage generate --customers 100000 --out /tmp/shop --format parquet"
@@ -92,6 +104,22 @@ pub struct RunArgs {
     /// Print the run summary as JSON on stdout.
     #[arg(long, help_heading = "Display")]
     pub json: bool,
+}
+
+/// A scale-out phase: the run's arguments, the work directory, and the partition.
+#[derive(Debug, Args)]
+pub struct PhaseArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Work directory the phases exchange their files in (shared by every partition).
+    #[arg(long, value_name = "DIR", help_heading = "Scale-out")]
+    pub work: PathBuf,
+    /// This partition, i/n: the customers whose id hashes to i of n (partial, score).
+    #[arg(long, value_name = "I/N", help_heading = "Scale-out")]
+    pub partition: Option<patronage_engine::Partition>,
+    /// The number of partitions (fit, publish).
+    #[arg(long, value_name = "N", help_heading = "Scale-out")]
+    pub partitions: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,7 +213,8 @@ fn spinner(quiet: bool) -> ProgressBar {
     bar
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+/// The run options of `args` (config file, then flags).
+fn options(args: RunArgs) -> anyhow::Result<patronage_engine::RunOptions> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
@@ -215,9 +244,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         memory_budget: args.memory_budget,
         k: args.k,
     };
-    let opts = config.into_options(args.config.as_deref(), flags, today())?;
-    let bar = spinner(args.quiet);
-    let result = patronage_engine::run(&opts, &|event: Event| match event {
+    Ok(config.into_options(args.config.as_deref(), flags, today())?)
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    let (quiet, json) = (args.quiet, args.json);
+    let opts = options(args)?;
+    let summary = with_progress(quiet, |report| patronage_engine::run(&opts, report))?;
+    print_summary(&summary, json)
+}
+
+/// Runs `f` with a spinner on stderr that shows the stage, and warnings printed as they come.
+fn with_progress<T>(
+    quiet: bool,
+    f: impl FnOnce(&dyn Fn(Event)) -> Result<T, patronage_engine::EngineError>,
+) -> anyhow::Result<T> {
+    let bar = spinner(quiet);
+    let result = f(&|event: Event| match event {
         Event::Stage(stage) => bar.set_message(stage.as_str()),
         // Warnings always reach stderr (even with --quiet): they say something may be wrong.
         Event::Warning(w) => bar.suspend(|| {
@@ -225,9 +268,51 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         }),
     });
     bar.finish_and_clear();
-    let summary = result?;
+    Ok(result?)
+}
+
+/// A scale-out phase (`partial`, `fit`, `score`, `publish`).
+pub fn phase(name: &str, args: PhaseArgs) -> anyhow::Result<Exit> {
+    let (quiet, json) = (args.run.quiet, args.run.json);
+    let opts = options(args.run)?;
+    let partition = || {
+        args.partition
+            .ok_or_else(|| anyhow::anyhow!("`patronage {name}` needs --partition I/N"))
+    };
+    let partitions = || {
+        args.partitions
+            .filter(|n| *n > 0)
+            .ok_or_else(|| anyhow::anyhow!("`patronage {name}` needs --partitions N (N ≥ 1)"))
+    };
+    let work = &args.work;
+    let written = match name {
+        "partial" => {
+            let p = partition()?;
+            with_progress(quiet, |r| patronage_engine::partial(&opts, p, work, r))?
+        }
+        "fit" => {
+            let n = partitions()?;
+            with_progress(quiet, |r| patronage_engine::fit(&opts, n, work, r))?
+        }
+        "score" => {
+            let p = partition()?;
+            with_progress(quiet, |r| patronage_engine::score(&opts, p, work, r))?
+        }
+        _ => {
+            let n = partitions()?;
+            let summary = with_progress(quiet, |r| patronage_engine::publish(&opts, n, work, r))?;
+            return print_summary(&summary, json);
+        }
+    };
+    writeln!(std::io::stdout().lock(), "{}", written.display())?;
+    Ok(Exit::Ok)
+}
+
+/// Prints what a run published (a table per line, or JSON).
+fn print_summary(summary: &patronage_engine::RunSummary, json: bool) -> anyhow::Result<Exit> {
+    let args_json = json;
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if args_json {
         let tables: Vec<serde_json::Value> = summary
             .tables
             .iter()

@@ -45,6 +45,10 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Check { table }) => cli::rules_check(&table),
         Command::Rules(RulesCommand::List) => cli::rules_list(),
         Command::Generate(args) => cli::generate(args),
+        Command::Partial(args) => cli::phase("partial", args),
+        Command::Fit(args) => cli::phase("fit", args),
+        Command::Score(args) => cli::phase("score", args),
+        Command::Publish(args) => cli::phase("publish", args),
     }));
     let result = match result {
         Ok(result) => result,

@@ -16,3 +16,4 @@ mod malformed;
 mod outputs;
 mod publish;
 mod rules;
+mod scale_out;

@@ -8,6 +8,7 @@
 mod config;
 mod error;
 mod job;
+mod phases;
 mod protocol;
 mod stages;
 mod tables;
@@ -19,6 +20,7 @@ pub use config::{
 pub use error::EngineError;
 pub use job::{run, RunSummary};
 pub use patronage_clusters::Clusterer;
+pub use phases::{fit, partial, publish, score, Partition};
 pub use stages::loyalty::{load_stage_file, KNOWN_FEATURES};
 pub use stages::models::RISK_BANDS;
 pub use stages::models::{model_inputs, ModelInputs};

@@ -146,6 +146,7 @@ impl PartitionStats {
 }
 
 /// What the fit decides for every partition.
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Fitted {
     /// With models.
     pub models: Option<FittedModels>,

@@ -400,6 +400,13 @@ impl OutDir {
     }
 }
 
+/// Writes one table's file outside a run (a partition's part of it, for a later publish),
+/// with the checks [`Staging::write_table`] makes.
+pub fn write_table_file(path: &Path, table: &str, df: &mut DataFrame) -> Result<(), OutputError> {
+    check_types(table, df)?;
+    write_parquet(path, df)
+}
+
 /// A run being written; nothing is visible to readers until [`Staging::publish`].
 pub struct Staging<'o> {
     out: &'o OutDir,
@@ -441,6 +448,23 @@ impl Staging<'_> {
             df,
         )?;
         self.tables.push(table.to_string());
+        Ok(())
+    }
+
+    /// Stages part `k` of `table` (`part-<k>.parquet`) from a file [`write_table_file`] wrote:
+    /// a partitioned run's table is its partitions' parts.
+    pub fn copy_table_part(
+        &mut self,
+        table: &str,
+        k: usize,
+        from: &Path,
+    ) -> Result<(), OutputError> {
+        let dir = partition(&self.dir, table, &self.run_date);
+        fs_err::create_dir_all(&dir)?;
+        fs_err::copy(from, dir.join(format!("part-{k}.parquet")))?;
+        if !self.tables.iter().any(|t| t == table) {
+            self.tables.push(table.to_string());
+        }
         Ok(())
     }
 

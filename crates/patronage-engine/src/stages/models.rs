@@ -136,6 +136,12 @@ impl ModelInputs {
 }
 
 impl FittedModels {
+    /// The `backtest` table, with a holdout that fitted.
+    pub(crate) fn backtest_frame(&self) -> Option<Result<DataFrame, EngineError>> {
+        let (rows, _, _) = self.backtest.as_ref()?;
+        rows.as_ref().map(|r| backtest_frame(r))
+    }
+
     /// The distributions of the buyers' p_alive and CLV as [`score_models`] gives them (`None`
     /// when it publishes no scores: BG/NBD failed, or a score is not finite).
     pub(crate) fn buyer_distributions(
