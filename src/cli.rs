@@ -120,6 +120,10 @@ pub struct PhaseArgs {
     /// The number of partitions (fit, publish).
     #[arg(long, value_name = "N", help_heading = "Scale-out")]
     pub partitions: Option<u32>,
+    /// The inputs hold only this partition's rows, routed by stable_hash(customer_id) mod n
+    /// (partial, score): every customer they name is kept, every rejected row reported.
+    #[arg(long, help_heading = "Scale-out")]
+    pub prepartitioned: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -277,6 +281,10 @@ pub fn phase(name: &str, args: PhaseArgs) -> anyhow::Result<Exit> {
     let opts = options(args.run)?;
     let partition = || {
         args.partition
+            .map(|p| patronage_engine::Partition {
+                prepartitioned: args.prepartitioned,
+                ..p
+            })
             .ok_or_else(|| anyhow::anyhow!("`patronage {name}` needs --partition I/N"))
     };
     let partitions = || {

@@ -10,10 +10,11 @@
 //! - [`publish`]: the parts merged (exact sums), every partition's tables as the parts of one
 //!   run, published atomically with a manifest, as `run` publishes.
 //!
-//! Here every partition reads the whole export and keeps its customers (so order-id conflicts
-//! between customers of different partitions are still found, and every rejected row is
-//! reported by exactly one partition: the one its file and row hash to). The tables equal a
-//! single run's customer by customer.
+//! By default every partition reads the whole export and keeps its customers (so order-id
+//! conflicts between customers of different partitions are still found, and every rejected row
+//! is reported by exactly one partition: the one its file and row hash to). With
+//! `prepartitioned`, a router (the Spark recipe) has sent each partition its customers' rows
+//! only. Either way the tables equal a single run's customer by customer.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -37,6 +38,10 @@ use crate::stages::{self, Event, Warnings};
 pub struct Partition {
     pub index: u32,
     pub count: u32,
+    /// The inputs hold this partition's rows only (a router sent them here): every customer
+    /// they name is the partition's, and every row they reject is reported here.
+    #[serde(default)]
+    pub prepartitioned: bool,
 }
 
 impl FromStr for Partition {
@@ -50,7 +55,11 @@ impl FromStr for Partition {
             n.trim().parse::<u32>().map_err(|_| bad())?,
         );
         (index < count)
-            .then_some(Partition { index, count })
+            .then_some(Partition {
+                index,
+                count,
+                prepartitioned: false,
+            })
             .ok_or_else(bad)
     }
 }
@@ -158,7 +167,12 @@ fn prepare(
     let features = stages::features::run(&mut ingest, keep_orders)?;
     ingest.profiles = None;
     ingest.clicks = None;
-    let keep: Vec<bool> = ingest.index.ids().iter().map(|id| p.holds(id)).collect();
+    let keep: Vec<bool> = ingest
+        .index
+        .ids()
+        .iter()
+        .map(|id| p.prepartitioned || p.holds(id))
+        .collect();
     let rows = (0..keep.len()).filter(|&r| keep[r]).collect();
     Ok(Prepared {
         ingest,
@@ -226,6 +240,7 @@ pub fn fit(
         let p = Partition {
             index,
             count: partitions,
+            prepartitioned: false,
         };
         let path = partial_path(work, p);
         let file: PartialFile =
@@ -351,7 +366,7 @@ pub fn score(
 
 /// The rows of `rejected` whose (source file, row) hash to partition `p`.
 fn rejected_share(df: DataFrame, p: Partition) -> Result<DataFrame, EngineError> {
-    if p.count == 1 {
+    if p.count == 1 || p.prepartitioned {
         return Ok(df);
     }
     let internal = |e: PolarsError| EngineError::Internal {
@@ -404,6 +419,7 @@ pub fn publish(
         let p = Partition {
             index,
             count: partitions,
+            prepartitioned: false,
         };
         let file: ScoreFile = read_json(
             &score_dir(work, p).join("parts.json"),
