@@ -12,7 +12,10 @@
 //! same numbers: every statistic is a canonical list (ascending) or an exact distribution, and
 //! everything fitted on it sums in that canonical order.
 
-use patronage_features::FeatureTable;
+use patronage_features::{
+    add_switching_costs_with, switching_inputs, FeatureTable, SwitchingRefs, Values,
+    SWITCHING_OUTPUTS,
+};
 use patronage_segments::Distribution;
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +62,47 @@ pub(crate) struct PartitionStats {
     pub backtest: Option<BacktestStats>,
     /// With clusters: the partition's part of the fit sample.
     pub clusters: Option<ClusterSample>,
+    /// What the switching costs ranked against the base need to know about these customers.
+    pub switching: SwitchingRefs,
+    /// When a loyalty condition takes a percentile of a switching cost: the buyers' inputs of
+    /// the switching costs, so the fit computes them against the whole base.
+    pub switching_buyers: Option<SwitchingBuyers>,
+}
+
+/// Buyers' switching-cost inputs: the features (those the table has), and a row per buyer in
+/// ascending order (canonical: any partitioning gives the same rows).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SwitchingBuyers {
+    pub features: Vec<String>,
+    pub rows: Vec<Vec<Option<f64>>>,
+}
+
+impl SwitchingBuyers {
+    fn sort(&mut self) {
+        use rayon::slice::ParallelSliceMut;
+        let key = |v: &Option<f64>| v.map_or((0u8, 0.0), |x| (1, x));
+        self.rows.par_sort_unstable_by(|a, b| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| {
+                    let (x, y) = (key(x), key(y));
+                    x.0.cmp(&y.0).then(x.1.total_cmp(&y.1))
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+    }
+}
+
+/// Whether a loyalty condition takes a percentile of a switching-cost column.
+fn percentile_of_switching(opts: &RunOptions) -> bool {
+    opts.stages.as_ref().is_some_and(|(file, _)| {
+        file.stages.iter().flat_map(|s| &s.conditions).any(|c| {
+            c.value.is_none()
+                && c.percentile.is_some()
+                && SWITCHING_OUTPUTS.contains(&c.feature.as_str())
+        })
+    })
 }
 
 impl PartitionStats {
@@ -91,6 +135,29 @@ impl PartitionStats {
         } else {
             None
         };
+        let switching_buyers = percentile_of_switching(opts).then(|| {
+            let columns: Vec<(String, Vec<Option<f64>>)> = switching_inputs()
+                .filter_map(|name| {
+                    let values = match f.column(name).ok()?.values {
+                        Values::Bool(ref v) => v
+                            .iter()
+                            .map(|b| b.map(|b| f64::from(u8::from(b))))
+                            .collect(),
+                        _ => f.numeric(name).ok()?,
+                    };
+                    Some((name.to_string(), values))
+                })
+                .collect();
+            let mut b = SwitchingBuyers {
+                features: columns.iter().map(|c| c.0.clone()).collect(),
+                rows: (0..f.len())
+                    .filter(|&i| per_customer[i].is_some())
+                    .map(|i| columns.iter().map(|c| c.1[i]).collect())
+                    .collect(),
+            };
+            b.sort();
+            b
+        });
         let mut buyers: Vec<Buyer> = per_customer.into_iter().flatten().collect();
         {
             use rayon::slice::ParallelSliceMut;
@@ -106,6 +173,8 @@ impl PartitionStats {
             },
             backtest,
             clusters,
+            switching: SwitchingRefs::of(f),
+            switching_buyers,
         })
     }
 
@@ -124,6 +193,25 @@ impl PartitionStats {
                     .collect::<Vec<_>>(),
             )
         });
+        let switching = SwitchingRefs::merge(
+            &parts
+                .iter()
+                .map(|p| p.switching.clone())
+                .collect::<Vec<_>>(),
+        );
+        let mut switching_buyers: Option<SwitchingBuyers> = None;
+        for p in &parts {
+            if let Some(b) = &p.switching_buyers {
+                let merged = switching_buyers.get_or_insert_with(|| SwitchingBuyers {
+                    features: b.features.clone(),
+                    rows: Vec::new(),
+                });
+                merged.rows.extend(b.rows.iter().cloned());
+            }
+        }
+        if let Some(b) = switching_buyers.as_mut() {
+            b.sort();
+        }
         let mut buyers = Vec::new();
         let mut backtests = Vec::new();
         let mut samples = Vec::new();
@@ -141,6 +229,8 @@ impl PartitionStats {
             loyalty,
             backtest: BacktestStats::merge(backtests),
             clusters,
+            switching,
+            switching_buyers,
         }
     }
 }
@@ -155,6 +245,8 @@ pub(crate) struct Fitted {
     pub loyalty: Option<LoyaltyCuts>,
     /// With clusters: the clustering, or why there is none this run.
     pub clusters: Option<Result<FittedClusters, String>>,
+    /// The base's references for the switching costs.
+    pub switching: SwitchingRefs,
 }
 
 /// Fits the models, cuts and clusters on the (merged) statistics of the whole customer base
@@ -181,11 +273,34 @@ pub(crate) fn fit(
     };
     let segments = SegmentCuts::fit(&stats.segments, opts.value_tiers, clv);
     let loyalty = match (&opts.stages, &stats.loyalty) {
-        (Some((file, _)), Some(l)) => Some(LoyaltyCuts::fit(
-            file,
-            l,
-            outputs.as_ref().map(|(p, c)| (p, c)),
-        )),
+        (Some((file, _)), Some(l)) => {
+            let mut l = l.clone();
+            // The switching costs of every buyer, against the whole base.
+            if let Some(inputs) = &stats.switching_buyers {
+                let mut t = FeatureTable::new(inputs.rows.len());
+                for name in switching_inputs() {
+                    if let Some(k) = inputs.features.iter().position(|f| f == name) {
+                        t.push(
+                            name,
+                            "",
+                            Values::Float(inputs.rows.iter().map(|r| r[k]).collect()),
+                        );
+                    }
+                }
+                add_switching_costs_with(&mut t, &stats.switching);
+                for name in SWITCHING_OUTPUTS {
+                    if let Ok(v) = t.numeric(name) {
+                        l.percentiles
+                            .insert(name.to_string(), Distribution::of_present(&v));
+                    }
+                }
+            }
+            Some(LoyaltyCuts::fit(
+                file,
+                &l,
+                outputs.as_ref().map(|(p, c)| (p, c)),
+            ))
+        }
         _ => None,
     };
     let clusters = match &stats.clusters {
@@ -211,6 +326,7 @@ pub(crate) fn fit(
         segments,
         loyalty,
         clusters,
+        switching: stats.switching.clone(),
     })
 }
 

@@ -34,7 +34,10 @@ pub use clicks::{
 pub use partial::{from_micros, to_micros, Micros, OrderPartial, OrderPartials};
 pub use profiles::{profile_features, Profiles};
 pub use rhythm::{coefficient_of_variation, mean};
-pub use switching::add_switching_costs;
+pub use switching::{
+    add_switching_costs, add_switching_costs_with, switching_inputs, SwitchingRefs,
+    SWITCHING_OUTPUTS,
+};
 pub use table::{Column, CustomerIndex, FeatureError, FeatureTable, Labels, Nullable, Values};
 
 /// Days since 1970-01-01 (UTC calendar date).

@@ -65,20 +65,121 @@ const FACETS: [(&str, &str, &[Component]); 3] = [
     ),
 ];
 
-/// Per customer, the component's value in [0, 1] (null where unknown); `None` when the table
-/// does not hold the feature at all.
-fn component(t: &FeatureTable, c: &Component) -> Option<Vec<Option<f64>>> {
-    let column = t.column(c.feature).ok()?;
-    let values: Vec<Option<f64>> = match &column.values {
-        Values::Bool(v) => v
-            .iter()
-            .map(|b| b.map(|b| f64::from(u8::from(b))))
-            .collect(),
-        _ => t.numeric(c.feature).ok()?,
-    };
-    if values.iter().all(Option::is_none) {
+/// The features the switching costs read (their components' inputs).
+pub fn switching_inputs() -> impl Iterator<Item = &'static str> {
+    FACETS.iter().flat_map(|f| f.2.iter().map(|c| c.feature))
+}
+
+/// The columns [`add_switching_costs`] appends.
+pub const SWITCHING_OUTPUTS: [&str; 4] = [
+    "switching_cost_procedural",
+    "switching_cost_financial",
+    "switching_cost_relational",
+    "switching_cost_index",
+];
+
+/// A component's input values (booleans as 0/1); `None` when the table lacks the feature.
+fn raw(t: &FeatureTable, feature: &str) -> Option<Vec<Option<f64>>> {
+    let column = t.column(feature).ok()?;
+    match &column.values {
+        Values::Bool(v) => Some(
+            v.iter()
+                .map(|b| b.map(|b| f64::from(u8::from(b))))
+                .collect(),
+        ),
+        _ => t.numeric(feature).ok(),
+    }
+}
+
+/// What the components ranked against the whole customer base need to know about it: the
+/// points balances (distinct values ascending, with counts) for percentile ranks, the highest
+/// membership tier rank, and which components any customer has. Mergeable: the references of
+/// disjoint partitions merge into those of their union, so a partition's customers get the
+/// switching costs they get among every customer.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SwitchingRefs {
+    pub points: Vec<(f64, u64)>,
+    pub tier_max: f64,
+    /// Component features some customer has a value of, ascending.
+    pub present: Vec<String>,
+}
+
+impl SwitchingRefs {
+    pub fn of(t: &FeatureTable) -> Self {
+        let mut refs = SwitchingRefs {
+            tier_max: 1.0,
+            ..SwitchingRefs::default()
+        };
+        for feature in switching_inputs() {
+            let Some(values) = raw(t, feature) else {
+                continue;
+            };
+            if values.iter().any(Option::is_some) {
+                refs.present.push(feature.to_string());
+            }
+            match feature {
+                "points_balance" => {
+                    let mut v: Vec<f64> = values.into_iter().flatten().collect();
+                    v.sort_by(f64::total_cmp);
+                    refs.points = counted(v.into_iter().map(|x| (x, 1)));
+                }
+                "membership_tier_rank" => {
+                    refs.tier_max = values.iter().flatten().fold(1.0f64, |m, v| m.max(*v));
+                }
+                _ => {}
+            }
+        }
+        refs.present.sort();
+        refs
+    }
+
+    pub fn merge(parts: &[SwitchingRefs]) -> Self {
+        let mut points: Vec<(f64, u64)> = parts.iter().flat_map(|p| p.points.clone()).collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut present: Vec<String> = parts.iter().flat_map(|p| p.present.clone()).collect();
+        present.sort();
+        present.dedup();
+        SwitchingRefs {
+            points: counted(points.into_iter()),
+            tier_max: parts.iter().fold(1.0f64, |m, p| m.max(p.tier_max)),
+            present,
+        }
+    }
+
+    /// The mid-rank percentile of a points balance among every customer's.
+    fn points_percentile(&self, v: f64) -> f64 {
+        let n: u64 = self.points.iter().map(|p| p.1).sum();
+        let at = self.points.partition_point(|p| p.0.total_cmp(&v).is_lt());
+        let start: u64 = self.points[..at].iter().map(|p| p.1).sum();
+        let count = self.points.get(at).map_or(1, |p| p.1);
+        let mid = (start + start + count - 1) as f64 / 2.0;
+        if n > 1 {
+            mid / (n - 1) as f64
+        } else {
+            0.5
+        }
+    }
+}
+
+/// Equal values (ascending) joined, their counts summed.
+fn counted(sorted: impl Iterator<Item = (f64, u64)>) -> Vec<(f64, u64)> {
+    let mut out: Vec<(f64, u64)> = Vec::new();
+    for (x, c) in sorted {
+        match out.last_mut() {
+            Some(last) if last.0 == x => last.1 += c,
+            _ => out.push((x, c)),
+        }
+    }
+    out
+}
+
+/// Per customer, the component's value in [0, 1] (null where unknown); `None` when no customer
+/// of the base has the feature.
+fn component(t: &FeatureTable, c: &Component, refs: &SwitchingRefs) -> Option<Vec<Option<f64>>> {
+    if !refs.present.iter().any(|p| p == c.feature) {
         return None;
     }
+    let values = raw(t, c.feature).unwrap_or_else(|| vec![None; t.len()]);
     Some(match c.scale {
         Scale::Saturating(s) => values
             .iter()
@@ -86,7 +187,7 @@ fn component(t: &FeatureTable, c: &Component) -> Option<Vec<Option<f64>>> {
             .collect(),
         Scale::Flag => values,
         Scale::Rank => {
-            let max = values.iter().flatten().fold(1.0f64, |m, v| m.max(*v));
+            let max = refs.tier_max;
             values
                 .iter()
                 .map(|v| {
@@ -100,11 +201,16 @@ fn component(t: &FeatureTable, c: &Component) -> Option<Vec<Option<f64>>> {
                 })
                 .collect()
         }
-        Scale::Percentile => percentile_ranks(&values),
+        Scale::Percentile => values
+            .iter()
+            .map(|v| v.map(|v| refs.points_percentile(v)))
+            .collect(),
     })
 }
 
-/// Mid-rank percentiles in [0, 1]: equal values get equal ranks; one value alone gets 0.5.
+/// Mid-rank percentiles in [0, 1]: equal values get equal ranks; one value alone gets 0.5 (the
+/// definition [`SwitchingRefs`] ranks by; kept as the tests' reference).
+#[cfg(test)]
 fn percentile_ranks(values: &[Option<f64>]) -> Vec<Option<f64>> {
     let mut known: Vec<(f64, usize)> = values
         .iter()
@@ -132,24 +238,35 @@ fn percentile_ranks(values: &[Option<f64>]) -> Vec<Option<f64>> {
 }
 
 /// Appends `switching_cost_procedural`, `_financial`, `_relational` and `switching_cost_index`
-/// to `table`; returns, per facet, the features that fed it (for the manifest).
+/// to `table`, its customers being the whole base; returns, per facet, the features that fed it
+/// (for the manifest).
 pub fn add_switching_costs(table: &mut FeatureTable) -> Vec<(&'static str, Vec<&'static str>)> {
+    let refs = SwitchingRefs::of(table);
+    add_switching_costs_with(table, &refs)
+}
+
+/// [`add_switching_costs`] for customers that may be a part of the base `refs` describes (the
+/// columns are replaced where the table has them already).
+pub fn add_switching_costs_with(
+    table: &mut FeatureTable,
+    refs: &SwitchingRefs,
+) -> Vec<(&'static str, Vec<&'static str>)> {
     let n = table.len();
     let mut fed = Vec::new();
     let mut facets: Vec<Vec<Option<f64>>> = Vec::new();
     for (name, _, components) in FACETS.iter() {
         let parts: Vec<(&'static str, Vec<Option<f64>>)> = components
             .iter()
-            .filter_map(|c| component(table, c).map(|v| (c.feature, v)))
+            .filter_map(|c| component(table, c, refs).map(|v| (c.feature, v)))
             .collect();
         fed.push((*name, parts.iter().map(|p| p.0).collect()));
         facets.push(mean_of_known(n, parts.iter().map(|p| p.1.as_slice())));
     }
     let index = mean_of_known(n, facets.iter().map(Vec::as_slice));
     for ((name, description, _), values) in FACETS.iter().zip(facets) {
-        table.push(name, description, Values::Float(values.into()));
+        table.set(name, description, Values::Float(values.into()));
     }
-    table.push(
+    table.set(
         "switching_cost_index",
         "mean of the switching-cost facets that exist for the customer, in [0, 1]",
         Values::Float(index.into()),
@@ -215,6 +332,46 @@ mod tests {
         assert_eq!(index.to_vec(), [Some(0.625), Some(0.75), None]);
         assert_eq!(fed[0].1, ["tenure_days", "saved_payment_methods"]);
         assert!(fed[2].1.is_empty());
+    }
+
+    /// Switching costs of a part of the customers, with the references of all of them merged
+    /// from the parts', equal the switching costs computed over all of them.
+    #[test]
+    fn parts_with_merged_references_equal_the_whole() {
+        let n = 40;
+        let mut t = FeatureTable::new(n);
+        let points: Vec<Option<f64>> = (0..n)
+            .map(|i| (i % 7 != 0).then(|| ((i * 37) % 11) as f64 * 50.0))
+            .collect();
+        t.push("points_balance", "", Values::Float(points.clone().into()));
+        let tiers: Vec<Option<i64>> = (0..n).map(|i| Some((i % 3) as i64 + 1)).collect();
+        t.push("membership_tier_rank", "", Values::Int(tiers.into()));
+        let tenure: Vec<Option<i64>> = (0..n).map(|i| Some(i as i64 * 30)).collect();
+        t.push("tenure_days", "", Values::Int(tenure.into()));
+        // Only customers of the first part subscribe: the second part alone lacks it.
+        let sub: Vec<Option<bool>> = (0..n).map(|i| (i < 10).then_some(i % 2 == 0)).collect();
+        t.push("subscription_active", "", Values::Bool(sub.into()));
+        let mut whole = t.clone();
+        add_switching_costs(&mut whole);
+        assert_eq!(
+            whole.float("switching_cost_financial").unwrap().to_vec()[1].map(|v| v > 0.0),
+            Some(true)
+        );
+        let rows: [Vec<usize>; 2] = [(0..n).step_by(2).collect(), (1..n).step_by(2).collect()];
+        let parts: Vec<FeatureTable> = rows.iter().map(|r| t.select(r)).collect();
+        let refs = SwitchingRefs::merge(&parts.iter().map(SwitchingRefs::of).collect::<Vec<_>>());
+        assert_eq!(refs, SwitchingRefs::of(&t));
+        for (r, mut part) in rows.iter().zip(parts) {
+            add_switching_costs_with(&mut part, &refs);
+            assert_eq!(part, whole.select(r));
+        }
+        // The ranks are those of the whole base's sorted balances.
+        assert_eq!(
+            (0..n)
+                .map(|i| points[i].map(|v| refs.points_percentile(v)))
+                .collect::<Vec<_>>(),
+            percentile_ranks(&points)
+        );
     }
 
     #[test]

@@ -496,6 +496,18 @@ impl FeatureTable {
         }
     }
 
+    /// Replaces the column `name` in place, or appends it.
+    pub fn set(&mut self, name: &'static str, description: &'static str, values: Values) {
+        assert_eq!(values.len(), self.rows, "feature `{name}`: wrong length");
+        match self.columns.iter_mut().find(|c| c.name == name) {
+            Some(c) => {
+                c.description = description;
+                c.values = values;
+            }
+            None => self.push(name, description, values),
+        }
+    }
+
     /// Appends every column of `other` (same rows).
     pub fn extend(&mut self, other: FeatureTable) {
         for c in other.columns {

@@ -180,10 +180,12 @@ pub(crate) const MODEL_OUTPUTS: [&str; 2] = ["p_alive", "clv"];
 impl LoyaltyStats {
     pub fn of(file: &StageFile, f: &FeatureTable) -> Result<Self, EngineError> {
         let buyer = buyers(f)?;
+        // Model outputs and switching costs are ranked against the base by the fit.
         let feature = |name: &str| -> Option<Vec<Option<f64>>> {
-            (!MODEL_OUTPUTS.contains(&name))
-                .then(|| f.numeric(name).ok())
-                .flatten()
+            (!MODEL_OUTPUTS.contains(&name)
+                && !patronage_features::SWITCHING_OUTPUTS.contains(&name))
+            .then(|| f.numeric(name).ok())
+            .flatten()
         };
         Ok(LoyaltyStats {
             percentiles: percentile_stats(file, &buyer, &feature),
