@@ -113,23 +113,7 @@ impl PartitionStats {
         ids: &[String],
         backtest: Option<BacktestStats>,
     ) -> Result<Self, EngineError> {
-        let freq = f.int("frequency")?;
-        let (x, t_x, t, m) = (
-            f.int("btyd_x")?,
-            f.int("btyd_t_x")?,
-            f.int("btyd_T")?,
-            f.float("btyd_m")?,
-        );
-        let per_customer: Vec<Option<Buyer>> = (0..f.len())
-            .map(|i| {
-                freq.get(i).is_some_and(|v| v > 0).then(|| Buyer {
-                    x: x.get(i).unwrap_or(0),
-                    t_x: t_x.get(i).unwrap_or(0),
-                    t: t.get(i).unwrap_or(0),
-                    m: m.get(i),
-                })
-            })
-            .collect();
+        let per_customer = crate::stages::models::Btyd::of(f)?.summaries();
         let clusters = if opts.clusters.enabled {
             Some(ClusterSample::of(&opts.clusters, f, ids, &per_customer)?)
         } else {

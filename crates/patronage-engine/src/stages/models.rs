@@ -43,7 +43,7 @@ pub(crate) struct ModelsStage {
 }
 
 /// The BTYD summary columns the models read, by name.
-struct Btyd<'a> {
+pub(crate) struct Btyd<'a> {
     frequency: &'a Nullable<i64>,
     x: &'a Nullable<i64>,
     t_x: &'a Nullable<i64>,
@@ -52,7 +52,7 @@ struct Btyd<'a> {
 }
 
 impl<'a> Btyd<'a> {
-    fn of(f: &'a FeatureTable) -> Result<Self, EngineError> {
+    pub(crate) fn of(f: &'a FeatureTable) -> Result<Self, EngineError> {
         Ok(Btyd {
             frequency: f.int("frequency")?,
             x: f.int("btyd_x")?,
@@ -66,6 +66,23 @@ impl<'a> Btyd<'a> {
     fn buyers(&self) -> Vec<usize> {
         (0..self.frequency.len())
             .filter(|&i| self.frequency.get(i).is_some_and(|f| f > 0))
+            .collect()
+    }
+
+    /// Per customer, the buyer's BTYD summary (`None` for a customer without a purchase).
+    pub(crate) fn summaries(&self) -> Vec<Option<crate::protocol::Buyer>> {
+        (0..self.frequency.len())
+            .map(|i| {
+                self.frequency
+                    .get(i)
+                    .is_some_and(|v| v > 0)
+                    .then(|| crate::protocol::Buyer {
+                        x: self.x.get(i).unwrap_or(0),
+                        t_x: self.t_x.get(i).unwrap_or(0),
+                        t: self.t.get(i).unwrap_or(0),
+                        m: self.m.get(i),
+                    })
+            })
             .collect()
     }
 
@@ -87,30 +104,9 @@ pub struct ModelInputs {
 
 /// Builds the model inputs from the per-customer features (read by name).
 pub fn model_inputs(f: &FeatureTable) -> Result<ModelInputs, EngineError> {
-    let b = Btyd::of(f)?;
-    let idx = b.buyers();
-    let pick = |v: &Nullable<i64>| {
-        idx.iter()
-            .map(|&i| v.get(i).unwrap_or(0))
-            .collect::<Vec<i64>>()
-    };
-    let triples = Triples::from_integers(&pick(b.x), &pick(b.t_x), &pick(b.t));
-    let mut repeat: Vec<(f64, f64)> = idx
-        .iter()
-        .filter_map(|&i| match (b.x.get(i), b.m.get(i)) {
-            (Some(x), Some(m)) if x > 0 && m > 0.0 => Some((x as f64, m)),
-            _ => None,
-        })
-        .collect();
-    // In a canonical order (not the customers'), so that the likelihood sums and the mean
-    // spend have the same bits however the customers were partitioned.
-    repeat.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    let (repeat_x, repeat_m) = repeat.into_iter().unzip();
-    Ok(ModelInputs {
-        triples,
-        repeat_x,
-        repeat_m,
-    })
+    let buyers: Vec<crate::protocol::Buyer> =
+        Btyd::of(f)?.summaries().into_iter().flatten().collect();
+    Ok(ModelInputs::of_buyers(&buyers))
 }
 
 impl ModelInputs {
