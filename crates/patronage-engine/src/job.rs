@@ -111,8 +111,13 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     };
     // Nothing after this reads the orders (the backtest was their last reader).
     drop(std::mem::take(&mut ingest.orders));
-    let stats =
-        crate::protocol::PartitionStats::of(opts, &features.table, ingest.index.ids(), backtest)?;
+    let stats = crate::protocol::PartitionStats::of(
+        opts,
+        &features.table,
+        ingest.index.ids(),
+        1,
+        backtest,
+    )?;
     let fitted = crate::protocol::fit(opts, &stats, &as_of, &mut warnings)?;
     drop(stats);
     let customers = features.table.len();

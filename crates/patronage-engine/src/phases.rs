@@ -2,7 +2,7 @@
 //! and of the files the earlier steps left in a work directory:
 //!
 //! - [`partial`] `i/n`: the customers whose `customer_id` hashes to partition `i` of `n` give
-//!   their statistics → `WORK/partial/<i>-of-<n>.json`;
+//!   their statistics → `WORK/partial/<i>-of-<n>.bin`;
 //! - [`fit`]: the `n` partitions' statistics merged → the models, cut points, thresholds and
 //!   clusters → `WORK/fit.json`;
 //! - [`score`] `i/n`: the partition's customers scored with the fit → its per-customer tables
@@ -92,6 +92,26 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), EngineError> {
     fs_err::rename(&tmp, path).map_err(|e| io(path, e))
 }
 
+/// The partials are the bulk of what crosses the network: a compact binary encoding (bincode,
+/// varint integers, floats with their bits), a third of their JSON's size or less.
+fn write_bin(path: &Path, value: &impl Serialize) -> Result<(), EngineError> {
+    if let Some(parent) = path.parent() {
+        fs_err::create_dir_all(parent).map_err(|e| io(parent, e))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let bytes = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| io(path, e))?;
+    fs_err::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
+    fs_err::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+fn read_bin<T: for<'de> Deserialize<'de>>(path: &Path, hint: &str) -> Result<T, EngineError> {
+    let bytes = fs_err::read(path).map_err(|e| io(path, format!("{e}; {hint}")))?;
+    bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| io(path, e))
+}
+
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, hint: &str) -> Result<T, EngineError> {
     let bytes = fs_err::read(path).map_err(|e| io(path, format!("{e}; {hint}")))?;
     serde_json::from_slice(&bytes).map_err(|e| io(path, e))
@@ -137,7 +157,7 @@ struct ScoreFile {
 }
 
 fn partial_path(work: &Path, p: Partition) -> PathBuf {
-    work.join("partial").join(format!("{p}.json"))
+    work.join("partial").join(format!("{p}.bin"))
 }
 
 fn score_dir(work: &Path, p: Partition) -> PathBuf {
@@ -182,7 +202,7 @@ fn prepare(
     })
 }
 
-/// Phase 1: the statistics of partition `p`'s customers → `WORK/partial/<i>-of-<n>.json`.
+/// Phase 1: the statistics of partition `p`'s customers → `WORK/partial/<i>-of-<n>.bin`.
 pub fn partial(
     opts: &RunOptions,
     p: Partition,
@@ -208,9 +228,9 @@ pub fn partial(
         .map(|&r| ingest.index.ids()[r].clone())
         .collect();
     let table = prepared.features.table.select(&prepared.rows);
-    let stats = PartitionStats::of(opts, &table, &ids, backtest)?;
+    let stats = PartitionStats::of(opts, &table, &ids, p.count, backtest)?;
     let path = partial_path(work, p);
-    write_json(
+    write_bin(
         &path,
         &PartialFile {
             as_of: format_day(ingest.as_of),
@@ -244,7 +264,7 @@ pub fn fit(
         };
         let path = partial_path(work, p);
         let file: PartialFile =
-            read_json(&path, "run `patronage partial` for every partition first")?;
+            read_bin(&path, "run `patronage partial` for every partition first")?;
         match &as_of {
             Some(a) if *a != file.as_of => {
                 return Err(EngineError::InvalidOptions(format!(
@@ -259,7 +279,7 @@ pub fn fit(
     }
     let as_of = as_of
         .ok_or_else(|| EngineError::InvalidOptions("--partitions must be at least 1".into()))?;
-    let merged = PartitionStats::merge(parts, opts.clusters.fit_rows);
+    let merged = PartitionStats::merge(parts, opts.clusters.fit_rows)?;
     let fitted = crate::protocol::fit(opts, &merged, &as_of, &mut warnings)?;
     let path = work.join("fit.json");
     write_json(

@@ -111,11 +111,18 @@ impl PartitionStats {
         opts: &RunOptions,
         f: &FeatureTable,
         ids: &[String],
+        partitions: u32,
         backtest: Option<BacktestStats>,
     ) -> Result<Self, EngineError> {
         let per_customer = crate::stages::models::Btyd::of(f)?.summaries();
         let clusters = if opts.clusters.enabled {
-            Some(ClusterSample::of(&opts.clusters, f, ids, &per_customer)?)
+            Some(ClusterSample::of(
+                &opts.clusters,
+                f,
+                ids,
+                &per_customer,
+                partitions,
+            )?)
         } else {
             None
         };
@@ -164,7 +171,7 @@ impl PartitionStats {
 
     /// The statistics of the union of the partitions' customers.
     #[allow(dead_code)]
-    pub fn merge(parts: Vec<PartitionStats>, fit_rows: usize) -> Self {
+    pub fn merge(parts: Vec<PartitionStats>, fit_rows: usize) -> Result<Self, EngineError> {
         use rayon::slice::ParallelSliceMut;
         let customers = parts.iter().map(|p| p.customers).sum();
         let segments =
@@ -204,9 +211,13 @@ impl PartitionStats {
             backtests.extend(p.backtest);
             samples.extend(p.clusters);
         }
-        let clusters = (!samples.is_empty()).then(|| ClusterSample::merge(samples, fit_rows));
+        let clusters = if samples.is_empty() {
+            None
+        } else {
+            Some(ClusterSample::merge(samples, fit_rows)?)
+        };
         buyers.par_sort_unstable_by(Buyer::cmp);
-        PartitionStats {
+        Ok(PartitionStats {
             customers,
             buyers,
             segments,
@@ -215,7 +226,7 @@ impl PartitionStats {
             clusters,
             switching,
             switching_buyers,
-        }
+        })
     }
 }
 
@@ -356,12 +367,12 @@ mod tests {
     fn partitions_merge_into_the_whole_bases_statistics_and_fit() {
         let (opts, table, ids) = sample();
         assert!(opts.stages.is_some(), "the sample runs loyalty stages");
-        let whole = PartitionStats::of(&opts, &table, &ids, None).expect("stats");
+        let whole = PartitionStats::of(&opts, &table, &ids, 1, None).expect("stats");
         let fit_rows = 150;
         let whole = PartitionStats {
-            clusters: whole
-                .clusters
-                .map(|c| crate::stages::clusters::ClusterSample::merge(vec![c], fit_rows)),
+            clusters: whole.clusters.map(|c| {
+                crate::stages::clusters::ClusterSample::merge(vec![c], fit_rows).expect("one")
+            }),
             ..whole
         };
         assert_eq!(
@@ -376,11 +387,12 @@ mod tests {
                         .filter(|&r| patronage_segments::stable_hash(ids[r].as_bytes()) % n == i)
                         .collect();
                     let part_ids: Vec<String> = rows.iter().map(|&r| ids[r].clone()).collect();
-                    PartitionStats::of(&opts, &table.select(&rows), &part_ids, None).expect("stats")
+                    PartitionStats::of(&opts, &table.select(&rows), &part_ids, n as u32, None)
+                        .expect("stats")
                 })
                 .collect();
             assert!(parts.iter().all(|p| p.customers > 0));
-            let merged = PartitionStats::merge(parts, fit_rows);
+            let merged = PartitionStats::merge(parts, fit_rows).expect("merge");
             assert_eq!(merged, whole, "{n} partitions");
         }
         let report = |_: stages::Event| {};

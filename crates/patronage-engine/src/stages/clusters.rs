@@ -174,6 +174,23 @@ pub(crate) struct ClusterSample {
     pub features: Vec<String>,
     /// Ascending by id.
     pub rows: Vec<SampleRow>,
+    /// When the partition held more candidates than it sent: the largest (hash, id) it sent
+    /// (every candidate it kept back is above it).
+    pub cutoff: Option<(u64, String)>,
+}
+
+/// Rows a partition of `partitions` sends: its expected share of the sample four times over (at
+/// least 100), so that the base's lowest `fit_rows` are among the rows sent (checked when they
+/// are merged; a partition's share is binomial, so four times its mean is never reached in
+/// practice).
+fn rows_to_send(fit_rows: usize, partitions: u32) -> usize {
+    if partitions <= 1 {
+        fit_rows
+    } else {
+        (4 * fit_rows.div_ceil(partitions as usize))
+            .max(100)
+            .min(fit_rows)
+    }
 }
 
 impl ClusterSample {
@@ -182,6 +199,7 @@ impl ClusterSample {
         f: &FeatureTable,
         ids: &[String],
         buyers: &[Option<Buyer>],
+        partitions: u32,
     ) -> Result<Self, EngineError> {
         let features: Vec<String> = feature_list(config, f, false)
             .into_iter()
@@ -196,9 +214,14 @@ impl ClusterSample {
             .filter(|&r| buyers[r].is_some() || columns.iter().all(|c| c[r].is_some()))
             .map(|r| (id_hash(&ids[r]), r as u32))
             .collect();
-        let mut picked = lowest(candidates, config.fit_rows, |a, b| {
-            (a.0, &ids[a.1 as usize]).cmp(&(b.0, &ids[b.1 as usize]))
-        });
+        let limit = rows_to_send(config.fit_rows, partitions);
+        let held = candidates.len();
+        let key = |r: &(u64, u32)| (r.0, &ids[r.1 as usize]);
+        let mut picked = lowest(candidates, limit, |a, b| key(a).cmp(&key(b)));
+        let cutoff = (held > limit)
+            .then(|| picked.iter().max_by(|a, b| key(a).cmp(&key(b))))
+            .flatten()
+            .map(|r| (r.0, ids[r.1 as usize].clone()));
         // In id order, as the customers of a run are (a base smaller than the sample is
         // clustered exactly as a run on every customer would).
         picked.sort_unstable_by_key(|&(_, r)| &ids[r as usize]);
@@ -214,19 +237,38 @@ impl ClusterSample {
                 }
             })
             .collect();
-        Ok(ClusterSample { features, rows })
+        Ok(ClusterSample {
+            features,
+            rows,
+            cutoff,
+        })
     }
 
-    /// The base's sample from the partitions'.
-    pub fn merge(parts: Vec<ClusterSample>, fit_rows: usize) -> Self {
+    /// The base's sample from the partitions': their lowest `fit_rows`, checked complete (no
+    /// partition kept back a customer that belongs in it).
+    pub fn merge(parts: Vec<ClusterSample>, fit_rows: usize) -> Result<Self, EngineError> {
         let features = parts
             .first()
             .map(|p| p.features.clone())
             .unwrap_or_default();
+        let cutoffs: Vec<(u64, String)> = parts.iter().filter_map(|p| p.cutoff.clone()).collect();
         let rows: Vec<SampleRow> = parts.into_iter().flat_map(|p| p.rows).collect();
         let mut rows = lowest(rows, fit_rows, |a, b| (a.hash, &a.id).cmp(&(b.hash, &b.id)));
+        let last = rows.iter().map(|r| (r.hash, &r.id)).max();
+        let complete = cutoffs
+            .iter()
+            .all(|(h, id)| rows.len() == fit_rows && last.is_some_and(|l| l <= (*h, id)));
+        if !complete {
+            return Err(EngineError::InvalidOptions(
+                "a partition held more of the cluster fit sample than it sent (one partition far larger than the others): run with fewer partitions".into(),
+            ));
+        }
         rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        ClusterSample { features, rows }
+        Ok(ClusterSample {
+            features,
+            rows,
+            cutoff: None,
+        })
     }
 }
 
@@ -728,6 +770,41 @@ impl ProfilePart {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A merge refuses a sample a partition cut short where the base's sample needed more of
+    /// its customers, and accepts it where it did not.
+    #[test]
+    fn a_sample_cut_too_short_is_refused() {
+        let row = |hash: u64| SampleRow {
+            hash,
+            id: format!("C{hash}"),
+            values: vec![Some(1.0)],
+            buyer: None,
+        };
+        let parts = || {
+            vec![
+                ClusterSample {
+                    features: vec!["f".into()],
+                    rows: vec![row(1), row(2), row(3)],
+                    cutoff: Some((3, "C3".into())),
+                },
+                ClusterSample {
+                    features: vec!["f".into()],
+                    rows: vec![row(4), row(5)],
+                    cutoff: None,
+                },
+            ]
+        };
+        assert!(ClusterSample::merge(parts(), 4).is_err());
+        let merged = ClusterSample::merge(parts(), 3).unwrap();
+        assert_eq!(
+            merged.rows.iter().map(|r| r.hash).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(rows_to_send(150, 8), 100);
+        assert_eq!(rows_to_send(150, 3), 150);
+        assert_eq!(rows_to_send(250_000, 160), 6252);
+    }
 
     #[test]
     fn median_without_a_sort_equals_the_sorted_quantile() {
