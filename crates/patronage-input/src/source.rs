@@ -156,6 +156,44 @@ fn unreadable(path: &Path, format: InputFormat, message: impl Into<String>) -> I
     }
 }
 
+/// Reads every page header of a Parquet file (arrow-rs; headers only, no page is decoded) and
+/// checks that its value counts are possible: no more values in a page than its row group has
+/// rows (the files are flat tables), and a column chunk's pages adding up to its metadata.
+/// A corrupted count would otherwise reach polars' decoder, which sizes buffers by it and aborts
+/// the process on an impossible allocation (found by the fuzz test) instead of failing.
+fn check_parquet_pages(path: &Path) -> Result<(), String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = fs_err::File::open(path).map_err(|e| e.to_string())?;
+    let reader = SerializedFileReader::new(file.into_parts().0).map_err(|e| e.to_string())?;
+    for g in 0..reader.num_row_groups() {
+        let group = reader.get_row_group(g).map_err(|e| e.to_string())?;
+        let meta = group.metadata();
+        let rows = usize::try_from(meta.num_rows()).map_err(|_| "a negative row count")?;
+        for c in 0..meta.num_columns() {
+            let expected = meta.column(c).num_values();
+            let mut pages = group.get_column_page_reader(c).map_err(|e| e.to_string())?;
+            let mut values: u64 = 0;
+            while let Some(page) = pages.peek_next_page().map_err(|e| e.to_string())? {
+                if let Some(n) = page.num_levels {
+                    if n > rows {
+                        return Err(format!(
+                            "a page of column {c} in row group {g} claims {n} values for {rows} rows: the file is damaged"
+                        ));
+                    }
+                    values += n as u64;
+                }
+                pages.skip_next_page().map_err(|e| e.to_string())?;
+            }
+            if i64::try_from(values).ok() != Some(expected) {
+                return Err(format!(
+                    "the pages of column {c} in row group {g} hold {values} values, its metadata says {expected}: the file is damaged"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs a reader call, turning a panic inside it into an error that names the file.
 fn guarded<T>(
     path: &Path,
@@ -234,6 +272,7 @@ impl Source {
                     .get_metadata()
                     .map_err(|e| unreadable(path, fmt, e.to_string()))?
                     .clone();
+                check_parquet_pages(path).map_err(|e| unreadable(path, fmt, e))?;
                 Ok((schema, meta))
             })?;
             source.parquet_meta = Some(meta);
