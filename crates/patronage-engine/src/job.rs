@@ -270,11 +270,8 @@ pub(crate) fn score_customers(
         segments: cuts,
         loyalty: loyalty_cuts,
         clusters: fitted_clusters,
-        switching,
+        switching: _,
     } = fitted;
-    // The switching costs against the whole base (the partition's own references otherwise).
-    let mut table = table;
-    patronage_features::add_switching_costs_with(&mut table, &switching);
     let models = match fitted_models {
         Some(m) => {
             let stage = stages::models::score_models(&opts.models, m, ids, &table)?;

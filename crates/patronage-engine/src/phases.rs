@@ -324,8 +324,10 @@ pub fn score(
         .map(|&r| ingest.index.ids()[r].clone())
         .collect();
     let ids = Column::new("customer_id".into(), &id_text);
-    let table = prepared.features.table.select(&prepared.rows);
+    let mut table = prepared.features.table.select(&prepared.rows);
     drop(std::mem::take(&mut prepared.features.table));
+    // The switching costs against the whole base (this partition's inputs know only theirs).
+    patronage_features::add_switching_costs_with(&mut table, &fit.fitted.switching);
     let customers = table.len();
     let prospects = table
         .int("frequency")?

@@ -146,11 +146,12 @@ impl SwitchingRefs {
         }
     }
 
-    /// The mid-rank percentile of a points balance among every customer's.
-    fn points_percentile(&self, v: f64) -> f64 {
-        let n: u64 = self.points.iter().map(|p| p.1).sum();
+    /// The mid-rank percentile of a points balance among every customer's (`below[k]`: the
+    /// balances below the `k`-th distinct one, from [`SwitchingRefs::below`]).
+    fn points_percentile(&self, below: &[u64], v: f64) -> f64 {
+        let n = below.last().copied().unwrap_or(0);
         let at = self.points.partition_point(|p| p.0.total_cmp(&v).is_lt());
-        let start: u64 = self.points[..at].iter().map(|p| p.1).sum();
+        let start = below[at];
         let count = self.points.get(at).map_or(1, |p| p.1);
         let mid = (start + start + count - 1) as f64 / 2.0;
         if n > 1 {
@@ -158,6 +159,18 @@ impl SwitchingRefs {
         } else {
             0.5
         }
+    }
+
+    /// Per distinct balance, how many balances are below it; then the total.
+    fn below(&self) -> Vec<u64> {
+        let mut out = Vec::with_capacity(self.points.len() + 1);
+        let mut sum = 0;
+        out.push(0);
+        for p in &self.points {
+            sum += p.1;
+            out.push(sum);
+        }
+        out
     }
 }
 
@@ -201,10 +214,13 @@ fn component(t: &FeatureTable, c: &Component, refs: &SwitchingRefs) -> Option<Ve
                 })
                 .collect()
         }
-        Scale::Percentile => values
-            .iter()
-            .map(|v| v.map(|v| refs.points_percentile(v)))
-            .collect(),
+        Scale::Percentile => {
+            let below = refs.below();
+            values
+                .iter()
+                .map(|v| v.map(|v| refs.points_percentile(&below, v)))
+                .collect()
+        }
     })
 }
 
@@ -368,7 +384,7 @@ mod tests {
         // The ranks are those of the whole base's sorted balances.
         assert_eq!(
             (0..n)
-                .map(|i| points[i].map(|v| refs.points_percentile(v)))
+                .map(|i| points[i].map(|v| refs.points_percentile(&refs.below(), v)))
                 .collect::<Vec<_>>(),
             percentile_ranks(&points)
         );

@@ -145,23 +145,13 @@ impl FittedModels {
         config: &ModelsConfig,
         buyers: &[crate::protocol::Buyer],
     ) -> Option<(Distribution, Distribution)> {
-        self.published(config, buyers)?;
-        let (p_alive, clv) = self.buyer_outputs(config, buyers);
-        Some(rayon::join(
-            || Distribution::of(p_alive),
-            || Distribution::of(clv.into_iter().flatten()),
-        ))
-    }
-
-    /// Whether [`score_models`] publishes scores for a base of these buyers (BG/NBD fitted and
-    /// every score finite).
-    pub(crate) fn published(
-        &self,
-        config: &ModelsConfig,
-        buyers: &[crate::protocol::Buyer],
-    ) -> Option<()> {
-        let (_, non_finite) = self.score(config, buyers)?;
-        (non_finite == 0).then_some(())
+        let (rows, non_finite) = self.score(config, buyers)?;
+        (non_finite == 0).then(|| {
+            rayon::join(
+                || Distribution::of(rows.iter().map(|r| r.0[0])),
+                || Distribution::of(rows.iter().filter_map(|r| r.1.map(|v| v[1]))),
+            )
+        })
     }
 
     fn score(
