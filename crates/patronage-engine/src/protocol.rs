@@ -38,7 +38,7 @@ pub(crate) struct Buyer {
 }
 
 impl Buyer {
-    fn cmp(&self, o: &Buyer) -> std::cmp::Ordering {
+    pub(crate) fn cmp(&self, o: &Buyer) -> std::cmp::Ordering {
         (self.x, self.t_x, self.t)
             .cmp(&(o.x, o.t_x, o.t))
             .then_with(|| match (self.m, o.m) {
@@ -48,13 +48,28 @@ impl Buyer {
     }
 }
 
+/// Buyers with counts, ascending, equal ones joined.
+fn grouped(mut buyers: Vec<(Buyer, u64)>) -> Vec<(Buyer, u64)> {
+    use rayon::slice::ParallelSliceMut;
+    buyers.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(Buyer, u64)> = Vec::new();
+    for (b, c) in buyers {
+        match out.last_mut() {
+            Some(last) if last.0.cmp(&b).is_eq() => last.1 += c,
+            _ => out.push((b, c)),
+        }
+    }
+    out
+}
+
 /// What a partition's customers tell the fit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct PartitionStats {
     pub customers: u64,
-    /// Every buyer's summary, ascending: the models fit on them, and the fit scores them to
-    /// know the base's p_alive and CLV distributions.
-    pub buyers: Vec<Buyer>,
+    /// The buyers' summaries, ascending, each with how many buyers share it (one-time buyers
+    /// differ only by T): the models fit on them, and the fit scores them to know the base's
+    /// p_alive and CLV distributions.
+    pub buyers: Vec<(Buyer, u64)>,
     pub segments: SegmentStats,
     /// With loyalty stages.
     pub loyalty: Option<LoyaltyStats>,
@@ -149,11 +164,8 @@ impl PartitionStats {
             b.sort();
             b
         });
-        let mut buyers: Vec<Buyer> = per_customer.into_iter().flatten().collect();
-        {
-            use rayon::slice::ParallelSliceMut;
-            buyers.par_sort_unstable_by(Buyer::cmp);
-        }
+        let buyers = grouped(per_customer.into_iter().flatten().map(|b| (b, 1)).collect());
+
         Ok(PartitionStats {
             customers: f.len() as u64,
             buyers,
@@ -170,9 +182,7 @@ impl PartitionStats {
     }
 
     /// The statistics of the union of the partitions' customers.
-    #[allow(dead_code)]
     pub fn merge(parts: Vec<PartitionStats>, fit_rows: usize) -> Result<Self, EngineError> {
-        use rayon::slice::ParallelSliceMut;
         let customers = parts.iter().map(|p| p.customers).sum();
         let segments =
             SegmentStats::merge(&parts.iter().map(|p| p.segments.clone()).collect::<Vec<_>>());
@@ -216,7 +226,7 @@ impl PartitionStats {
         } else {
             Some(ClusterSample::merge(samples, fit_rows)?)
         };
-        buyers.par_sort_unstable_by(Buyer::cmp);
+        let buyers = grouped(buyers);
         Ok(PartitionStats {
             customers,
             buyers,
@@ -379,7 +389,11 @@ mod tests {
             whole.clusters.as_ref().map(|c| c.rows.len()),
             Some(fit_rows)
         );
-        assert!(whole.buyers.len() > 400);
+        let buyers: u64 = whole.buyers.iter().map(|b| b.1).sum();
+        assert!(
+            buyers > 400 && whole.buyers.len() < buyers as usize,
+            "one-time buyers group"
+        );
         for n in [1u64, 3, 8] {
             let parts: Vec<PartitionStats> = (0..n)
                 .map(|i| {

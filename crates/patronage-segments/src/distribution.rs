@@ -45,17 +45,9 @@ impl Distribution {
         d
     }
 
-    /// The distribution of the present values of `values`.
-    pub fn of_present(values: &[Option<f64>]) -> Self {
-        Distribution::of(values.iter().flatten().copied())
-    }
-
-    /// The distribution of the union of the customers of `parts` (disjoint sets).
-    pub fn merge(parts: &[Distribution]) -> Self {
-        let mut pairs: Vec<(f64, u64)> = parts
-            .iter()
-            .flat_map(|p| p.values.iter().copied().zip(p.counts.iter().copied()))
-            .collect();
+    /// The distribution of values given with their counts (NaN ignored), in any order.
+    pub fn of_counted(values: impl IntoIterator<Item = (f64, u64)>) -> Self {
+        let mut pairs: Vec<(f64, u64)> = values.into_iter().filter(|p| !p.0.is_nan()).collect();
         pairs.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let mut d = Distribution::default();
         for (x, c) in pairs {
@@ -71,6 +63,16 @@ impl Distribution {
             }
         }
         d
+    }
+
+    /// The distribution of the present values of `values`.
+    pub fn of_present(values: &[Option<f64>]) -> Self {
+        Distribution::of(values.iter().flatten().copied())
+    }
+
+    /// The distribution of the union of the customers of `parts` (disjoint sets).
+    pub fn merge(parts: &[Distribution]) -> Self {
+        Distribution::of_counted(parts.iter().flat_map(|p| p.pairs()))
     }
 
     /// Customers counted.

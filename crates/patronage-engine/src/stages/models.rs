@@ -104,22 +104,43 @@ pub struct ModelInputs {
 
 /// Builds the model inputs from the per-customer features (read by name).
 pub fn model_inputs(f: &FeatureTable) -> Result<ModelInputs, EngineError> {
-    let buyers: Vec<crate::protocol::Buyer> =
-        Btyd::of(f)?.summaries().into_iter().flatten().collect();
+    let mut buyers: Vec<(crate::protocol::Buyer, u64)> = Btyd::of(f)?
+        .summaries()
+        .into_iter()
+        .flatten()
+        .map(|b| (b, 1))
+        .collect();
+    buyers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(ModelInputs::of_buyers(&buyers))
 }
 
 impl ModelInputs {
     /// The inputs of buyers' summaries (any order: grouped and sorted here).
-    pub(crate) fn of_buyers(buyers: &[crate::protocol::Buyer]) -> Self {
-        let col = |f: fn(&crate::protocol::Buyer) -> i64| buyers.iter().map(f).collect::<Vec<_>>();
-        let triples = Triples::from_integers(&col(|b| b.x), &col(|b| b.t_x), &col(|b| b.t));
+    pub(crate) fn of_buyers(buyers: &[(crate::protocol::Buyer, u64)]) -> Self {
+        // Triples: the summaries are ascending, so equal (x, t_x, T) are neighbours.
+        let mut triples = Triples::default();
+        for (b, c) in buyers {
+            let key = (b.x as f64, b.t_x as f64, b.t as f64);
+            let last = (triples.x.last(), triples.t_x.last(), triples.t.last());
+            match (last, triples.weight.last_mut()) {
+                ((Some(&x), Some(&t_x), Some(&t)), Some(w)) if (x, t_x, t) == key => {
+                    *w += *c as f64;
+                }
+                _ => {
+                    triples.x.push(key.0);
+                    triples.t_x.push(key.1);
+                    triples.t.push(key.2);
+                    triples.weight.push(*c as f64);
+                }
+            }
+        }
         let mut repeat: Vec<(f64, f64)> = buyers
             .iter()
-            .filter_map(|b| match b.m {
-                Some(m) if b.x > 0 && m > 0.0 => Some((b.x as f64, m)),
+            .filter_map(|(b, c)| match b.m {
+                Some(m) if b.x > 0 && m > 0.0 => Some(((b.x as f64, m), *c)),
                 _ => None,
             })
+            .flat_map(|(p, c)| std::iter::repeat_n(p, c as usize))
             .collect();
         repeat.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
         let (repeat_x, repeat_m) = repeat.into_iter().unzip();
@@ -143,13 +164,21 @@ impl FittedModels {
     pub(crate) fn buyer_distributions(
         &self,
         config: &ModelsConfig,
-        buyers: &[crate::protocol::Buyer],
+        buyers: &[(crate::protocol::Buyer, u64)],
     ) -> Option<(Distribution, Distribution)> {
-        let (rows, non_finite) = self.score(config, buyers)?;
+        let unique: Vec<crate::protocol::Buyer> = buyers.iter().map(|b| b.0).collect();
+        let (rows, non_finite) = self.score(config, &unique)?;
         (non_finite == 0).then(|| {
+            let counts = || buyers.iter().map(|b| b.1);
             rayon::join(
-                || Distribution::of(rows.iter().map(|r| r.0[0])),
-                || Distribution::of(rows.iter().filter_map(|r| r.1.map(|v| v[1]))),
+                || Distribution::of_counted(rows.iter().map(|r| r.0[0]).zip(counts())),
+                || {
+                    Distribution::of_counted(
+                        rows.iter()
+                            .zip(counts())
+                            .filter_map(|(r, c)| r.1.map(|v| (v[1], c))),
+                    )
+                },
             )
         })
     }
