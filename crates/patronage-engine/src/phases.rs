@@ -71,10 +71,23 @@ impl std::fmt::Display for Partition {
 }
 
 impl Partition {
+    /// The `count` partitions of a run, in order.
+    fn all(count: u32) -> impl Iterator<Item = Partition> {
+        (0..count).map(move |index| Partition {
+            index,
+            count,
+            prepartitioned: false,
+        })
+    }
+
     /// Whether the customer `id` belongs here: its stable hash modulo the count.
     pub fn holds(&self, id: &str) -> bool {
-        patronage_segments::stable_hash(id.as_bytes()) % u64::from(self.count)
-            == u64::from(self.index)
+        self.holds_key(id.as_bytes())
+    }
+
+    /// Whether anything keyed by `key` belongs here.
+    fn holds_key(&self, key: &[u8]) -> bool {
+        patronage_segments::stable_hash(key) % u64::from(self.count) == u64::from(self.index)
     }
 }
 
@@ -82,27 +95,26 @@ fn io(path: &Path, e: impl std::fmt::Display) -> EngineError {
     EngineError::InvalidOptions(format!("{}: {e}", path.display()))
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<(), EngineError> {
+/// Writes `bytes` to `path` whole or not at all (a temporary file renamed into place).
+fn write_file(path: &Path, bytes: Vec<u8>) -> Result<(), EngineError> {
     if let Some(parent) = path.parent() {
         fs_err::create_dir_all(parent).map_err(|e| io(parent, e))?;
     }
     let tmp = path.with_extension("tmp");
-    let bytes = serde_json::to_vec(value).map_err(|e| io(path, e))?;
     fs_err::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
     fs_err::rename(&tmp, path).map_err(|e| io(path, e))
 }
 
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), EngineError> {
+    write_file(path, serde_json::to_vec(value).map_err(|e| io(path, e))?)
+}
+
 /// The partials are the bulk of what crosses the network: a compact binary encoding (bincode,
-/// varint integers, floats with their bits), a third of their JSON's size or less.
+/// varint integers, floats with their bits), about three quarters of their JSON's size.
 fn write_bin(path: &Path, value: &impl Serialize) -> Result<(), EngineError> {
-    if let Some(parent) = path.parent() {
-        fs_err::create_dir_all(parent).map_err(|e| io(parent, e))?;
-    }
-    let tmp = path.with_extension("tmp");
     let bytes = bincode::serde::encode_to_vec(value, bincode::config::standard())
         .map_err(|e| io(path, e))?;
-    fs_err::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
-    fs_err::rename(&tmp, path).map_err(|e| io(path, e))
+    write_file(path, bytes)
 }
 
 fn read_bin<T: for<'de> Deserialize<'de>>(path: &Path, hint: &str) -> Result<T, EngineError> {
@@ -156,12 +168,32 @@ struct ScoreFile {
     warnings: Vec<String>,
 }
 
+/// `WORK/fit.json`, checked to be the fit of `partitions` partitions.
+fn read_fit(work: &Path, partitions: u32) -> Result<FitFile, EngineError> {
+    let fit: FitFile = read_json(&work.join("fit.json"), "run `patronage fit` first")?;
+    if fit.partitions != partitions {
+        return Err(EngineError::InvalidOptions(format!(
+            "the fit merged {} partitions, not {partitions}",
+            fit.partitions
+        )));
+    }
+    Ok(fit)
+}
+
 fn partial_path(work: &Path, p: Partition) -> PathBuf {
     work.join("partial").join(format!("{p}.bin"))
 }
 
 fn score_dir(work: &Path, p: Partition) -> PathBuf {
     work.join("score").join(p.to_string())
+}
+
+impl Prepared {
+    /// The partition's customer ids, in index order.
+    fn ids(&self) -> Vec<String> {
+        let all = self.ingest.index.ids();
+        self.rows.iter().map(|&r| all[r].clone()).collect()
+    }
 }
 
 /// A partition's customers after ingest and features: their rows of the run's index.
@@ -222,11 +254,7 @@ pub fn partial(
             Some(&prepared.keep),
         )
     });
-    let ids: Vec<String> = prepared
-        .rows
-        .iter()
-        .map(|&r| ingest.index.ids()[r].clone())
-        .collect();
+    let ids = prepared.ids();
     let table = prepared.features.table.select(&prepared.rows);
     let stats = PartitionStats::of(opts, &table, &ids, p.count, backtest)?;
     let path = partial_path(work, p);
@@ -256,12 +284,7 @@ pub fn fit(
     }
     let mut parts = Vec::new();
     let mut as_of: Option<String> = None;
-    for index in 0..partitions {
-        let p = Partition {
-            index,
-            count: partitions,
-            prepartitioned: false,
-        };
+    for p in Partition::all(partitions) {
         let path = partial_path(work, p);
         let file: PartialFile =
             read_bin(&path, "run `patronage partial` for every partition first")?;
@@ -302,13 +325,7 @@ pub fn score(
     report: &dyn Fn(Event),
 ) -> Result<PathBuf, EngineError> {
     let mut warnings = Warnings::new(report);
-    let fit: FitFile = read_json(&work.join("fit.json"), "run `patronage fit` first")?;
-    if fit.partitions != p.count {
-        return Err(EngineError::InvalidOptions(format!(
-            "the fit merged {} partitions, not {}",
-            fit.partitions, p.count
-        )));
-    }
+    let fit = read_fit(work, p.count)?;
     let mut prepared = prepare(opts, p, work, false, &mut warnings)?;
     let as_of = format_day(prepared.ingest.as_of);
     if as_of != fit.as_of {
@@ -317,12 +334,8 @@ pub fn score(
             fit.as_of
         )));
     }
+    let id_text = prepared.ids();
     let ingest = &mut prepared.ingest;
-    let id_text: Vec<String> = prepared
-        .rows
-        .iter()
-        .map(|&r| ingest.index.ids()[r].clone())
-        .collect();
     let ids = Column::new("customer_id".into(), &id_text);
     let mut table = prepared.features.table.select(&prepared.rows);
     drop(std::mem::take(&mut prepared.features.table));
@@ -408,10 +421,7 @@ fn rejected_share(df: DataFrame, p: Partition) -> Result<DataFrame, EngineError>
         .zip(rows.iter())
         .map(|(f, r)| {
             let key = format!("{}\0{}", f.unwrap_or_default(), r.unwrap_or_default());
-            Some(
-                patronage_segments::stable_hash(key.as_bytes()) % u64::from(p.count)
-                    == u64::from(p.index),
-            )
+            Some(p.holds_key(key.as_bytes()))
         })
         .collect();
     df.filter(&mask).map_err(internal)
@@ -429,20 +439,9 @@ pub fn publish(
     for note in repaired {
         warnings.warn(note);
     }
-    let fit: FitFile = read_json(&work.join("fit.json"), "run `patronage fit` first")?;
-    if fit.partitions != partitions {
-        return Err(EngineError::InvalidOptions(format!(
-            "the fit merged {} partitions, not {partitions}",
-            fit.partitions
-        )));
-    }
+    let fit = read_fit(work, partitions)?;
     let mut scores = Vec::new();
-    for index in 0..partitions {
-        let p = Partition {
-            index,
-            count: partitions,
-            prepartitioned: false,
-        };
+    for p in Partition::all(partitions) {
         let file: ScoreFile = read_json(
             &score_dir(work, p).join("parts.json"),
             "run `patronage score` for every partition first",
