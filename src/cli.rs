@@ -30,7 +30,7 @@ pub enum Command {
     #[command(
         after_help = "Example:\n  patronage run --orders 'exports/orders-*.csv' --out warehouse --as-of 2024-06-30\n\nTables go to OUT/<table>/run_date=<as-of>/part-0.parquet, the manifest to OUT/manifests/<as-of>.json."
     )]
-    Run(RunArgs),
+    Run(RunJobArgs),
     /// Check or list RFM segment rule tables.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -104,6 +104,18 @@ pub struct RunArgs {
     /// Print the run summary as JSON on stdout.
     #[arg(long, help_heading = "Display")]
     pub json: bool,
+}
+
+/// `patronage run`: the run's arguments and how many customer partitions it works through.
+#[derive(Debug, Args)]
+pub struct RunJobArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Work through the customers in N partitions, one at a time: memory holds one partition's
+    /// customers (about 1/N of the base) plus one pass over the orders; the tables are the same.
+    /// The inputs are read once and routed to OUT/.patronage/partitions/ (removed after).
+    #[arg(long, value_name = "N", help_heading = "Run", value_parser = clap::value_parser!(u32).range(1..))]
+    pub partitions: Option<u32>,
 }
 
 /// A scale-out phase: the run's arguments, the work directory, and the partition.
@@ -219,6 +231,14 @@ fn spinner(quiet: bool) -> ProgressBar {
 
 /// The run options of `args` (config file, then flags).
 fn options(args: RunArgs) -> anyhow::Result<patronage_engine::RunOptions> {
+    options_with(args, None)
+}
+
+/// [`options`] with `--partitions` (`run` only).
+fn options_with(
+    args: RunArgs,
+    partitions: Option<u32>,
+) -> anyhow::Result<patronage_engine::RunOptions> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
@@ -247,13 +267,14 @@ fn options(args: RunArgs) -> anyhow::Result<patronage_engine::RunOptions> {
         holdout_days: args.holdout_days,
         memory_budget: args.memory_budget,
         k: args.k,
+        partitions,
     };
     Ok(config.into_options(args.config.as_deref(), flags, today())?)
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
-    let (quiet, json) = (args.quiet, args.json);
-    let opts = options(args)?;
+pub fn run(args: RunJobArgs) -> anyhow::Result<Exit> {
+    let (quiet, json) = (args.run.quiet, args.run.json);
+    let opts = options_with(args.run, args.partitions)?;
     let summary = with_progress(quiet, |report| patronage_engine::run(&opts, report))?;
     print_summary(&summary, json)
 }
@@ -264,8 +285,13 @@ fn with_progress<T>(
     f: impl FnOnce(&dyn Fn(Event)) -> Result<T, patronage_engine::EngineError>,
 ) -> anyhow::Result<T> {
     let bar = spinner(quiet);
+    let phase = std::cell::RefCell::new(String::new());
     let result = f(&|event: Event| match event {
-        Event::Stage(stage) => bar.set_message(stage.as_str()),
+        Event::Stage(stage) => bar.set_message(format!("{}{}", phase.borrow(), stage.as_str())),
+        Event::Phase(p) => {
+            *phase.borrow_mut() = format!("{p}: ");
+            bar.set_message(p.to_string());
+        }
         // Warnings always reach stderr (even with --quiet): they say something may be wrong.
         Event::Warning(w) => bar.suspend(|| {
             let _ = writeln!(std::io::stderr(), "warning: {w}");

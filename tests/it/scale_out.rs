@@ -176,3 +176,101 @@ fn phases_refuse_missing_or_mismatched_work() {
         String::from_utf8_lossy(&r.stderr)
     );
 }
+
+/// `run --partitions N` (#16): the inputs routed once, the customers worked through one
+/// partition at a time in one process; the tables and the inputs' counts are a single run's.
+#[test]
+fn run_in_partitions_gives_the_single_runs_tables() {
+    let dir = tempdir();
+    // A generated shop with dirt (malformed rows, conflicting duplicates), profiles and clicks.
+    let shop = dir.path().join("shop");
+    generate(&shop, 1500, &["--malformed-share", "0.02"]);
+    let config = write(
+        dir.path(),
+        "patronage.toml",
+        b"[clusters]\nfit_rows = 300\nsample_rows = 150\n",
+    );
+    let file = |f: &str| shop.join(f).to_str().unwrap().to_string();
+    let (orders, customers, clicks) = (
+        file("orders.csv"),
+        file("customers.csv"),
+        file("clicks.csv"),
+    );
+    let run = |out: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            "-q",
+            "--orders",
+            &orders,
+            "--customers",
+            &customers,
+            "--clicks",
+            &clicks,
+            "--config",
+            config.to_str().unwrap(),
+            "--as-of",
+            "2024-12-31",
+            "--holdout-days",
+            "120",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        patronage_ok(&a);
+    };
+    let single = dir.path().join("single");
+    run(&single, &[]);
+    let m1 = manifest(&single, "2024-12-31");
+    assert!(m1["inputs"]["orders"]["rows_rejected"].as_i64().unwrap() > 0);
+    assert!(
+        m1["inputs"]["orders"]["rejected_by_reason"]["conflicting_duplicate"].as_i64() > Some(0)
+    );
+    for n in ["2", "5"] {
+        let out = dir.path().join(format!("out-{n}"));
+        // A tiny memory budget on top: more order passes than partitions.
+        run(&out, &["--partitions", n, "--memory-budget", "64KiB"]);
+        for table in [
+            "customer_features",
+            "churn_scores",
+            "backtest",
+            "segments",
+            "segment_summary",
+            "cluster_profiles",
+            "loyalty_stages",
+            "rejected",
+        ] {
+            let (a, b) = (
+                rows_of(&single, table, "2024-12-31"),
+                rows_of(&out, table, "2024-12-31"),
+            );
+            assert!(!a.is_empty(), "{table} has rows");
+            assert_eq!(a.len(), b.len(), "{table}, {n} partitions");
+            if let Some(k) = (0..a.len()).find(|&k| a[k] != b[k]) {
+                panic!(
+                    "{table}, {n} partitions: first differing row\n{}\n{}",
+                    a[k], b[k]
+                );
+            }
+        }
+        let m = manifest(&out, "2024-12-31");
+        assert_eq!(m["partitions"].as_u64(), Some(n.parse().unwrap()));
+        let mut orders = m["inputs"]["orders"].clone();
+        assert!(orders["read_passes"].as_u64().unwrap() >= n.parse().unwrap());
+        for key in ["read_passes", "memory_budget_bytes"] {
+            orders[key] = m1["inputs"]["orders"][key].clone();
+        }
+        assert_eq!(orders, m1["inputs"]["orders"], "{n} partitions");
+        for input in ["customers", "clicks"] {
+            assert_eq!(
+                m["inputs"][input], m1["inputs"][input],
+                "{input}, {n} partitions"
+            );
+        }
+        assert_eq!(m["customers"], m1["customers"]);
+        assert!(m["timings_ms"]["route"].as_f64().is_some());
+        assert!(
+            !out.join(".patronage").join("partitions").exists(),
+            "scratch removed"
+        );
+    }
+}

@@ -67,6 +67,9 @@ pub struct RunConfig {
     /// How much memory the validated order lines may take at once (`"6GiB"`, `"512MiB"`, or
     /// bytes); past it the orders are read in passes. Default: a quarter of the machine's RAM.
     pub memory_budget: Option<String>,
+    /// Customer partitions the run works through one at a time (`run --partitions N`): memory
+    /// holds one partition's customers; the tables are the same. Default 1.
+    pub partitions: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -211,6 +214,9 @@ pub struct RunOptions {
     pub holdout_days: Option<u32>,
     /// Bytes the validated order lines may take at once (`None`: no bound).
     pub memory_budget: Option<u64>,
+    /// Customer partitions worked through one at a time in this process (1: the whole base
+    /// at once).
+    pub partitions: u32,
     pub schema: OrdersSchema,
     pub rules: RuleTable,
     pub rules_source: String,
@@ -239,6 +245,8 @@ pub struct Flags {
     pub memory_budget: Option<String>,
     /// `--k`: the number of clusters, forced.
     pub k: Option<usize>,
+    /// `--partitions`.
+    pub partitions: Option<u32>,
 }
 
 impl Config {
@@ -270,6 +278,7 @@ impl Config {
             holdout_days,
             memory_budget,
             k,
+            partitions,
         } = flags;
         let where_ = config_path
             .map(|p| p.display().to_string())
@@ -308,6 +317,14 @@ impl Config {
                 Some(parse_size(text).map_err(|m| bad(format!("run.memory_budget: {m}")))?)
             }
             (None, None) => total_memory().map(|bytes| bytes / 4),
+        };
+        let partitions = match (partitions, self.run.partitions) {
+            (Some(0), _) => {
+                return Err(EngineError::Usage("--partitions must be at least 1".into()))
+            }
+            (Some(n), _) => n,
+            (None, Some(0)) => return Err(bad("run.partitions must be at least 1".into())),
+            (None, n) => n.unwrap_or(1),
         };
         if holdout_days == Some(0) {
             return Err(EngineError::Usage(
@@ -376,6 +393,7 @@ impl Config {
             as_of,
             holdout_days: holdout_days.or(self.run.holdout_days),
             memory_budget,
+            partitions,
             schema: self.orders,
             rules,
             rules_source,

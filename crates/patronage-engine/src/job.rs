@@ -40,7 +40,7 @@ struct Timer {
 }
 
 /// The process's peak resident set so far, in MiB (`VmHWM`; `None` off Linux).
-fn peak_rss_mb() -> Option<f64> {
+pub(crate) fn peak_rss_mb() -> Option<f64> {
     let status = fs_err::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -67,6 +67,9 @@ impl Timer {
 
 /// Runs the whole job and publishes its tables. `report` hears stage starts and warnings.
 pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, EngineError> {
+    if opts.partitions > 1 {
+        return crate::local::run_partitioned(opts, report);
+    }
     let mut timer = Timer {
         timings: serde_json::Map::new(),
         peak_mb: serde_json::Map::new(),

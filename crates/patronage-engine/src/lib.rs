@@ -8,6 +8,7 @@
 mod config;
 mod error;
 mod job;
+mod local;
 mod phases;
 mod protocol;
 mod stages;

@@ -29,6 +29,7 @@ use serde_json::json;
 use crate::config::RunOptions;
 use crate::error::EngineError;
 use crate::job::{score_customers, RunSummary};
+use crate::local::Routed;
 use crate::protocol::{Fitted, PartitionStats};
 use crate::stages::clusters::{ProfilePart, ARTIFACT_DIR};
 use crate::stages::{self, Event, Warnings};
@@ -72,7 +73,7 @@ impl std::fmt::Display for Partition {
 
 impl Partition {
     /// The `count` partitions of a run, in order.
-    fn all(count: u32) -> impl Iterator<Item = Partition> {
+    pub(crate) fn all(count: u32) -> impl Iterator<Item = Partition> {
         (0..count).map(move |index| Partition {
             index,
             count,
@@ -83,6 +84,11 @@ impl Partition {
     /// Whether the customer `id` belongs here: its stable hash modulo the count.
     pub fn holds(&self, id: &str) -> bool {
         self.holds_key(id.as_bytes())
+    }
+
+    /// The partition of `count` that the customer `id` belongs to.
+    pub(crate) fn of(id: &str, count: u32) -> u32 {
+        (patronage_segments::stable_hash(id.as_bytes()) % u64::from(count)) as u32
     }
 
     /// Whether anything keyed by `key` belongs here.
@@ -205,17 +211,32 @@ struct Prepared {
     keep: Vec<bool>,
 }
 
+/// Where a partition's inputs come from.
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// The exports the options name (whole, or routed to this partition).
+    Exports,
+    /// A local run's routed inputs (see [`crate::local`]).
+    Routed(&'a Routed),
+}
+
 fn prepare(
     opts: &RunOptions,
     p: Partition,
     work: &Path,
+    source: Source<'_>,
     keep_orders: bool,
     warnings: &mut Warnings,
 ) -> Result<Prepared, EngineError> {
-    // Ingest writes the rejected rows of a run that finds no data beside its lock: the work
-    // directory's, not OUT's.
-    let (scratch, _) = OutDir::open(&work.join("ingest").join(p.to_string()))?;
-    let mut ingest = stages::ingest::run(opts, &scratch, warnings)?;
+    let mut ingest = match source {
+        Source::Exports => {
+            // Ingest writes the rejected rows of a run that finds no data beside its lock: the
+            // work directory's, not OUT's.
+            let (scratch, _) = OutDir::open(&work.join("ingest").join(p.to_string()))?;
+            stages::ingest::run(opts, &scratch, warnings)?
+        }
+        Source::Routed(routed) => routed.load(p.index)?,
+    };
     let features = stages::features::run(&mut ingest, keep_orders)?;
     ingest.profiles = None;
     ingest.clicks = None;
@@ -241,9 +262,19 @@ pub fn partial(
     work: &Path,
     report: &dyn Fn(Event),
 ) -> Result<PathBuf, EngineError> {
+    partial_from(opts, p, work, Source::Exports, report)
+}
+
+pub(crate) fn partial_from(
+    opts: &RunOptions,
+    p: Partition,
+    work: &Path,
+    source: Source<'_>,
+    report: &dyn Fn(Event),
+) -> Result<PathBuf, EngineError> {
     let mut warnings = Warnings::new(report);
     let backtest_needed = opts.models.enabled && opts.holdout_days.is_some();
-    let prepared = prepare(opts, p, work, backtest_needed, &mut warnings)?;
+    let prepared = prepare(opts, p, work, source, backtest_needed, &mut warnings)?;
     let ingest = &prepared.ingest;
     let backtest = opts.holdout_days.filter(|_| backtest_needed).map(|n| {
         stages::models::BacktestStats::of(
@@ -324,9 +355,19 @@ pub fn score(
     work: &Path,
     report: &dyn Fn(Event),
 ) -> Result<PathBuf, EngineError> {
+    score_from(opts, p, work, Source::Exports, report)
+}
+
+pub(crate) fn score_from(
+    opts: &RunOptions,
+    p: Partition,
+    work: &Path,
+    source: Source<'_>,
+    report: &dyn Fn(Event),
+) -> Result<PathBuf, EngineError> {
     let mut warnings = Warnings::new(report);
     let fit = read_fit(work, p.count)?;
-    let mut prepared = prepare(opts, p, work, false, &mut warnings)?;
+    let mut prepared = prepare(opts, p, work, source, false, &mut warnings)?;
     let as_of = format_day(prepared.ingest.as_of);
     if as_of != fit.as_of {
         return Err(EngineError::InvalidOptions(format!(
@@ -439,6 +480,19 @@ pub fn publish(
     for note in repaired {
         warnings.warn(note);
     }
+    publish_to(opts, &out_dir, partitions, work, warnings, None)
+}
+
+/// [`publish`] into an `OUT` already locked; `extra` adds manifest sections (a local run's
+/// timings).
+pub(crate) fn publish_to(
+    opts: &RunOptions,
+    out_dir: &OutDir,
+    partitions: u32,
+    work: &Path,
+    mut warnings: Warnings,
+    extra: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<RunSummary, EngineError> {
     let fit = read_fit(work, partitions)?;
     let mut scores = Vec::new();
     for p in Partition::all(partitions) {
@@ -511,14 +565,25 @@ pub fn publish(
     let prospects: usize = scores.iter().map(|s| s.prospects).sum();
     let models_failed = scores.iter().find_map(|s| s.models_failed.clone());
     let first = &scores[0];
-    let manifest = json!({
+    let mut inputs = first.inputs.clone();
+    if scores.len() > 1 && scores.iter().all(|s| s.partition.prepartitioned) {
+        // Each partition's index is its own: the prospects add up.
+        let prospects: u64 = scores
+            .iter()
+            .filter_map(|s| s.inputs["customers"]["prospects"].as_u64())
+            .sum();
+        if let Some(c) = inputs["customers"].as_object_mut() {
+            c.insert("prospects".into(), json!(prospects));
+        }
+    }
+    let mut manifest = json!({
         "engine": { "name": "patronage", "version": crate::VERSION },
         "status": if models_failed.is_some() { "models_failed" } else { "ok" },
         "as_of": as_of,
         "partitions": partitions,
         "config": opts.config_path.as_ref().map(|p| p.display().to_string()),
         "warnings": warnings.list,
-        "inputs": first.inputs,
+        "inputs": inputs,
         "customers": customers,
         "tables": table_rows,
         "models": first.manifests.first(),
@@ -542,6 +607,9 @@ pub fn publish(
             "control_group": s.manifests.get(4),
         })).collect::<Vec<_>>(),
     });
+    if let (Some(m), Some(extra)) = (manifest.as_object_mut(), extra) {
+        m.extend(extra);
+    }
     let published = staging.publish(&manifest, crate::tables::TABLES)?;
     Ok(RunSummary {
         as_of,

@@ -29,7 +29,9 @@ use rayon::prelude::*;
 use crate::{Day, FeatureTable, Values};
 
 /// Canonical event types; anything else is `Other` (kept and counted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum EventType {
     PageView,
     ProductView,
@@ -162,7 +164,7 @@ struct Engagement {
 /// A piece of one session: a run of a customer's events (from one piece of the input) with no
 /// gap longer than the session gap, or the events of one given session id. 32 bytes: a
 /// customer's partial holds one per session, so this is most of the clickstream's memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Fragment {
     start: i64,
     end: i64,
@@ -210,7 +212,7 @@ impl Fragment {
 /// (a piece's gap-cut runs, coalesced on merge when they overlap or lie within the gap of each
 /// other — exactly the sessions of all events together), given-id sessions keyed by id, and the
 /// categories seen. Its size grows with sessions, not events.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClickPartial {
     /// Gap-cut session fragments, sorted by start, already coalesced.
     fragments: Vec<Fragment>,
@@ -338,7 +340,7 @@ fn coalesce_in_place(fragments: &mut Vec<Fragment>, gap: i64) {
 
 /// Click partials keyed by an integer key (the input's customers or visitors while reading;
 /// positions of the customer index once keyed by [`ClickPartials::rekey`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClickPartials {
     parts: Vec<ClickPartial>,
     gap: i64,
@@ -418,6 +420,15 @@ impl ClickPartials {
             p.categories.shrink_to_fit();
         });
         self.parts.shrink_to_fit();
+    }
+
+    /// The partials of `keys`, taken out (left empty here), under keys `0..keys.len()`: e.g.
+    /// one partition's customers.
+    pub fn take_keys(&mut self, keys: &[usize]) -> ClickPartials {
+        ClickPartials {
+            parts: keys.iter().map(|&k| self.take(k)).collect(),
+            gap: self.gap,
+        }
     }
 
     /// Takes the partial of `key` out (leaving it empty).

@@ -48,7 +48,7 @@ pub type Day = i32;
 /// `customer` indexes `customer_ids`. The input crate builds this after validation, with its own
 /// dictionary; [`Orders::reindex`] keys it by the run's [`CustomerIndex`], which is what
 /// [`compute`] expects. Orders after the as-of day may be present and are ignored.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Orders {
     /// Customer dictionary; index = customer key.
     pub customer_ids: Vec<String>,
@@ -96,6 +96,96 @@ impl Orders {
             return &[];
         }
         &self.category_ids[self.category_start[i] as usize..self.category_start[i + 1] as usize]
+    }
+
+    /// The orders split `n` ways by their customer: `part[k]` is the piece of `customer_ids[k]`.
+    /// Each piece has its own customer dictionary (first-seen order) and every category name;
+    /// orders keep their relative order.
+    pub fn split(&self, part: &[u32], n: usize) -> Vec<Orders> {
+        let mut pieces: Vec<Orders> = (0..n)
+            .map(|_| Orders {
+                discount_column: self.discount_column,
+                category_start: if self.has_categories() {
+                    vec![0]
+                } else {
+                    Vec::new()
+                },
+                category_names: self.category_names.clone(),
+                ..Orders::default()
+            })
+            .collect();
+        let mut key = vec![u32::MAX; self.customer_ids.len()];
+        for r in 0..self.len() {
+            let c = self.customer[r] as usize;
+            let o = &mut pieces[part[c] as usize];
+            if key[c] == u32::MAX {
+                key[c] = o.customer_ids.len() as u32;
+                o.customer_ids.push(self.customer_ids[c].clone());
+            }
+            o.push_from(self, r, key[c]);
+        }
+        pieces
+    }
+
+    /// Appends `other`'s orders, its customers and categories merged into these dictionaries
+    /// (`at` maps ids already here to their key; kept up to date).
+    pub fn append(&mut self, other: &Orders, at: &mut std::collections::HashMap<String, u32>) {
+        if self.is_empty() && self.customer_ids.is_empty() {
+            self.discount_column = other.discount_column;
+            if other.has_categories() && self.category_start.is_empty() {
+                self.category_start.push(0);
+            }
+        }
+        let keys: Vec<u32> = other
+            .customer_ids
+            .iter()
+            .map(|id| {
+                *at.entry(id.clone()).or_insert_with(|| {
+                    self.customer_ids.push(id.clone());
+                    self.customer_ids.len() as u32 - 1
+                })
+            })
+            .collect();
+        let categories: Vec<u32> = other
+            .category_names
+            .iter()
+            .map(
+                |name| match self.category_names.iter().position(|n| n == name) {
+                    Some(p) => p as u32,
+                    None => {
+                        self.category_names.push(name.clone());
+                        self.category_names.len() as u32 - 1
+                    }
+                },
+            )
+            .collect();
+        for r in 0..other.len() {
+            self.push_from(other, r, keys[other.customer[r] as usize]);
+            if self.has_categories() {
+                // The order's categories re-keyed to this dictionary, ascending again.
+                let from = self.category_start[self.category_start.len() - 2] as usize;
+                for id in &mut self.category_ids[from..] {
+                    *id = categories[*id as usize];
+                }
+                self.category_ids[from..].sort_unstable();
+            }
+        }
+    }
+
+    /// Appends order `r` of `from` (categories with `from`'s ids) under customer key `key`.
+    fn push_from(&mut self, from: &Orders, r: usize, key: u32) {
+        self.customer.push(key);
+        self.day.push(from.day[r]);
+        self.amount.push(from.amount[r]);
+        self.refund.push(from.refund[r]);
+        self.is_purchase.push(from.is_purchase[r]);
+        if from.discount_column {
+            self.discount.push(from.discount[r]);
+        }
+        if from.has_categories() {
+            self.category_ids.extend_from_slice(from.categories(r));
+            self.category_start.push(self.category_ids.len() as u32);
+        }
     }
 
     /// Keeps the orders for which `keep` holds, in place, with their new customer key.

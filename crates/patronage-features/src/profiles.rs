@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use crate::{Day, FeatureTable, Labels, Nullable, Values};
 
 /// Validated profiles, one row per customer id (ids unique), as columns.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Profiles {
     pub customer_ids: Vec<String>,
     pub signup_day: Nullable<Day>,
@@ -33,6 +33,24 @@ impl Profiles {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Profiles `rows` (positions), in that order: e.g. one partition's customers.
+    pub fn select(&self, rows: &[usize]) -> Profiles {
+        Profiles {
+            customer_ids: rows.iter().map(|&r| self.customer_ids[r].clone()).collect(),
+            signup_day: self.signup_day.select(rows),
+            membership_tier: self.membership_tier.select(rows),
+            membership_tier_rank: self.membership_tier_rank.select(rows),
+            points_balance: self.points_balance.select(rows),
+            subscription_active: self.subscription_active.select(rows),
+            saved_payment_methods: self.saved_payment_methods.select(rows),
+            saved_addresses: self.saved_addresses.select(rows),
+            email_opt_in: self.email_opt_in.select(rows),
+            referrals: self.referrals.select(rows),
+            reviews_written: self.reviews_written.select(rows),
+            columns_present: self.columns_present.clone(),
+        }
     }
 
     /// Per profile, whether it existed on `as_of` (signed up by then, or without a signup

@@ -131,7 +131,7 @@ impl CustomerIndex {
 /// Values with nulls as two plain vectors: the values (the type's default where null) and
 /// which rows hold one. Half the bytes of `Vec<Option<f64>>` (16 bytes a row), and the layout of
 /// an Arrow array, so the output frame takes the values without a copy.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Nullable<T> {
     values: Vec<T>,
     valid: Vec<bool>,
@@ -185,6 +185,14 @@ impl<T: Copy + Default> Nullable<T> {
         self.valid.reserve_exact(additional);
     }
 
+    /// Rows `rows` (positions), in that order.
+    pub fn select(&self, rows: &[usize]) -> Self {
+        Nullable {
+            values: rows.iter().map(|&r| self.values[r]).collect(),
+            valid: rows.iter().map(|&r| self.valid[r]).collect(),
+        }
+    }
+
     /// Rows `0..n`, every one null.
     pub fn nulls(n: usize) -> Self {
         Nullable {
@@ -222,7 +230,7 @@ impl<T: Copy + Default + Send> FromParallelIterator<Option<T>> for Nullable<T> {
 
 /// Text values as codes into their distinct names (a dictionary column): a `u32` per row
 /// instead of a string per row. Names keep their first-seen order.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Labels {
     names: Vec<String>,
     codes: Nullable<u32>,
@@ -268,6 +276,14 @@ impl Labels {
         self.codes
             .iter()
             .map(|c| c.map(|c| self.names[c as usize].as_str()))
+    }
+
+    /// Rows `rows` (positions), in that order, with every name (codes unchanged).
+    pub fn select(&self, rows: &[usize]) -> Labels {
+        Labels {
+            names: self.names.clone(),
+            codes: self.codes.select(rows),
+        }
     }
 
     /// Appends the rows of `other`, its names merged into these.

@@ -858,7 +858,32 @@ pub fn ingest_orders(
     schema: &OrdersSchema,
     memory_budget: Option<u64>,
 ) -> Result<Ingested, InputError> {
-    ingest_in_chunks(files, schema, CHUNK_ROWS, memory_budget)
+    ingest_in_chunks(files, schema, CHUNK_ROWS, memory_budget, 1, None)
+}
+
+/// Where [`ingest_orders_routed`] sends each pass's canonical orders.
+pub type OrdersSink<'a> = &'a mut dyn FnMut(Orders) -> Result<(), InputError>;
+
+/// [`ingest_orders`] in at least `passes` passes (more if `memory_budget` asks), each pass's
+/// canonical orders handed to `sink` as soon as they are built (with their own customer
+/// dictionary and the run's category names so far) instead of held: memory holds one pass.
+/// The returned [`Ingested`] has no orders; everything else (rejected rows, file statistics,
+/// warnings) is the whole input's.
+pub fn ingest_orders_routed(
+    files: &[PathBuf],
+    schema: &OrdersSchema,
+    memory_budget: Option<u64>,
+    passes: usize,
+    sink: OrdersSink<'_>,
+) -> Result<Ingested, InputError> {
+    ingest_in_chunks(
+        files,
+        schema,
+        CHUNK_ROWS,
+        memory_budget,
+        passes.max(1),
+        Some(sink),
+    )
 }
 
 /// Bytes a validated line takes while its order is assembled.
@@ -871,6 +896,8 @@ fn ingest_in_chunks(
     schema: &OrdersSchema,
     chunk_rows: usize,
     memory_budget: Option<u64>,
+    min_passes: usize,
+    mut sink: Option<OrdersSink<'_>>,
 ) -> Result<Ingested, InputError> {
     let status_map = status_map(schema)?;
     if files.len() > usize::from(u16::MAX) {
@@ -894,7 +921,8 @@ fn ingest_in_chunks(
     let passes = match memory_budget {
         Some(budget) => (known as u64 * LINE_BYTES).div_ceil(budget.max(1)).max(1),
         None => 1,
-    };
+    }
+    .max(min_passes as u64);
     let has_discount = opened.iter().any(|f| f.has(Canon::DiscountAmount));
     let has_category = opened.iter().any(|f| f.has(Canon::Category));
 
@@ -909,8 +937,9 @@ fn ingest_in_chunks(
     // order). Features sort customers by id, so the key order never reaches an output.
     let mut int_key: HashMap<i64, u32, FixedState> = HashMap::default();
     let mut text_key: HashMap<Box<str>, u32, FixedState> = HashMap::default();
-    let capacity = known / passes as usize;
-    let mut canonical = Orders {
+    // Orders of one pass (with a sink) or of all of them.
+    let capacity = known / if sink.is_some() { passes as usize } else { 1 };
+    let empty = || Orders {
         customer_ids: Vec::new(),
         customer: Vec::with_capacity(capacity),
         day: Vec::with_capacity(capacity),
@@ -923,6 +952,7 @@ fn ingest_in_chunks(
         category_ids: Vec::new(),
         category_names: Vec::new(),
     };
+    let mut canonical = empty();
     let mut category_dict = Dict::default();
     for pass in 0..passes {
         // Rows are validated in every pass; the first one reports the refused rows and counts.
@@ -1085,6 +1115,13 @@ fn ingest_in_chunks(
                 cancelled[f] += g.cancelled[f];
                 returned_lines[f] += g.returned_lines[f];
             }
+        }
+        if let Some(sink) = sink.as_mut() {
+            let mut piece = std::mem::replace(&mut canonical, empty());
+            piece.category_names = category_dict.names.clone();
+            int_key.clear();
+            text_key.clear();
+            sink(piece)?;
         }
     }
     drop((int_key, text_key));
@@ -1552,8 +1589,15 @@ mod tests {
         let csv = dir.join("orders.csv");
         fs_err::write(&csv, DIRTY).unwrap();
         let schema = OrdersSchema::default();
-        let whole =
-            ingest_in_chunks(std::slice::from_ref(&csv), &schema, usize::MAX, None).unwrap();
+        let whole = ingest_in_chunks(
+            std::slice::from_ref(&csv),
+            &schema,
+            usize::MAX,
+            None,
+            1,
+            None,
+        )
+        .unwrap();
         assert_eq!(whole.files[0].rows_read, 19);
         assert_eq!(whole.files[0].blank_lines_skipped, 1);
         assert_eq!(whole.files[0].duplicates_collapsed, 1);
@@ -1603,12 +1647,20 @@ mod tests {
             .finish(&mut df)
             .unwrap();
         for (path, sizes) in [(&csv, [1, 2, 3, 5, 7]), (&parquet, [1, 2, 4, 6, 100])] {
-            let reference =
-                ingest_in_chunks(std::slice::from_ref(path), &schema, usize::MAX, None).unwrap();
+            let reference = ingest_in_chunks(
+                std::slice::from_ref(path),
+                &schema,
+                usize::MAX,
+                None,
+                1,
+                None,
+            )
+            .unwrap();
             assert_eq!(reference.passes, 1);
             for rows in sizes {
                 let got =
-                    ingest_in_chunks(std::slice::from_ref(path), &schema, rows, None).unwrap();
+                    ingest_in_chunks(std::slice::from_ref(path), &schema, rows, None, 1, None)
+                        .unwrap();
                 assert_eq!(got.orders, reference.orders, "{path:?} in chunks of {rows}");
                 assert_eq!(
                     got.rejected, reference.rejected,
@@ -1619,9 +1671,36 @@ mod tests {
             // Passes by order_id hash: the same orders (in pass order), rejections and counts.
             for lines_per_pass in [1, 3, 5] {
                 let budget = Some(LINE_BYTES * lines_per_pass);
-                let got = ingest_in_chunks(std::slice::from_ref(path), &schema, 2, budget).unwrap();
+                let got = ingest_in_chunks(std::slice::from_ref(path), &schema, 2, budget, 1, None)
+                    .unwrap();
                 assert!(got.passes > 1, "{lines_per_pass} lines a pass");
                 assert_eq!(sorted_orders(&got.orders), sorted_orders(&reference.orders));
+                assert_eq!(got.rejected, reference.rejected);
+                assert_eq!(got.files, reference.files);
+            }
+            // Routed: each pass's orders go to the sink; joined up they are the whole's.
+            for passes in [1, 2, 3] {
+                let mut pieces = Vec::new();
+                let got = ingest_in_chunks(
+                    std::slice::from_ref(path),
+                    &schema,
+                    2,
+                    None,
+                    passes,
+                    Some(&mut |o: Orders| {
+                        pieces.push(o);
+                        Ok(())
+                    }),
+                )
+                .unwrap();
+                assert_eq!((got.passes, pieces.len()), (passes, passes));
+                assert!(got.orders.is_empty());
+                let mut joined = Orders::default();
+                let mut at = std::collections::HashMap::new();
+                for p in &pieces {
+                    joined.append(p, &mut at);
+                }
+                assert_eq!(sorted_orders(&joined), sorted_orders(&reference.orders));
                 assert_eq!(got.rejected, reference.rejected);
                 assert_eq!(got.files, reference.files);
             }

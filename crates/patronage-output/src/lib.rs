@@ -386,6 +386,18 @@ impl OutDir {
         })
     }
 
+    /// An empty private directory `OUT/.patronage/<name>/` for a run's scratch files (e.g. a
+    /// partitioned run's routed inputs), emptied if a killed run left one; only the lock
+    /// holder uses it.
+    pub fn scratch(&self, name: &str) -> Result<PathBuf, OutputError> {
+        let dir = self.control.join(name);
+        if dir.exists() {
+            fs_err::remove_dir_all(&dir)?;
+        }
+        fs_err::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
     /// Writes what a run that publishes nothing leaves for the user (e.g. its rejected rows) to
     /// `OUT/.patronage/failed/<run_date>/<file>`, replacing an earlier failure's; returns the path.
     pub fn write_failed(

@@ -8,7 +8,7 @@
 use patronage_features::{ClickPartials, CustomerIndex, Day, Orders, Profiles};
 use patronage_input::{
     expand_inputs, format_day, ingest_clicks, ingest_customers, ingest_orders, ClickCounts,
-    FileStats, Ingested,
+    FileStats, Ingested, IngestedClicks, IngestedCustomers,
 };
 use patronage_output::OutDir;
 use polars::prelude::Column;
@@ -23,7 +23,7 @@ use crate::tables;
 const STALE_DAYS: Day = 90;
 
 /// The `inputs.orders` manifest section.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct OrdersManifest {
     pub spec: String,
     pub files: Vec<FileStats>,
@@ -47,7 +47,7 @@ pub(crate) struct OrdersManifest {
 }
 
 /// The `inputs.customers` manifest section.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct CustomersManifest {
     pub spec: String,
     pub files: Vec<FileStats>,
@@ -63,7 +63,7 @@ pub(crate) struct CustomersManifest {
 }
 
 /// The `inputs.clicks` manifest section.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct ClicksManifest {
     pub spec: String,
     pub files: Vec<FileStats>,
@@ -115,6 +115,48 @@ fn sum_files(files: &[FileStats], field: fn(&FileStats) -> i64) -> i64 {
     files.iter().map(field).sum()
 }
 
+/// Orders counted by (day, is purchase): everything the as-of choice, the checks and the
+/// manifest need from the orders, whether they were held whole or streamed to partitions.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OrderDays {
+    counts: std::collections::BTreeMap<(Day, bool), usize>,
+}
+
+impl OrderDays {
+    pub fn add(&mut self, orders: &Orders) {
+        for (d, p) in orders.day.iter().zip(&orders.is_purchase) {
+            *self.counts.entry((*d, *p)).or_default() += 1;
+        }
+    }
+
+    fn of(orders: &Orders) -> Self {
+        let mut days = OrderDays::default();
+        days.add(orders);
+        days
+    }
+
+    fn purchase_days(&self) -> impl DoubleEndedIterator<Item = Day> + '_ {
+        self.counts.keys().filter(|(_, p)| *p).map(|(d, _)| *d)
+    }
+
+    /// The latest purchase day on or before `not_after`.
+    fn last_purchase(&self, not_after: Day) -> Option<Day> {
+        self.purchase_days().rev().find(|d| *d <= not_after)
+    }
+
+    fn first_purchase(&self) -> Option<Day> {
+        self.purchase_days().next()
+    }
+
+    fn count(&self, f: impl Fn(Day, bool) -> bool) -> usize {
+        self.counts
+            .iter()
+            .filter(|((d, p), _)| f(*d, *p))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
 pub(crate) fn run(
     opts: &RunOptions,
     out_dir: &OutDir,
@@ -122,6 +164,34 @@ pub(crate) fn run(
 ) -> Result<Ingest, EngineError> {
     let files = expand_inputs(&opts.orders)?;
     let mut ingested = ingest_orders(&files, &opts.schema, opts.memory_budget)?;
+    let days = OrderDays::of(&ingested.orders);
+    let (as_of, manifest) = check_orders(opts, out_dir, &ingested, &days, warnings)?;
+    let (customers, clicks) = read_others(opts, as_of, warnings)?;
+    let rejected = rejected_table(&ingested, customers.as_ref(), clicks.as_ref())?;
+    let orders = std::mem::take(&mut ingested.orders);
+    let customers_manifest = customers.as_ref().map(|c| customers_manifest(opts, c));
+    let clicks_manifest = clicks.as_ref().map(|c| clicks_manifest(opts, c));
+    Ok(assemble(
+        as_of,
+        orders,
+        customers.map(|c| c.profiles),
+        clicks.map(|c| (c.customer_ids, c.partials)),
+        manifest,
+        customers_manifest,
+        clicks_manifest,
+        vec![("rejected", rejected)],
+    ))
+}
+
+/// The orders' warnings and checks: the as-of day (given, or the latest purchase) and the
+/// orders' manifest section; stops the run when there is nothing to score.
+pub(crate) fn check_orders(
+    opts: &RunOptions,
+    out_dir: &OutDir,
+    ingested: &Ingested,
+    days: &OrderDays,
+    warnings: &mut Warnings,
+) -> Result<(Day, OrdersManifest), EngineError> {
     for w in &ingested.warnings {
         warnings.warn(w.clone());
     }
@@ -133,18 +203,8 @@ pub(crate) fn run(
             ));
         }
     }
-    let orders = &ingested.orders;
-    let last_purchase = |not_after: Day| {
-        orders
-            .day
-            .iter()
-            .zip(&orders.is_purchase)
-            .filter(|(d, p)| **p && **d <= not_after)
-            .map(|(d, _)| *d)
-            .max()
-    };
     let no_data = |as_of: Option<Day>, label: Day| -> EngineError {
-        let mut explanation = explain_no_data(&ingested, as_of);
+        let mut explanation = explain_no_data(ingested, days, as_of);
         if !ingested.rejected.is_empty() {
             let written = tables::rejected(&[("orders", &ingested.rejected)]).and_then(|mut df| {
                 Ok(out_dir.write_failed(&format_day(label), "rejected.parquet", &mut df)?)
@@ -160,12 +220,12 @@ pub(crate) fn run(
     };
     let as_of = match opts.as_of {
         AsOfChoice::Fixed(day) => day,
-        AsOfChoice::LatestOrder { not_after } => {
-            last_purchase(not_after).ok_or_else(|| no_data(None, not_after))?
-        }
+        AsOfChoice::LatestOrder { not_after } => days
+            .last_purchase(not_after)
+            .ok_or_else(|| no_data(None, not_after))?,
     };
     let as_of_text = format_day(as_of);
-    let Some(last) = last_purchase(as_of) else {
+    let Some(last) = days.last_purchase(as_of) else {
         return Err(no_data(Some(as_of), as_of));
     };
     if as_of > opts.today {
@@ -182,13 +242,9 @@ pub(crate) fn run(
         ));
     }
     if let Some(n) = opts.holdout_days {
-        let first = orders
-            .day
-            .iter()
-            .zip(&orders.is_purchase)
-            .filter(|(d, p)| **p && **d <= as_of)
-            .map(|(d, _)| *d)
-            .min()
+        let first = days
+            .first_purchase()
+            .filter(|d| *d <= as_of)
             .unwrap_or(as_of);
         let longest = as_of - first - 1;
         if !opts.models.enabled {
@@ -224,44 +280,120 @@ pub(crate) fn run(
         returned_lines: sum_files(&ingested.files, |f| f.returned_lines),
         returned_counts_as_purchase: opts.schema.returned_counts_as_purchase,
         null_values: opts.schema.null_values.clone(),
-        orders: orders.len(),
-        purchase_orders: orders.is_purchase.iter().filter(|p| **p).count(),
-        non_purchase_orders: orders.is_purchase.iter().filter(|p| !**p).count(),
-        orders_after_as_of_ignored: orders.day.iter().filter(|d| **d > as_of).count(),
+        orders: days.count(|_, _| true),
+        purchase_orders: days.count(|_, p| p),
+        non_purchase_orders: days.count(|_, p| !p),
+        orders_after_as_of_ignored: days.count(|d, _| d > as_of),
         read_passes: ingested.passes,
         memory_budget_bytes: opts.memory_budget,
         files: ingested.files.clone(),
     };
-    let mut customers = match &opts.customers {
-        Some(spec) => {
-            let files = expand_inputs(spec)?;
-            Some(ingest_customers(&files, &opts.customers_schema)?)
-        }
-        None => None,
+    Ok((as_of, manifest))
+}
+
+/// The profiles and the clickstream, when given (their warnings told).
+pub(crate) fn read_others(
+    opts: &RunOptions,
+    as_of: Day,
+    warnings: &mut Warnings,
+) -> Result<(Option<IngestedCustomers>, Option<IngestedClicks>), EngineError> {
+    Ok((
+        read_customers(opts, warnings)?,
+        read_clicks(opts, as_of, warnings)?,
+    ))
+}
+
+/// The profiles, when given (their warnings told).
+pub(crate) fn read_customers(
+    opts: &RunOptions,
+    warnings: &mut Warnings,
+) -> Result<Option<IngestedCustomers>, EngineError> {
+    let Some(spec) = &opts.customers else {
+        return Ok(None);
     };
-    let mut clicks = match &opts.clicks {
-        Some(spec) => {
-            let files = expand_inputs(spec)?;
-            Some(ingest_clicks(&files, &opts.clicks_schema, as_of)?)
-        }
-        None => None,
+    let c = ingest_customers(&expand_inputs(spec)?, &opts.customers_schema)?;
+    for w in &c.warnings {
+        warnings.warn(w.clone());
+    }
+    Ok(Some(c))
+}
+
+/// The clickstream's partials, when given (its warnings told).
+pub(crate) fn read_clicks(
+    opts: &RunOptions,
+    as_of: Day,
+    warnings: &mut Warnings,
+) -> Result<Option<IngestedClicks>, EngineError> {
+    let Some(spec) = &opts.clicks else {
+        return Ok(None);
     };
-    let mut rejected = vec![("orders", ingested.rejected.as_slice())];
-    if let Some(c) = &customers {
+    let c = ingest_clicks(&expand_inputs(spec)?, &opts.clicks_schema, as_of)?;
+    for w in &c.warnings {
+        warnings.warn(w.clone());
+    }
+    Ok(Some(c))
+}
+
+/// `rejected`: every input's refused rows.
+pub(crate) fn rejected_table(
+    orders: &Ingested,
+    customers: Option<&IngestedCustomers>,
+    clicks: Option<&IngestedClicks>,
+) -> Result<polars::prelude::DataFrame, EngineError> {
+    let mut rejected = vec![("orders", orders.rejected.as_slice())];
+    if let Some(c) = customers {
         rejected.push(("customers", c.rejected.as_slice()));
-        for w in &c.warnings {
-            warnings.warn(w.clone());
-        }
     }
-    if let Some(c) = &clicks {
+    if let Some(c) = clicks {
         rejected.push(("clicks", c.rejected.as_slice()));
-        for w in &c.warnings {
-            warnings.warn(w.clone());
-        }
     }
-    let tables = vec![("rejected", tables::rejected(&rejected)?)];
-    let orders = std::mem::take(&mut ingested.orders);
-    let (index, keyed, mut profile_at, mut click_at) = if customers.is_none() && clicks.is_none() {
+    tables::rejected(&rejected)
+}
+
+/// The `inputs.clicks` section.
+pub(crate) fn clicks_manifest(opts: &RunOptions, c: &IngestedClicks) -> ClicksManifest {
+    let rows_read = sum_files(&c.files, |f| f.rows_read);
+    let rows_rejected = sum_files(&c.files, |f| f.rows_rejected);
+    ClicksManifest {
+        spec: opts.clicks.clone().unwrap_or_default(),
+        files: c.files.clone(),
+        rows_read,
+        rows_accepted: rows_read - rows_rejected,
+        rows_rejected,
+        session_gap_minutes: opts.clicks_schema.session_gap_minutes,
+        counts: c.counts.clone(),
+    }
+}
+
+/// The `inputs.customers` section; `prospects` is filled in by [`assemble`].
+pub(crate) fn customers_manifest(opts: &RunOptions, c: &IngestedCustomers) -> CustomersManifest {
+    let rows_read = sum_files(&c.files, |f| f.rows_read);
+    let rows_rejected = sum_files(&c.files, |f| f.rows_rejected);
+    CustomersManifest {
+        spec: opts.customers.clone().unwrap_or_default(),
+        files: c.files.clone(),
+        rows_read,
+        rows_accepted: rows_read - rows_rejected,
+        rows_rejected,
+        profiles: c.profiles.len(),
+        columns_present: c.profiles.columns_present.clone(),
+        prospects: 0,
+    }
+}
+
+/// The run's (or a partition's) customer index from the inputs read, everything keyed by it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn assemble(
+    as_of: Day,
+    orders: Orders,
+    mut profiles: Option<Profiles>,
+    mut clicks: Option<(Vec<String>, ClickPartials)>,
+    manifest: OrdersManifest,
+    mut customers_manifest: Option<CustomersManifest>,
+    clicks_manifest: Option<ClicksManifest>,
+    tables: Tables,
+) -> Ingest {
+    let (index, keyed, mut profile_at, mut click_at) = if profiles.is_none() && clicks.is_none() {
         let (index, keyed) = orders.into_indexed(as_of);
         (index, keyed, None, None)
     } else {
@@ -271,57 +403,33 @@ pub(crate) fn run(
         let mut orders = orders;
         let seen = orders.seen_until(as_of);
         let mut lists = vec![(std::mem::take(&mut orders.customer_ids), seen)];
-        if let Some(c) = customers.as_mut() {
-            let on = c.profiles.exists_on(as_of);
-            lists.push((std::mem::take(&mut c.profiles.customer_ids), on));
+        if let Some(p) = profiles.as_mut() {
+            let on = p.exists_on(as_of);
+            lists.push((std::mem::take(&mut p.customer_ids), on));
         }
-        if let Some(c) = clicks.as_mut() {
-            let has = c.has_events();
-            lists.push((std::mem::take(&mut c.customer_ids), has));
+        if let Some((ids, partials)) = clicks.as_mut() {
+            let has = (0..ids.len())
+                .map(|k| partials.get(k).is_some_and(|p| !p.is_empty()))
+                .collect();
+            lists.push((std::mem::take(ids), has));
         }
         let (index, mut at) = CustomerIndex::union(lists);
         let click_at = clicks.is_some().then(|| at.pop().unwrap_or_default());
-        let profile_at = customers.is_some().then(|| at.pop().unwrap_or_default());
+        let profile_at = profiles.is_some().then(|| at.pop().unwrap_or_default());
         let keyed = orders.reindex_at(&at.pop().unwrap_or_default());
         (index, keyed, profile_at, click_at)
     };
-    let clicks_manifest = clicks.as_ref().map(|c| {
-        let rows_read = sum_files(&c.files, |f| f.rows_read);
-        let rows_rejected = sum_files(&c.files, |f| f.rows_rejected);
-        ClicksManifest {
-            spec: opts.clicks.clone().unwrap_or_default(),
-            files: c.files.clone(),
-            rows_read,
-            rows_accepted: rows_read - rows_rejected,
-            rows_rejected,
-            session_gap_minutes: opts.clicks_schema.session_gap_minutes,
-            counts: c.counts.clone(),
-        }
-    });
-    let clicks = clicks.map(|c| {
-        c.partials
-            .rekey(&click_at.take().unwrap_or_default(), index.len())
-    });
-    let customers_manifest = customers.as_ref().map(|c| {
-        let rows_read = sum_files(&c.files, |f| f.rows_read);
-        let rows_rejected = sum_files(&c.files, |f| f.rows_rejected);
-        CustomersManifest {
-            spec: opts.customers.clone().unwrap_or_default(),
-            files: c.files.clone(),
-            rows_read,
-            rows_accepted: rows_read - rows_rejected,
-            rows_rejected,
-            profiles: c.profiles.len(),
-            columns_present: c.profiles.columns_present.clone(),
-            prospects: index.len() - customers_with_orders(&keyed, index.len()),
-        }
-    });
-    let profiles = customers.map(|c| ProfileRows {
+    let clicks = clicks
+        .map(|(_, partials)| partials.rekey(&click_at.take().unwrap_or_default(), index.len()));
+    if let Some(c) = customers_manifest.as_mut() {
+        c.prospects = index.len() - customers_with_orders(&keyed, index.len());
+    }
+    let profiles = profiles.map(|profiles| ProfileRows {
         at: profile_at.take().unwrap_or_default(),
-        profiles: c.profiles,
+        profiles,
     });
     let ids = Column::new("customer_id".into(), index.ids());
-    Ok(Ingest {
+    Ingest {
         as_of,
         ids,
         index,
@@ -332,12 +440,12 @@ pub(crate) fn run(
         customers_manifest,
         clicks_manifest,
         tables,
-    })
+    }
 }
 
 /// Why a run found nothing to score, in the user's terms: which file, which column, an example
 /// value, and what to do.
-fn explain_no_data(ingested: &Ingested, as_of: Option<Day>) -> String {
+fn explain_no_data(ingested: &Ingested, days: &OrderDays, as_of: Option<Day>) -> String {
     let rows_read = sum_files(&ingested.files, |f| f.rows_read);
     let rows_rejected = sum_files(&ingested.files, |f| f.rows_rejected);
     let files = ingested
@@ -377,27 +485,17 @@ fn explain_no_data(ingested: &Ingested, as_of: Option<Day>) -> String {
             .unwrap_or_default();
         return format!("every one of the {rows_read} rows was rejected ({counts}){example}");
     }
-    let orders = &ingested.orders;
-    let purchases = orders.is_purchase.iter().filter(|p| **p).count();
+    let purchases = days.count(|_, p| p);
     if purchases == 0 {
         let cancelled = sum_files(&ingested.files, |f| f.cancelled_lines);
         let returned = sum_files(&ingested.files, |f| f.returned_lines);
         return format!(
             "{} of {rows_read} rows were accepted, but no order is a purchase ({cancelled} cancelled lines, {returned} returned lines, {} refund-only or returned orders); check the status mapping ([orders.status_values]) and the sign of amounts",
             rows_read - rows_rejected,
-            orders.len()
+            days.count(|_, _| true)
         );
     }
-    match (
-        as_of,
-        orders
-            .day
-            .iter()
-            .zip(&orders.is_purchase)
-            .filter(|(_, p)| **p)
-            .map(|(d, _)| *d)
-            .min(),
-    ) {
+    match (as_of, days.first_purchase()) {
         (Some(as_of), Some(first)) if first > as_of => format!(
             "all {purchases} purchases are after it (the first on {}); pass a later --as-of",
             format_day(first)

@@ -45,6 +45,9 @@ impl Stage {
 pub enum Event<'a> {
     /// A stage starts.
     Stage(Stage),
+    /// A step of a partitioned run starts (`route`, `partial 2/8`, `fit`...); the stages that
+    /// follow belong to it.
+    Phase(&'a str),
     /// Something the user should know that does not stop the run (also in the manifest).
     Warning(&'a str),
 }
