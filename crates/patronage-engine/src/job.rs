@@ -114,14 +114,21 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     };
     // Nothing after this reads the orders (the backtest was their last reader).
     drop(std::mem::take(&mut ingest.orders));
-    let stats = crate::protocol::PartitionStats::of(
+    let mut stats = crate::protocol::PartitionStats::of(
         opts,
         &features.table,
         ingest.index.ids(),
         1,
         backtest,
     )?;
-    let fitted = crate::protocol::fit(opts, &stats, &as_of, &mut warnings)?;
+    let mut switching_buyers = stats.switching_buyers.take();
+    let fitted = crate::protocol::fit(
+        opts,
+        &stats,
+        &mut |visit| switching_buyers.take().map_or(Ok(()), visit),
+        &as_of,
+        &mut warnings,
+    )?;
     drop(stats);
     let customers = features.table.len();
     let scored = score_customers(

@@ -30,7 +30,7 @@ use crate::config::RunOptions;
 use crate::error::EngineError;
 use crate::job::{score_customers, RunSummary};
 use crate::local::Routed;
-use crate::protocol::{Fitted, PartitionStats};
+use crate::protocol::{Fitted, PartitionStats, StatsMerger, SwitchingBuyers};
 use crate::stages::clusters::{ProfilePart, ARTIFACT_DIR};
 use crate::stages::{self, Event, Warnings};
 
@@ -190,6 +190,10 @@ fn partial_path(work: &Path, p: Partition) -> PathBuf {
     work.join("partial").join(format!("{p}.bin"))
 }
 
+fn switching_path(work: &Path, p: Partition) -> PathBuf {
+    work.join("partial").join(format!("{p}.switching.bin"))
+}
+
 fn score_dir(work: &Path, p: Partition) -> PathBuf {
     work.join("score").join(p.to_string())
 }
@@ -287,7 +291,17 @@ pub(crate) fn partial_from(
     });
     let ids = prepared.ids();
     let table = prepared.features.table.select(&prepared.rows);
-    let stats = PartitionStats::of(opts, &table, &ids, p.count, backtest)?;
+    let mut stats = PartitionStats::of(opts, &table, &ids, p.count, backtest)?;
+    // The buyers' switching-cost inputs in a file of their own: the fit reads them one
+    // partition at a time, after merging the rest.
+    let switching = switching_path(work, p);
+    match stats.switching_buyers.take() {
+        Some(b) => write_bin(&switching, &b)?,
+        None if switching.exists() => {
+            fs_err::remove_file(&switching).map_err(|e| io(&switching, e))?
+        }
+        None => {}
+    }
     let path = partial_path(work, p);
     write_bin(
         &path,
@@ -313,7 +327,8 @@ pub fn fit(
             "a Gaussian mixture (clusters.clusterer = \"gmm\") is not scored across partitions yet: use k-means, or one partition".into(),
         ));
     }
-    let mut parts = Vec::new();
+    // The partials folded in one at a time (memory: their union so far and one partial).
+    let mut merger = StatsMerger::default();
     let mut as_of: Option<String> = None;
     for p in Partition::all(partitions) {
         let path = partial_path(work, p);
@@ -329,12 +344,26 @@ pub fn fit(
             }
             _ => as_of = Some(file.as_of),
         }
-        parts.push(file.stats);
+        merger.add(file.stats);
     }
     let as_of = as_of
         .ok_or_else(|| EngineError::InvalidOptions("--partitions must be at least 1".into()))?;
-    let merged = PartitionStats::merge(parts, opts.clusters.fit_rows)?;
-    let fitted = crate::protocol::fit(opts, &merged, &as_of, &mut warnings)?;
+    let merged = merger.finish(opts.clusters.fit_rows)?;
+    // The buyers' switching-cost inputs, a partition at a time.
+    let mut switching_buyers =
+        |visit: &mut dyn FnMut(SwitchingBuyers) -> Result<(), EngineError>| {
+            for p in Partition::all(partitions) {
+                let path = switching_path(work, p);
+                if path.exists() {
+                    visit(read_bin(
+                        &path,
+                        "run `patronage partial` for every partition first",
+                    )?)?;
+                }
+            }
+            Ok(())
+        };
+    let fitted = crate::protocol::fit(opts, &merged, &mut switching_buyers, &as_of, &mut warnings)?;
     let path = work.join("fit.json");
     write_json(
         &path,

@@ -13,9 +13,11 @@
 //! everything fitted on it sums in that canonical order.
 
 use patronage_features::{
-    add_switching_costs_with, switching_inputs, FeatureTable, SwitchingRefs, Values,
+    add_switching_costs_with, switching_inputs, FeatureTable, Nullable, SwitchingRefs, Values,
     SWITCHING_OUTPUTS,
 };
+use std::collections::BTreeMap;
+
 use patronage_segments::Distribution;
 use serde::{Deserialize, Serialize};
 
@@ -84,30 +86,20 @@ pub(crate) struct PartitionStats {
     pub switching_buyers: Option<SwitchingBuyers>,
 }
 
-/// Buyers' switching-cost inputs: the features (those the table has), and a row per buyer in
-/// ascending order (canonical: any partitioning gives the same rows).
+/// Buyers' switching-cost inputs: the features (those the table has) as columns, a row per
+/// buyer. Only distributions of the switching costs computed from them reach the fit, so the
+/// rows' order does not matter; the fit reads them one partition at a time (they grow with
+/// the buyers), never merged.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SwitchingBuyers {
     pub features: Vec<String>,
-    pub rows: Vec<Vec<Option<f64>>>,
+    pub columns: Vec<Nullable<f64>>,
 }
 
-impl SwitchingBuyers {
-    fn sort(&mut self) {
-        use rayon::slice::ParallelSliceMut;
-        let key = |v: &Option<f64>| v.map_or((0u8, 0.0), |x| (1, x));
-        self.rows.par_sort_unstable_by(|a, b| {
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| {
-                    let (x, y) = (key(x), key(y));
-                    x.0.cmp(&y.0).then(x.1.total_cmp(&y.1))
-                })
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-    }
-}
+/// Calls its argument with each partition's [`SwitchingBuyers`], one at a time.
+pub(crate) type SwitchingSource<'a> = &'a mut dyn FnMut(
+    &mut dyn FnMut(SwitchingBuyers) -> Result<(), EngineError>,
+) -> Result<(), EngineError>;
 
 /// Whether a loyalty condition takes a percentile of a switching-cost column.
 fn percentile_of_switching(opts: &RunOptions) -> bool {
@@ -154,15 +146,16 @@ impl PartitionStats {
                     Some((name.to_string(), values))
                 })
                 .collect();
-            let mut b = SwitchingBuyers {
+            let buyers: Vec<usize> = (0..f.len())
+                .filter(|&i| per_customer[i].is_some())
+                .collect();
+            SwitchingBuyers {
                 features: columns.iter().map(|c| c.0.clone()).collect(),
-                rows: (0..f.len())
-                    .filter(|&i| per_customer[i].is_some())
-                    .map(|i| columns.iter().map(|c| c.1[i]).collect())
+                columns: columns
+                    .iter()
+                    .map(|c| buyers.iter().map(|&i| c.1[i]).collect())
                     .collect(),
-            };
-            b.sort();
-            b
+            }
         });
         let buyers = grouped(per_customer.into_iter().flatten().map(|b| (b, 1)).collect());
 
@@ -181,62 +174,70 @@ impl PartitionStats {
         })
     }
 
-    /// The statistics of the union of the partitions' customers.
+    /// The statistics of the union of the partitions' customers (but the switching buyers,
+    /// which the fit reads partition by partition: see [`SwitchingSource`]).
+    #[cfg(test)]
     pub fn merge(parts: Vec<PartitionStats>, fit_rows: usize) -> Result<Self, EngineError> {
-        let customers = parts.iter().map(|p| p.customers).sum();
-        let segments =
-            SegmentStats::merge(&parts.iter().map(|p| p.segments.clone()).collect::<Vec<_>>());
-        let loyalty = parts.iter().all(|p| p.loyalty.is_some()).then(|| {
-            LoyaltyStats::merge(
-                &parts
-                    .iter()
-                    .filter_map(|p| p.loyalty.clone())
-                    .collect::<Vec<_>>(),
-            )
-        });
-        let switching = SwitchingRefs::merge(
-            &parts
-                .iter()
-                .map(|p| p.switching.clone())
-                .collect::<Vec<_>>(),
-        );
-        let mut switching_buyers: Option<SwitchingBuyers> = None;
-        for p in &parts {
-            if let Some(b) = &p.switching_buyers {
-                let merged = switching_buyers.get_or_insert_with(|| SwitchingBuyers {
-                    features: b.features.clone(),
-                    rows: Vec::new(),
-                });
-                merged.rows.extend(b.rows.iter().cloned());
-            }
-        }
-        if let Some(b) = switching_buyers.as_mut() {
-            b.sort();
-        }
-        let mut buyers = Vec::new();
-        let mut backtests = Vec::new();
-        let mut samples = Vec::new();
+        let mut merger = StatsMerger::default();
         for p in parts {
-            buyers.extend(p.buyers);
-            backtests.extend(p.backtest);
-            samples.extend(p.clusters);
+            merger.add(p);
         }
-        let clusters = if samples.is_empty() {
+        merger.finish(fit_rows)
+    }
+}
+
+/// Partitions' statistics folded in one at a time: memory holds the union so far and the
+/// partition being added, not every partition at once.
+#[derive(Default)]
+pub(crate) struct StatsMerger {
+    merged: Option<PartitionStats>,
+    samples: Vec<ClusterSample>,
+    backtests: Vec<BacktestStats>,
+}
+
+impl StatsMerger {
+    /// Folds in a partition's statistics; returns its switching buyers (not merged).
+    pub fn add(&mut self, mut p: PartitionStats) -> Option<SwitchingBuyers> {
+        self.samples.extend(p.clusters.take());
+        self.backtests.extend(p.backtest.take());
+        let switching_buyers = p.switching_buyers.take();
+        self.merged = Some(match self.merged.take() {
+            None => PartitionStats {
+                buyers: grouped(p.buyers),
+                ..p
+            },
+            Some(m) => {
+                let loyalty = match (m.loyalty, p.loyalty) {
+                    (Some(a), Some(b)) => Some(LoyaltyStats::merge(&[a, b])),
+                    _ => None,
+                };
+                let mut buyers = m.buyers;
+                buyers.extend(p.buyers);
+                PartitionStats {
+                    customers: m.customers + p.customers,
+                    buyers: grouped(buyers),
+                    segments: SegmentStats::merge(&[m.segments, p.segments]),
+                    loyalty,
+                    backtest: None,
+                    clusters: None,
+                    switching: SwitchingRefs::merge(&[m.switching, p.switching]),
+                    switching_buyers: None,
+                }
+            }
+        });
+        switching_buyers
+    }
+
+    /// The union of every partition added.
+    pub fn finish(self, fit_rows: usize) -> Result<PartitionStats, EngineError> {
+        let mut merged = self.merged.unwrap_or_default();
+        merged.backtest = BacktestStats::merge(self.backtests);
+        merged.clusters = if self.samples.is_empty() {
             None
         } else {
-            Some(ClusterSample::merge(samples, fit_rows)?)
+            Some(ClusterSample::merge(self.samples, fit_rows)?)
         };
-        let buyers = grouped(buyers);
-        Ok(PartitionStats {
-            customers,
-            buyers,
-            segments,
-            loyalty,
-            backtest: BacktestStats::merge(backtests),
-            clusters,
-            switching,
-            switching_buyers,
-        })
+        Ok(merged)
     }
 }
 
@@ -259,6 +260,7 @@ pub(crate) struct Fitted {
 pub(crate) fn fit(
     opts: &RunOptions,
     stats: &PartitionStats,
+    switching_buyers: SwitchingSource<'_>,
     as_of: &str,
     warnings: &mut Warnings,
 ) -> Result<Fitted, EngineError> {
@@ -280,24 +282,30 @@ pub(crate) fn fit(
     let loyalty = match (&opts.stages, &stats.loyalty) {
         (Some((file, _)), Some(l)) => {
             let mut l = l.clone();
-            // The switching costs of every buyer, against the whole base.
-            if let Some(inputs) = &stats.switching_buyers {
-                let mut t = FeatureTable::new(inputs.rows.len());
-                for name in switching_inputs() {
-                    if let Some(k) = inputs.features.iter().position(|f| f == name) {
-                        t.push(
-                            name,
-                            "",
-                            Values::Float(inputs.rows.iter().map(|r| r[k]).collect()),
-                        );
+            // The switching costs of every buyer against the whole base, a partition at a
+            // time, into their distributions.
+            if percentile_of_switching(opts) {
+                let mut outputs: BTreeMap<&str, Distribution> = BTreeMap::new();
+                switching_buyers(&mut |inputs: SwitchingBuyers| {
+                    let rows = inputs.columns.first().map_or(0, Nullable::len);
+                    let mut t = FeatureTable::new(rows);
+                    for (name, column) in inputs.features.iter().zip(inputs.columns) {
+                        if let Some(name) = switching_inputs().find(|n| n == name) {
+                            t.push(name, "", Values::Float(column));
+                        }
                     }
-                }
-                add_switching_costs_with(&mut t, &stats.switching);
-                for name in SWITCHING_OUTPUTS {
-                    if let Ok(v) = t.numeric(name) {
-                        l.percentiles
-                            .insert(name.to_string(), Distribution::of_present(&v));
+                    add_switching_costs_with(&mut t, &stats.switching);
+                    for name in SWITCHING_OUTPUTS {
+                        if let Ok(v) = t.numeric(name) {
+                            let part = Distribution::of_present(&v);
+                            let d = outputs.entry(name).or_default();
+                            *d = Distribution::merge(&[std::mem::take(d), part]);
+                        }
                     }
+                    Ok(())
+                })?;
+                for (name, d) in outputs {
+                    l.percentiles.insert(name.to_string(), d);
                 }
             }
             Some(LoyaltyCuts::fit(
@@ -377,7 +385,8 @@ mod tests {
     fn partitions_merge_into_the_whole_bases_statistics_and_fit() {
         let (opts, table, ids) = sample();
         assert!(opts.stages.is_some(), "the sample runs loyalty stages");
-        let whole = PartitionStats::of(&opts, &table, &ids, 1, None).expect("stats");
+        let mut whole = PartitionStats::of(&opts, &table, &ids, 1, None).expect("stats");
+        let whole_switching = whole.switching_buyers.take().expect("switching buyers");
         let fit_rows = 150;
         let whole = PartitionStats {
             clusters: whole.clusters.map(|c| {
@@ -394,8 +403,21 @@ mod tests {
             buyers > 400 && whole.buyers.len() < buyers as usize,
             "one-time buyers group"
         );
+        let report = |_: stages::Event| {};
+        let fit_with = |stats: &PartitionStats, switching: Vec<SwitchingBuyers>| {
+            let mut switching = switching.into_iter();
+            fit(
+                &opts,
+                stats,
+                &mut |visit| switching.try_for_each(&mut *visit),
+                "2024-12-30",
+                &mut Warnings::new(&report),
+            )
+            .expect("fit")
+        };
+        let whole_fit = fit_with(&whole, vec![whole_switching]);
         for n in [1u64, 3, 8] {
-            let parts: Vec<PartitionStats> = (0..n)
+            let mut parts: Vec<PartitionStats> = (0..n)
                 .map(|i| {
                     let rows: Vec<usize> = (0..ids.len())
                         .filter(|&r| patronage_segments::stable_hash(ids[r].as_bytes()) % n == i)
@@ -406,11 +428,21 @@ mod tests {
                 })
                 .collect();
             assert!(parts.iter().all(|p| p.customers > 0));
+            let switching: Vec<SwitchingBuyers> = parts
+                .iter_mut()
+                .map(|p| p.switching_buyers.take().expect("switching buyers"))
+                .collect();
             let merged = PartitionStats::merge(parts, fit_rows).expect("merge");
             assert_eq!(merged, whole, "{n} partitions");
+            // The switching costs' percentiles, from the buyers read a partition at a time.
+            let fitted = fit_with(&merged, switching);
+            assert_eq!(
+                format!("{:?}", fitted.loyalty),
+                format!("{:?}", whole_fit.loyalty),
+                "{n} partitions"
+            );
         }
-        let report = |_: stages::Event| {};
-        let fitted = fit(&opts, &whole, "2024-12-30", &mut Warnings::new(&report)).expect("fit");
+        let fitted = whole_fit;
         let loyalty = fitted.loyalty.expect("loyalty thresholds");
         // The shipped stage file's percentile conditions resolve on the sample.
         assert!(

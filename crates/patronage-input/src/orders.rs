@@ -561,6 +561,16 @@ impl<'v> FileView<'v> {
         clean(raw?, self.null_values)
     }
 
+    /// The row's `order_id` key as [`View::parse_row`] reads it, without the rest of the row
+    /// (`None` where it would refuse the id): a later pass skips the other passes' orders with
+    /// this alone.
+    fn order_key(&self, row: usize) -> Option<Key<'v>> {
+        match &self.order_id {
+            IdCol::Int(c) => c.get(row).map(Key::Int),
+            IdCol::Text(_) => self.clean(self.order_id.text(row)).map(Key::of_text),
+        }
+    }
+
     fn raw(&self, canon: Canon, row: usize) -> Option<String> {
         match canon {
             Canon::CustomerId => self.customer.raw(row),
@@ -986,6 +996,11 @@ fn ingest_in_chunks(
                         let mut refused = Vec::new();
                         for row in rows {
                             if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
+                                continue;
+                            }
+                            // The first pass reports every refused row; a later one only
+                            // needs its own orders' rows.
+                            if !first && !v.order_key(row).is_some_and(&mine) {
                                 continue;
                             }
                             let p = match v.parse_row(row, schema, &status_map) {
