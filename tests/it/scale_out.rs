@@ -188,7 +188,7 @@ fn run_in_partitions_gives_the_single_runs_tables() {
     let config = write(
         dir.path(),
         "patronage.toml",
-        b"[clusters]\nfit_rows = 300\nsample_rows = 150\n",
+        b"[clusters]\nfit_rows = 300\nsample_rows = 150\n[clicks]\nchunk_rows = 500\n",
     );
     let file = |f: &str| shop.join(f).to_str().unwrap().to_string();
     let (orders, customers, clicks) = (
@@ -227,8 +227,13 @@ fn run_in_partitions_gives_the_single_runs_tables() {
     );
     for n in ["2", "5"] {
         let out = dir.path().join(format!("out-{n}"));
-        // A tiny memory budget on top: more order passes than partitions.
-        run(&out, &["--partitions", n, "--memory-budget", "64KiB"]);
+        // 5 partitions with a tiny memory budget on top: the orders routed in many passes.
+        let budget = n == "5";
+        let mut extra = vec!["--partitions", n];
+        if budget {
+            extra.extend(["--memory-budget", "64KiB"]);
+        }
+        run(&out, &extra);
         for table in [
             "customer_features",
             "churn_scores",
@@ -255,7 +260,7 @@ fn run_in_partitions_gives_the_single_runs_tables() {
         let m = manifest(&out, "2024-12-31");
         assert_eq!(m["partitions"].as_u64(), Some(n.parse().unwrap()));
         let mut orders = m["inputs"]["orders"].clone();
-        assert!(orders["read_passes"].as_u64().unwrap() >= n.parse().unwrap());
+        assert_eq!(orders["read_passes"].as_u64().unwrap() > 1, budget);
         for key in ["read_passes", "memory_budget_bytes"] {
             orders[key] = m1["inputs"]["orders"][key].clone();
         }

@@ -431,6 +431,14 @@ impl ClickPartials {
         }
     }
 
+    /// Every non-empty partial with its key, ascending, the partials moved out.
+    pub fn into_keyed(self) -> impl Iterator<Item = (usize, ClickPartial)> {
+        self.parts
+            .into_iter()
+            .enumerate()
+            .filter(|(_, p)| !p.is_empty())
+    }
+
     /// Takes the partial of `key` out (leaving it empty).
     pub fn take(&mut self, key: usize) -> ClickPartial {
         self.parts

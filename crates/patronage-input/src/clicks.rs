@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use patronage_features::{day_of, ClickPartials, Clicks, Day, EventType};
+use patronage_features::{day_of, ClickPartial, ClickPartials, Clicks, Day, EventType};
 use polars::prelude::{Column, DataType, TimeUnit};
 use serde::{Deserialize, Serialize};
 
@@ -266,6 +266,49 @@ pub fn ingest_clicks(
     schema: &ClicksSchema,
     as_of: Day,
 ) -> Result<IngestedClicks, InputError> {
+    ingest_clicks_with(files, schema, as_of, None)
+}
+
+/// Where [`ingest_clicks_routed`] sends the customers' partials: `(customer_id, partial)`,
+/// ids unique within a call; one customer's partials from several calls merge exactly
+/// ([`ClickPartial::merge`]) into the partial of all their events.
+pub type ClicksSink<'a> = &'a mut dyn FnMut(Vec<(String, ClickPartial)>) -> Result<(), InputError>;
+
+/// [`ingest_clicks`] handing the customers' partials to `sink` whenever the events folded since
+/// the last hand-over reach `flush_events` (and once at the end, with the visitors' events
+/// joined to their customers): memory holds the partials of that many events, not of the whole
+/// clickstream. The returned partials and ids are empty; everything else is the whole input's.
+pub fn ingest_clicks_routed(
+    files: &[PathBuf],
+    schema: &ClicksSchema,
+    as_of: Day,
+    flush_events: usize,
+    sink: ClicksSink<'_>,
+) -> Result<IngestedClicks, InputError> {
+    ingest_clicks_with(files, schema, as_of, Some((flush_events.max(1), sink)))
+}
+
+/// Hands the customers' partials held to `sink` (the customer dictionary stays: keys are stable).
+fn hand_over(fold: &mut Fold, gap_minutes: u32, sink: ClicksSink<'_>) -> Result<(), InputError> {
+    let parts = std::mem::replace(&mut fold.by_customer, ClickPartials::new(gap_minutes));
+    let names = &fold.customers.names;
+    let pieces: Vec<(String, ClickPartial)> = parts
+        .into_keyed()
+        .map(|(k, p)| (names[k].clone(), p))
+        .collect();
+    if pieces.is_empty() {
+        return Ok(());
+    }
+    sink(pieces)
+}
+
+fn ingest_clicks_with(
+    files: &[PathBuf],
+    schema: &ClicksSchema,
+    as_of: Day,
+    mut spill: Option<(usize, ClicksSink<'_>)>,
+) -> Result<IngestedClicks, InputError> {
+    let mut pending = 0usize;
     schema.check().map_err(InputError::InvalidConfig)?;
     let separator =
         separator_byte("clicks", schema.separator.as_deref()).map_err(InputError::InvalidConfig)?;
@@ -454,7 +497,14 @@ pub fn ingest_clicks(
                     (None, None) => {}
                 }
             }
+            pending += fold.piece.len();
             fold.flush(as_of);
+            if let Some((every, sink)) = spill.as_mut() {
+                if pending >= *every {
+                    hand_over(&mut fold, schema.session_gap_minutes, &mut **sink)?;
+                    pending = 0;
+                }
+            }
         }
         file_stats.rows_accepted = file_stats.rows_read - file_stats.rows_rejected;
         stats.push(file_stats);
@@ -479,7 +529,14 @@ pub fn ingest_clicks(
             }
         }
     }
-    fold.by_customer.shrink_to_fit();
+    match spill.as_mut() {
+        Some((_, sink)) => hand_over(&mut fold, schema.session_gap_minutes, &mut **sink)?,
+        None => fold.by_customer.shrink_to_fit(),
+    }
+    let customer_ids = match spill {
+        Some(_) => Vec::new(),
+        None => fold.customers.names,
+    };
     for e in EventType::ALL {
         if by_type[e as usize] > 0 {
             counts
@@ -502,7 +559,7 @@ pub fn ingest_clicks(
     }
     Ok(IngestedClicks {
         partials: fold.by_customer,
-        customer_ids: fold.customers.names,
+        customer_ids,
         rejected,
         files: stats,
         counts,

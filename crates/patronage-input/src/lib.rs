@@ -18,7 +18,8 @@ mod text;
 mod text_input;
 
 pub use clicks::{
-    ingest_clicks, ClickColumns, ClickCounts, ClicksSchema, EventMapping, IngestedClicks,
+    ingest_clicks, ingest_clicks_routed, ClickColumns, ClickCounts, ClicksSchema, ClicksSink,
+    EventMapping, IngestedClicks,
 };
 pub use columns::{default_null_values, OrderColumns, OrdersSchema};
 pub use customers::{ingest_customers, CustomerColumns, CustomersSchema, IngestedCustomers};
