@@ -151,7 +151,9 @@ pub(crate) fn route(
             days.add(&pass);
             shape = (pass.discount_column, pass.has_categories());
             let parts = partitions_of(&pass.customer_ids, n);
-            for (w, piece) in writers.iter_mut().zip(pass.split(&parts, n as usize)) {
+            // A piece at a time: memory holds the pass and one piece.
+            for (i, w) in writers.iter_mut().enumerate() {
+                let piece = pass.piece(&parts, i as u32);
                 if !piece.is_empty() {
                     w.push(&piece)?;
                 }

@@ -98,33 +98,29 @@ impl Orders {
         &self.category_ids[self.category_start[i] as usize..self.category_start[i + 1] as usize]
     }
 
-    /// The orders split `n` ways by their customer: `part[k]` is the piece of `customer_ids[k]`.
-    /// Each piece has its own customer dictionary (first-seen order) and every category name;
-    /// orders keep their relative order.
-    pub fn split(&self, part: &[u32], n: usize) -> Vec<Orders> {
-        let mut pieces: Vec<Orders> = (0..n)
-            .map(|_| Orders {
-                discount_column: self.discount_column,
-                category_start: if self.has_categories() {
-                    vec![0]
-                } else {
-                    Vec::new()
-                },
-                category_names: self.category_names.clone(),
-                ..Orders::default()
-            })
-            .collect();
+    /// The orders of the customers in piece `i`, where `part[k]` is the piece of
+    /// `customer_ids[k]`: with their own customer dictionary (first-seen order) and every
+    /// category name; orders keep their relative order.
+    pub fn piece(&self, part: &[u32], i: u32) -> Orders {
+        let mut o = Orders {
+            discount_column: self.discount_column,
+            category_start: if self.has_categories() { vec![0] } else { Vec::new() },
+            category_names: self.category_names.clone(),
+            ..Orders::default()
+        };
         let mut key = vec![u32::MAX; self.customer_ids.len()];
         for r in 0..self.len() {
             let c = self.customer[r] as usize;
-            let o = &mut pieces[part[c] as usize];
+            if part[c] != i {
+                continue;
+            }
             if key[c] == u32::MAX {
                 key[c] = o.customer_ids.len() as u32;
                 o.customer_ids.push(self.customer_ids[c].clone());
             }
             o.push_from(self, r, key[c]);
         }
-        pieces
+        o
     }
 
     /// Appends `other`'s orders, its customers and categories merged into these dictionaries
