@@ -104,7 +104,11 @@ impl Orders {
     pub fn piece(&self, part: &[u32], i: u32) -> Orders {
         let mut o = Orders {
             discount_column: self.discount_column,
-            category_start: if self.has_categories() { vec![0] } else { Vec::new() },
+            category_start: if self.has_categories() {
+                vec![0]
+            } else {
+                Vec::new()
+            },
             category_names: self.category_names.clone(),
             ..Orders::default()
         };
