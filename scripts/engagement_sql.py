@@ -1,4 +1,4 @@
-"""The engagement columns of DESIGN §3 in DuckDB SQL with window functions: the independent
+"""The engagement columns of docs/design.md §3 in DuckDB SQL with window functions: the independent
 reference for the parity check and the peer in the clickstream race.
 
 Identity: a visitor's events belong to the smallest customer id any of its events names.

@@ -628,7 +628,7 @@ fn homogeneous_dropout_shop_is_scored_with_the_limit() {
             .starts_with("homogeneous_dropout"),
         "{bg}"
     );
-    let p = bg["params"][2][1].as_f64().unwrap();
+    let p = bg["params"]["p"].as_f64().unwrap();
     assert!(
         (0.25..0.45).contains(&p),
         "dropout probability {p} (simulated 0.35)"
@@ -812,8 +812,8 @@ fn generated_purchase_rate_and_dropout_are_recovered_by_the_fit() {
         &["--as-of", "2024-12-31", "--no-clusters"],
     );
     let m = manifest(&out, "2024-12-31");
-    let param = |k: usize| m["models"]["bgnbd"]["params"][k][1].as_f64().unwrap();
-    let (r, alpha, a, b) = (param(0), param(1), param(2), param(3));
+    let param = |k: &str| m["models"]["bgnbd"]["params"][k].as_f64().unwrap();
+    let (r, alpha, a, b) = (param("r"), param("alpha"), param("a"), param("b"));
     let rate = r / alpha * 365.0;
     let dropout = a / (a + b);
     assert!(

@@ -9,6 +9,7 @@ mod clusters;
 mod common;
 mod customers;
 mod determinism;
+mod docs;
 mod exports;
 mod fuzz;
 mod loyalty;

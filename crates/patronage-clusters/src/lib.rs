@@ -1,4 +1,4 @@
-//! Behavioural clusters (DESIGN §4): k-means from linfa on chosen customer features, k chosen
+//! Behavioural clusters (docs/design.md §4): k-means from linfa on chosen customer features, k chosen
 //! on a seeded sample by several indices under a minimum cluster share, the chosen solution's
 //! bootstrap stability, and cluster ids kept from one night to the next by warm-starting from
 //! the previous run's model and matching centroids (an exact minimum-cost assignment).

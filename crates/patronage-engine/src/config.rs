@@ -125,7 +125,7 @@ impl RiskBasis {
     }
 }
 
-/// Model settings (DESIGN §4).
+/// Model settings (docs/design.md §4).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
@@ -197,6 +197,16 @@ pub enum AsOfChoice {
     /// The day of the latest valid order that is not after `not_after` (the CLI passes today,
     /// so a mistyped far-future date cannot become the snapshot).
     LatestOrder { not_after: Day },
+}
+
+impl AsOfChoice {
+    /// How the as-of day was chosen, as the manifest's `as_of_source` says it.
+    pub fn source(&self) -> &'static str {
+        match self {
+            AsOfChoice::Fixed(_) => "given",
+            AsOfChoice::LatestOrder { .. } => "latest_valid_order",
+        }
+    }
 }
 
 /// The checked options of one run.

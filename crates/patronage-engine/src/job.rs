@@ -8,7 +8,7 @@ use patronage_input::format_day;
 use patronage_output::OutDir;
 use serde_json::json;
 
-use crate::config::{AsOfChoice, RunOptions};
+use crate::config::RunOptions;
 use crate::error::EngineError;
 use crate::stages::{self, Event, Stage, Tables, Warnings};
 
@@ -187,7 +187,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
             "engine": { "name": "patronage", "version": crate::VERSION },
             "status": if models_failed.is_some() { "models_failed" } else { "ok" },
             "as_of": as_of,
-            "as_of_source": match opts.as_of { AsOfChoice::Fixed(_) => "given", AsOfChoice::LatestOrder { .. } => "latest_valid_order" },
+            "as_of_source": opts.as_of.source(),
             "config": opts.config_path.as_ref().map(|p| p.display().to_string()),
             "warnings": warning_list,
             "inputs": { "orders": ingest.manifest, "customers": ingest.customers_manifest, "clicks": ingest.clicks_manifest },

@@ -609,6 +609,7 @@ pub(crate) fn publish_to(
         "engine": { "name": "patronage", "version": crate::VERSION },
         "status": if models_failed.is_some() { "models_failed" } else { "ok" },
         "as_of": as_of,
+        "as_of_source": opts.as_of.source(),
         "partitions": partitions,
         "config": opts.config_path.as_ref().map(|p| p.display().to_string()),
         "warnings": warnings.list,

@@ -1,5 +1,5 @@
 //! Builds the output frames from the stage results. Column names and types here are the data
-//! contract of DESIGN §6 (Int64, Float64, String, Date, Boolean; keyed by `customer_id`).
+//! contract of docs/design.md §6 (Int64, Float64, String, Date, Boolean; keyed by `customer_id`).
 
 use patronage_features::{FeatureTable, Nullable, Values};
 use patronage_input::RejectedRow;

@@ -1,4 +1,4 @@
-//! The clickstream contract (DESIGN §2) and engagement features from it (DESIGN §3).
+//! The clickstream contract (docs/design.md §2) and engagement features from it (docs/design.md §3).
 //!
 //! Events are validated and identity-stitched by the input crate; here they are sessionized
 //! per customer and summarized. A session is the events sharing a given `session_id`, or
@@ -208,7 +208,7 @@ impl Fragment {
     }
 }
 
-/// One customer's clicks summarized so that pieces merge exactly (DESIGN §8): session fragments
+/// One customer's clicks summarized so that pieces merge exactly (docs/design.md §8): session fragments
 /// (a piece's gap-cut runs, coalesced on merge when they overlap or lie within the gap of each
 /// other — exactly the sessions of all events together), given-id sessions keyed by id, and the
 /// categories seen. Its size grows with sessions, not events.

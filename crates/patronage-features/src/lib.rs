@@ -1,5 +1,5 @@
 //! Per-customer features from canonical orders: RFM, net revenue, the BTYD summary and purchase
-//! rhythm (DESIGN §3). Pure compute: takes [`Orders`] already validated by `patronage-input` and
+//! rhythm (docs/design.md §3). Pure compute: takes [`Orders`] already validated by `patronage-input` and
 //! keyed by a [`CustomerIndex`], and an as-of day; returns one row per customer of the index as
 //! named columns in a [`FeatureTable`]. Never reads files or the clock.
 //!

@@ -1,4 +1,4 @@
-//! Mergeable per-customer partial aggregates of orders (DESIGN §8).
+//! Mergeable per-customer partial aggregates of orders (docs/design.md §8).
 //!
 //! A piece of the input (a file, a row group, a chunk) yields one [`OrderPartial`] per customer;
 //! merging the pieces' partials in any grouping and any order gives exactly the partials of one

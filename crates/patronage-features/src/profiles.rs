@@ -1,5 +1,5 @@
-//! Customer profiles (the optional `customers` input, DESIGN §2): one row per customer with the
-//! attributes that make leaving costly (DESIGN §3 switching costs read them). The input crate
+//! Customer profiles (the optional `customers` input, docs/design.md §2): one row per customer with the
+//! attributes that make leaving costly (docs/design.md §3 switching costs read them). The input crate
 //! builds [`Profiles`] after validation; [`profile_features`] aligns them with the run's index.
 
 use rayon::prelude::*;

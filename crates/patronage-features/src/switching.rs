@@ -1,4 +1,4 @@
-//! Switching-cost features (Burnham, Frels & Mahajan 2003; DESIGN §3): what leaving would cost a
+//! Switching-cost features (Burnham, Frels & Mahajan 2003; docs/design.md §3): what leaving would cost a
 //! customer, in three facets scored in [0, 1], and their mean `switching_cost_index`.
 //!
 //! Each facet is the mean of the components whose input exists for the customer; a facet with

@@ -1,5 +1,5 @@
 //! Validation and identity stitching of clickstream events (the optional `clicks` input,
-//! DESIGN §2) into [`Clicks`].
+//! docs/design.md §2) into [`Clicks`].
 //!
 //! Columns (canonical; `[clicks.columns]` maps an export's own): `event_ts` and `event_type`
 //! (required), `customer_id` and/or `visitor_id` (at least one column), optional `session_id`,

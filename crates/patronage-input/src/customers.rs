@@ -1,4 +1,4 @@
-//! Validation of customer profiles (the optional `customers` input, DESIGN §2) into
+//! Validation of customer profiles (the optional `customers` input, docs/design.md §2) into
 //! [`Profiles`]: one row per customer.
 //!
 //! Columns (canonical names; `[customers.columns]` maps an export's own): `customer_id`

@@ -1,5 +1,5 @@
 //! Reads order exports (CSV, gzip-compressed CSV or Parquet; a file, a directory or a glob) and validates them into the
-//! canonical order contract of DESIGN §2, returning [`patronage_features::Orders`] plus every row it
+//! canonical order contract of docs/design.md §2, returning [`patronage_features::Orders`] plus every row it
 //! refused, with the file, row, column, raw value and reason.
 //!
 //! This crate is the I/O edge for inputs: it maps an export's own column names onto canonical ones

@@ -1,4 +1,4 @@
-//! Validation of order rows into canonical orders (DESIGN §2).
+//! Validation of order rows into canonical orders (docs/design.md §2).
 //!
 //! Row rules, first failing rule wins (one rejected record per refused input row):
 //! 1. a CSV record with more fields than the header → `too_many_fields`;

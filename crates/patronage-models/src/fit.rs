@@ -34,8 +34,10 @@ pub enum ModelError {
     },
 }
 
-/// What a fit reports, recorded in the manifest.
+/// What a fit reports, recorded in the manifest. Parameters and their standard errors appear
+/// there as objects keyed by name (`params.r`, `std_errors.r`), in the model's order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(into = "DiagnosticsJson")]
 pub struct FitDiagnostics {
     pub model: &'static str,
     /// Parameter names and maximum-likelihood values.
@@ -57,6 +59,63 @@ pub struct FitDiagnostics {
     pub unique_rows: usize,
     /// Set when the solution is on a documented boundary (e.g. BG/NBD without dropout = NBD).
     pub boundary: Option<String>,
+}
+
+/// Name → value pairs written as a JSON object, in their order.
+#[derive(Debug, Clone)]
+struct Named<T>(Vec<(&'static str, T)>);
+
+impl<T: Serialize> Serialize for Named<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// [`FitDiagnostics`] as the manifest shows it.
+#[derive(Serialize)]
+struct DiagnosticsJson {
+    model: &'static str,
+    params: Named<f64>,
+    std_errors: Named<Option<f64>>,
+    log_likelihood: f64,
+    iterations: u64,
+    converged: bool,
+    termination: String,
+    grad_norm: f64,
+    newton_decrement: Option<f64>,
+    customers: f64,
+    unique_rows: usize,
+    boundary: Option<String>,
+}
+
+impl From<FitDiagnostics> for DiagnosticsJson {
+    fn from(d: FitDiagnostics) -> Self {
+        let std_errors = d
+            .params
+            .iter()
+            .zip(d.std_errors)
+            .map(|(p, se)| (p.0, se))
+            .collect();
+        DiagnosticsJson {
+            model: d.model,
+            params: Named(d.params),
+            std_errors: Named(std_errors),
+            log_likelihood: d.log_likelihood,
+            iterations: d.iterations,
+            converged: d.converged,
+            termination: d.termination,
+            grad_norm: d.grad_norm,
+            newton_decrement: d.newton_decrement,
+            customers: d.customers,
+            unique_rows: d.unique_rows,
+            boundary: d.boundary,
+        }
+    }
 }
 
 impl FitDiagnostics {

@@ -1,5 +1,5 @@
 //! Buy-till-you-die models fitted by maximum likelihood, lifetime value and backtest metrics
-//! (DESIGN §4).
+//! (docs/design.md §4).
 //!
 //! - [`bgnbd`]: BG/NBD (Fader, Hardie & Lee 2005, "Counting your customers the easy way") on
 //!   (x, t_x, T) triples, customers with identical triples weighted; `p_alive` and conditional

@@ -1,4 +1,4 @@
-//! Writes a run's tables as Hive-partitioned Parquet and publishes them as one commit (DESIGN §6).
+//! Writes a run's tables as Hive-partitioned Parquet and publishes them as one commit (docs/design.md §6).
 //!
 //! Layout: `OUT/<table>/run_date=<as-of>/part-0.parquet` and `OUT/manifests/<as-of>.json`.
 //! Everything temporary lives under `OUT/.patronage/`, deeper than any table glob reaches

@@ -1,4 +1,4 @@
-//! Segments from per-customer features (DESIGN §5): tie-aware RFM scores, named RFM segments from
+//! Segments from per-customer features (docs/design.md §5): tie-aware RFM scores, named RFM segments from
 //! a rule table that is data, value tiers by the 80/20 rule, and the per-segment summary.
 //!
 //! Pure compute on slices: nothing here reads files (rule tables arrive as TOML text) or the clock.

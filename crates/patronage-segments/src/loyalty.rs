@@ -1,4 +1,4 @@
-//! Loyalty stages after Oliver (1999), DESIGN §5: cognitive → affective → conative → action,
+//! Loyalty stages after Oliver (1999), docs/design.md §5: cognitive → affective → conative → action,
 //! cumulative, from a stage file that is data (`presets/stages/*.toml`). Each condition compares
 //! one feature with a threshold (absolute, or a percentile of the customers that have the
 //! feature); a stage holds when all its gates hold and at least `min_evidence` of its evidence
