@@ -148,6 +148,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         manifests,
         models_failed,
         artifacts,
+        dictionary,
         ..
     } = parts;
     let [models_manifest, segments_manifest, clusters_manifest, loyalty_manifest, control_manifest] =
@@ -165,45 +166,52 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         .map(|c| (c.rows_read, c.rows_rejected));
     let warning_list = warnings.list.clone();
     let artifacts: Vec<(&str, Vec<u8>)> = artifacts;
-    let written = stages::write::run(&out_dir, &as_of, tables, &artifacts, |table_rows| {
-        timer.stop();
-        // Ingest is measured in input rows (every input), the other stages in customers.
-        let input_rows =
-            rows_read + profile_rows.map_or(0, |r| r.0) + click_rows.map_or(0, |r| r.0);
-        let rates: serde_json::Map<String, serde_json::Value> = timer
-            .timings
-            .iter()
-            .filter_map(|(stage, ms)| {
-                let seconds = ms.as_f64()? / 1e3;
-                let rows = if stage == "ingest" {
-                    input_rows as f64
-                } else {
-                    customers as f64
-                };
-                (seconds > 0.0).then(|| (stage.clone(), json!((rows / seconds).round())))
+    let written = stages::write::run(
+        &out_dir,
+        &as_of,
+        tables,
+        &artifacts,
+        &dictionary,
+        |table_rows| {
+            timer.stop();
+            // Ingest is measured in input rows (every input), the other stages in customers.
+            let input_rows =
+                rows_read + profile_rows.map_or(0, |r| r.0) + click_rows.map_or(0, |r| r.0);
+            let rates: serde_json::Map<String, serde_json::Value> = timer
+                .timings
+                .iter()
+                .filter_map(|(stage, ms)| {
+                    let seconds = ms.as_f64()? / 1e3;
+                    let rows = if stage == "ingest" {
+                        input_rows as f64
+                    } else {
+                        customers as f64
+                    };
+                    (seconds > 0.0).then(|| (stage.clone(), json!((rows / seconds).round())))
+                })
+                .collect();
+            json!({
+                "engine": { "name": "patronage", "version": crate::VERSION },
+                "status": if models_failed.is_some() { "models_failed" } else { "ok" },
+                "as_of": as_of,
+                "as_of_source": opts.as_of.source(),
+                "config": opts.config_path.as_ref().map(|p| p.display().to_string()),
+                "warnings": warning_list,
+                "inputs": { "orders": ingest.manifest, "customers": ingest.customers_manifest, "clicks": ingest.clicks_manifest },
+                "customers": customers,
+                "features": features_manifest,
+                "models": models_manifest,
+                "segments": segments_manifest,
+                "clusters": clusters_manifest,
+                "loyalty": loyalty_manifest,
+                "control_group": control_manifest,
+                "tables": table_rows,
+                "timings_ms": timer.timings,
+                "rows_per_second": rates,
+                "peak_memory_mb": timer.peak_mb,
             })
-            .collect();
-        json!({
-            "engine": { "name": "patronage", "version": crate::VERSION },
-            "status": if models_failed.is_some() { "models_failed" } else { "ok" },
-            "as_of": as_of,
-            "as_of_source": opts.as_of.source(),
-            "config": opts.config_path.as_ref().map(|p| p.display().to_string()),
-            "warnings": warning_list,
-            "inputs": { "orders": ingest.manifest, "customers": ingest.customers_manifest, "clicks": ingest.clicks_manifest },
-            "customers": customers,
-            "features": features_manifest,
-            "models": models_manifest,
-            "segments": segments_manifest,
-            "clusters": clusters_manifest,
-            "loyalty": loyalty_manifest,
-            "control_group": control_manifest,
-            "tables": table_rows,
-            "timings_ms": timer.timings,
-            "rows_per_second": rates,
-            "peak_memory_mb": timer.peak_mb,
-        })
-    })?;
+        },
+    )?;
     Ok(RunSummary {
         as_of,
         customers,
@@ -237,6 +245,8 @@ pub(crate) struct Scored {
     pub manifests: [serde_json::Value; 5],
     pub models_failed: Option<String>,
     pub artifacts: Vec<(&'static str, Vec<u8>)>,
+    /// What every column of these tables means.
+    pub dictionary: crate::dictionary::Dictionary,
 }
 
 impl Scored {
@@ -359,8 +369,16 @@ pub(crate) fn score_customers(
         _ => None,
     };
 
-    // Nothing reads the feature table any more: the features become the `customer_features`
-    // frame column by column.
+    // The data dictionary keeps the features' descriptions; nothing else reads the feature
+    // table any more: the features become the `customer_features` frame column by column.
+    let dictionary = crate::dictionary::Dictionary::new(
+        opts,
+        table
+            .columns()
+            .iter()
+            .map(|c| (c.name.to_string(), c.description.to_string()))
+            .collect(),
+    );
     let mut rows = vec![(
         "customer_features",
         crate::tables::customer_frame("customer_features", ids, table)?,
@@ -390,6 +408,7 @@ pub(crate) fn score_customers(
     };
     Ok(Scored {
         rows,
+        dictionary,
         summary: segments.summary,
         profiles,
         backtest,

@@ -6,6 +6,7 @@
 //! bound for the default as-of.
 
 mod config;
+mod dictionary;
 mod error;
 mod job;
 mod local;

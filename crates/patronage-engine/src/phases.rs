@@ -439,7 +439,12 @@ pub(crate) fn score_from(
         rows.push((name, rejected_share(df, p)?));
     }
     for (name, mut df) in rows {
-        patronage_output::write_table_file(&dir.join(format!("{name}.parquet")), name, &mut df)?;
+        patronage_output::write_table_file(
+            &dir.join(format!("{name}.parquet")),
+            name,
+            &mut df,
+            &scored.dictionary.described(name),
+        )?;
         tables.push((name.to_string(), df.height()));
     }
     let file = ScoreFile {
@@ -586,8 +591,9 @@ pub(crate) fn publish_to(
     if let (Some((part, models)), Some(c)) = (&profiles, clusters) {
         global.push(("cluster_profiles", part.table(c, *models)?));
     }
+    let dictionary = crate::dictionary::Dictionary::new(opts, Vec::new());
     for (name, mut df) in global {
-        staging.write_table(name, &mut df)?;
+        staging.write_table(name, &mut df, &dictionary.described(name))?;
         table_rows.insert(name.to_string(), json!(df.height()));
     }
     let customers: usize = scores.iter().map(|s| s.customers).sum();

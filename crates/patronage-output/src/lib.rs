@@ -103,12 +103,60 @@ fn check_types(table: &str, df: &DataFrame) -> Result<(), OutputError> {
 /// (DuckDB, Spark, pyarrow, Power BI, Tableau) decodes it, and it writes several times faster
 /// than zstd on wide per-customer tables.
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), OutputError> {
+    write_parquet_described(path, df, &Described::none())
+}
+
+/// A column's description, by its name.
+pub type DescribeColumn<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
+/// What a table's file says about itself: each column's description and file-level keys.
+pub struct Described<'a> {
+    pub columns: DescribeColumn<'a>,
+    pub file: Vec<(String, String)>,
+}
+
+impl Described<'_> {
+    pub fn none() -> Described<'static> {
+        Described {
+            columns: Box::new(|_| None),
+            file: Vec::new(),
+        }
+    }
+}
+
+/// [`write_parquet`] with each column's description stored in the file's Arrow schema as the
+/// field's `description` metadata (pyarrow's `schema.field(c).metadata`, Spark and pandas read
+/// it) and `described.file` as file-level key-value metadata. The Arrow schema is the one
+/// polars writes, plus that metadata.
+pub fn write_parquet_described(
+    path: &Path,
+    df: &mut DataFrame,
+    described: &Described<'_>,
+) -> Result<(), OutputError> {
+    let describe = &described.columns;
     if let Some(parent) = path.parent() {
         fs_err::create_dir_all(parent)?;
     }
+    let mut schema = df.schema().to_arrow(CompatLevel::newest());
+    let mut any_described = false;
+    for (name, field) in schema.iter_mut() {
+        if let Some(d) = describe(name.as_str()) {
+            let metadata: polars_arrow::datatypes::Metadata =
+                [("description".into(), d.into())].into_iter().collect();
+            field.metadata = Some(std::sync::Arc::new(metadata));
+            any_described = true;
+        }
+    }
+    let key_value = (any_described || !described.file.is_empty()).then(|| {
+        let kv = polars_parquet::write::schema_to_metadata_key(&schema);
+        let mut pairs = vec![(kv.key, kv.value.unwrap_or_default())];
+        pairs.extend(described.file.iter().cloned());
+        KeyValueMetadata::from_static(pairs)
+    });
     let file = fs_err::File::create(path)?;
     ParquetWriter::new(file.into_parts().0)
         .with_compression(ParquetCompression::Snappy)
+        .with_key_value_metadata(key_value)
         .finish(df)
         .map_err(|e| OutputError::Parquet {
             path: path.to_path_buf(),
@@ -414,9 +462,14 @@ impl OutDir {
 
 /// Writes one table's file outside a run (a partition's part of it, for a later publish),
 /// with the checks [`Staging::write_table`] makes.
-pub fn write_table_file(path: &Path, table: &str, df: &mut DataFrame) -> Result<(), OutputError> {
+pub fn write_table_file(
+    path: &Path,
+    table: &str,
+    df: &mut DataFrame,
+    described: &Described<'_>,
+) -> Result<(), OutputError> {
     check_types(table, df)?;
-    write_parquet(path, df)
+    write_parquet_described(path, df, described)
 }
 
 /// A run being written; nothing is visible to readers until [`Staging::publish`].
@@ -453,11 +506,17 @@ impl Staging<'_> {
     }
 
     /// Writes `table` into staging; checks its column types and that every float is finite.
-    pub fn write_table(&mut self, table: &str, df: &mut DataFrame) -> Result<(), OutputError> {
+    pub fn write_table(
+        &mut self,
+        table: &str,
+        df: &mut DataFrame,
+        described: &Described<'_>,
+    ) -> Result<(), OutputError> {
         check_types(table, df)?;
-        write_parquet(
+        write_parquet_described(
             &partition(&self.dir, table, &self.run_date).join("part-0.parquet"),
             df,
+            described,
         )?;
         self.tables.push(table.to_string());
         Ok(())
@@ -632,7 +691,8 @@ mod tests {
         {
             let (dir, _) = OutDir::open(out).unwrap();
             let mut s = dir.stage("2024-01-01").unwrap();
-            s.write_table("t", &mut frame(1)).unwrap();
+            s.write_table("t", &mut frame(1), &Described::none())
+                .unwrap();
         }
         assert!(visible(out).is_empty());
         assert_eq!(
@@ -645,7 +705,8 @@ mod tests {
         for v in [1, 2] {
             let (dir, _) = OutDir::open(out).unwrap();
             let mut s = dir.stage("2024-01-01").unwrap();
-            s.write_table("t", &mut frame(v)).unwrap();
+            s.write_table("t", &mut frame(v), &Described::none())
+                .unwrap();
             let p = s.publish(&serde_json::json!({"v": v}), &["t"]).unwrap();
             assert_eq!(p.tables.len(), 1);
         }
@@ -671,8 +732,10 @@ mod tests {
         let publish = |v: i64| {
             let (dir, _) = OutDir::open(out).unwrap();
             let mut s = dir.stage("2024-01-01").unwrap();
-            s.write_table("a", &mut frame(v)).unwrap();
-            s.write_table("b", &mut frame(v)).unwrap();
+            s.write_table("a", &mut frame(v), &Described::none())
+                .unwrap();
+            s.write_table("b", &mut frame(v), &Described::none())
+                .unwrap();
             s.publish(&serde_json::json!({"v": v}), &["a", "b"])
                 .map(|_| ())
         };
@@ -699,7 +762,7 @@ mod tests {
         let mut s = dir.stage("2024-01-01").unwrap();
         let mut df = DataFrame::new(1, vec![Column::new("x".into(), vec![1u32])]).unwrap();
         assert!(matches!(
-            s.write_table("t", &mut df),
+            s.write_table("t", &mut df, &Described::none()),
             Err(OutputError::UnsupportedType { .. })
         ));
         let mut df = DataFrame::new(
@@ -708,7 +771,7 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            s.write_table("t", &mut df),
+            s.write_table("t", &mut df, &Described::none()),
             Err(OutputError::NonFinite { count: 1, .. })
         ));
     }

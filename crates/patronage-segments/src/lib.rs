@@ -18,7 +18,7 @@ pub use distribution::{Distribution, ScoreCuts, TierCuts};
 pub use exact::ExactSum;
 pub use loyalty::{
     assign_stages, assign_stages_with, dick_basu, fnv1a64, in_control, percentile_stats,
-    reinartz_kumar, stable_hash, ConditionOutcome, StageCheck, StageFile, Stages,
+    reinartz_kumar, stable_hash, ConditionOutcome, Op, StageCheck, StageFile, Stages,
     INSUFFICIENT_HISTORY, PROSPECT as STAGE_PROSPECT, STAGE_PRESETS,
 };
 pub use rules::{CellCheck, Rule, RuleError, RuleTable, ScoreRange, PRESETS};

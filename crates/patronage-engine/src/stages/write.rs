@@ -22,6 +22,7 @@ pub(crate) fn run(
     as_of: &str,
     tables: Tables,
     artifacts: &[(&str, Vec<u8>)],
+    dictionary: &crate::dictionary::Dictionary,
     manifest: impl FnOnce(serde_json::Value) -> serde_json::Value,
 ) -> Result<Written, EngineError> {
     let mut staging = out_dir.stage(as_of)?;
@@ -31,7 +32,7 @@ pub(crate) fn run(
     let mut rows = serde_json::Map::new();
     // Each frame is freed once written: its memory serves the next one.
     for (name, mut df) in tables {
-        staging.write_table(name, &mut df)?;
+        staging.write_table(name, &mut df, &dictionary.described(name))?;
         rows.insert(name.to_string(), json!(df.height()));
     }
     let manifest = manifest(serde_json::Value::Object(rows.clone()));
