@@ -46,6 +46,11 @@ pub enum Command {
     Score(PhaseArgs),
     /// Scale-out, last step: publish every partition's tables as one run in OUT, atomically.
     Publish(PhaseArgs),
+    /// Write the analyst's report of a run: OUT/reports/<as-of>.html (one self-contained file).
+    #[command(
+        after_help = "Example:\n  patronage report --out warehouse                 # the latest run\n  patronage report --out warehouse --as-of 2024-06-30"
+    )]
+    Report(ReportArgs),
     /// Write realistic synthetic orders (seeded) for tests and benchmarks.
     #[command(
         after_help = "Example:\n  patronage generate --customers 100000 --out /tmp/shop --format parquet"
@@ -116,6 +121,20 @@ pub struct RunJobArgs {
     /// The inputs are read once and routed to OUT/.patronage/partitions/ (removed after).
     #[arg(long, value_name = "N", help_heading = "Run", value_parser = clap::value_parser!(u32).range(1..))]
     pub partitions: Option<u32>,
+    /// Also write the analyst's report, OUT/reports/<as-of>.html, once the run is published.
+    #[arg(long, help_heading = "Outputs")]
+    pub report: bool,
+}
+
+/// `patronage report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The output directory of the runs.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The run date to report on (default: the latest run in OUT).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
 }
 
 /// A scale-out phase: the run's arguments, the work directory, and the partition.
@@ -273,10 +292,30 @@ fn options_with(
 }
 
 pub fn run(args: RunJobArgs) -> anyhow::Result<Exit> {
-    let (quiet, json) = (args.run.quiet, args.run.json);
+    let (quiet, json, report) = (args.run.quiet, args.run.json, args.report);
     let opts = options_with(args.run, args.partitions)?;
     let summary = with_progress(quiet, |report| patronage_engine::run(&opts, report))?;
-    print_summary(&summary, json)
+    let exit = print_summary(&summary, json)?;
+    if report {
+        let path = patronage_report::write(&opts.out, Some(&summary.as_of))?;
+        if !json {
+            writeln!(
+                std::io::stdout().lock(),
+                "{:<20}{:>13}  {}",
+                "report",
+                "",
+                path.display()
+            )?;
+        }
+    }
+    Ok(exit)
+}
+
+/// `patronage report`: prints the report's path.
+pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
+    let path = patronage_report::write(&args.out, args.as_of.as_deref())?;
+    writeln!(std::io::stdout().lock(), "{}", path.display())?;
+    Ok(Exit::Ok)
 }
 
 /// Runs `f` with a spinner on stderr that shows the stage, and warnings printed as they come.

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Check { table }) => cli::rules_check(&table),
         Command::Rules(RulesCommand::List) => cli::rules_list(),
         Command::Generate(args) => cli::generate(args),
+        Command::Report(args) => cli::report(args),
         Command::Partial(args) => cli::phase("partial", args),
         Command::Fit(args) => cli::phase("fit", args),
         Command::Score(args) => cli::phase("score", args),

@@ -16,5 +16,6 @@ mod loyalty;
 mod malformed;
 mod outputs;
 mod publish;
+mod report;
 mod rules;
 mod scale_out;
