@@ -45,7 +45,9 @@ fn open(width: f64, height: f64, title: &str) -> String {
 
 /// Horizontal bars, one per item, the value and a note written after each bar.
 pub fn bars(title: &str, items: &[(String, f64, String)]) -> String {
-    let (label_w, bar_w, row_h) = (170.0, 330.0, 22.0);
+    // Room for the longest label (about 6.5 px a character at 11 px).
+    let longest = items.iter().map(|i| i.0.chars().count()).max().unwrap_or(0);
+    let (label_w, bar_w, row_h) = ((longest as f64 * 6.5 + 12.0).max(110.0), 330.0, 22.0);
     let height = row_h * items.len() as f64 + 10.0;
     let max = items.iter().map(|i| i.1).fold(0.0_f64, f64::max).max(1e-12);
     let mut svg = open(label_w + bar_w + 190.0, height, title);
@@ -291,7 +293,8 @@ pub fn line(title: &str, points: &[(String, f64)]) -> String {
         .map(|p| p.1)
         .fold(0.0_f64, f64::max)
         .max(1e-12);
-    let step = (w - left - 20.0) / (points.len().max(2) - 1) as f64;
+    // The last point's label (a date) needs room on the right.
+    let step = (w - left - 60.0) / (points.len().max(2) - 1) as f64;
     let mut svg = open(w, h, title);
     let xy: Vec<(f64, f64)> = points
         .iter()
