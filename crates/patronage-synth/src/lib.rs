@@ -897,7 +897,16 @@ impl ClickSink {
             ));
         }
         if let Some(w) = writer {
-            w.write_batch(&df).map_err(failed)?;
+            // Row groups of at most CLICK_BATCH events, as exports usually come (a reader
+            // decodes a row group whole).
+            let mut df = df;
+            df.rechunk_mut();
+            let mut offset = 0;
+            while offset < df.height() {
+                w.write_batch(&df.slice(offset as i64, CLICK_BATCH))
+                    .map_err(failed)?;
+                offset += CLICK_BATCH;
+            }
         }
         Ok(())
     }
