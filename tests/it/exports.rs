@@ -825,3 +825,40 @@ fn generated_purchase_rate_and_dropout_are_recovered_by_the_fit() {
         "dropout {dropout} (simulated 0.1)"
     );
 }
+
+/// A young shop (the bundled sample three months in): its BG/NBD fit has a + b < 1, so the
+/// expectation's ₂F₁ is negative for one-time buyers with a short history. Every buyer is
+/// still scored, with finite numbers (it used to fail the models with NaN expectations).
+#[test]
+fn a_young_shops_fit_scores_every_buyer() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let orders = repo().join("data-samples/orders.csv");
+    run_job(&orders, &out, &["--as-of", "2024-03-31", "--no-clusters"]);
+    let m = manifest(&out, "2024-03-31");
+    assert_eq!(m["status"], "ok", "{}", m["models"]["failures"]);
+    assert!(
+        m["models"]["bgnbd"]["params"]["a"].as_f64().unwrap()
+            + m["models"]["bgnbd"]["params"]["b"].as_f64().unwrap()
+            < 1.0
+    );
+    let scores = read_table(&partition(&out, "churn_scores", "2024-03-31"));
+    let buyers = scores
+        .f64s("p_alive")
+        .iter()
+        .filter(|v| v.is_some())
+        .count();
+    assert!(buyers > 100);
+    for column in ["expected_purchases", "clv"] {
+        let values = scores.f64s(column);
+        assert_eq!(
+            values.iter().filter(|v| v.is_some()).count(),
+            buyers,
+            "{column}"
+        );
+        assert!(
+            values.iter().flatten().all(|v| v.is_finite() && *v >= 0.0),
+            "{column}"
+        );
+    }
+}

@@ -3,7 +3,8 @@
 
 pub use statrs::function::gamma::{digamma, ln_gamma};
 
-/// ln ₂F₁(a, b; c; z) for real a, b, c with c > 0 and 0 ≤ z < 1, where the function is positive.
+/// ln ₂F₁(a, b; c; z) for real a, b, c with c > 0 and 0 ≤ z < 1, where the function is positive
+/// (see [`ln_abs_hyp2f1`] for the general case).
 ///
 /// Sums whichever of two series for the same function has the smaller terms: Euler's
 /// transformation ₂F₁(a,b;c;z) = (1−z)^(c−a−b) ₂F₁(c−a, c−b; c; z), or the direct series. For
@@ -13,8 +14,16 @@ pub use statrs::function::gamma::{digamma, ln_gamma};
 /// it is the other way round: the transformed terms grow like (α_d·z)ⁿ/n! and overflow, while the
 /// direct terms shrink like (β/(α_d+β)·z)ⁿ.
 pub fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
+    ln_abs_hyp2f1(a, b, c, z).0
+}
+
+/// ln |₂F₁(a, b; c; z)| and whether ₂F₁ is negative, for real a, b and c not a non-positive
+/// integer, 0 ≤ z < 1. BG/NBD reaches a negative c = α_d + β + x − 1 for customers without a
+/// repeat purchase (x = 0) when α_d + β < 1, as a young shop's fit can give, and then ₂F₁ can
+/// be negative: its logarithm alone would be NaN.
+pub fn ln_abs_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> (f64, bool) {
     if z == 0.0 {
-        return 0.0;
+        return (0.0, false);
     }
     let (a2, b2) = (c - a, c - b);
     let euler = (a2 * b2).abs() <= (a * b).abs();
@@ -31,10 +40,12 @@ pub fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
             break;
         }
     }
+    // Euler's prefactor (1−z)^(c−a−b) is positive: the sign is the series'.
+    let ln_abs = sum.abs().ln();
     if euler {
-        (c - a - b) * (1.0 - z).ln() + sum.ln()
+        ((c - a - b) * (1.0 - z).ln() + ln_abs, sum < 0.0)
     } else {
-        sum.ln()
+        (ln_abs, sum < 0.0)
     }
 }
 
