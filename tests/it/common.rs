@@ -90,6 +90,15 @@ pub fn run_job_output(orders: &Path, out: &Path, extra: &[&str]) -> Output {
     patronage(&args)
 }
 
+/// `patronage run` on a bundled file (`data-samples/<sample>`) into a fresh directory's `out`:
+/// the directory (removed when dropped) and OUT.
+pub fn run_sample(sample: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    run_job(&repo().join("data-samples").join(sample), &out, extra);
+    (dir, out)
+}
+
 /// Like [`run_job_output`], asserting success; returns stdout.
 pub fn run_job(orders: &Path, out: &Path, extra: &[&str]) -> String {
     let o = run_job_output(orders, out, extra);

@@ -831,10 +831,7 @@ fn generated_purchase_rate_and_dropout_are_recovered_by_the_fit() {
 /// still scored, with finite numbers (it used to fail the models with NaN expectations).
 #[test]
 fn a_young_shops_fit_scores_every_buyer() {
-    let dir = tempdir();
-    let out = dir.path().join("out");
-    let orders = repo().join("data-samples/orders.csv");
-    run_job(&orders, &out, &["--as-of", "2024-03-31", "--no-clusters"]);
+    let (_dir, out) = run_sample("orders.csv", &["--as-of", "2024-03-31", "--no-clusters"]);
     let m = manifest(&out, "2024-03-31");
     assert_eq!(m["status"], "ok", "{}", m["models"]["failures"]);
     assert!(

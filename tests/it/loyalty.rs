@@ -73,10 +73,10 @@ fn every_stage_is_populated_on_the_sample_with_its_evidence() {
 
 #[test]
 fn orders_only_skips_the_click_conditions_and_control_groups_hold_their_share() {
-    let dir = tempdir();
-    let out = dir.path().join("out");
-    let cdnow = repo().join("data-samples/cdnow/cdnow_orders.csv");
-    run_job(&cdnow, &out, &["--as-of", "1998-06-30", "--no-clusters"]);
+    let (_dir, out) = run_sample(
+        "cdnow/cdnow_orders.csv",
+        &["--as-of", "1998-06-30", "--no-clusters"],
+    );
     let m = manifest(&out, "1998-06-30");
     let skipped: Vec<&str> = m["loyalty"]["skipped_conditions"]
         .as_array()

@@ -142,10 +142,10 @@ fn report_draws_every_section_and_the_migration_since_the_previous_run() {
 
 #[test]
 fn report_renders_cdnow() {
-    let dir = tempdir();
-    let out = dir.path().join("out");
-    let orders = repo().join("data-samples/cdnow/cdnow_orders.csv");
-    run_job(&orders, &out, &["--as-of", "1998-06-30", "--report"]);
+    let (_dir, out) = run_sample(
+        "cdnow/cdnow_orders.csv",
+        &["--as-of", "1998-06-30", "--report"],
+    );
     let html = report(&out, "1998-06-30");
     let drawn = charts(&html);
     assert!(drawn.len() >= 6, "{drawn:?}");
