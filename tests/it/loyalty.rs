@@ -73,7 +73,7 @@ fn every_stage_is_populated_on_the_sample_with_its_evidence() {
 
 #[test]
 fn orders_only_skips_the_click_conditions_and_control_groups_hold_their_share() {
-    let (_dir, out) = run_sample(
+    let (dir, out) = run_sample(
         "cdnow/cdnow_orders.csv",
         &["--as-of", "1998-06-30", "--no-clusters"],
     );
@@ -126,7 +126,7 @@ fn orders_only_skips_the_click_conditions_and_control_groups_hold_their_share() 
     let again = dir.path().join("again");
     // A rerun (without loyalty stages, even) holds out the same customers.
     run_job(
-        &cdnow,
+        &repo().join("data-samples/cdnow/cdnow_orders.csv"),
         &again,
         &["--as-of", "1998-06-30", "--no-clusters", "--no-loyalty"],
     );
