@@ -99,6 +99,32 @@ pub fn run_sample(sample: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) 
     (dir, out)
 }
 
+/// `patronage run -q` on the whole bundled sample (orders, profiles, clicks) into OUT, with
+/// `extra` flags; returns stdout.
+pub fn run_full_sample(out: &Path, extra: &[&str]) -> String {
+    let data = repo().join("data-samples");
+    let path = |f: &str| data.join(f).to_str().unwrap().to_string();
+    let (orders, customers, clicks) = (
+        path("orders.csv"),
+        path("customers.csv"),
+        path("clicks.csv"),
+    );
+    let mut args = vec![
+        "run",
+        "-q",
+        "--orders",
+        &orders,
+        "--customers",
+        &customers,
+        "--clicks",
+        &clicks,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    patronage_ok(&args)
+}
+
 /// Like [`run_job_output`], asserting success; returns stdout.
 pub fn run_job(orders: &Path, out: &Path, extra: &[&str]) -> String {
     let o = run_job_output(orders, out, extra);

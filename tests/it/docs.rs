@@ -61,25 +61,8 @@ fn data_dictionary_travels_in_every_file_and_matches_docs_tables_md() {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let dir = crate::common::tempdir();
-    let data = repo().join("data-samples");
     let out = dir.path().join("out");
-    let path = |f: &str| data.join(f).to_str().unwrap().to_string();
-    crate::common::patronage_ok(&[
-        "run",
-        "-q",
-        "--orders",
-        &path("orders.csv"),
-        "--customers",
-        &path("customers.csv"),
-        "--clicks",
-        &path("clicks.csv"),
-        "--as-of",
-        "2024-12-30",
-        "--holdout-days",
-        "90",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    crate::common::run_full_sample(&out, &["--as-of", "2024-12-30", "--holdout-days", "90"]);
     let mut doc = String::from(
         "# Tables\n\n\
          Generated from the Parquet files a run writes (`tests/it/docs.rs`, on the bundled sample \

@@ -36,29 +36,11 @@ fn report(out: &Path, as_of: &str) -> String {
 #[test]
 fn report_draws_every_section_and_the_migration_since_the_previous_run() {
     let dir = tempdir();
-    let data = repo().join("data-samples");
     let out = dir.path().join("out");
-    let path = |f: &str| data.join(f).to_str().unwrap().to_string();
     let run = |as_of: &str, extra: &[&str]| {
-        let mut a = vec![
-            "run",
-            "-q",
-            "--orders",
-            &path("orders.csv"),
-            "--customers",
-            &path("customers.csv"),
-            "--clicks",
-            &path("clicks.csv"),
-            "--as-of",
-            as_of,
-            "--out",
-            out.to_str().unwrap(),
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        patronage_ok(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        let mut a = vec!["--as-of", as_of];
+        a.extend_from_slice(extra);
+        run_full_sample(&out, &a)
     };
     run("2024-09-30", &[]);
     let stdout = run("2024-12-30", &["--holdout-days", "90", "--report"]);

@@ -110,6 +110,30 @@ fn partitions_of(ids: &[String], n: u32) -> Vec<u32> {
     ids.iter().map(|id| Partition::of(id, n)).collect()
 }
 
+/// One input's spill files, one per partition (`<input>-<i>.bin`).
+struct Spill(Vec<SpillWriter>);
+
+impl Spill {
+    fn create(dir: &Path, input: &str, n: u32) -> std::io::Result<Self> {
+        (0..n)
+            .map(|i| SpillWriter::create(spill_path(dir, input, i)))
+            .collect::<Result<_, _>>()
+            .map(Spill)
+    }
+
+    /// Appends `piece` to partition `i`'s file (nothing when `empty`).
+    fn push(&mut self, i: usize, piece: &impl Serialize, empty: bool) -> std::io::Result<()> {
+        if empty {
+            return Ok(());
+        }
+        self.0[i].push(piece)
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        self.0.into_iter().try_for_each(SpillWriter::finish)
+    }
+}
+
 /// Writes `piece(i)` to `<input>-<i>.bin` for every partition, one piece in memory at a time.
 fn spill_each<T: Serialize>(
     dir: &Path,
@@ -117,12 +141,11 @@ fn spill_each<T: Serialize>(
     n: u32,
     mut piece: impl FnMut(u32) -> T,
 ) -> std::io::Result<()> {
+    let mut spill = Spill::create(dir, input, n)?;
     for i in 0..n {
-        let mut w = SpillWriter::create(spill_path(dir, input, i))?;
-        w.push(&piece(i))?;
-        w.finish()?;
+        spill.push(i as usize, &piece(i), false)?;
     }
-    Ok(())
+    spill.finish()
 }
 
 /// Step 1: every input read once, its per-customer data split into `n` partitions under `dir`.
@@ -134,10 +157,7 @@ pub(crate) fn route(
     warnings: &mut Warnings,
 ) -> Result<Routed, EngineError> {
     let files = expand_inputs(&opts.orders)?;
-    let mut writers: Vec<SpillWriter> = (0..n)
-        .map(|i| SpillWriter::create(spill_path(dir, "orders", i)))
-        .collect::<Result<_, _>>()
-        .map_err(InputError::from)?;
+    let mut spill = Spill::create(dir, "orders", n).map_err(InputError::from)?;
     let mut days = OrderDays::default();
     // Whether the orders have a discount and a category column (a partition without orders
     // still has their columns).
@@ -152,18 +172,14 @@ pub(crate) fn route(
             shape = (pass.discount_column, pass.has_categories());
             let parts = partitions_of(&pass.customer_ids, n);
             // A piece at a time: memory holds the pass and one piece.
-            for (i, w) in writers.iter_mut().enumerate() {
+            for i in 0..n as usize {
                 let piece = pass.piece(&parts, i as u32);
-                if !piece.is_empty() {
-                    w.push(&piece)?;
-                }
+                spill.push(i, &piece, piece.is_empty())?;
             }
             Ok(())
         },
     )?;
-    for w in writers {
-        w.finish().map_err(InputError::from)?;
-    }
+    spill.finish().map_err(InputError::from)?;
     let (as_of, manifest) = ingest::check_orders(opts, out_dir, &ingested, &days, warnings)?;
 
     // The profiles, then the clickstream, each read whole and split before the next is read.
@@ -184,10 +200,7 @@ pub(crate) fn route(
     // `CLICK_BYTES` per event for a budget's worth of events, not the whole clickstream's.
     let clicks = match &opts.clicks {
         Some(spec) => {
-            let mut writers: Vec<SpillWriter> = (0..n)
-                .map(|i| SpillWriter::create(spill_path(dir, "clicks", i)))
-                .collect::<Result<_, _>>()
-                .map_err(InputError::from)?;
+            let mut spill = Spill::create(dir, "clicks", n).map_err(InputError::from)?;
             let flush_events = opts
                 .memory_budget
                 .map_or(usize::MAX, |b| (b / 2 / CLICK_BYTES) as usize);
@@ -201,17 +214,13 @@ pub(crate) fn route(
                     for (id, p) in pieces {
                         split[Partition::of(&id, n) as usize].push((id, p));
                     }
-                    for (w, piece) in writers.iter_mut().zip(split) {
-                        if !piece.is_empty() {
-                            w.push(&piece)?;
-                        }
+                    for (i, piece) in split.iter().enumerate() {
+                        spill.push(i, piece, piece.is_empty())?;
                     }
                     Ok(())
                 },
             )?;
-            for w in writers {
-                w.finish().map_err(InputError::from)?;
-            }
+            spill.finish().map_err(InputError::from)?;
             for w in &c.warnings {
                 warnings.warn(w.clone());
             }

@@ -43,6 +43,16 @@ fn open(width: f64, height: f64, title: &str) -> String {
     )
 }
 
+/// A bar chart's baseline and the value its tallest bar stands for, top left.
+fn base_axis(w: f64, h: f64, left: f64, bottom: f64, max: f64) -> String {
+    format!(
+        "<line x1=\"{left}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" class=\"axis\"/><text x=\"{left}\" y=\"14\" class=\"label\">{}</text>",
+        w - 10.0,
+        count(max),
+        y = h - bottom
+    )
+}
+
 /// Horizontal bars, one per item, the value and a note written after each bar.
 pub fn bars(title: &str, items: &[(String, f64, String)]) -> String {
     // Room for the longest label (about 6.5 px a character at 11 px).
@@ -77,12 +87,7 @@ pub fn histogram(title: &str, bins: &[(String, f64)], x_label: &str) -> String {
     let max = bins.iter().map(|b| b.1).fold(0.0_f64, f64::max).max(1e-12);
     let bw = (w - left - 10.0) / bins.len().max(1) as f64;
     let mut svg = open(w, h, title);
-    svg.push_str(&format!(
-        "<line x1=\"{left}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" class=\"axis\"/><text x=\"{left}\" y=\"14\" class=\"label\">{}</text>",
-        w - 10.0,
-        count(max),
-        y = h - bottom
-    ));
+    svg.push_str(&base_axis(w, h, left, bottom, max));
     for (k, (label, v)) in bins.iter().enumerate() {
         let bh = v / max * (h - bottom - 20.0);
         let x = left + k as f64 * bw;
@@ -129,12 +134,7 @@ pub fn paired_bars(
     let gw = (w - left - 10.0) / categories.len().max(1) as f64;
     let bw = (gw - 6.0) / 2.0;
     let mut svg = open(w, h, title);
-    svg.push_str(&format!(
-        "<line x1=\"{left}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" class=\"axis\"/><text x=\"{left}\" y=\"14\" class=\"label\">{}</text>",
-        w - 10.0,
-        count(max),
-        y = h - bottom
-    ));
+    svg.push_str(&base_axis(w, h, left, bottom, max));
     for (k, c) in categories.iter().enumerate() {
         let x = left + k as f64 * gw + 3.0;
         for (j, (series, color)) in [(a, BLUE), (b, ORANGE)].iter().enumerate() {
