@@ -77,6 +77,15 @@ pub struct RunArgs {
     /// Output directory (created if missing).
     #[arg(long, value_name = "DIR", help_heading = "Outputs")]
     pub out: Option<PathBuf>,
+    /// Table layout: Hive-partitioned Parquet (default), or a Delta Lake table per table (one
+    /// commit per table per run; a rerun replaces its as-of's partition).
+    #[arg(
+        long = "format",
+        value_enum,
+        value_name = "FORMAT",
+        help_heading = "Outputs"
+    )]
+    pub table_format: Option<TableFormatArg>,
     /// Snapshot date YYYY-MM-DD; later orders are ignored. Default: the latest valid order day
     /// (not after today).
     #[arg(long, value_name = "DATE", help_heading = "Run")]
@@ -172,6 +181,12 @@ pub enum RulesCommand {
 pub enum ClustererArg {
     Kmeans,
     Gmm,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TableFormatArg {
+    Parquet,
+    Delta,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -287,6 +302,10 @@ fn options_with(
         memory_budget: args.memory_budget,
         k: args.k,
         partitions,
+        format: args.table_format.map(|f| match f {
+            TableFormatArg::Parquet => patronage_engine::TableFormat::Parquet,
+            TableFormatArg::Delta => patronage_engine::TableFormat::Delta,
+        }),
     };
     Ok(config.into_options(args.config.as_deref(), flags, today())?)
 }

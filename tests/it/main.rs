@@ -8,6 +8,7 @@ mod clicks;
 mod clusters;
 mod common;
 mod customers;
+mod delta;
 mod determinism;
 mod docs;
 mod exports;

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::EngineError;
 pub use crate::stages::clusters::ClustersConfig;
 pub use crate::stages::loyalty::{ControlConfig, LoyaltyConfig};
+use patronage_output::TableFormat;
 use patronage_segments::StageFile;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -70,6 +71,9 @@ pub struct RunConfig {
     /// Customer partitions the run works through one at a time (`run --partitions N`): memory
     /// holds one partition's customers; the tables are the same. Default 1.
     pub partitions: Option<u32>,
+    /// How the tables are laid out: `"parquet"` (Hive-partitioned files, the default) or
+    /// `"delta"` (a Delta Lake table per table).
+    pub format: Option<TableFormat>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -227,6 +231,8 @@ pub struct RunOptions {
     /// Customer partitions worked through one at a time in this process (1: the whole base
     /// at once).
     pub partitions: u32,
+    /// How the tables are laid out in `out`.
+    pub format: TableFormat,
     pub schema: OrdersSchema,
     pub rules: RuleTable,
     pub rules_source: String,
@@ -257,6 +263,8 @@ pub struct Flags {
     pub k: Option<usize>,
     /// `--partitions`.
     pub partitions: Option<u32>,
+    /// `--format`.
+    pub format: Option<TableFormat>,
 }
 
 impl Config {
@@ -289,6 +297,7 @@ impl Config {
             memory_budget,
             k,
             partitions,
+            format,
         } = flags;
         let where_ = config_path
             .map(|p| p.display().to_string())
@@ -404,6 +413,7 @@ impl Config {
             holdout_days: holdout_days.or(self.run.holdout_days),
             memory_budget,
             partitions,
+            format: format.or(self.run.format).unwrap_or_default(),
             schema: self.orders,
             rules,
             rules_source,

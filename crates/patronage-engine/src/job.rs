@@ -172,6 +172,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         tables,
         &artifacts,
         &dictionary,
+        opts.format,
         |table_rows| {
             timer.stop();
             // Ingest is measured in input rows (every input), the other stages in customers.
@@ -195,6 +196,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
                 "status": if models_failed.is_some() { "models_failed" } else { "ok" },
                 "as_of": as_of,
                 "as_of_source": opts.as_of.source(),
+                "format": opts.format.as_str(),
                 "config": opts.config_path.as_ref().map(|p| p.display().to_string()),
                 "warnings": warning_list,
                 "inputs": { "orders": ingest.manifest, "customers": ingest.customers_manifest, "clicks": ingest.clicks_manifest },

@@ -22,6 +22,7 @@ pub use config::{
 pub use error::EngineError;
 pub use job::{run, RunSummary};
 pub use patronage_clusters::Clusterer;
+pub use patronage_output::TableFormat;
 pub use phases::{fit, partial, publish, score, Partition};
 pub use stages::loyalty::{load_stage_file, KNOWN_FEATURES};
 pub use stages::models::RISK_BANDS;

@@ -563,7 +563,7 @@ pub(crate) fn publish_to(
         }
     }
     let as_of = fit.as_of.clone();
-    let mut staging = out_dir.stage(&as_of)?;
+    let mut staging = out_dir.stage(&as_of, opts.format)?;
     let clusters = fit.fitted.clusters.as_ref().and_then(|c| c.as_ref().ok());
     if let Some(c) = clusters {
         let bytes = serde_json::to_vec_pretty(&c.model).map_err(|e| EngineError::Internal {
@@ -616,6 +616,7 @@ pub(crate) fn publish_to(
         "status": if models_failed.is_some() { "models_failed" } else { "ok" },
         "as_of": as_of,
         "as_of_source": opts.as_of.source(),
+        "format": opts.format.as_str(),
         "partitions": partitions,
         "config": opts.config_path.as_ref().map(|p| p.display().to_string()),
         "warnings": warnings.list,

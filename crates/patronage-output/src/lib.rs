@@ -19,7 +19,13 @@
 //! forward: every table was complete in staging before the journal existed), telling a swapped
 //! partition from an unswapped one by its inode. Staging directories of killed runs are removed.
 //!
+//! With [`TableFormat::Delta`] each table is a Delta Lake table instead ([`delta`]): the same
+//! staging, journal, lock and manifest, but a table's partition is published by a Delta commit
+//! rather than a directory swap, and a rollback is a restoring commit.
+//!
 //! Not here: what the tables contain (the engine builds the frames).
+
+mod delta;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -61,6 +67,41 @@ pub enum OutputError {
     },
     #[error("cannot serialize the manifest: {0}")]
     Manifest(#[from] serde_json::Error),
+    #[error("{}: {message}; nothing was published", table.display())]
+    Format { table: PathBuf, message: String },
+    #[error("{}: cannot read its Delta log: {message}", table.display())]
+    DeltaLog { table: PathBuf, message: String },
+}
+
+/// How a run's tables are laid out in OUT.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// Hive-partitioned Parquet: `OUT/<table>/run_date=<as-of>/part-<k>.parquet`.
+    #[default]
+    Parquet,
+    /// A Delta Lake table per table, partitioned by `run_date`, one commit per run.
+    Delta,
+}
+
+impl TableFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableFormat::Parquet => "parquet",
+            TableFormat::Delta => "delta",
+        }
+    }
+}
+
+impl std::str::FromStr for TableFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "parquet" => Ok(TableFormat::Parquet),
+            "delta" => Ok(TableFormat::Delta),
+            _ => Err(format!("`{s}` is not a table format (parquet or delta)")),
+        }
+    }
 }
 
 /// Column types every BI tool we target reads: no unsigned, no nanoseconds, no nested types.
@@ -189,6 +230,9 @@ struct JournalTable {
     table: String,
     /// Inode of the staged (new) partition directory.
     inode: u64,
+    /// Delta: the staged partition's files, committed as `<name without .parquet>-<run>.parquet`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -202,6 +246,8 @@ struct Journal {
     /// Model artifacts, swapped in like partitions: `table` is the path under OUT.
     #[serde(default)]
     artifacts: Vec<JournalTable>,
+    #[serde(default)]
+    format: TableFormat,
 }
 
 /// Staged artifacts live under this directory of a staging area.
@@ -228,7 +274,7 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     }
 }
 
-fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     // Best effort: a directory fsync makes the renames in it durable.
     if let Ok(d) = fs_err::File::open(dir) {
         let _ = d.sync_all();
@@ -303,7 +349,7 @@ impl OutDir {
             };
             let text = fs_err::read_to_string(&journal_path)?;
             let journal: Journal = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-            self.apply(&journal)
+            self.apply(&journal, &mut Vec::new())
                 .map_err(|(table, e)| bad(format!("table `{table}`: {e}")))?;
             notes.push(format!(
                 "completed the publish of run date {} that an earlier run left unfinished",
@@ -340,10 +386,18 @@ impl OutDir {
 
     /// Rolls a journal forward: swaps every staged partition not yet swapped, removes stale
     /// partitions, moves the manifest into place, removes the journal and the staging area.
-    /// Idempotent, so a crash at any point of it is completed by the next run.
-    fn apply(&self, j: &Journal) -> Result<(), (String, std::io::Error)> {
+    /// Idempotent, so a crash at any point of it is completed by the next run. Delta commits
+    /// made are pushed to `commits` (for a rollback).
+    fn apply(
+        &self,
+        j: &Journal,
+        commits: &mut Vec<(String, delta::Committed)>,
+    ) -> Result<(), (String, std::io::Error)> {
         let staging = self.staging_root().join(&j.staging);
-        for t in &j.tables {
+        if j.format == TableFormat::Delta {
+            self.apply_delta(j, &staging, commits)?;
+        }
+        for t in j.tables.iter().filter(|_| j.format == TableFormat::Parquet) {
             let at = |e: std::io::Error| (t.table.clone(), e);
             let staged = partition(&staging, &t.table, &j.run_date);
             let target = partition(&self.out, &t.table, &j.run_date);
@@ -386,7 +440,7 @@ impl OutDir {
             sync_dir(parent);
             fail_point(&format!("artifact:{}", a.table));
         }
-        for table in &j.stale {
+        for table in j.stale.iter().filter(|_| j.format == TableFormat::Parquet) {
             let at = |e: std::io::Error| (table.clone(), e);
             let target = partition(&self.out, table, &j.run_date);
             if target.exists() {
@@ -414,8 +468,79 @@ impl OutDir {
         Ok(())
     }
 
-    /// Starts writing a run's tables for `run_date`.
-    pub fn stage(&self, run_date: &str) -> Result<Staging<'_>, OutputError> {
+    /// [`OutDir::apply`]'s tables for a Delta run: each table's commit (a stale table's
+    /// partition removed by one), skipped when the log already holds this run's.
+    fn apply_delta(
+        &self,
+        j: &Journal,
+        staging: &Path,
+        commits: &mut Vec<(String, delta::Committed)>,
+    ) -> Result<(), (String, std::io::Error)> {
+        let written = j.tables.iter().map(|t| (&t.table, t.parts.as_slice()));
+        let stale = j.stale.iter().map(|t| (t, &[][..]));
+        for (table, parts) in written.chain(stale) {
+            let staged = partition(staging, table, &j.run_date);
+            let parts: Vec<(PathBuf, String)> = parts
+                .iter()
+                .map(|name| {
+                    let stem = name.strip_suffix(".parquet").unwrap_or(name);
+                    (staged.join(name), format!("{stem}-{}.parquet", j.staging))
+                })
+                .collect();
+            let dir = self.out.join(table);
+            if parts.is_empty() && !delta::is_table(&dir) {
+                continue;
+            }
+            match delta::replace_partition(&dir, &j.run_date, &j.staging, &parts) {
+                Ok(Some(done)) => commits.push((table.clone(), done)),
+                Ok(None) => {}
+                Err(message) => return Err((table.clone(), std::io::Error::other(message))),
+            }
+            fail_point(&format!("swap:{table}"));
+        }
+        Ok(())
+    }
+
+    /// Checks, before anything is published, that every table this run touches is in
+    /// `format` (or new) and, for Delta, one patronage may write.
+    fn check_format(&self, tables: &[&str], format: TableFormat) -> Result<(), OutputError> {
+        for table in tables {
+            let dir = self.out.join(table);
+            if !dir.is_dir() {
+                continue; // new, or not a table at all: the publish reports it
+            }
+            let is_delta = delta::is_table(&dir);
+            let has_partitions = fs_err::read_dir(&dir)?
+                .any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("run_date=")));
+            let message = match format {
+                TableFormat::Parquet if is_delta => Some(
+                    "it is a Delta table; run with --format delta, or use another --out".into(),
+                ),
+                TableFormat::Delta if !is_delta && has_partitions => Some(
+                    "it holds Parquet partitions, not a Delta table; run with --format parquet,                      or use another --out"
+                        .into(),
+                ),
+                TableFormat::Delta if is_delta => delta::snapshot(&dir)
+                    .map_err(|message| OutputError::DeltaLog {
+                        table: dir.clone(),
+                        message,
+                    })?
+                    .refuse()
+                    .map(|why| format!("patronage cannot write this Delta table: {why}")),
+                _ => None,
+            };
+            if let Some(message) = message {
+                return Err(OutputError::Format {
+                    table: dir,
+                    message,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts writing a run's tables for `run_date`, to be published in `format`.
+    pub fn stage(&self, run_date: &str, format: TableFormat) -> Result<Staging<'_>, OutputError> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -431,6 +556,7 @@ impl OutDir {
             tables: Vec::new(),
             artifacts: Vec::new(),
             published: false,
+            format,
         })
     }
 
@@ -460,6 +586,33 @@ impl OutDir {
     }
 }
 
+/// The data files of `table`'s `run_date` partition in OUT, in either layout (for a Delta
+/// table, the files its log holds live); `None` when there are none.
+pub fn partition_files(
+    out: &Path,
+    table: &str,
+    run_date: &str,
+) -> Result<Option<Vec<PathBuf>>, OutputError> {
+    let dir = out.join(table);
+    let files = if delta::is_table(&dir) {
+        delta::live_files(&dir, run_date).map_err(|message| OutputError::DeltaLog {
+            table: dir.clone(),
+            message,
+        })?
+    } else {
+        let Ok(entries) = fs_err::read_dir(partition(out, table, run_date)) else {
+            return Ok(None);
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .collect();
+        files.sort();
+        files
+    };
+    Ok((!files.is_empty()).then_some(files))
+}
+
 /// Writes one table's file outside a run (a partition's part of it, for a later publish),
 /// with the checks [`Staging::write_table`] makes.
 pub fn write_table_file(
@@ -482,6 +635,7 @@ pub struct Staging<'o> {
     /// Artifacts written, as paths under OUT.
     artifacts: Vec<String>,
     published: bool,
+    format: TableFormat,
 }
 
 /// What a publish put where.
@@ -551,14 +705,29 @@ impl Staging<'_> {
             self.dir.join("manifest.json"),
             serde_json::to_vec_pretty(manifest)?,
         )?;
+        let touched: Vec<&str> = self
+            .tables
+            .iter()
+            .map(String::as_str)
+            .chain(known_tables.iter().copied())
+            .collect();
+        self.out.check_format(&touched, self.format)?;
         let mut tables = Vec::new();
         for table in &self.tables {
             let staged = partition(&self.dir, table, &self.run_date);
+            let mut parts = Vec::new();
+            if self.format == TableFormat::Delta {
+                for entry in fs_err::read_dir(&staged)? {
+                    parts.push(entry?.file_name().to_string_lossy().into_owned());
+                }
+                parts.sort();
+            }
             tables.push(JournalTable {
                 table: table.clone(),
                 inode: inode(&staged).ok_or_else(|| {
                     std::io::Error::other(format!("{} vanished", staged.display()))
                 })?,
+                parts,
             });
         }
         let mut artifacts = Vec::new();
@@ -569,6 +738,7 @@ impl Staging<'_> {
                 inode: inode(&staged).ok_or_else(|| {
                     std::io::Error::other(format!("{} vanished", staged.display()))
                 })?,
+                parts: Vec::new(),
             });
         }
         let journal = Journal {
@@ -581,6 +751,7 @@ impl Staging<'_> {
                 .filter(|t| !self.tables.iter().any(|w| w == *t))
                 .map(|t| t.to_string())
                 .collect(),
+            format: self.format,
         };
         let journal_path = self.out.journal_path();
         let tmp = self.out.control.join("journal.json.tmp");
@@ -593,8 +764,9 @@ impl Staging<'_> {
         fs_err::rename(&tmp, &journal_path)?;
         sync_dir(&self.out.control);
         fail_point("journal");
-        if let Err((table, source)) = self.out.apply(&journal) {
-            self.rollback(&journal);
+        let mut commits = Vec::new();
+        if let Err((table, source)) = self.out.apply(&journal, &mut commits) {
+            self.rollback(&journal, &commits);
             return Err(OutputError::Publish {
                 out: self.out.out.clone(),
                 table,
@@ -607,10 +779,13 @@ impl Staging<'_> {
                 .tables
                 .iter()
                 .map(|t| {
-                    (
-                        t.clone(),
-                        partition(&self.out.out, t, &self.run_date).join("part-0.parquet"),
-                    )
+                    let path = match self.format {
+                        TableFormat::Parquet => {
+                            partition(&self.out.out, t, &self.run_date).join("part-0.parquet")
+                        }
+                        TableFormat::Delta => self.out.out.join(t),
+                    };
+                    (t.clone(), path)
                 })
                 .collect(),
             manifest: self
@@ -623,9 +798,12 @@ impl Staging<'_> {
 
     /// Undoes a failed [`OutDir::apply`]: swaps back the partitions it swapped, restores stale
     /// partitions it moved, removes the journal. Best effort: the error that caused it is what
-    /// the user sees.
-    fn rollback(&self, j: &Journal) {
-        for t in &j.tables {
+    /// the user sees. Delta commits are undone by restoring commits.
+    fn rollback(&self, j: &Journal, commits: &[(String, delta::Committed)]) {
+        for (table, done) in commits.iter().rev() {
+            let _ = delta::restore(&self.out.out.join(table), &j.staging, done);
+        }
+        for t in j.tables.iter().filter(|_| j.format == TableFormat::Parquet) {
             let staged = partition(&self.dir, &t.table, &j.run_date);
             let target = partition(&self.out.out, &t.table, &j.run_date);
             if inode(&target) == Some(t.inode) {
@@ -647,7 +825,7 @@ impl Staging<'_> {
                 }
             }
         }
-        for table in &j.stale {
+        for table in j.stale.iter().filter(|_| j.format == TableFormat::Parquet) {
             let moved = self.dir.join(".stale").join(table).join("partition");
             if moved.exists() {
                 let _ = fs_err::rename(&moved, partition(&self.out.out, table, &j.run_date));
@@ -690,7 +868,7 @@ mod tests {
         let out = tmp.path();
         {
             let (dir, _) = OutDir::open(out).unwrap();
-            let mut s = dir.stage("2024-01-01").unwrap();
+            let mut s = dir.stage("2024-01-01", TableFormat::Parquet).unwrap();
             s.write_table("t", &mut frame(1), &Described::none())
                 .unwrap();
         }
@@ -704,7 +882,7 @@ mod tests {
 
         for v in [1, 2] {
             let (dir, _) = OutDir::open(out).unwrap();
-            let mut s = dir.stage("2024-01-01").unwrap();
+            let mut s = dir.stage("2024-01-01", TableFormat::Parquet).unwrap();
             s.write_table("t", &mut frame(v), &Described::none())
                 .unwrap();
             let p = s.publish(&serde_json::json!({"v": v}), &["t"]).unwrap();
@@ -731,7 +909,7 @@ mod tests {
         let out = tmp.path();
         let publish = |v: i64| {
             let (dir, _) = OutDir::open(out).unwrap();
-            let mut s = dir.stage("2024-01-01").unwrap();
+            let mut s = dir.stage("2024-01-01", TableFormat::Parquet).unwrap();
             s.write_table("a", &mut frame(v), &Described::none())
                 .unwrap();
             s.write_table("b", &mut frame(v), &Described::none())
@@ -756,10 +934,45 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_delta_publish_restores_the_tables_already_committed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path();
+        let publish = |v: i64| {
+            let (dir, _) = OutDir::open(out).unwrap();
+            let mut s = dir.stage("2024-01-01", TableFormat::Delta).unwrap();
+            for t in ["a", "b"] {
+                s.write_table(t, &mut frame(v), &Described::none()).unwrap();
+            }
+            s.publish(&serde_json::json!({"v": v}), &["a", "b"])
+                .map(|_| ())
+        };
+        publish(1).unwrap();
+        let first = partition_files(out, "a", "2024-01-01").unwrap().unwrap();
+        assert_eq!(first.len(), 1);
+        // Table `b` becomes a file: its commit fails after `a` committed.
+        fs_err::remove_dir_all(out.join("b")).unwrap();
+        fs_err::write(out.join("b"), b"not a table").unwrap();
+        let err = publish(2).unwrap_err();
+        assert!(
+            matches!(err, OutputError::Publish { ref table, .. } if table == "b"),
+            "{err}"
+        );
+        // `a`: created, the failed run's commit, the restoring commit; the first file live.
+        let log = fs_err::read_dir(out.join("a/_delta_log")).unwrap().count();
+        assert_eq!(log, 3);
+        assert_eq!(
+            partition_files(out, "a", "2024-01-01").unwrap().unwrap(),
+            first
+        );
+        let m = fs_err::read_to_string(out.join("manifests/2024-01-01.json")).unwrap();
+        assert!(m.contains("\"v\": 1"), "the old manifest stays: {m}");
+    }
+
+    #[test]
     fn unsigned_and_non_finite_columns_are_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let (dir, _) = OutDir::open(tmp.path()).unwrap();
-        let mut s = dir.stage("2024-01-01").unwrap();
+        let mut s = dir.stage("2024-01-01", TableFormat::Parquet).unwrap();
         let mut df = DataFrame::new(1, vec![Column::new("x".into(), vec![1u32])]).unwrap();
         assert!(matches!(
             s.write_table("t", &mut df, &Described::none()),

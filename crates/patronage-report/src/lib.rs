@@ -46,17 +46,14 @@ pub fn run_dates(out: &Path) -> Vec<String> {
     dates
 }
 
-/// A table of the run, its parts stacked; `None` when the run did not write it.
+/// A table of the run, its parts stacked; `None` when the run did not write it. Either layout:
+/// a Delta table's live files are the ones its log names.
 fn table(out: &Path, name: &str, as_of: &str) -> Result<Option<DataFrame>, ReportError> {
-    let dir = out.join(name).join(format!("run_date={as_of}"));
-    let Ok(entries) = fs_err::read_dir(&dir) else {
+    let parts = patronage_output::partition_files(out, name, as_of)
+        .map_err(|e| read_err(&out.join(name), e))?;
+    let Some(parts) = parts else {
         return Ok(None);
     };
-    let mut parts: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    parts.sort();
     let mut frame: Option<DataFrame> = None;
     for part in parts {
         let file = fs_err::File::open(&part).map_err(|e| read_err(&part, e))?;

@@ -23,9 +23,10 @@ pub(crate) fn run(
     tables: Tables,
     artifacts: &[(&str, Vec<u8>)],
     dictionary: &crate::dictionary::Dictionary,
+    opts_format: patronage_output::TableFormat,
     manifest: impl FnOnce(serde_json::Value) -> serde_json::Value,
 ) -> Result<Written, EngineError> {
-    let mut staging = out_dir.stage(as_of)?;
+    let mut staging = out_dir.stage(as_of, opts_format)?;
     for (dir, bytes) in artifacts {
         staging.write_artifact(dir, bytes)?;
     }
