@@ -14,7 +14,7 @@ D=data-samples
 ALL=(--orders "$D/orders.csv" --customers "$D/customers.csv" --clicks "$D/clicks.csv" --as-of 2024-12-30 --quiet)
 "$BIN" run "${ALL[@]}" --holdout-days 90 --out "$WORK/holdout" >/dev/null
 "$BIN" run --orders "$D/orders.csv" --no-models --no-clusters --no-loyalty --quiet --out "$WORK/bare" >/dev/null
-"$BIN" run "${ALL[@]}" --partitions 3 --out "$WORK/partitioned" >/dev/null
+"$BIN" run "${ALL[@]}" --partitions 3 --format delta --out "$WORK/partitioned" >/dev/null
 for i in 0 1; do "$BIN" partial "${ALL[@]}" --work "$WORK/w" --partition "$i/2" --out "$WORK/phases"; done >/dev/null
 "$BIN" fit "${ALL[@]}" --work "$WORK/w" --partitions 2 --out "$WORK/phases" >/dev/null
 for i in 0 1; do "$BIN" score "${ALL[@]}" --work "$WORK/w" --partition "$i/2" --out "$WORK/phases"; done >/dev/null

@@ -9,6 +9,15 @@
 //! ```
 //! `p_alive` and the conditional expected purchases follow the paper (eq. 10, 13), with the
 //! ₂F₁ term evaluated in log space, as the `lifetimes` package does.
+//!
+//! MBG/NBD (Batislam, Denizel & Filiztekin 2007, with Wagner & Hoppe's 2008 erratum) is the
+//! [`Variant::Mbg`] of the same code: the customer may also drop out at time 0, right after the
+//! first purchase, so the Beta terms and the dropout odds shift by one purchase —
+//! B(a, b+x+1)/B(a, b), a/(b+x), and the odds term applies to one-time buyers too:
+//! ```text
+//! ln L = lnΓ(r+x) − lnΓ(r) + r ln α + ln B(a, b+x+1) − ln B(a, b)
+//!        + ln[ (α+T)^−(r+x) + a/(b+x) · (α+t_x)^−(r+x) ]
+//! ```
 
 use rayon::prelude::*;
 
@@ -18,7 +27,33 @@ use crate::fit::{
 };
 use crate::special::{digamma, ln_abs_hyp2f1, ln_gamma};
 
-const MODEL: &str = "BG/NBD";
+/// Which of the two dropout processes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// BG/NBD: a customer may drop out after each repeat purchase.
+    #[default]
+    Bg,
+    /// MBG/NBD: also right after the first purchase (at time 0).
+    Mbg,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Bg => "BG/NBD",
+            Variant::Mbg => "MBG/NBD",
+        }
+    }
+
+    /// The shift of the purchase count in the Beta terms: 0 for BG/NBD, 1 for MBG/NBD.
+    fn delta(self) -> f64 {
+        match self {
+            Variant::Bg => 0.0,
+            Variant::Mbg => 1.0,
+        }
+    }
+}
 /// Fewer customers than this cannot identify four parameters.
 pub const MIN_CUSTOMERS: f64 = 10.0;
 /// ln(1e4): a and b both above this mean the dropout Beta has collapsed onto its mean.
@@ -96,7 +131,7 @@ impl Triples {
     }
 
     /// Every `k`-th row, weights kept: a systematic sample across the sorted triples.
-    fn every(&self, k: usize) -> Triples {
+    pub(crate) fn every(&self, k: usize) -> Triples {
         let pick = |v: &[f64]| v.iter().step_by(k).copied().collect();
         Triples {
             x: pick(&self.x),
@@ -135,6 +170,9 @@ pub struct BgNbd {
     #[serde(with = "crate::nan_as_null")]
     pub b: f64,
     pub boundary: Boundary,
+    /// BG/NBD or MBG/NBD (absent in files written before MBG/NBD: BG/NBD).
+    #[serde(default)]
+    pub variant: Variant,
 }
 
 /// The likelihood's parameterization: θ = (ln r, ln α, ln a, ln b), (ln r, ln α) for the NBD, or
@@ -150,6 +188,8 @@ struct Likelihood<'a> {
     d: &'a Triples,
     total: f64,
     mode: Mode,
+    /// [`Variant::delta`].
+    delta: f64,
     /// Distinct values of x and, per row, the index of its x: the special functions of
     /// (r + x), (b + x) and (a + b + x) are evaluated once per distinct x, not once per row.
     distinct_x: Vec<f64>,
@@ -162,7 +202,7 @@ struct Likelihood<'a> {
 }
 
 impl<'a> Likelihood<'a> {
-    fn new(d: &'a Triples, mode: Mode) -> Self {
+    fn new(d: &'a Triples, mode: Mode, variant: Variant) -> Self {
         let (distinct_x, mut x_index) = distinct_index(&[&d.x]);
         let (distinct_t, mut t_indices) = distinct_index(&[&d.t, &d.t_x]);
         let (tx_index, t_index) = (t_indices.swap_remove(1), t_indices.swap_remove(0));
@@ -171,6 +211,7 @@ impl<'a> Likelihood<'a> {
             d,
             total: d.weight.iter().sum(),
             mode,
+            delta: variant.delta(),
             distinct_x,
             x_index,
             distinct_t,
@@ -189,7 +230,7 @@ struct XTerms {
     dg_bx: f64,
     lg_abx: f64,
     dg_abx: f64,
-    /// ln a − ln(b + x − 1), for x > 0.
+    /// ln a − ln(b + x − 1 + δ), where the odds term applies (x + δ > 0).
     ln_a_bx1: f64,
 }
 
@@ -209,7 +250,8 @@ struct ParamTerms {
 }
 
 /// (ln L, ∂/∂r, ∂/∂α, ∂/∂a, ∂/∂b) of one row with `x` repeat purchases; `ln_t` is
-/// (ln(α+T), 1/(α+T)) and `ln_tx` is (ln(α+t_x), 1/(α+t_x)), both from per-eval tables.
+/// (ln(α+T), 1/(α+T)) and `ln_tx` is (ln(α+t_x), 1/(α+t_x)), both from per-eval tables;
+/// `delta` is [`Variant::delta`].
 fn row_terms(
     p: &ParamTerms,
     xt: &XTerms,
@@ -217,6 +259,7 @@ fn row_terms(
     ln_t: (f64, f64),
     ln_tx: (f64, f64),
     nbd: bool,
+    delta: f64,
 ) -> [f64; 5] {
     let (r, a, b) = (p.r, p.a, p.b);
     let (ln_alpha_t, inv_alpha_t) = ln_t;
@@ -235,7 +278,8 @@ fn row_terms(
     }
     let a2 = p.lg_ab + xt.lg_bx - p.lg_b - xt.lg_abx;
     let (ln_alpha_tx, inv_alpha_tx) = ln_tx;
-    let (lse, w4) = if x > 0.0 {
+    let odds = x + delta > 0.0;
+    let (lse, w4) = if odds {
         let a4 = xt.ln_a_bx1 - (r + x) * ln_alpha_tx;
         // ln(e^a3 + e^a4) with one exp: max + ln(1 + e^(min − max)).
         let (hi, lo) = if a3 >= a4 { (a3, a4) } else { (a4, a3) };
@@ -254,8 +298,14 @@ fn row_terms(
     let d_r = d1_r - w3 * ln_alpha_t - w4 * ln_alpha_tx;
     let d_alpha = d1_alpha - (r + x) * (w3 * inv_alpha_t + w4 * inv_alpha_tx);
     let d_a = p.dg_ab - xt.dg_abx + w4 / a;
-    let d_b =
-        p.dg_ab + xt.dg_bx - p.dg_b - xt.dg_abx - if x > 0.0 { w4 / (b + x - 1.0) } else { 0.0 };
+    let d_b = p.dg_ab + xt.dg_bx
+        - p.dg_b
+        - xt.dg_abx
+        - if odds {
+            w4 / (b + x - 1.0 + delta)
+        } else {
+            0.0
+        };
     [a1 + a2 + lse, d_r, d_alpha, d_a, d_b]
 }
 
@@ -299,30 +349,35 @@ impl Objective for Likelihood<'_> {
             dg_b: if full { digamma(b) } else { 0.0 },
             ln_alpha: alpha.ln(),
         };
+        let delta = self.delta;
         let tables: Vec<XTerms> = self
             .distinct_x
             .iter()
-            .map(|&x| XTerms {
-                lg_rx: ln_gamma(r + x),
-                dg_rx: digamma(r + x),
-                lg_bx: match self.mode {
-                    Mode::Full => ln_gamma(b + x),
-                    Mode::Nbd => 0.0,
-                    Mode::Homogeneous => x * ln_1mq,
-                },
-                dg_bx: if full { digamma(b + x) } else { 0.0 },
-                lg_abx: if full { ln_gamma(a + b + x) } else { 0.0 },
-                dg_abx: match self.mode {
-                    Mode::Full => digamma(a + b + x),
-                    Mode::Nbd => 0.0,
-                    Mode::Homogeneous => x * q,
-                },
-                ln_a_bx1: match self.mode {
-                    _ if x == 0.0 => 0.0,
-                    Mode::Full => a.ln() - (b + x - 1.0).ln(),
-                    Mode::Nbd => 0.0,
-                    Mode::Homogeneous => theta[2],
-                },
+            .map(|&x| {
+                // The Beta terms' purchase count: x for BG/NBD, x + 1 for MBG/NBD.
+                let xd = x + delta;
+                XTerms {
+                    lg_rx: ln_gamma(r + x),
+                    dg_rx: digamma(r + x),
+                    lg_bx: match self.mode {
+                        Mode::Full => ln_gamma(b + xd),
+                        Mode::Nbd => 0.0,
+                        Mode::Homogeneous => xd * ln_1mq,
+                    },
+                    dg_bx: if full { digamma(b + xd) } else { 0.0 },
+                    lg_abx: if full { ln_gamma(a + b + xd) } else { 0.0 },
+                    dg_abx: match self.mode {
+                        Mode::Full => digamma(a + b + xd),
+                        Mode::Nbd => 0.0,
+                        Mode::Homogeneous => xd * q,
+                    },
+                    ln_a_bx1: match self.mode {
+                        _ if xd == 0.0 => 0.0,
+                        Mode::Full => a.ln() - (b + xd - 1.0).ln(),
+                        Mode::Nbd => 0.0,
+                        Mode::Homogeneous => theta[2],
+                    },
+                }
             })
             .collect();
         let t_terms: Vec<(f64, f64)> = self
@@ -342,6 +397,7 @@ impl Objective for Likelihood<'_> {
                     t_terms[self.t_index[i] as usize],
                     t_terms[self.tx_index[i] as usize],
                     nbd,
+                    delta,
                 );
                 for k in 0..5 {
                     acc[k] += d.weight[i] * terms[k];
@@ -368,14 +424,22 @@ impl Objective for Likelihood<'_> {
 
 /// Fits BG/NBD by maximum likelihood. Errors on data that cannot identify the model.
 pub fn fit(d: &Triples) -> Result<(BgNbd, FitDiagnostics), ModelError> {
-    fit_with(d, warm_start_stride(d.len()))
+    fit_variant(d, Variant::Bg)
 }
 
-/// [`fit`], warm-started from every `stride`-th row when given.
+/// Fits BG/NBD or MBG/NBD by maximum likelihood.
+pub fn fit_variant(d: &Triples, variant: Variant) -> Result<(BgNbd, FitDiagnostics), ModelError> {
+    fit_with(d, warm_start_stride(d.len()), variant)
+}
+
+/// [`fit_variant`], warm-started from every `stride`-th row when given.
 pub(crate) fn fit_with(
     d: &Triples,
     stride: Option<usize>,
+    variant: Variant,
 ) -> Result<(BgNbd, FitDiagnostics), ModelError> {
+    #[allow(non_snake_case)]
+    let MODEL = variant.name();
     let total: f64 = d.weight.iter().sum();
     let not_enough = |reason: String, hint: &str| ModelError::NotEnoughData {
         model: MODEL,
@@ -405,10 +469,14 @@ pub(crate) fn fit_with(
     let rate = repeat / exposure;
     let init = vec![0.0, (1.0 / rate).ln(), 0.0, 0.0];
     let start = match stride {
-        Some(k) => warm_start(MODEL, &Likelihood::new(&d.every(k), Mode::Full), init),
+        Some(k) => warm_start(
+            MODEL,
+            &Likelihood::new(&d.every(k), Mode::Full, variant),
+            init,
+        ),
         None => Start::cold(init),
     };
-    let full = Likelihood::new(d, Mode::Full);
+    let full = Likelihood::new(d, Mode::Full, variant);
     let sol = minimize(MODEL, &full, start)?;
     let (ln_a, ln_b) = (sol.theta[2], sol.theta[3]);
     // ln b − ln a beyond ~15 means the mean dropout probability a/(a+b) is ~1e-7: the likelihood
@@ -417,7 +485,7 @@ pub(crate) fn fit_with(
     // out with the same probability (the likelihood keeps rising, ever more slowly, as a and b
     // grow). Either way the reduced model is fitted, and scores use its exact formulas.
     let (sol, objective, names, model, boundary) = if ln_b - ln_a > 15.0 {
-        let nbd = Likelihood::new(d, Mode::Nbd);
+        let nbd = Likelihood::new(d, Mode::Nbd, variant);
         let sol = minimize(MODEL, &nbd, Start::cold(vec![sol.theta[0], sol.theta[1]]))?;
         let m = BgNbd {
             r: sol.theta[0].exp(),
@@ -425,11 +493,12 @@ pub(crate) fn fit_with(
             a: f64::NAN,
             b: f64::NAN,
             boundary: Boundary::NoDropout,
+            variant,
         };
         let note = "no_dropout: the likelihood peaks at dropout probability 0; BG/NBD reduces to the NBD (every customer alive)".to_string();
         (sol, nbd, vec!["r", "alpha"], m, Some(note))
     } else if ln_a.min(ln_b) > HOMOGENEOUS_LN_AB {
-        let homogeneous = Likelihood::new(d, Mode::Homogeneous);
+        let homogeneous = Likelihood::new(d, Mode::Homogeneous, variant);
         let start = vec![sol.theta[0], sol.theta[1], ln_a - ln_b];
         let sol = minimize(MODEL, &homogeneous, Start::cold(start))?;
         let p = 1.0 / (1.0 + (-sol.theta[2]).exp());
@@ -439,6 +508,7 @@ pub(crate) fn fit_with(
             a: f64::NAN,
             b: f64::NAN,
             boundary: Boundary::HomogeneousDropout { p },
+            variant,
         };
         let note = format!("homogeneous_dropout: the likelihood rises without bound in a and b (a = {:.3e}, b = {:.3e} when stopped) at a/(a+b) = {p:.4}: every customer drops out with the same probability p after a purchase; scored with that limit (parameters r, alpha, p)", ln_a.exp(), ln_b.exp());
         (sol, homogeneous, vec!["r", "alpha", "p"], m, Some(note))
@@ -450,6 +520,7 @@ pub(crate) fn fit_with(
             a: t[2].exp(),
             b: t[3].exp(),
             boundary: Boundary::Interior,
+            variant,
         };
         (sol, full, vec!["r", "alpha", "a", "b"], m, None)
     };
@@ -530,7 +601,7 @@ impl BgNbd {
                 vec![self.r.ln(), self.alpha.ln(), self.a.ln(), self.b.ln()],
             ),
         };
-        -Likelihood::new(d, mode).nll_grad(&theta).0
+        -Likelihood::new(d, mode, self.variant).nll_grad(&theta).0
     }
 
     /// P(alive at T | x, t_x, T) (paper eq. 13) = 1 / [`Self::history_divisor`]; 1 for
@@ -576,14 +647,15 @@ impl BgNbd {
             }
             Boundary::Interior => {}
         }
+        let xd = x + self.variant.delta();
         let hyp_a = r + x;
-        let hyp_b = b + x;
-        let hyp_c = a + b + x - 1.0;
+        let hyp_b = b + xd;
+        let hyp_c = a + b + xd - 1.0;
         let z = h / (alpha + t + h);
         // ₂F₁ is negative for some young-shop fits (c < 0 when x = 0 and a + b < 1): then the
         // bracket is 1 + |…| rather than 1 − ….
         let (ln_hyp, negative) = ln_abs_hyp2f1(hyp_a, hyp_b, hyp_c, z);
-        let first = (a + b + x - 1.0) / (a - 1.0);
+        let first = (a + b + xd - 1.0) / (a - 1.0);
         let ln_term = ln_hyp + (r + x) * (-h / (alpha + t + h)).ln_1p();
         let second = if negative {
             1.0 + ln_term.exp()
@@ -595,13 +667,14 @@ impl BgNbd {
 
     /// 1 + 1{x>0} · a/(b+x−1) · ((α+T)/(α+t_x))^(r+x) = 1 / P(alive): the per-customer
     /// denominator of paper eq. 10, its second term evaluated in logs (as `lifetimes` does).
-    /// With homogeneous dropout a/(b+x−1) is p/(1−p).
+    /// With homogeneous dropout a/(b+x−1) is p/(1−p). MBG/NBD: a/(b+x), for every x.
     pub fn history_divisor(&self, x: f64, t_x: f64, t: f64) -> f64 {
+        let xd = x + self.variant.delta();
         let odds = match self.boundary {
-            _ if x == 0.0 => return 1.0,
+            _ if xd == 0.0 => return 1.0,
             Boundary::NoDropout => return 1.0,
             Boundary::HomogeneousDropout { p } => p / (1.0 - p),
-            Boundary::Interior => self.a / (self.b + x - 1.0),
+            Boundary::Interior => self.a / (self.b + xd - 1.0),
         };
         let (r, alpha) = (self.r, self.alpha);
         let log_term = (r + x) * ((t - t_x) / (alpha + t_x)).ln_1p() + odds.ln();
@@ -626,6 +699,7 @@ mod tests {
             a: 0.299_832_576_101_234_37,
             b: 0.568_900_581_231_147_8,
             boundary: Boundary::Interior,
+            variant: Variant::Bg,
         };
         for (t, want) in [
             (0.0, 0.447_078_497_114_869_2),
@@ -645,13 +719,15 @@ mod tests {
             &[0.0, 30.4, 35.0, 2.0],
             &[38.9, 38.9, 36.0, 20.0],
         );
-        for (mode, theta) in [
-            (Mode::Full, vec![-1.2, 1.4, -0.2, 0.9]),
-            (Mode::Nbd, vec![-1.2, 1.4]),
-            (Mode::Homogeneous, vec![-1.2, 1.4, -1.3]),
-        ] {
-            let l = Likelihood::new(&d, mode);
-            crate::fit::assert_gradient_matches(&l, &theta, &format!("{mode:?}"));
+        for variant in [Variant::Bg, Variant::Mbg] {
+            for (mode, theta) in [
+                (Mode::Full, vec![-1.2, 1.4, -0.2, 0.9]),
+                (Mode::Nbd, vec![-1.2, 1.4]),
+                (Mode::Homogeneous, vec![-1.2, 1.4, -1.3]),
+            ] {
+                let l = Likelihood::new(&d, mode, variant);
+                crate::fit::assert_gradient_matches(&l, &theta, &format!("{variant:?} {mode:?}"));
+            }
         }
     }
 
@@ -709,6 +785,7 @@ mod tests {
             a: f64::NAN,
             b: f64::NAN,
             boundary: Boundary::HomogeneousDropout { p },
+            variant: Variant::Bg,
         };
         let scale = 1e8;
         let near = BgNbd {

@@ -54,6 +54,79 @@ fn bgnbd_matches_the_published_cdnow_fit() {
     );
 }
 
+/// MBG/NBD on the same sample: `lifetimes` 0.11.3's `ModifiedBetaGeoFitter` gives r = 0.5248,
+/// α = 6.1830, a = 0.8914, b = 1.6140 (standard errors 0.083, 0.696, 0.155, 0.537).
+#[test]
+fn mbgnbd_matches_lifetimes_on_the_cdnow_sample() {
+    let rows = read_csv("cdnow_customers_summary.csv");
+    let col = |k: usize| -> Vec<f64> { rows.iter().map(|r| r[k]).collect() };
+    let d = Triples::from_floats(&col(1), &col(2), &col(3));
+    let (m, diag) = bgnbd::fit_variant(&d, bgnbd::Variant::Mbg).unwrap();
+    assert!(diag.converged, "{diag:?}");
+    assert_eq!(diag.model, "MBG/NBD");
+    for (got, want) in [
+        (m.r, 0.5248),
+        (m.alpha, 6.1830),
+        (m.a, 0.8914),
+        (m.b, 1.6140),
+    ] {
+        assert!(close(got, want, 3), "{m:?}");
+    }
+    for (got, want) in diag.std_errors.iter().zip([0.083, 0.696, 0.155, 0.537]) {
+        assert!(
+            got.is_some_and(|g| close(g, want, 2)),
+            "{:?}",
+            diag.std_errors
+        );
+    }
+    // A better in-sample fit than BG/NBD, as the issue notes.
+    let (_, bg) = bgnbd::fit(&d).unwrap();
+    assert!(diag.log_likelihood > bg.log_likelihood);
+}
+
+/// Pareto/NBD on the same sample: the published fit (Fader, Hardie & Lee's 2005 note) is
+/// r = 0.553, α = 10.578, s = 0.606, β = 11.668, LL = −9595.0; `lifetimes` 0.11.3 (Nelder-Mead,
+/// tolerance 1e-4) stops at β = 11.666.
+#[test]
+fn pareto_nbd_matches_the_published_cdnow_fit() {
+    let rows = read_csv("cdnow_customers_summary.csv");
+    let col = |k: usize| -> Vec<f64> { rows.iter().map(|r| r[k]).collect() };
+    let d = Triples::from_floats(&col(1), &col(2), &col(3));
+    let (m, diag) = crate::pareto_nbd::fit(&d).unwrap();
+    assert!(diag.converged, "{diag:?}");
+    for (got, want) in [
+        (m.r, 0.553),
+        (m.alpha, 10.578),
+        (m.s, 0.606),
+        (m.beta, 11.668),
+    ] {
+        assert!(close(got, want, 3), "{m:?}");
+    }
+    assert!(
+        close(diag.log_likelihood, -9595.0, 1),
+        "LL = {}",
+        diag.log_likelihood
+    );
+    assert!(diag.std_errors.iter().all(|s| s.is_some_and(|s| s > 0.0)));
+    // Grouped triples give the same fit as one row per customer.
+    let grouped = Triples::from_integers(
+        &col(1).iter().map(|&v| v as i64).collect::<Vec<_>>(),
+        &col(2)
+            .iter()
+            .map(|&v| (v * 7.0).round() as i64)
+            .collect::<Vec<_>>(),
+        &col(3)
+            .iter()
+            .map(|&v| (v * 7.0).round() as i64)
+            .collect::<Vec<_>>(),
+    );
+    let (days, _) = crate::pareto_nbd::fit(&grouped).unwrap();
+    assert!(
+        (days.alpha / 7.0 / m.alpha - 1.0).abs() < 1e-3,
+        "{days:?} vs {m:?}"
+    );
+}
+
 #[test]
 fn gamma_gamma_matches_the_published_cdnow_fit() {
     let rows = read_csv("cdnow_customers_summary_with_transactions.csv");
@@ -79,8 +152,8 @@ fn warm_started_fits_reach_the_cold_start_optimum() {
     let rows = read_csv("cdnow_customers_summary_with_transactions.csv");
     let col = |k: usize| -> Vec<f64> { rows.iter().map(|r| r[k]).collect() };
     let d = Triples::from_floats(&col(1), &col(2), &col(3));
-    let (cold, cold_diag) = bgnbd::fit_with(&d, None).unwrap();
-    let (warm, warm_diag) = bgnbd::fit_with(&d, Some(7)).unwrap();
+    let (cold, cold_diag) = bgnbd::fit_with(&d, None, bgnbd::Variant::Bg).unwrap();
+    let (warm, warm_diag) = bgnbd::fit_with(&d, Some(7), bgnbd::Variant::Bg).unwrap();
     assert!(warm_diag.converged);
     assert!((warm_diag.log_likelihood - cold_diag.log_likelihood).abs() < 1e-6);
     for (w, c) in [

@@ -3,7 +3,7 @@
 //! month length in model time units and `d` the monthly discount rate. This is
 //! `lifetimes.utils._customer_lifetime_value` with `freq="D"` and L = 30 days.
 
-use crate::bgnbd::BgNbd;
+use crate::customer::CustomerBase;
 
 /// Monthly rate equivalent to a yearly discount rate.
 pub fn monthly_discount_rate(annual: f64) -> f64 {
@@ -12,8 +12,8 @@ pub fn monthly_discount_rate(annual: f64) -> f64 {
 
 /// CLV of one customer; `spend` is the expected spend per purchase.
 #[allow(clippy::too_many_arguments)]
-pub fn clv(
-    model: &BgNbd,
+pub fn clv<M: CustomerBase + ?Sized>(
+    model: &M,
     spend: f64,
     margin: f64,
     months: u32,
@@ -31,10 +31,10 @@ pub fn clv(
 
 /// `Σₖ (E_alive[N(k·L)] − E_alive[N((k−1)·L)]) / (1+d)ᵏ`: the discounted expected purchases of a
 /// customer alive at T, which depend on (x, T) only. Divided by
-/// [`BgNbd::history_divisor`] and times margin · spend it is the CLV, so scoring many customers
+/// [`CustomerBase::history_divisor`] and times margin · spend it is the CLV, so scoring many customers
 /// needs this once per distinct (x, T).
-pub fn discounted_purchases_given_alive(
-    model: &BgNbd,
+pub fn discounted_purchases_given_alive<M: CustomerBase + ?Sized>(
+    model: &M,
     months: u32,
     month_length: f64,
     monthly_rate: f64,
@@ -54,6 +54,7 @@ pub fn discounted_purchases_given_alive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bgnbd::BgNbd;
 
     #[test]
     fn undiscounted_clv_is_spend_times_expected_purchases() {
@@ -63,6 +64,7 @@ mod tests {
             a: 0.79,
             b: 2.4,
             boundary: crate::bgnbd::Boundary::Interior,
+            variant: crate::bgnbd::Variant::Bg,
         };
         let v = clv(&m, 20.0, 1.0, 12, 4.0, 0.0, 2.0, 30.0, 39.0);
         let e = m.conditional_expected_purchases(48.0, 2.0, 30.0, 39.0);

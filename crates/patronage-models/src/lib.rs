@@ -6,6 +6,10 @@
 //!   expected purchases. If the likelihood runs to the no-dropout boundary, the model reduces to
 //!   the NBD and the fit says so. `p_purchase`: probability of at least one purchase in a
 //!   horizon, which (unlike `p_alive`) also ranks one-time buyers.
+//!   [`bgnbd::Variant::Mbg`] is MBG/NBD (Batislam, Denizel & Filiztekin 2007): dropout also
+//!   possible right after the first purchase.
+//! - [`pareto_nbd`]: Pareto/NBD (Schmittlein, Morrison & Colombo 1987; the Fader–Hardie–Lee 2005
+//!   likelihood): dropout at any time, not only after purchases.
 //! - [`gamma_gamma`]: Gamma-Gamma spend model (Fader, Hardie & Lee 2005, "RFM and CLV"; Fader &
 //!   Hardie 2013) on repeat customers; conditional expected spend per purchase.
 //! - [`clv`]: discounted expected margin over a horizon, month by month (as `lifetimes` does).
@@ -23,8 +27,10 @@
 pub mod backtest;
 pub mod bgnbd;
 pub mod clv;
+pub mod customer;
 mod fit;
 pub mod gamma_gamma;
+pub mod pareto_nbd;
 pub mod special;
 
 pub use fit::{FitDiagnostics, ModelError};
