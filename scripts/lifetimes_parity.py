@@ -1,6 +1,7 @@
 """Compare patronage's BG/NBD, Gamma-Gamma and CLV with lifetimes 0.11.3 on the same summary.
 
-Usage: lifetimes_parity.py OUT AS_OF   (OUT holds a finished patronage run)
+Usage: lifetimes_parity.py OUT AS_OF [MBG_OUT PARETO_OUT]   (finished patronage runs; the last
+two with models.customer_model = "mbgnbd" and "pareto_nbd")
 
 Checks, each printed with its numbers; exit 1 if any fails:
 1. fits: patronage's log-likelihood is no worse than lifetimes' on the same weighted triples
@@ -11,7 +12,11 @@ Checks, each printed with its numbers; exit 1 if any fails:
 3. standard errors: lifetimes' formula (exact autograd Hessian of the mean NLL in log-parameters,
    delta method), evaluated at patronage's parameters, equals the manifest's to 1e-5 relative;
 4. end to end: with lifetimes' own fitted parameters the per-customer p_alive and expected
-   purchases differ from patronage's by less than 1e-3 (fit tolerance, reported).
+   purchases differ from patronage's by less than 1e-3 (fit tolerance, reported);
+5. MBG/NBD and Pareto/NBD: log-likelihood no worse than lifetimes' own fit on the same weighted
+   triples; at patronage's parameters, lifetimes' p_alive and expected purchases equal
+   patronage's to 1e-6; for Pareto/NBD also p_purchase = 1 − lifetimes' P(0 purchases in the
+   horizon) (its conditional pmf, Fader & Hardie's note 028) to 1e-6.
 """
 import json
 import sys
@@ -21,14 +26,15 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from autograd import hessian
-from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 
 warnings.simplefilter("ignore")
 out, as_of = sys.argv[1], sys.argv[2]
+others = dict(zip(("mbgnbd", "pareto_nbd"), sys.argv[3:5]))
 
 
-def table(name):
-    return pq.read_table(f"{out}/{name}/run_date={as_of}/part-0.parquet").to_pandas()
+def table(name, where=out):
+    return pq.read_table(f"{where}/{name}/run_date={as_of}/part-0.parquet").to_pandas()
 
 
 feats = table("customer_features").set_index("customer_id")
@@ -124,6 +130,43 @@ bgf.params_ = pd.Series([lt_bg[k] for k in ("r", "alpha", "a", "b")], index=["r"
 d1 = np.max(np.abs(bgf.conditional_probability_alive(x, tx, T) - s["p_alive"].to_numpy()))
 d2 = np.max(np.abs(bgf.conditional_expected_number_of_purchases_up_to_time(horizon, x, tx, T) - s["expected_purchases"].to_numpy()))
 check("own fits: p_alive and expected purchases", d1 < 1e-3 and d2 < 1e-3, f"max |diff| p_alive {d1:.2e}, expected {d2:.2e}")
+
+# 5. The other customer-base models.
+names = {"mbgnbd": ("MBG/NBD", ModifiedBetaGeoFitter, ("r", "alpha", "a", "b")),
+         "pareto_nbd": ("Pareto/NBD", ParetoNBDFitter, ("r", "alpha", "s", "beta"))}
+gx, gtx, gT, gw = (grouped[c].to_numpy().astype(float) for c in ("btyd_x", "btyd_t_x", "btyd_T", "w"))
+for key, where in others.items():
+    label, Fitter, keys = names[key]
+    m = json.load(open(f"{where}/manifests/{as_of}.json"))["models"]
+    check(f"{label}: chosen and fitted", m["customer_model"] == key and m[key]["status"] == "ok", m[key].get("status"))
+    ours = dict(m[key]["params"])
+    lt = Fitter().fit(grouped["btyd_x"], grouped["btyd_t_x"], grouped["btyd_T"], weights=grouped["w"])
+    lt_params = {k: float(lt.params_[k]) for k in keys}
+
+    def ll_of(params):
+        p = [params[k] for k in keys]
+        if key == "mbgnbd":
+            return -Fitter._negative_log_likelihood(np.log(p), gx, gtx, gT, gw, 0.0) * gw.sum()
+        return float((gw * ParetoNBDFitter._conditional_log_likelihood(p, gx, gtx, gT)).sum())
+
+    a, b = ll_of(ours), ll_of(lt_params)
+    check(f"{label} log-likelihood no worse than lifetimes", a >= b - 1e-6 * n,
+          f"patronage {a:.6f} (manifest {m[key]['log_likelihood']:.6f}) vs lifetimes {b:.6f}; "
+          + "patronage " + ", ".join(f"{k}={ours[k]:.6g}" for k in keys)
+          + " | lifetimes " + ", ".join(f"{k}={lt_params[k]:.6g}" for k in keys))
+    lt.params_ = pd.Series([ours[k] for k in keys], index=list(keys))
+    s2 = table("churn_scores", where).set_index("customer_id").loc[buyers.index]
+    p_alive = np.asarray(lt.conditional_probability_alive(x, tx, T), dtype=float)
+    d = np.max(np.abs(p_alive - s2["p_alive"].to_numpy()))
+    check(f"{label} p_alive at equal parameters", d < 1e-6, f"max |diff| {d:.2e} over {len(s2)} customers")
+    expected = np.asarray(lt.conditional_expected_number_of_purchases_up_to_time(horizon, x, tx, T), dtype=float)
+    d = np.max(np.abs(expected - s2["expected_purchases"].to_numpy()))
+    check(f"{label} expected purchases ({horizon} days) at equal parameters", d < 1e-6, f"max |diff| {d:.2e}")
+    if key == "pareto_nbd":
+        none = np.array([lt.conditional_probability_of_n_purchases_up_to_time(0, float(horizon), a_, b_, c_)
+                         for a_, b_, c_ in zip(x, tx, T)], dtype=float)
+        d = np.max(np.abs((1 - none) - s2["p_purchase"].to_numpy()))
+        check(f"{label} p_purchase = 1 - P(0 purchases) at equal parameters", d < 1e-6, f"max |diff| {d:.2e}")
 
 if failures:
     print(f"{len(failures)} check(s) failed: {', '.join(failures)}")

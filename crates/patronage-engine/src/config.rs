@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::EngineError;
 pub use crate::stages::clusters::ClustersConfig;
 pub use crate::stages::loyalty::{ControlConfig, LoyaltyConfig};
+use patronage_models::customer::ModelKind;
 use patronage_output::TableFormat;
 use patronage_segments::StageFile;
 
@@ -133,8 +134,11 @@ impl RiskBasis {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
-    /// Fit BG/NBD + Gamma-Gamma and write `churn_scores` (and `backtest` with a holdout).
+    /// Fit the customer-base model + Gamma-Gamma and write `churn_scores` (and `backtest` with a
+    /// holdout).
     pub enabled: bool,
+    /// The customer-base model: `"bgnbd"` (default), `"mbgnbd"` or `"pareto_nbd"`.
+    pub customer_model: ModelKind,
     /// Horizon of `expected_purchases`, in days.
     pub horizon_days: u32,
     /// CLV horizon in months (30-day months).
@@ -157,6 +161,7 @@ impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
             enabled: true,
+            customer_model: ModelKind::Bgnbd,
             horizon_days: 90,
             clv_months: 12,
             annual_discount_rate: 0.10,

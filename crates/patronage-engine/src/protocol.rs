@@ -266,7 +266,7 @@ pub(crate) fn fit(
 ) -> Result<Fitted, EngineError> {
     let models = if opts.models.enabled {
         let inputs = ModelInputs::of_buyers(&stats.buyers);
-        Some(models::fit_models(&inputs, stats.backtest.as_ref())?)
+        Some(models::fit_models(opts.models.customer_model, &inputs, stats.backtest.as_ref())?)
     } else {
         None
     };

@@ -1,15 +1,17 @@
-//! The models stage: BG/NBD + Gamma-Gamma fitted on the per-customer BTYD summary (days), the
+//! The models stage: the customer-base model (`models.customer_model`: BG/NBD, MBG/NBD or
+//! Pareto/NBD) + Gamma-Gamma fitted on the per-customer BTYD summary (days), the
 //! `churn_scores` table, and with a holdout the `backtest` table (fit at as-of − N, compare with
 //! the last N days).
 //!
 //! A model that cannot be fitted does not stop the run: the stage reports it as failed (in the
-//! manifest, with the reason) and the job publishes every other table. Without BG/NBD there is no
-//! `churn_scores`; without Gamma-Gamma, `expected_spend` and `clv` are null. No score is ever
-//! published unless it is finite.
+//! manifest, with the reason) and the job publishes every other table. Without the customer-base
+//! model there is no `churn_scores`; without Gamma-Gamma, `expected_spend` and `clv` are null. No
+//! score is ever published unless it is finite.
 
 use patronage_features::{purchase_days_between, Day, FeatureTable, Nullable, Orders};
 use patronage_models::backtest::{evaluate, Backtest, Holdout};
-use patronage_models::bgnbd::{self, BgNbd, Triples};
+use patronage_models::bgnbd::Triples;
+use patronage_models::customer::{CustomerBase, CustomerModel, ModelKind};
 use patronage_models::clv::{discounted_purchases_given_alive, monthly_discount_rate};
 use patronage_models::gamma_gamma;
 use patronage_models::{FitDiagnostics, ModelError};
@@ -233,12 +235,12 @@ struct Prediction {
 }
 
 /// Predictions for customers' (x, t_x, T). Everything but P(alive) depends on (x, T) only (the
-/// ₂F₁ series behind the expectations, see [`BgNbd::expected_purchases_given_alive`]), so it runs
+/// series behind the expectations, see [`CustomerBase::expected_purchases_given_alive`]), so it runs
 /// once per distinct (x, T) — a few thousand pairs however many customers — and each customer
 /// costs one exponential.
 /// `clv`: months and monthly discount rate, when CLV is wanted.
 fn predict(
-    bg: &BgNbd,
+    bg: &CustomerModel,
     history: &[(f64, f64, f64)],
     horizon: f64,
     clv: Option<(u32, f64)>,
@@ -296,7 +298,7 @@ type ScoreRow = Option<Scored>;
 /// statistics exactly as each partition scores its customers.
 fn buyer_scores(
     config: &ModelsConfig,
-    bg: &Result<BgNbd, String>,
+    bg: &Result<CustomerModel, String>,
     gg: &Result<gamma_gamma::GammaGamma, String>,
     mean_spend: f64,
     history: &[(f64, f64, f64)],
@@ -354,8 +356,10 @@ fn risk_band(score: f64, c: &ModelsConfig) -> &'static str {
 /// The models fitted on the whole customer base (from merged statistics in a partitioned run).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FittedModels {
-    /// The parameters, or why the fit failed.
-    bg: Result<BgNbd, String>,
+    /// The customer-base model's parameters, or why the fit failed.
+    bg: Result<CustomerModel, String>,
+    /// Which customer-base model (its manifest key).
+    kind: ModelKind,
     gg: Result<gamma_gamma::GammaGamma, String>,
     /// Their manifest sections (diagnostics, or the failure).
     bg_manifest: serde_json::Value,
@@ -375,13 +379,15 @@ pub(crate) struct BacktestRow {
     pub actual_purchases: f64,
 }
 
-/// Fits BG/NBD and Gamma-Gamma on `inputs`, and with backtest statistics runs the backtest.
+/// Fits the customer-base model and Gamma-Gamma on `inputs`, and with backtest statistics runs
+/// the backtest.
 pub(crate) fn fit_models(
+    kind: ModelKind,
     inputs: &ModelInputs,
     backtest_stats: Option<&BacktestStats>,
 ) -> Result<FittedModels, EngineError> {
     let (bg, gg) = rayon::join(
-        || bgnbd::fit(&inputs.triples),
+        || CustomerModel::fit(kind, &inputs.triples),
         || gamma_gamma::fit(&inputs.repeat_x, &inputs.repeat_m),
     );
     let bg_manifest = match &bg {
@@ -400,7 +406,7 @@ pub(crate) fn fit_models(
     let backtest = match backtest_stats {
         Some(stats) => {
             let n = stats.holdout_days;
-            Some(match backtest(stats, f64::from(n))? {
+            Some(match backtest(kind, stats, f64::from(n))? {
                 Ok((rows, result, diag)) => (
                     Some(rows),
                     json!({ "status": "ok", "holdout_days": n, "calibration_end": patronage_input::format_day(stats.calibration_end), "fit": diag, "result": result }),
@@ -417,6 +423,7 @@ pub(crate) fn fit_models(
     };
     Ok(FittedModels {
         bg,
+        kind,
         gg,
         bg_manifest,
         gg_manifest,
@@ -437,6 +444,7 @@ pub(crate) fn score_models(
     let mut failures: Vec<String> = Vec::new();
     let FittedModels {
         bg,
+        kind,
         gg,
         bg_manifest,
         gg_manifest,
@@ -463,7 +471,8 @@ pub(crate) fn score_models(
         }
         if non_finite > 0 {
             failures.push(format!(
-                "BG/NBD: the fitted model gives non-finite scores for {non_finite} customers, so none are published; skip the models with --no-models (models.enabled = false)"
+                "{}: the fitted model gives non-finite scores for {non_finite} customers, so none are published; skip the models with --no-models (models.enabled = false)",
+                kind.name()
             ));
         } else {
             let col = |k: usize| -> Vec<Option<f64>> {
@@ -534,7 +543,8 @@ pub(crate) fn score_models(
         "clv": { "months": config.clv_months, "month_days": MONTH_DAYS, "annual_discount_rate": config.annual_discount_rate, "monthly_discount_rate": monthly, "margin": config.margin },
         "churn_risk": { "basis": config.risk_basis, "cut_points": { "low": config.risk_low, "medium": config.risk_medium, "high": config.risk_high }, "bands": RISK_BANDS },
         "churn_risk_customers": bands,
-        "bgnbd": bg_manifest,
+        "customer_model": kind.id(),
+        kind.id(): bg_manifest,
         "gamma_gamma": gg_manifest,
         "backtest": backtest_manifest,
     });
@@ -638,12 +648,13 @@ fn backtest_frame(rows: &[BacktestRow]) -> Result<DataFrame, EngineError> {
 /// buyer. The inner `Err` is a model that could not be fitted on the calibration period.
 #[allow(clippy::type_complexity)]
 fn backtest(
+    kind: ModelKind,
     stats: &BacktestStats,
     horizon: f64,
 ) -> Result<Result<(Vec<BacktestRow>, Backtest, FitDiagnostics), ModelError>, EngineError> {
     let col = |k: usize| stats.rows.iter().map(|r| r[k]).collect::<Vec<i64>>();
     let triples = Triples::from_integers(&col(0), &col(1), &col(2));
-    let (bg, bg_diag) = match bgnbd::fit(&triples) {
+    let (bg, bg_diag) = match CustomerModel::fit(kind, &triples) {
         Ok(fit) => fit,
         Err(e) => return Ok(Err(e)),
     };
