@@ -6,11 +6,13 @@
 //! The CSV has a header and the columns `x,t_x,T,m` (repeat purchase days, days from first to
 //! last purchase, days from first purchase to as-of, mean repeat spend or empty). Prints one JSON
 //! line: median seconds over the repeats (grouping triples included) and per step, parameters,
-//! log-likelihoods.
+//! log-likelihoods; and under `customer_models` each customer-base model's (BG/NBD, MBG/NBD,
+//! Pareto/NBD) median fit seconds on the same grouped triples, with its diagnostics.
 
 use std::time::Instant;
 
 use patronage_models::bgnbd::{self, Triples};
+use patronage_models::customer::{CustomerModel, ModelKind};
 use patronage_models::gamma_gamma;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -62,6 +64,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|k| median(split.iter().map(|s: &[f64; 3]| s[k]).collect()))
         .collect();
     seconds.sort_by(f64::total_cmp);
+    let triples = Triples::from_integers(&x, &t_x, &t);
+    let mut customer_models = serde_json::Map::new();
+    for kind in ModelKind::ALL {
+        let mut times = Vec::new();
+        let mut diag = None;
+        for _ in 0..repeats {
+            let start = Instant::now();
+            let fit = CustomerModel::fit(kind, &triples);
+            times.push(start.elapsed().as_secs_f64());
+            diag = Some(
+                fit.map(|f| serde_json::json!(f.1))
+                    .unwrap_or_else(|e| serde_json::json!(e.to_string())),
+            );
+        }
+        customer_models.insert(
+            kind.id().into(),
+            serde_json::json!({ "median_seconds": median(times), "fit": diag }),
+        );
+    }
     let (bg, gg, unique) = last.ok_or("repeats must be at least 1")?;
     println!(
         "{}",
@@ -78,6 +99,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
             "bgnbd": bg.1,
             "gamma_gamma": gg.1,
+            "customer_models": customer_models,
         })
     );
     Ok(())

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The manifest's JSON Schema (docs/manifest.schema.json) against the manifests real runs write:
-# the bundled sample with a holdout, with every optional stage off, partitioned in one process
+# the bundled sample with a holdout (and with the customer model chosen by `auto`), with every optional stage off, partitioned in one process
 # (run --partitions), and through the scale-out phases. Validated with Python's `jsonschema`
 # (PyPI). Run by CI.
 set -euo pipefail
@@ -13,6 +13,8 @@ cargo build --quiet
 D=data-samples
 ALL=(--orders "$D/orders.csv" --customers "$D/customers.csv" --clicks "$D/clicks.csv" --as-of 2024-12-30 --quiet)
 "$BIN" run "${ALL[@]}" --holdout-days 90 --out "$WORK/holdout" >/dev/null
+printf '[models]\ncustomer_model = "auto"\n' > "$WORK/auto.toml"
+"$BIN" run "${ALL[@]}" --holdout-days 90 --config "$WORK/auto.toml" --out "$WORK/auto" >/dev/null
 "$BIN" run --orders "$D/orders.csv" --no-models --no-clusters --no-loyalty --quiet --out "$WORK/bare" >/dev/null
 "$BIN" run "${ALL[@]}" --partitions 3 --format delta --out "$WORK/partitioned" >/dev/null
 for i in 0 1; do "$BIN" partial "${ALL[@]}" --work "$WORK/w" --partition "$i/2" --out "$WORK/phases"; done >/dev/null

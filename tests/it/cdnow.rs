@@ -144,10 +144,80 @@ fn every_customer_model_reproduces_the_lifetimes_cdnow_holdout() {
         assert!((got - auc).abs() < 0.0005, "{model}: AUC {got}");
         // Every buyer scored, every score finite and in range.
         let scores = read_table(&partition(&out, "churn_scores", "1998-06-30"));
-        for (p, e) in scores.f64s("p_alive").iter().zip(scores.f64s("expected_purchases")) {
+        for (p, e) in scores
+            .f64s("p_alive")
+            .iter()
+            .zip(scores.f64s("expected_purchases"))
+        {
             if let (Some(p), Some(e)) = (p, e) {
-                assert!((0.0..=1.0).contains(p) && e.is_finite() && e >= 0.0, "{model}");
+                assert!(
+                    (0.0..=1.0).contains(p) && e.is_finite() && e >= 0.0,
+                    "{model}"
+                );
             }
         }
+    }
+}
+
+/// `customer_model = "auto"` chooses from the calibration period alone (rolling origins before
+/// the holdout), says why, and backtests every candidate on the holdout; the `backtest` table
+/// holds each candidate's rows with the chosen one flagged.
+#[test]
+fn auto_chooses_from_rolling_origins_and_backtests_every_candidate() {
+    let orders = repo().join("data-samples/cdnow/cdnow_orders.csv");
+    let dir = tempdir();
+    let config = write(
+        dir.path(),
+        "auto.toml",
+        b"[models]\ncustomer_model = \"auto\"\n",
+    );
+    let out = dir.path().join("out");
+    let flags = [
+        "--as-of",
+        "1998-06-30",
+        "--holdout-days",
+        "273",
+        "--no-clusters",
+        "--no-loyalty",
+    ];
+    run_job(
+        &orders,
+        &out,
+        &[&flags[..], &["--config", config.to_str().unwrap()]].concat(),
+    );
+    let m = &manifest(&out, "1998-06-30")["models"];
+    let s = &m["selection"];
+    let origins = s["origins"].as_array().unwrap();
+    assert_eq!(origins.len(), 3);
+    // Every origin ends inside the calibration period (before the holdout's 1997-09-30 start).
+    for o in origins {
+        assert!(o["window_end"].as_str().unwrap() <= "1997-09-30", "{o}");
+    }
+    // The third origin has two days of history: skipped, and said so.
+    assert_eq!(origins[2]["used"], false);
+    let chosen = s["chosen"].as_str().unwrap();
+    assert_eq!(m["customer_model"], chosen);
+    // The choice is the lowest mean MAE among the eligible candidates.
+    let mae = |k: &str| s["candidates"][k]["mean_mae"].as_f64();
+    let best = ["bgnbd", "mbgnbd", "pareto_nbd"]
+        .into_iter()
+        .filter_map(|k| mae(k).map(|v| (k, v)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    assert_eq!(chosen, best.0, "{s}");
+    assert!(s["why"].as_str().unwrap().contains(chosen));
+    // Every candidate on the holdout, the chosen one's result as the backtest's result.
+    let b = &m["backtest"];
+    for k in ["bgnbd", "mbgnbd", "pareto_nbd"] {
+        assert_eq!(b["candidates"][k]["status"], "ok", "{k}");
+        assert!(b["candidates"][k]["result"]["rmse"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(b["result"], b["candidates"][chosen]["result"]);
+    let t = read_table(&partition(&out, "backtest", "1998-06-30"));
+    let models = t.strings("customer_model");
+    let flagged = t.bools("chosen");
+    assert_eq!(t.rows(), 3 * 9, "8 buckets and `all` per candidate");
+    for (model, flag) in models.iter().zip(&flagged) {
+        assert_eq!(*flag, Some(model.as_deref() == Some(chosen)));
     }
 }

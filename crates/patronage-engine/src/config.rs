@@ -130,6 +130,30 @@ impl RiskBasis {
     }
 }
 
+/// `models.customer_model`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelChoice {
+    #[default]
+    Bgnbd,
+    Mbgnbd,
+    ParetoNbd,
+    /// Chosen by a rolling-origin backtest inside the calibration period.
+    Auto,
+}
+
+impl ModelChoice {
+    /// The model, unless it is to be chosen.
+    pub fn fixed(self) -> Option<ModelKind> {
+        match self {
+            ModelChoice::Bgnbd => Some(ModelKind::Bgnbd),
+            ModelChoice::Mbgnbd => Some(ModelKind::Mbgnbd),
+            ModelChoice::ParetoNbd => Some(ModelKind::ParetoNbd),
+            ModelChoice::Auto => None,
+        }
+    }
+}
+
 /// Model settings (docs/design.md §4).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -137,8 +161,12 @@ pub struct ModelsConfig {
     /// Fit the customer-base model + Gamma-Gamma and write `churn_scores` (and `backtest` with a
     /// holdout).
     pub enabled: bool,
-    /// The customer-base model: `"bgnbd"` (default), `"mbgnbd"` or `"pareto_nbd"`.
-    pub customer_model: ModelKind,
+    /// The customer-base model: `"bgnbd"` (default), `"mbgnbd"`, `"pareto_nbd"`, or `"auto"`:
+    /// the one with the lowest mean error over rolling origins inside the calibration period.
+    pub customer_model: ModelChoice,
+    /// `auto`: the rolling origins, each `horizon_days` before the next (the last one ends at
+    /// the as-of date, or at the holdout's start).
+    pub selection_origins: u32,
     /// Horizon of `expected_purchases`, in days.
     pub horizon_days: u32,
     /// CLV horizon in months (30-day months).
@@ -161,7 +189,8 @@ impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
             enabled: true,
-            customer_model: ModelKind::Bgnbd,
+            customer_model: ModelChoice::Bgnbd,
+            selection_origins: 3,
             horizon_days: 90,
             clv_months: 12,
             annual_discount_rate: 0.10,
@@ -185,6 +214,12 @@ impl ModelsConfig {
             return Err(format!(
                 "models.annual_discount_rate must be in [0, 10), got {}",
                 self.annual_discount_rate
+            ));
+        }
+        if !(1..=12).contains(&self.selection_origins) {
+            return Err(format!(
+                "models.selection_origins must be in 1..=12, got {}",
+                self.selection_origins
             ));
         }
         if !(self.margin.is_finite() && self.margin >= 0.0) {

@@ -102,16 +102,8 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     if opts.models.enabled {
         timer.start(Stage::Models, report);
     }
-    let backtest = match (opts.models.enabled, opts.holdout_days) {
-        (true, Some(n)) => Some(stages::models::BacktestStats::of(
-            &ingest.orders,
-            ingest.ids.len(),
-            ingest.as_of,
-            n,
-            None,
-        )),
-        _ => None,
-    };
+    let backtest =
+        stages::models::backtest_stats(opts, &ingest.orders, ingest.ids.len(), ingest.as_of, None);
     // Nothing after this reads the orders (the backtest was their last reader).
     drop(std::mem::take(&mut ingest.orders));
     let mut stats = crate::protocol::PartitionStats::of(

@@ -277,18 +277,16 @@ pub(crate) fn partial_from(
     report: &dyn Fn(Event),
 ) -> Result<PathBuf, EngineError> {
     let mut warnings = Warnings::new(report);
-    let backtest_needed = opts.models.enabled && opts.holdout_days.is_some();
+    let backtest_needed = stages::models::backtests_needed(opts);
     let prepared = prepare(opts, p, work, source, backtest_needed, &mut warnings)?;
     let ingest = &prepared.ingest;
-    let backtest = opts.holdout_days.filter(|_| backtest_needed).map(|n| {
-        stages::models::BacktestStats::of(
-            &ingest.orders,
-            ingest.ids.len(),
-            ingest.as_of,
-            n,
-            Some(&prepared.keep),
-        )
-    });
+    let backtest = stages::models::backtest_stats(
+        opts,
+        &ingest.orders,
+        ingest.ids.len(),
+        ingest.as_of,
+        Some(&prepared.keep),
+    );
     let ids = prepared.ids();
     let table = prepared.features.table.select(&prepared.rows);
     let mut stats = PartitionStats::of(opts, &table, &ids, p.count, backtest)?;

@@ -77,6 +77,9 @@ pub(crate) struct PartitionStats {
     pub loyalty: Option<LoyaltyStats>,
     /// With a holdout.
     pub backtest: Option<BacktestStats>,
+    /// With `customer_model = "auto"`: one per rolling origin.
+    #[serde(default)]
+    pub origins: Vec<BacktestStats>,
     /// With clusters: the partition's part of the fit sample.
     pub clusters: Option<ClusterSample>,
     /// What the switching costs ranked against the base need to know about these customers.
@@ -119,7 +122,7 @@ impl PartitionStats {
         f: &FeatureTable,
         ids: &[String],
         partitions: u32,
-        backtest: Option<BacktestStats>,
+        (backtest, origins): (Option<BacktestStats>, Vec<BacktestStats>),
     ) -> Result<Self, EngineError> {
         let per_customer = crate::stages::models::Btyd::of(f)?.summaries();
         let clusters = if opts.clusters.enabled {
@@ -168,6 +171,7 @@ impl PartitionStats {
                 None => None,
             },
             backtest,
+            origins,
             clusters,
             switching: SwitchingRefs::of(f),
             switching_buyers,
@@ -193,6 +197,8 @@ pub(crate) struct StatsMerger {
     merged: Option<PartitionStats>,
     samples: Vec<ClusterSample>,
     backtests: Vec<BacktestStats>,
+    /// Per partition, its rolling origins' statistics.
+    origins: Vec<Vec<BacktestStats>>,
 }
 
 impl StatsMerger {
@@ -200,6 +206,7 @@ impl StatsMerger {
     pub fn add(&mut self, mut p: PartitionStats) -> Option<SwitchingBuyers> {
         self.samples.extend(p.clusters.take());
         self.backtests.extend(p.backtest.take());
+        self.origins.push(std::mem::take(&mut p.origins));
         let switching_buyers = p.switching_buyers.take();
         self.merged = Some(match self.merged.take() {
             None => PartitionStats {
@@ -219,6 +226,7 @@ impl StatsMerger {
                     segments: SegmentStats::merge(&[m.segments, p.segments]),
                     loyalty,
                     backtest: None,
+                    origins: Vec::new(),
                     clusters: None,
                     switching: SwitchingRefs::merge(&[m.switching, p.switching]),
                     switching_buyers: None,
@@ -232,6 +240,18 @@ impl StatsMerger {
     pub fn finish(self, fit_rows: usize) -> Result<PartitionStats, EngineError> {
         let mut merged = self.merged.unwrap_or_default();
         merged.backtest = BacktestStats::merge(self.backtests);
+        let count = self.origins.iter().map(Vec::len).max().unwrap_or(0);
+        let mut parts = self.origins;
+        merged.origins = (0..count)
+            .filter_map(|k| {
+                BacktestStats::merge(
+                    parts
+                        .iter_mut()
+                        .filter_map(|p| (k < p.len()).then(|| std::mem::take(&mut p[k])))
+                        .collect(),
+                )
+            })
+            .collect();
         merged.clusters = if self.samples.is_empty() {
             None
         } else {
@@ -266,7 +286,12 @@ pub(crate) fn fit(
 ) -> Result<Fitted, EngineError> {
     let models = if opts.models.enabled {
         let inputs = ModelInputs::of_buyers(&stats.buyers);
-        Some(models::fit_models(opts.models.customer_model, &inputs, stats.backtest.as_ref())?)
+        Some(models::fit_models(
+            &opts.models,
+            &inputs,
+            stats.backtest.as_ref(),
+            &stats.origins,
+        )?)
     } else {
         None
     };
@@ -385,7 +410,8 @@ mod tests {
     fn partitions_merge_into_the_whole_bases_statistics_and_fit() {
         let (opts, table, ids) = sample();
         assert!(opts.stages.is_some(), "the sample runs loyalty stages");
-        let mut whole = PartitionStats::of(&opts, &table, &ids, 1, None).expect("stats");
+        let mut whole =
+            PartitionStats::of(&opts, &table, &ids, 1, (None, Vec::new())).expect("stats");
         let whole_switching = whole.switching_buyers.take().expect("switching buyers");
         let fit_rows = 150;
         let whole = PartitionStats {
@@ -423,8 +449,14 @@ mod tests {
                         .filter(|&r| patronage_segments::stable_hash(ids[r].as_bytes()) % n == i)
                         .collect();
                     let part_ids: Vec<String> = rows.iter().map(|&r| ids[r].clone()).collect();
-                    PartitionStats::of(&opts, &table.select(&rows), &part_ids, n as u32, None)
-                        .expect("stats")
+                    PartitionStats::of(
+                        &opts,
+                        &table.select(&rows),
+                        &part_ids,
+                        n as u32,
+                        (None, Vec::new()),
+                    )
+                    .expect("stats")
                 })
                 .collect();
             assert!(parts.iter().all(|p| p.customers > 0));

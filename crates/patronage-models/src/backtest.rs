@@ -19,7 +19,11 @@ pub struct Backtest {
     pub customers: i64,
     pub predicted_total: f64,
     pub actual_total: f64,
+    /// predicted_total / actual_total − 1; null when nobody bought in the holdout.
+    pub total_error: Option<f64>,
     pub mae: f64,
+    /// Root mean squared error of each customer's purchases.
+    pub rmse: f64,
     /// AUC of 1 − p_alive against "no purchase in the holdout"; null when one class is empty.
     /// BG/NBD gives every customer without a repeat purchase p_alive = 1, so this ranking is
     /// weak wherever one-time buyers dominate; hence the two AUCs below.
@@ -74,6 +78,14 @@ pub fn evaluate(h: &Holdout) -> Backtest {
         .map(|(p, a)| (p - a).abs())
         .sum::<f64>()
         / n;
+    let rmse = (predicted
+        .iter()
+        .zip(actual)
+        .map(|(p, a)| (p - a) * (p - a))
+        .sum::<f64>()
+        / n)
+        .sqrt();
+    let (predicted_total, actual_total): (f64, f64) = (predicted.iter().sum(), actual.iter().sum());
     let churned: Vec<bool> = actual.iter().map(|a| *a == 0.0).collect();
     let score: Vec<f64> = p_alive.iter().map(|p| 1.0 - p).collect();
     let repeat: Vec<usize> = (0..calibration_x.len())
@@ -85,9 +97,11 @@ pub fn evaluate(h: &Holdout) -> Backtest {
     let no_purchase: Vec<f64> = h.p_purchase.iter().map(|p| 1.0 - p).collect();
     Backtest {
         customers: calibration_x.len() as i64,
-        predicted_total: predicted.iter().sum(),
-        actual_total: actual.iter().sum(),
+        predicted_total,
+        actual_total,
+        total_error: (actual_total > 0.0).then(|| predicted_total / actual_total - 1.0),
         mae,
+        rmse,
         auc_no_purchase: auc(&score, &churned),
         auc_no_purchase_repeat_customers: auc(&repeat_score, &repeat_churned),
         auc_no_purchase_by_expected: auc(&expected_score, &churned),

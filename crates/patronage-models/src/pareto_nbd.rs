@@ -36,6 +36,8 @@ use std::collections::HashMap;
 const MODEL: &str = "Pareto/NBD";
 /// ln(1e6): both parameters of a Gamma beyond this mean it has collapsed onto its mean.
 const COLLAPSED_LN: f64 = 13.8;
+/// ln(1e4): both of the dropout Gamma's beyond this: reported as near that boundary.
+const NEAR_COLLAPSE_LN: f64 = 9.21;
 
 /// Fitted Pareto/NBD parameters.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -86,10 +88,87 @@ fn ln_hyp2f1_a1(a: f64, b: f64, z: f64) -> (f64, [f64; 3]) {
     (f.ln() + ln_scale, [fa / f, fb / f, fz / (f * z)])
 }
 
-/// ln J(x, t) and its gradient in (r, α, s, β) (see the module docs).
+/// [`ln_hyp2f1_a1`] by Euler's transformation, ₂F₁(a, b; a+1; z) = (1−z)^(1−b) ·
+/// Σ (a+1−b)ₙ/(a+1)ₙ zⁿ: for large b (the α < β branch, b = r + x) the direct terms climb to a
+/// peak near n ≈ b·z/(1−z) before they fall, while these (a + 1 − b = s + 1 there) fall at once.
+fn ln_hyp2f1_a1_euler(a: f64, b: f64, z: f64) -> (f64, [f64; 3]) {
+    if z == 0.0 {
+        return (0.0, [0.0, 0.0, a * b / (a + 1.0)]);
+    }
+    let (c, d) = (a + 1.0 - b, a + 1.0);
+    // gₙ = (c)ₙ zⁿ / (d)ₙ, with Σ_{k<n} 1/(c+k) and Σ_{k<n} 1/(d+k) for its derivatives.
+    let (mut g, mut sc, mut sd) = (1.0f64, 0.0f64, 0.0f64);
+    let (mut sum, mut dc, mut dd, mut dz) = (1.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let mut n = 0.0f64;
+    for _ in 0..2_000_000 {
+        sc += 1.0 / (c + n);
+        sd += 1.0 / (d + n);
+        g *= (c + n) * z / (d + n);
+        n += 1.0;
+        sum += g;
+        dc += g * sc;
+        dd += g * sd;
+        dz += g * n;
+        if g.abs() * (1.0 + sc.abs() + sd + n) <= 1e-17 * sum && (c + n) * z < d + n {
+            break;
+        }
+    }
+    let ln_1mz = (-z).ln_1p();
+    let (dc, dd, dz) = (dc / sum, -dd / sum, dz / (sum * z));
+    // ln F = (1−b) ln(1−z) + ln G(c = a+1−b, d = a+1; z).
+    (
+        (1.0 - b) * ln_1mz + sum.ln(),
+        [dc + dd, -ln_1mz - dc, -(1.0 - b) / (1.0 - z) + dz],
+    )
+}
+
+/// ln J(x, t) and its gradient in (r, α, s, β) by double-exponential (exp-sinh) quadrature of
+/// the integral itself: τ = t + L·exp(π/2·sinh θ), θ on a fine grid, with L the integrand's
+/// decay length. For the arguments where the series would need thousands of terms: ₂F₁'s z
+/// near 1 (one of α, β far above the other plus t) or a huge s (a dropout Gamma collapsing onto
+/// its mean), as fits at short calibration periods can reach.
+fn ln_tail_quadrature(m: &ParetoNbd, x: f64, t: f64) -> (f64, [f64; 4]) {
+    const H: f64 = 1.0 / 32.0;
+    const STEPS: i32 = 4 * 32;
+    let ParetoNbd { r, alpha, s, beta } = *m;
+    let (p, q) = (r + x, s + 1.0);
+    let scale = 1.0 / (p / (alpha + t) + q / (beta + t));
+    let half_pi = std::f64::consts::FRAC_PI_2;
+    let mut nodes: Vec<(f64, [f64; 4])> = Vec::with_capacity(2 * STEPS as usize + 1);
+    for k in -STEPS..=STEPS {
+        let theta = f64::from(k) * H;
+        let e = half_pi * theta.sinh();
+        let u = scale * e.exp();
+        // ln of the weight L·(π/2)·cosh θ·e^(π/2 sinh θ)·H and of the integrand at t + u.
+        let ln_w = scale.ln() + (half_pi * theta.cosh()).ln() + e + H.ln();
+        let (at, bt) = (alpha + t + u, beta + t + u);
+        let ln_f = -p * at.ln() - q * bt.ln();
+        nodes.push((ln_w + ln_f, [-at.ln(), -p / at, -bt.ln(), -q / bt]));
+    }
+    let top = nodes.iter().map(|n| n.0).fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    let mut d = [0.0; 4];
+    for (ln_v, dv) in &nodes {
+        let v = (ln_v - top).exp();
+        sum += v;
+        for k in 0..4 {
+            d[k] += v * dv[k];
+        }
+    }
+    (top + sum.ln(), d.map(|v| v / sum))
+}
+
+/// ln J(x, t) and its gradient in (r, α, s, β) (see the module docs): ₂F₁'s series where it
+/// converges in a few hundred terms, else [`ln_tail_quadrature`].
 fn ln_tail(m: &ParetoNbd, x: f64, t: f64) -> (f64, [f64; 4]) {
     let ParetoNbd { r, alpha, s, beta } = *m;
     let a = r + s + x;
+    let z = (alpha - beta).abs() / (alpha.max(beta) + t);
+    // The direct series' terms peak near n = s·z/(1−z) (α ≥ β); both series shrink like zⁿ.
+    let slow = z > 0.9 || (alpha >= beta && s * z / (1.0 - z) > 1000.0);
+    if slow {
+        return ln_tail_quadrature(m, x, t);
+    }
     if alpha >= beta {
         let (m_t, z) = (alpha + t, (alpha - beta) / (alpha + t));
         let (ln_f, [da, db, dz]) = ln_hyp2f1_a1(a, s + 1.0, z);
@@ -105,7 +184,7 @@ fn ln_tail(m: &ParetoNbd, x: f64, t: f64) -> (f64, [f64; 4]) {
         )
     } else {
         let (m_t, z) = (beta + t, (beta - alpha) / (beta + t));
-        let (ln_f, [da, db, dz]) = ln_hyp2f1_a1(a, r + x, z);
+        let (ln_f, [da, db, dz]) = ln_hyp2f1_a1_euler(a, r + x, z);
         let d_a = da - m_t.ln() - 1.0 / a;
         (
             ln_f - a * m_t.ln() - a.ln(),
@@ -327,7 +406,14 @@ pub(crate) fn fit_with(
         newton_decrement: sol.newton_decrement,
         customers: total,
         unique_rows: d.len(),
-        boundary: None,
+        boundary: (sol.theta[2].min(sol.theta[3]) > NEAR_COLLAPSE_LN).then(|| {
+            format!(
+                "homogeneous_dropout: s and beta grow together (s = {:.3e}, beta = {:.3e}, s/beta = {:.4e} per time unit): the lifetimes' rate is nearly the same for every customer; scored at the fitted point, where the predictions have settled",
+                m.s,
+                m.beta,
+                m.s / m.beta
+            )
+        }),
     };
     Ok((m, diag))
 }
@@ -411,13 +497,93 @@ mod tests {
             (3.5, 40.553, 0.3, 340_625.611_992_496_36),
             (0.7, 0.4, 0.95, 1.361_280_661_971_948_2),
         ] {
-            let (got, _) = ln_hyp2f1_a1(a, b, z);
+            let (got, d) = ln_hyp2f1_a1(a, b, z);
             assert!(
                 (got.exp() / want - 1.0).abs() < 1e-12,
                 "{a} {b} {z}: {} vs {want}",
                 got.exp()
             );
+            let (euler, d_euler) = ln_hyp2f1_a1_euler(a, b, z);
+            assert!(
+                (euler - got).abs() < 1e-12,
+                "Euler {a} {b} {z}: {euler} vs {got}"
+            );
+            for k in 0..3 {
+                assert!(
+                    (d[k] - d_euler[k]).abs() < 1e-9 * (1.0 + d[k].abs()),
+                    "{k}: {d:?} vs {d_euler:?}"
+                );
+            }
         }
+    }
+
+    /// The quadrature agrees with the series where both work, values and derivatives.
+    #[test]
+    fn quadrature_matches_the_series() {
+        for (m, x, t) in [
+            (
+                ParetoNbd {
+                    r: 0.55,
+                    alpha: 10.6,
+                    s: 0.61,
+                    beta: 11.7,
+                },
+                3.0,
+                20.0,
+            ),
+            (
+                ParetoNbd {
+                    r: 0.6,
+                    alpha: 95.0,
+                    s: 0.3,
+                    beta: 43.0,
+                },
+                12.0,
+                0.0,
+            ),
+            (
+                ParetoNbd {
+                    r: 0.6,
+                    alpha: 30.0,
+                    s: 2.5,
+                    beta: 300.0,
+                },
+                40.0,
+                5.0,
+            ),
+            (
+                ParetoNbd {
+                    r: 1.6,
+                    alpha: 3.0,
+                    s: 0.8,
+                    beta: 40.0,
+                },
+                0.0,
+                1.0,
+            ),
+        ] {
+            let (series, ds) = ln_tail(&m, x, t);
+            let (quad, dq) = ln_tail_quadrature(&m, x, t);
+            assert!(
+                (series - quad).abs() < 1e-11,
+                "{m:?} {x} {t}: {series} vs {quad}"
+            );
+            for k in 0..4 {
+                assert!(
+                    (ds[k] - dq[k]).abs() < 1e-9 * (1.0 + ds[k].abs()),
+                    "{m:?}: {ds:?} vs {dq:?}"
+                );
+            }
+        }
+        // Where the series would crawl (z = 0.99998, a ≈ 48,000): finite, and fast.
+        let m = ParetoNbd {
+            r: 0.52,
+            alpha: 1.4,
+            s: 48_064.0,
+            beta: 5.2e6,
+        };
+        let (v, d) = ln_tail(&m, 1.0, 91.0);
+        assert!(v.is_finite() && d.iter().all(|d| d.is_finite()));
     }
 
     #[test]

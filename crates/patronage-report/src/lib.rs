@@ -270,7 +270,11 @@ pub fn render(out: &Path, as_of: &str, dates: &[String]) -> Result<String, Repor
             .collect();
         sections.push(Section {
             title: "Churn risk".into(),
-            note: format!("Risk bands from the probability of a purchase in the next {horizon} days (BG/NBD), and that probability's distribution over buyers."),
+            note: format!("Risk bands from the probability of a purchase in the next {horizon} days ({}), and that probability's distribution over buyers.", match manifest["models"]["customer_model"].as_str() {
+                Some("mbgnbd") => "MBG/NBD",
+                Some("pareto_nbd") => "Pareto/NBD",
+                _ => "BG/NBD",
+            }),
             body: svg::bars("buyers per churn-risk band", &items)
                 + &svg::histogram("buyers by probability of a purchase", &bins, &format!("p_purchase (next {horizon} days)")),
         });
@@ -281,8 +285,13 @@ pub fn render(out: &Path, as_of: &str, dates: &[String]) -> Result<String, Repor
             floats(b, "predicted_purchases"),
             floats(b, "actual_purchases"),
         );
+        // The chosen model's rows (every candidate is backtested; older runs have one model).
+        let chosen: Vec<bool> = match b.column("chosen").ok().and_then(|c| c.bool().ok()) {
+            Some(c) => c.iter().map(|v| v.unwrap_or(false)).collect(),
+            None => vec![true; b.height()],
+        };
         let keep: Vec<usize> = (0..b.height())
-            .filter(|&i| buckets[i].as_deref() != Some("all"))
+            .filter(|&i| chosen[i] && buckets[i].as_deref() != Some("all"))
             .collect();
         let cats: Vec<String> = keep
             .iter()

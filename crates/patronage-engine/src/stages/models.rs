@@ -11,8 +11,8 @@
 use patronage_features::{purchase_days_between, Day, FeatureTable, Nullable, Orders};
 use patronage_models::backtest::{evaluate, Backtest, Holdout};
 use patronage_models::bgnbd::Triples;
-use patronage_models::customer::{CustomerBase, CustomerModel, ModelKind};
 use patronage_models::clv::{discounted_purchases_given_alive, monthly_discount_rate};
+use patronage_models::customer::{CustomerBase, CustomerModel, ModelKind};
 use patronage_models::gamma_gamma;
 use patronage_models::{FitDiagnostics, ModelError};
 use patronage_segments::Distribution;
@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::collections::HashMap;
 
-use crate::config::ModelsConfig;
+use crate::config::{ModelChoice, ModelsConfig, RunOptions};
 use crate::error::EngineError;
 use crate::tables;
 
@@ -368,11 +368,16 @@ pub(crate) struct FittedModels {
     mean_spend: f64,
     /// With a holdout: the `backtest` table's rows, its manifest section, and why it failed.
     backtest: Option<(Option<Vec<BacktestRow>>, serde_json::Value, Option<String>)>,
+    /// `auto`: how the model was chosen (the manifest's `models.selection`).
+    selection: Option<serde_json::Value>,
 }
 
 /// One row of `backtest`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct BacktestRow {
+    /// The candidate model (`bgnbd`, ...) and whether it is the one scored in `churn_scores`.
+    pub customer_model: String,
+    pub chosen: bool,
     pub calibration_repeat_purchases: String,
     pub customers: i64,
     pub predicted_purchases: f64,
@@ -380,12 +385,22 @@ pub(crate) struct BacktestRow {
 }
 
 /// Fits the customer-base model and Gamma-Gamma on `inputs`, and with backtest statistics runs
-/// the backtest.
+/// the backtest of every candidate model. With `auto`, the model is the one with the lowest
+/// mean error over the rolling `origins` (see [`select`]).
 pub(crate) fn fit_models(
-    kind: ModelKind,
+    config: &ModelsConfig,
     inputs: &ModelInputs,
     backtest_stats: Option<&BacktestStats>,
+    origins: &[BacktestStats],
 ) -> Result<FittedModels, EngineError> {
+    let horizon = f64::from(config.horizon_days);
+    let (kind, selection) = match config.customer_model.fixed() {
+        Some(kind) => (kind, None),
+        None => {
+            let (kind, why) = select(origins, horizon);
+            (kind, Some(why))
+        }
+    };
     let (bg, gg) = rayon::join(
         || CustomerModel::fit(kind, &inputs.triples),
         || gamma_gamma::fit(&inputs.repeat_x, &inputs.repeat_m),
@@ -406,16 +421,55 @@ pub(crate) fn fit_models(
     let backtest = match backtest_stats {
         Some(stats) => {
             let n = stats.holdout_days;
-            Some(match backtest(kind, stats, f64::from(n))? {
-                Ok((rows, result, diag)) => (
+            // Every candidate on the same holdout, the chosen one first.
+            let mut kinds = vec![kind];
+            kinds.extend(ModelKind::ALL.into_iter().filter(|k| *k != kind));
+            let runs: Vec<_> = kinds
+                .par_iter()
+                .map(|&k| (k, backtest(k, stats, f64::from(n))))
+                .collect();
+            let mut rows = Vec::new();
+            let mut candidates = serde_json::Map::new();
+            let mut chosen = None;
+            for (k, run) in runs {
+                let entry = match run? {
+                    Ok((mut r, result, diag)) => {
+                        for row in &mut r {
+                            row.customer_model = k.id().into();
+                            row.chosen = k == kind;
+                        }
+                        rows.extend(r);
+                        let entry = json!({ "status": "ok", "params": json!(&diag)["params"], "log_likelihood": diag.log_likelihood, "result": result });
+                        if k == kind {
+                            chosen = Some(Ok((result, diag)));
+                        }
+                        entry
+                    }
+                    Err(e) => {
+                        if k == kind {
+                            chosen = Some(Err(e.clone()));
+                        }
+                        json!({ "status": "failed", "error": e.to_string() })
+                    }
+                };
+                candidates.insert(k.id().into(), entry);
+            }
+            let calibration_end = patronage_input::format_day(stats.calibration_end);
+            Some(match chosen {
+                Some(Ok((result, diag))) => (
                     Some(rows),
-                    json!({ "status": "ok", "holdout_days": n, "calibration_end": patronage_input::format_day(stats.calibration_end), "fit": diag, "result": result }),
+                    json!({ "status": "ok", "holdout_days": n, "calibration_end": calibration_end, "customer_model": kind.id(), "fit": diag, "result": result, "candidates": candidates }),
                     None,
                 ),
-                Err(e) => (
+                Some(Err(e)) => (
                     None,
-                    json!({ "status": "failed", "holdout_days": n, "error": e.to_string() }),
+                    json!({ "status": "failed", "holdout_days": n, "customer_model": kind.id(), "error": e.to_string(), "candidates": candidates }),
                     Some(format!("backtest: {e}")),
+                ),
+                None => (
+                    None,
+                    json!({ "status": "failed", "holdout_days": n }),
+                    Some("backtest: no model ran".into()),
                 ),
             })
         }
@@ -429,7 +483,163 @@ pub(crate) fn fit_models(
         gg_manifest,
         mean_spend,
         backtest,
+        selection,
     })
+}
+
+/// The summary metrics of a backtest, for the manifest.
+fn metrics(b: &Backtest) -> serde_json::Value {
+    json!({
+        "customers": b.customers,
+        "predicted_total": b.predicted_total,
+        "actual_total": b.actual_total,
+        "total_error": b.total_error,
+        "mae": b.mae,
+        "rmse": b.rmse,
+        "auc_no_purchase_by_p_purchase": b.auc_no_purchase_by_p_purchase,
+        "auc_no_purchase_by_expected": b.auc_no_purchase_by_expected,
+    })
+}
+
+/// `auto`: fits every candidate at each rolling origin (calibration up to the origin, the next
+/// `horizon` days held out) and chooses the lowest mean MAE of each customer's purchases over
+/// the origins; a candidate that fails at any origin is out. An origin with less history
+/// before it than its window (the oldest buyer's T below the horizon) or fewer than 100
+/// buyers is skipped: a model fitted on days of data says nothing about the choice. Ties and a
+/// field with no survivor fall to the order of [`ModelKind::ALL`] (BG/NBD first). Returns the
+/// choice and the manifest's account of it.
+fn select(all_origins: &[BacktestStats], horizon: f64) -> (ModelKind, serde_json::Value) {
+    let usable = |o: &BacktestStats| {
+        let history = o.rows.iter().map(|r| r[2]).max().unwrap_or(0) as f64;
+        history >= horizon && o.rows.len() >= 100
+    };
+    let origins: Vec<BacktestStats> = all_origins.iter().filter(|o| usable(o)).cloned().collect();
+    let origins = origins.as_slice();
+    let evaluated: Vec<(ModelKind, Vec<Result<Backtest, String>>)> = ModelKind::ALL
+        .par_iter()
+        .map(|&kind| {
+            let per: Vec<Result<Backtest, String>> = origins
+                .iter()
+                .map(|stats| match backtest(kind, stats, horizon) {
+                    Ok(Ok((_, result, _))) => Ok(result),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                })
+                .collect();
+            (kind, per)
+        })
+        .collect();
+    let mut candidates = serde_json::Map::new();
+    let mut scored: Vec<(ModelKind, f64)> = Vec::new();
+    for (kind, per) in &evaluated {
+        let ok: Vec<&Backtest> = per.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let mean = |f: &dyn Fn(&Backtest) -> f64| {
+            ok.iter().map(|b| f(b)).sum::<f64>() / ok.len().max(1) as f64
+        };
+        let complete = !per.is_empty() && ok.len() == per.len();
+        let mean_mae = mean(&|b| b.mae);
+        if complete && mean_mae.is_finite() {
+            scored.push((*kind, mean_mae));
+        }
+        candidates.insert(
+            kind.id().into(),
+            json!({
+                "eligible": complete,
+                "mean_mae": complete.then_some(mean_mae),
+                "mean_rmse": complete.then(|| mean(&|b| b.rmse)),
+                "mean_total_error": complete.then(|| mean(&|b| b.total_error.unwrap_or(0.0))),
+                "origins": per.iter().map(|r| match r {
+                    Ok(b) => metrics(b),
+                    Err(e) => json!({ "error": e }),
+                }).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    let best = scored.iter().min_by(|a, b| a.1.total_cmp(&b.1)).copied();
+    let (chosen, why) = match best {
+        Some((kind, mae)) => {
+            let others: Vec<String> = scored
+                .iter()
+                .filter(|s| s.0 != kind)
+                .map(|s| format!("{} {:.4}", s.0.id(), s.1))
+                .collect();
+            (
+                kind,
+                format!(
+                    "{} has the lowest mean MAE over the {} origins: {mae:.4} (others: {})",
+                    kind.id(),
+                    origins.len(),
+                    if others.is_empty() {
+                        "none could be fitted at every origin".into()
+                    } else {
+                        others.join(", ")
+                    }
+                ),
+            )
+        }
+        None => (
+            ModelKind::Bgnbd,
+            "no candidate could be fitted at every origin: BG/NBD, the default".to_string(),
+        ),
+    };
+    let origin_list: Vec<serde_json::Value> = all_origins
+        .iter()
+        .map(|o| {
+            json!({
+                "calibration_end": patronage_input::format_day(o.calibration_end),
+                "window_end": patronage_input::format_day(o.calibration_end + o.holdout_days as i32),
+                "customers": o.rows.len(),
+                "history_days": o.rows.iter().map(|r| r[2]).max().unwrap_or(0),
+                "used": usable(o),
+            })
+        })
+        .collect();
+    (
+        chosen,
+        json!({
+            "rule": format!("lowest mean absolute error of each customer's purchases in the {horizon} days after each rolling origin inside the calibration period ({} of {} usable: at least {horizon} days of history and 100 buyers before it); a model that cannot be fitted at every usable origin is not eligible", origins.len(), all_origins.len()),
+            "origins": origin_list,
+            "candidates": candidates,
+            "chosen": chosen.id(),
+            "why": why,
+        }),
+    )
+}
+
+/// The backtest statistics a run needs of its customers: the holdout's (with `--holdout-days`)
+/// and, with `customer_model = "auto"`, one per rolling origin: windows of `horizon_days`
+/// ending at the calibration end (as-of, or the holdout's start), then one horizon earlier,
+/// and so on.
+pub(crate) fn backtest_stats(
+    opts: &RunOptions,
+    orders: &Orders,
+    customers: usize,
+    as_of: Day,
+    keep: Option<&[bool]>,
+) -> (Option<BacktestStats>, Vec<BacktestStats>) {
+    if !opts.models.enabled {
+        return (None, Vec::new());
+    }
+    let holdout = opts
+        .holdout_days
+        .map(|n| BacktestStats::of(orders, customers, as_of, n, keep));
+    let origins = match opts.models.customer_model {
+        ModelChoice::Auto => {
+            let end = as_of - opts.holdout_days.unwrap_or(0) as i32;
+            let h = opts.models.horizon_days;
+            (0..opts.models.selection_origins)
+                .map(|k| BacktestStats::of(orders, customers, end - (k * h) as i32, h, keep))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    (holdout, origins)
+}
+
+/// Whether the run needs backtest statistics (so its orders are kept for them).
+pub(crate) fn backtests_needed(opts: &RunOptions) -> bool {
+    opts.models.enabled
+        && (opts.holdout_days.is_some() || opts.models.customer_model == ModelChoice::Auto)
 }
 
 /// Scores every buyer of `f` with the fitted models: `churn_scores`, and the fit's own tables
@@ -450,6 +660,7 @@ pub(crate) fn score_models(
         gg_manifest,
         mean_spend,
         backtest,
+        selection,
     } = models;
     failures.extend(bg.as_ref().err().cloned());
     failures.extend(gg.as_ref().err().cloned());
@@ -547,6 +758,7 @@ pub(crate) fn score_models(
         kind.id(): bg_manifest,
         "gamma_gamma": gg_manifest,
         "backtest": backtest_manifest,
+        "selection": selection,
     });
     Ok(ModelsStage {
         scores,
@@ -621,6 +833,16 @@ fn backtest_frame(rows: &[BacktestRow]) -> Result<DataFrame, EngineError> {
         "backtest",
         vec![
             Column::new(
+                "customer_model".into(),
+                rows.iter()
+                    .map(|r| r.customer_model.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "chosen".into(),
+                rows.iter().map(|r| r.chosen).collect::<Vec<_>>(),
+            ),
+            Column::new(
                 "calibration_repeat_purchases".into(),
                 rows.iter()
                     .map(|r| r.calibration_repeat_purchases.as_str())
@@ -683,6 +905,8 @@ fn backtest(
         .buckets
         .iter()
         .map(|b| BacktestRow {
+            customer_model: kind.id().into(),
+            chosen: true,
             calibration_repeat_purchases: b.bucket.clone(),
             customers: b.customers,
             predicted_purchases: b.predicted,
@@ -690,6 +914,8 @@ fn backtest(
         })
         .collect();
     rows.push(BacktestRow {
+        customer_model: kind.id().into(),
+        chosen: true,
         calibration_repeat_purchases: "all".into(),
         customers: result.customers,
         predicted_purchases: result.predicted_total,
