@@ -13,7 +13,7 @@ cargo build --quiet
 D=data-samples
 ALL=(--orders "$D/orders.csv" --customers "$D/customers.csv" --clicks "$D/clicks.csv" --as-of 2024-12-30 --quiet)
 "$BIN" run "${ALL[@]}" --holdout-days 90 --out "$WORK/holdout" >/dev/null
-printf '[models]\ncustomer_model = "auto"\n' > "$WORK/auto.toml"
+printf '[models]\ncustomer_model = "auto"\nseasonality = "month_of_year"\n' > "$WORK/auto.toml"
 "$BIN" run "${ALL[@]}" --holdout-days 90 --config "$WORK/auto.toml" --out "$WORK/auto" >/dev/null
 "$BIN" run --orders "$D/orders.csv" --no-models --no-clusters --no-loyalty --quiet --out "$WORK/bare" >/dev/null
 "$BIN" run "${ALL[@]}" --partitions 3 --format delta --out "$WORK/partitioned" >/dev/null

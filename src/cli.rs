@@ -234,6 +234,10 @@ pub struct GenerateArgs {
     /// Write no clickstream (about 5 events per order row: the largest file by far).
     #[arg(long)]
     pub no_clicks: bool,
+    /// Seasonal purchase rates: a retail year (January ×0.68 … December ×1.76 of the mean
+    /// rate), for testing seasonality adjustments against a known pattern.
+    #[arg(long)]
+    pub seasonal: bool,
     /// Share of customers (and prospects, anonymous visitors) that browse online: a clickstream
     /// of about that share of the full one.
     #[arg(long, value_name = "SHARE", default_value_t = 1.0)]
@@ -595,6 +599,9 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<Exit> {
         "--click-share must be a share within [0, 1]"
     );
     params.click_share = args.click_share;
+    if args.seasonal {
+        params.season = Some(patronage_synth::retail_season());
+    }
     let format = match args.format {
         FormatArg::Csv => patronage_synth::Format::Csv,
         FormatArg::Parquet => patronage_synth::Format::Parquet,

@@ -20,3 +20,4 @@ mod publish;
 mod report;
 mod rules;
 mod scale_out;
+mod seasonality;

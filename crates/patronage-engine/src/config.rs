@@ -154,6 +154,15 @@ impl ModelChoice {
     }
 }
 
+/// `models.seasonality`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seasonality {
+    #[default]
+    Off,
+    MonthOfYear,
+}
+
 /// Model settings (docs/design.md §4).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -167,6 +176,10 @@ pub struct ModelsConfig {
     /// `auto`: the rolling origins, each `horizon_days` before the next (the last one ends at
     /// the as-of date, or at the holdout's start).
     pub selection_origins: u32,
+    /// `"month_of_year"`: adjust `expected_purchases` and `p_purchase` by a month-of-year index
+    /// of purchase intensity estimated from the calibration period (needs a year and a half of
+    /// history; off otherwise, and said so). Default `"off"`.
+    pub seasonality: Seasonality,
     /// Horizon of `expected_purchases`, in days.
     pub horizon_days: u32,
     /// CLV horizon in months (30-day months).
@@ -191,6 +204,7 @@ impl Default for ModelsConfig {
             enabled: true,
             customer_model: ModelChoice::Bgnbd,
             selection_origins: 3,
+            seasonality: Seasonality::Off,
             horizon_days: 90,
             clv_months: 12,
             annual_discount_rate: 0.10,

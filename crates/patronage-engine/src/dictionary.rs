@@ -106,6 +106,7 @@ const COLUMN_DOCS: &[(&str, &str, &str)] = &[
     ("cluster_profiles", "mean_clv", "Mean CLV of the cluster's buyers (currency); null without models."),
     ("cluster_profiles", "dominant_rfm_segment", "The most common rfm_segment in the cluster."),
     ("backtest", "customer_model", "The candidate customer-base model the row's predictions come from: `bgnbd`, `mbgnbd` or `pareto_nbd` (every candidate is backtested)."),
+    ("backtest", "seasonal", "Whether the candidate's predictions use the month-of-year seasonal index (`models.seasonality`), estimated on the calibration period alone."),
     ("backtest", "chosen", "Whether this is the model scored in `churn_scores` (`models.customer_model`, or the one `auto` chose)."),
     ("backtest", "calibration_repeat_purchases", "Repeat purchases in the calibration period: 0, 1, ... up to an open last bucket (e.g. 7+), and `all`."),
     ("backtest", "customers", "Calibration buyers in the bucket (count)."),

@@ -103,7 +103,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
         timer.start(Stage::Models, report);
     }
     let backtest =
-        stages::models::backtest_stats(opts, &ingest.orders, ingest.ids.len(), ingest.as_of, None);
+        stages::models::model_data(opts, &ingest.orders, ingest.ids.len(), ingest.as_of, None);
     // Nothing after this reads the orders (the backtest was their last reader).
     drop(std::mem::take(&mut ingest.orders));
     let mut stats = crate::protocol::PartitionStats::of(

@@ -280,7 +280,7 @@ pub(crate) fn partial_from(
     let backtest_needed = stages::models::backtests_needed(opts);
     let prepared = prepare(opts, p, work, source, backtest_needed, &mut warnings)?;
     let ingest = &prepared.ingest;
-    let backtest = stages::models::backtest_stats(
+    let backtest = stages::models::model_data(
         opts,
         &ingest.orders,
         ingest.ids.len(),

@@ -25,7 +25,7 @@ use crate::config::{RunOptions, ValueBasis};
 use crate::error::EngineError;
 use crate::stages::clusters::{self, ClusterSample, FittedClusters};
 use crate::stages::loyalty::{LoyaltyCuts, LoyaltyStats};
-use crate::stages::models::{self, BacktestStats, FittedModels, ModelInputs};
+use crate::stages::models::{self, FittedModels, ModelData, ModelInputs};
 use crate::stages::segments::{SegmentCuts, SegmentStats};
 use crate::stages::Warnings;
 
@@ -75,11 +75,9 @@ pub(crate) struct PartitionStats {
     pub segments: SegmentStats,
     /// With loyalty stages.
     pub loyalty: Option<LoyaltyStats>,
-    /// With a holdout.
-    pub backtest: Option<BacktestStats>,
-    /// With `customer_model = "auto"`: one per rolling origin.
-    #[serde(default)]
-    pub origins: Vec<BacktestStats>,
+    /// What the models need of the orders: backtests (holdout, rolling origins), repeat
+    /// purchase days.
+    pub model_data: ModelData,
     /// With clusters: the partition's part of the fit sample.
     pub clusters: Option<ClusterSample>,
     /// What the switching costs ranked against the base need to know about these customers.
@@ -122,7 +120,7 @@ impl PartitionStats {
         f: &FeatureTable,
         ids: &[String],
         partitions: u32,
-        (backtest, origins): (Option<BacktestStats>, Vec<BacktestStats>),
+        model_data: ModelData,
     ) -> Result<Self, EngineError> {
         let per_customer = crate::stages::models::Btyd::of(f)?.summaries();
         let clusters = if opts.clusters.enabled {
@@ -170,8 +168,7 @@ impl PartitionStats {
                 Some((file, _)) => Some(LoyaltyStats::of(file, f)?),
                 None => None,
             },
-            backtest,
-            origins,
+            model_data,
             clusters,
             switching: SwitchingRefs::of(f),
             switching_buyers,
@@ -196,17 +193,14 @@ impl PartitionStats {
 pub(crate) struct StatsMerger {
     merged: Option<PartitionStats>,
     samples: Vec<ClusterSample>,
-    backtests: Vec<BacktestStats>,
-    /// Per partition, its rolling origins' statistics.
-    origins: Vec<Vec<BacktestStats>>,
+    model_data: Vec<ModelData>,
 }
 
 impl StatsMerger {
     /// Folds in a partition's statistics; returns its switching buyers (not merged).
     pub fn add(&mut self, mut p: PartitionStats) -> Option<SwitchingBuyers> {
         self.samples.extend(p.clusters.take());
-        self.backtests.extend(p.backtest.take());
-        self.origins.push(std::mem::take(&mut p.origins));
+        self.model_data.push(std::mem::take(&mut p.model_data));
         let switching_buyers = p.switching_buyers.take();
         self.merged = Some(match self.merged.take() {
             None => PartitionStats {
@@ -225,8 +219,7 @@ impl StatsMerger {
                     buyers: grouped(buyers),
                     segments: SegmentStats::merge(&[m.segments, p.segments]),
                     loyalty,
-                    backtest: None,
-                    origins: Vec::new(),
+                    model_data: ModelData::default(),
                     clusters: None,
                     switching: SwitchingRefs::merge(&[m.switching, p.switching]),
                     switching_buyers: None,
@@ -239,19 +232,7 @@ impl StatsMerger {
     /// The union of every partition added.
     pub fn finish(self, fit_rows: usize) -> Result<PartitionStats, EngineError> {
         let mut merged = self.merged.unwrap_or_default();
-        merged.backtest = BacktestStats::merge(self.backtests);
-        let count = self.origins.iter().map(Vec::len).max().unwrap_or(0);
-        let mut parts = self.origins;
-        merged.origins = (0..count)
-            .filter_map(|k| {
-                BacktestStats::merge(
-                    parts
-                        .iter_mut()
-                        .filter_map(|p| (k < p.len()).then(|| std::mem::take(&mut p[k])))
-                        .collect(),
-                )
-            })
-            .collect();
+        merged.model_data = ModelData::merge(self.model_data);
         merged.clusters = if self.samples.is_empty() {
             None
         } else {
@@ -286,11 +267,15 @@ pub(crate) fn fit(
 ) -> Result<Fitted, EngineError> {
     let models = if opts.models.enabled {
         let inputs = ModelInputs::of_buyers(&stats.buyers);
+        let day = patronage_input::parse_date(as_of).ok_or_else(|| EngineError::Internal {
+            table: "models".into(),
+            message: format!("as-of `{as_of}` is not a date"),
+        })?;
         Some(models::fit_models(
             &opts.models,
             &inputs,
-            stats.backtest.as_ref(),
-            &stats.origins,
+            &stats.model_data,
+            day,
         )?)
     } else {
         None
@@ -411,7 +396,7 @@ mod tests {
         let (opts, table, ids) = sample();
         assert!(opts.stages.is_some(), "the sample runs loyalty stages");
         let mut whole =
-            PartitionStats::of(&opts, &table, &ids, 1, (None, Vec::new())).expect("stats");
+            PartitionStats::of(&opts, &table, &ids, 1, ModelData::default()).expect("stats");
         let whole_switching = whole.switching_buyers.take().expect("switching buyers");
         let fit_rows = 150;
         let whole = PartitionStats {
@@ -454,7 +439,7 @@ mod tests {
                         &table.select(&rows),
                         &part_ids,
                         n as u32,
-                        (None, Vec::new()),
+                        ModelData::default(),
                     )
                     .expect("stats")
                 })

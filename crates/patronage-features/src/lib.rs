@@ -589,6 +589,38 @@ pub fn purchase_days_between(
     counts
 }
 
+/// Repeat purchase days per calendar day up to `until`: every customer's distinct purchase
+/// days but their first, counted by day, ascending (days without one are absent). `keep`: the
+/// customers (index positions) to count; all without one. What a seasonal index compares the
+/// models' expected repeat purchases with; partitions' counts add up.
+pub fn repeat_purchase_days(orders: &Orders, until: Day, keep: Option<&[bool]>) -> Vec<(Day, u64)> {
+    let mut days: Vec<(u32, Day)> = (0..orders.len())
+        .filter(|&i| {
+            orders.is_purchase[i]
+                && orders.day[i] <= until
+                && keep.is_none_or(|k| k[orders.customer[i] as usize])
+        })
+        .map(|i| (orders.customer[i], orders.day[i]))
+        .collect();
+    days.par_sort_unstable();
+    days.dedup();
+    let mut repeat: Vec<Day> = days
+        .iter()
+        .enumerate()
+        .filter(|&(k, d)| k > 0 && days[k - 1].0 == d.0)
+        .map(|(_, d)| d.1)
+        .collect();
+    repeat.par_sort_unstable();
+    let mut out: Vec<(Day, u64)> = Vec::new();
+    for d in repeat {
+        match out.last_mut() {
+            Some(last) if last.0 == d => last.1 += 1,
+            _ => out.push((d, 1)),
+        }
+    }
+    out
+}
+
 /// One customer's features from their partial.
 fn customer_row(p: &OrderPartial, as_of: Day) -> Row {
     let days = &p.days;

@@ -10,6 +10,8 @@
 //!   possible right after the first purchase.
 //! - [`pareto_nbd`]: Pareto/NBD (Schmittlein, Morrison & Colombo 1987; the Fader–Hardie–Lee 2005
 //!   likelihood): dropout at any time, not only after purchases.
+//! - [`seasonal`]: a month-of-year index of purchase intensity from the calibration period,
+//!   applied as operational time to the horizon's predictions.
 //! - [`gamma_gamma`]: Gamma-Gamma spend model (Fader, Hardie & Lee 2005, "RFM and CLV"; Fader &
 //!   Hardie 2013) on repeat customers; conditional expected spend per purchase.
 //! - [`clv`]: discounted expected margin over a horizon, month by month (as `lifetimes` does).
@@ -31,6 +33,7 @@ pub mod customer;
 mod fit;
 pub mod gamma_gamma;
 pub mod pareto_nbd;
+pub mod seasonal;
 pub mod special;
 
 pub use fit::{FitDiagnostics, ModelError};

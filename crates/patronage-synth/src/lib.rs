@@ -72,6 +72,46 @@ pub struct Params {
     /// default) for a shop where everyone browses online; lower for shops with offline buyers,
     /// or to bound the clickstream of a large generated shop.
     pub click_share: f64,
+    /// A month-of-year multiplier of every customer's purchase rate (January first), or none
+    /// (the default: constant rates). Purchases then follow the BG/NBD process in operational
+    /// time ∫ season(t) dt, so dropout still follows purchases.
+    pub season: Option<[f64; 12]>,
+}
+
+/// A retail year for `generate --seasonal`: quiet January and February, a peak in November
+/// and December; scaled to a mean of 1, so the yearly purchase count is unchanged.
+pub fn retail_season() -> [f64; 12] {
+    let raw = [
+        0.7, 0.75, 0.9, 0.95, 1.0, 0.9, 0.85, 0.9, 1.0, 1.05, 1.5, 1.8,
+    ];
+    let mean = raw.iter().sum::<f64>() / 12.0;
+    raw.map(|v| v / mean)
+}
+
+/// The day offset reached from `t` (days since `start`) after `gap` units of operational time
+/// under `season`: month by month, each contributes season × its days.
+fn advance(start: NaiveDate, season: &[f64; 12], mut t: f64, mut gap: f64) -> f64 {
+    use chrono::Datelike;
+    loop {
+        let day = start + Duration::days(t.floor() as i64);
+        let (y, m) = (day.year(), day.month());
+        let next = if m == 12 {
+            NaiveDate::from_ymd_opt(y + 1, 1, 1)
+        } else {
+            NaiveDate::from_ymd_opt(y, m + 1, 1)
+        };
+        let Some(next) = next else {
+            return f64::INFINITY;
+        };
+        let month_end = (next - start).num_days() as f64;
+        let rate = season[(m - 1) as usize];
+        let capacity = rate * (month_end - t);
+        if gap <= capacity {
+            return t + gap / rate;
+        }
+        gap -= capacity;
+        t = month_end;
+    }
 }
 
 impl Default for Params {
@@ -96,6 +136,7 @@ impl Default for Params {
             conflicting_share: 0.0005,
             malformed_share: 0.001,
             click_share: 1.0,
+            season: None,
         }
     }
 }
@@ -263,10 +304,14 @@ fn customer_rows(
         if n > 1 && rng.random::<f64>() < dropout {
             break;
         }
-        t += gap
+        let step = gap
             .as_ref()
             .map(|g| g.sample(&mut rng))
             .unwrap_or(f64::INFINITY);
+        t = match &p.season {
+            Some(season) if step.is_finite() => advance(p.start, season, t, step),
+            _ => t + step,
+        };
         if t.is_nan() || t >= f64::from(p.days) {
             break;
         }
@@ -1032,6 +1077,20 @@ fn write_clicks_in_blocks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operational_time_walks_the_months() {
+        let start = NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
+        let flat = [1.0; 12];
+        assert!((advance(start, &flat, 3.25, 100.0) - 103.25).abs() < 1e-9);
+        let mut slow_january = [1.0; 12];
+        slow_january[0] = 0.5;
+        // January holds 15.5 units: 10 end inside it, 20 run 4.5 days into February.
+        assert!((advance(start, &slow_january, 0.0, 10.0) - 20.0).abs() < 1e-9);
+        assert!((advance(start, &slow_january, 0.0, 20.0) - 35.5).abs() < 1e-9);
+        let season = retail_season();
+        assert!((season.iter().sum::<f64>() / 12.0 - 1.0).abs() < 1e-12);
+    }
 
     #[test]
     fn same_seed_same_rows_other_seed_other_rows() {

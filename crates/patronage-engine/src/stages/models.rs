@@ -21,9 +21,10 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::collections::HashMap;
 
-use crate::config::{ModelChoice, ModelsConfig, RunOptions};
+use crate::config::{ModelChoice, ModelsConfig, RunOptions, Seasonality};
 use crate::error::EngineError;
 use crate::tables;
+use patronage_models::seasonal::SeasonalIndex;
 
 /// Length of a CLV month in days, as in `lifetimes`.
 const MONTH_DAYS: f64 = 30.0;
@@ -195,7 +196,15 @@ impl FittedModels {
             .map(|b| (b.x as f64, b.t_x as f64, b.t as f64))
             .collect();
         let m: Vec<f64> = buyers.iter().map(|b| b.m.unwrap_or(0.0)).collect();
-        buyer_scores(config, &self.bg, &self.gg, self.mean_spend, &history, &m)
+        buyer_scores(
+            config,
+            &self.bg,
+            &self.gg,
+            self.mean_spend,
+            self.horizon,
+            &history,
+            &m,
+        )
     }
 
     /// The buyers' p_alive and CLV (`None` without Gamma-Gamma), as a partition scores them;
@@ -301,11 +310,11 @@ fn buyer_scores(
     bg: &Result<CustomerModel, String>,
     gg: &Result<gamma_gamma::GammaGamma, String>,
     mean_spend: f64,
+    horizon: f64,
     history: &[(f64, f64, f64)],
     m: &[f64],
 ) -> Option<(Vec<Scored>, usize)> {
     let bg = bg.as_ref().ok()?;
-    let horizon = f64::from(config.horizon_days);
     let monthly = monthly_discount_rate(config.annual_discount_rate);
     let predicted = predict(bg, history, horizon, Some((config.clv_months, monthly)));
     let mut non_finite = 0usize;
@@ -370,13 +379,88 @@ pub(crate) struct FittedModels {
     backtest: Option<(Option<Vec<BacktestRow>>, serde_json::Value, Option<String>)>,
     /// `auto`: how the model was chosen (the manifest's `models.selection`).
     selection: Option<serde_json::Value>,
+    /// The horizon the scores use, in model days: `horizon_days`, or its operational days
+    /// under the seasonal index.
+    horizon: f64,
+    /// The manifest's `models.seasonality`.
+    seasonality: serde_json::Value,
+}
+
+/// A model to backtest: the customer-base model, with or without the seasonal index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Candidate {
+    kind: ModelKind,
+    seasonal: bool,
+}
+
+impl Candidate {
+    /// `bgnbd`, `bgnbd+seasonal`, ...
+    fn id(self) -> String {
+        if self.seasonal {
+            format!("{}+seasonal", self.kind.id())
+        } else {
+            self.kind.id().to_string()
+        }
+    }
+
+    /// Every model, and with seasonality on each with the index too.
+    fn all(config: &ModelsConfig) -> Vec<Candidate> {
+        let flags: &[bool] = match config.seasonality {
+            Seasonality::Off => &[false],
+            Seasonality::MonthOfYear => &[false, true],
+        };
+        ModelKind::ALL
+            .into_iter()
+            .flat_map(|kind| {
+                flags
+                    .iter()
+                    .map(move |&seasonal| Candidate { kind, seasonal })
+            })
+            .collect()
+    }
+}
+
+/// Buyers' first purchase days and counts from their triples' T at `end`.
+fn cohorts(triples: &Triples, end: Day) -> Vec<(Day, f64)> {
+    let mut by_day: HashMap<Day, f64> = HashMap::new();
+    for (t, w) in triples.t.iter().zip(&triples.weight) {
+        *by_day.entry(end - *t as Day).or_default() += w;
+    }
+    let mut out: Vec<(Day, f64)> = by_day.into_iter().collect();
+    out.sort_by_key(|c| c.0);
+    out
+}
+
+/// The index of `model` fitted on `triples` at `end`, or why there is none.
+fn seasonal_index(
+    model: &CustomerModel,
+    triples: &Triples,
+    repeat_days: &[(Day, u64)],
+    end: Day,
+) -> Result<SeasonalIndex, String> {
+    SeasonalIndex::estimate(model, &cohorts(triples, end), repeat_days, end)
+}
+
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+fn index_json(index: &SeasonalIndex) -> serde_json::Value {
+    let map: serde_json::Map<String, serde_json::Value> = MONTHS
+        .iter()
+        .zip(index.month)
+        .map(|(m, v)| (m.to_string(), json!(v)))
+        .collect();
+    serde_json::Value::Object(map)
 }
 
 /// One row of `backtest`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct BacktestRow {
-    /// The candidate model (`bgnbd`, ...) and whether it is the one scored in `churn_scores`.
+    /// The candidate model (`bgnbd`, ...), whether with the seasonal index, and whether it is
+    /// the one scored in `churn_scores`.
     pub customer_model: String,
+    pub seasonal: bool,
     pub chosen: bool,
     pub calibration_repeat_purchases: String,
     pub customers: i64,
@@ -390,17 +474,27 @@ pub(crate) struct BacktestRow {
 pub(crate) fn fit_models(
     config: &ModelsConfig,
     inputs: &ModelInputs,
-    backtest_stats: Option<&BacktestStats>,
-    origins: &[BacktestStats],
+    data: &ModelData,
+    as_of: Day,
 ) -> Result<FittedModels, EngineError> {
+    let (backtest_stats, origins) = (data.holdout.as_ref(), data.origins.as_slice());
+    let repeat_days = data.repeat_days.as_slice();
     let horizon = f64::from(config.horizon_days);
-    let (kind, selection) = match config.customer_model.fixed() {
-        Some(kind) => (kind, None),
+    let seasonal_wanted = config.seasonality == Seasonality::MonthOfYear;
+    let (chosen, selection) = match config.customer_model.fixed() {
+        Some(kind) => (
+            Candidate {
+                kind,
+                seasonal: seasonal_wanted,
+            },
+            None,
+        ),
         None => {
-            let (kind, why) = select(origins, horizon);
-            (kind, Some(why))
+            let (chosen, why) = select(&Candidate::all(config), origins, horizon, repeat_days);
+            (chosen, Some(why))
         }
     };
+    let kind = chosen.kind;
     let (bg, gg) = rayon::join(
         || CustomerModel::fit(kind, &inputs.triples),
         || gamma_gamma::fit(&inputs.repeat_x, &inputs.repeat_m),
@@ -408,6 +502,31 @@ pub(crate) fn fit_models(
     let bg_manifest = match &bg {
         Ok((_, diag)) => fitted(diag),
         Err(e) => failed(e),
+    };
+    // The seasonal index of the fitted model at the as-of date, when wanted and estimable.
+    let (score_horizon, seasonality) = match (&bg, seasonal_wanted) {
+        (_, false) => (
+            horizon,
+            json!({ "status": "off", "reason": "models.seasonality = \"off\"" }),
+        ),
+        (Err(_), true) => (
+            horizon,
+            json!({ "status": "off", "reason": "the customer-base model was not fitted" }),
+        ),
+        (Ok(_), true) if !chosen.seasonal => (
+            horizon,
+            json!({ "status": "off", "reason": "auto chose the model without the index (see models.selection)" }),
+        ),
+        (Ok((m, _)), true) => match seasonal_index(m, &inputs.triples, repeat_days, as_of) {
+            Ok(index) => {
+                let operational = index.operational_days(as_of, config.horizon_days);
+                (
+                    operational,
+                    json!({ "status": "on", "index": index_json(&index), "calendar_horizon_days": config.horizon_days, "operational_horizon_days": operational }),
+                )
+            }
+            Err(reason) => (horizon, json!({ "status": "off", "reason": reason })),
+        },
     };
     let gg_manifest = match &gg {
         Ok((_, diag)) => fitted(diag),
@@ -422,48 +541,48 @@ pub(crate) fn fit_models(
         Some(stats) => {
             let n = stats.holdout_days;
             // Every candidate on the same holdout, the chosen one first.
-            let mut kinds = vec![kind];
-            kinds.extend(ModelKind::ALL.into_iter().filter(|k| *k != kind));
+            let mut kinds = vec![chosen];
+            kinds.extend(Candidate::all(config).into_iter().filter(|k| *k != chosen));
             let runs: Vec<_> = kinds
                 .par_iter()
-                .map(|&k| (k, backtest(k, stats, f64::from(n))))
+                .map(|&k| (k, backtest(k, stats, f64::from(n), repeat_days)))
                 .collect();
             let mut rows = Vec::new();
             let mut candidates = serde_json::Map::new();
-            let mut chosen = None;
+            let chosen_candidate = chosen;
+            let mut chosen_result = None;
             for (k, run) in runs {
                 let entry = match run? {
                     Ok((mut r, result, diag)) => {
                         for row in &mut r {
-                            row.customer_model = k.id().into();
-                            row.chosen = k == kind;
+                            row.chosen = k == chosen_candidate;
                         }
                         rows.extend(r);
                         let entry = json!({ "status": "ok", "params": json!(&diag)["params"], "log_likelihood": diag.log_likelihood, "result": result });
-                        if k == kind {
-                            chosen = Some(Ok((result, diag)));
+                        if k == chosen_candidate {
+                            chosen_result = Some(Ok((result, diag)));
                         }
                         entry
                     }
                     Err(e) => {
-                        if k == kind {
-                            chosen = Some(Err(e.clone()));
+                        if k == chosen_candidate {
+                            chosen_result = Some(Err(e.clone()));
                         }
-                        json!({ "status": "failed", "error": e.to_string() })
+                        json!({ "status": "failed", "error": e })
                     }
                 };
-                candidates.insert(k.id().into(), entry);
+                candidates.insert(k.id(), entry);
             }
             let calibration_end = patronage_input::format_day(stats.calibration_end);
-            Some(match chosen {
+            Some(match chosen_result {
                 Some(Ok((result, diag))) => (
                     Some(rows),
-                    json!({ "status": "ok", "holdout_days": n, "calibration_end": calibration_end, "customer_model": kind.id(), "fit": diag, "result": result, "candidates": candidates }),
+                    json!({ "status": "ok", "holdout_days": n, "calibration_end": calibration_end, "customer_model": chosen.id(), "fit": diag, "result": result, "candidates": candidates }),
                     None,
                 ),
                 Some(Err(e)) => (
                     None,
-                    json!({ "status": "failed", "holdout_days": n, "customer_model": kind.id(), "error": e.to_string(), "candidates": candidates }),
+                    json!({ "status": "failed", "holdout_days": n, "customer_model": chosen.id(), "error": e, "candidates": candidates }),
                     Some(format!("backtest: {e}")),
                 ),
                 None => (
@@ -484,6 +603,8 @@ pub(crate) fn fit_models(
         mean_spend,
         backtest,
         selection,
+        horizon: score_horizon,
+        seasonality,
     })
 }
 
@@ -508,21 +629,26 @@ fn metrics(b: &Backtest) -> serde_json::Value {
 /// buyers is skipped: a model fitted on days of data says nothing about the choice. Ties and a
 /// field with no survivor fall to the order of [`ModelKind::ALL`] (BG/NBD first). Returns the
 /// choice and the manifest's account of it.
-fn select(all_origins: &[BacktestStats], horizon: f64) -> (ModelKind, serde_json::Value) {
+fn select(
+    candidates_to_try: &[Candidate],
+    all_origins: &[BacktestStats],
+    horizon: f64,
+    repeat_days: &[(Day, u64)],
+) -> (Candidate, serde_json::Value) {
     let usable = |o: &BacktestStats| {
         let history = o.rows.iter().map(|r| r[2]).max().unwrap_or(0) as f64;
         history >= horizon && o.rows.len() >= 100
     };
     let origins: Vec<BacktestStats> = all_origins.iter().filter(|o| usable(o)).cloned().collect();
     let origins = origins.as_slice();
-    let evaluated: Vec<(ModelKind, Vec<Result<Backtest, String>>)> = ModelKind::ALL
+    let evaluated: Vec<(Candidate, Vec<Result<Backtest, String>>)> = candidates_to_try
         .par_iter()
         .map(|&kind| {
             let per: Vec<Result<Backtest, String>> = origins
                 .iter()
-                .map(|stats| match backtest(kind, stats, horizon) {
+                .map(|stats| match backtest(kind, stats, horizon, repeat_days) {
                     Ok(Ok((_, result, _))) => Ok(result),
-                    Ok(Err(e)) => Err(e.to_string()),
+                    Ok(Err(e)) => Err(e),
                     Err(e) => Err(e.to_string()),
                 })
                 .collect();
@@ -530,7 +656,7 @@ fn select(all_origins: &[BacktestStats], horizon: f64) -> (ModelKind, serde_json
         })
         .collect();
     let mut candidates = serde_json::Map::new();
-    let mut scored: Vec<(ModelKind, f64)> = Vec::new();
+    let mut scored: Vec<(Candidate, f64)> = Vec::new();
     for (kind, per) in &evaluated {
         let ok: Vec<&Backtest> = per.iter().filter_map(|r| r.as_ref().ok()).collect();
         let mean = |f: &dyn Fn(&Backtest) -> f64| {
@@ -542,7 +668,7 @@ fn select(all_origins: &[BacktestStats], horizon: f64) -> (ModelKind, serde_json
             scored.push((*kind, mean_mae));
         }
         candidates.insert(
-            kind.id().into(),
+            kind.id(),
             json!({
                 "eligible": complete,
                 "mean_mae": complete.then_some(mean_mae),
@@ -578,7 +704,10 @@ fn select(all_origins: &[BacktestStats], horizon: f64) -> (ModelKind, serde_json
             )
         }
         None => (
-            ModelKind::Bgnbd,
+            Candidate {
+                kind: ModelKind::Bgnbd,
+                seasonal: false,
+            },
             "no candidate could be fitted at every origin: BG/NBD, the default".to_string(),
         ),
     };
@@ -601,24 +730,76 @@ fn select(all_origins: &[BacktestStats], horizon: f64) -> (ModelKind, serde_json
             "origins": origin_list,
             "candidates": candidates,
             "chosen": chosen.id(),
+            "customer_model": chosen.kind.id(),
+            "seasonal": chosen.seasonal,
             "why": why,
         }),
     )
 }
 
-/// The backtest statistics a run needs of its customers: the holdout's (with `--holdout-days`)
-/// and, with `customer_model = "auto"`, one per rolling origin: windows of `horizon_days`
-/// ending at the calibration end (as-of, or the holdout's start), then one horizon earlier,
-/// and so on.
-pub(crate) fn backtest_stats(
+/// What the models need of the orders beyond the buyers' summaries, mergeable across
+/// partitions.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ModelData {
+    /// With `--holdout-days`.
+    pub holdout: Option<BacktestStats>,
+    /// With `customer_model = "auto"`: one per rolling origin.
+    pub origins: Vec<BacktestStats>,
+    /// With `seasonality = "month_of_year"`: repeat purchase days per day up to the as-of.
+    pub repeat_days: Vec<(Day, u64)>,
+}
+
+impl ModelData {
+    /// The union of the partitions'.
+    pub fn merge(parts: Vec<ModelData>) -> ModelData {
+        let mut holdouts = Vec::new();
+        let mut origins: Vec<Vec<BacktestStats>> = Vec::new();
+        let mut days: Vec<(Day, u64)> = Vec::new();
+        for p in parts {
+            holdouts.extend(p.holdout);
+            origins.push(p.origins);
+            days.extend(p.repeat_days);
+        }
+        let count = origins.iter().map(Vec::len).max().unwrap_or(0);
+        let merged_origins = (0..count)
+            .filter_map(|k| {
+                BacktestStats::merge(
+                    origins
+                        .iter_mut()
+                        .filter_map(|p| (k < p.len()).then(|| std::mem::take(&mut p[k])))
+                        .collect(),
+                )
+            })
+            .collect();
+        days.sort_unstable();
+        let mut repeat_days: Vec<(Day, u64)> = Vec::new();
+        for (d, n) in days {
+            match repeat_days.last_mut() {
+                Some(last) if last.0 == d => last.1 += n,
+                _ => repeat_days.push((d, n)),
+            }
+        }
+        ModelData {
+            holdout: BacktestStats::merge(holdouts),
+            origins: merged_origins,
+            repeat_days,
+        }
+    }
+}
+
+/// What the models need of a partition's orders ([`ModelData`]): the holdout's backtest
+/// statistics (with `--holdout-days`); with `customer_model = "auto"`, one per rolling origin:
+/// windows of `horizon_days` ending at the calibration end (as-of, or the holdout's start),
+/// then one horizon earlier, and so on; with seasonality, the repeat purchase days per day.
+pub(crate) fn model_data(
     opts: &RunOptions,
     orders: &Orders,
     customers: usize,
     as_of: Day,
     keep: Option<&[bool]>,
-) -> (Option<BacktestStats>, Vec<BacktestStats>) {
+) -> ModelData {
     if !opts.models.enabled {
-        return (None, Vec::new());
+        return ModelData::default();
     }
     let holdout = opts
         .holdout_days
@@ -633,13 +814,23 @@ pub(crate) fn backtest_stats(
         }
         _ => Vec::new(),
     };
-    (holdout, origins)
+    let repeat_days = match opts.models.seasonality {
+        Seasonality::MonthOfYear => patronage_features::repeat_purchase_days(orders, as_of, keep),
+        Seasonality::Off => Vec::new(),
+    };
+    ModelData {
+        holdout,
+        origins,
+        repeat_days,
+    }
 }
 
-/// Whether the run needs backtest statistics (so its orders are kept for them).
+/// Whether the run needs [`ModelData`] (so its orders are kept for it).
 pub(crate) fn backtests_needed(opts: &RunOptions) -> bool {
     opts.models.enabled
-        && (opts.holdout_days.is_some() || opts.models.customer_model == ModelChoice::Auto)
+        && (opts.holdout_days.is_some()
+            || opts.models.customer_model == ModelChoice::Auto
+            || opts.models.seasonality == Seasonality::MonthOfYear)
 }
 
 /// Scores every buyer of `f` with the fitted models: `churn_scores`, and the fit's own tables
@@ -661,6 +852,8 @@ pub(crate) fn score_models(
         mean_spend,
         backtest,
         selection,
+        horizon,
+        seasonality,
     } = models;
     failures.extend(bg.as_ref().err().cloned());
     failures.extend(gg.as_ref().err().cloned());
@@ -674,7 +867,7 @@ pub(crate) fn score_models(
         .iter()
         .map(|&i| btyd.m.get(i).unwrap_or(0.0))
         .collect();
-    let scored = buyer_scores(config, &bg, &gg, mean_spend, &history, &m);
+    let scored = buyer_scores(config, &bg, &gg, mean_spend, horizon, &history, &m);
     if let Some((buyer_rows, non_finite)) = scored {
         let mut rows: Vec<ScoreRow> = vec![None; f.len()];
         for (&i, r) in buyer_idx.iter().zip(buyer_rows) {
@@ -751,6 +944,7 @@ pub(crate) fn score_models(
         "failures": failures,
         "time_unit": "day",
         "horizon_days": config.horizon_days,
+        "seasonality": seasonality,
         "clv": { "months": config.clv_months, "month_days": MONTH_DAYS, "annual_discount_rate": config.annual_discount_rate, "monthly_discount_rate": monthly, "margin": config.margin },
         "churn_risk": { "basis": config.risk_basis, "cut_points": { "low": config.risk_low, "medium": config.risk_medium, "high": config.risk_high }, "bands": RISK_BANDS },
         "churn_risk_customers": bands,
@@ -839,6 +1033,10 @@ fn backtest_frame(rows: &[BacktestRow]) -> Result<DataFrame, EngineError> {
                     .collect::<Vec<_>>(),
             ),
             Column::new(
+                "seasonal".into(),
+                rows.iter().map(|r| r.seasonal).collect::<Vec<_>>(),
+            ),
+            Column::new(
                 "chosen".into(),
                 rows.iter().map(|r| r.chosen).collect::<Vec<_>>(),
             ),
@@ -870,16 +1068,27 @@ fn backtest_frame(rows: &[BacktestRow]) -> Result<DataFrame, EngineError> {
 /// buyer. The inner `Err` is a model that could not be fitted on the calibration period.
 #[allow(clippy::type_complexity)]
 fn backtest(
-    kind: ModelKind,
+    candidate: Candidate,
     stats: &BacktestStats,
     horizon: f64,
-) -> Result<Result<(Vec<BacktestRow>, Backtest, FitDiagnostics), ModelError>, EngineError> {
+    repeat_days: &[(Day, u64)],
+) -> Result<Result<(Vec<BacktestRow>, Backtest, FitDiagnostics), String>, EngineError> {
     let col = |k: usize| stats.rows.iter().map(|r| r[k]).collect::<Vec<i64>>();
     let triples = Triples::from_integers(&col(0), &col(1), &col(2));
-    let (bg, bg_diag) = match CustomerModel::fit(kind, &triples) {
+    let (bg, bg_diag) = match CustomerModel::fit(candidate.kind, &triples) {
         Ok(fit) => fit,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Ok(Err(e.to_string())),
     };
+    // With the index estimated on the calibration period alone, the holdout's operational days.
+    let horizon = if candidate.seasonal {
+        match seasonal_index(&bg, &triples, repeat_days, stats.calibration_end) {
+            Ok(index) => index.operational_days(stats.calibration_end, horizon as u32),
+            Err(reason) => return Ok(Err(format!("seasonal index: {reason}"))),
+        }
+    } else {
+        horizon
+    };
+    let kind = candidate.kind;
     let history: Vec<(f64, f64, f64)> = stats
         .rows
         .iter()
@@ -906,6 +1115,7 @@ fn backtest(
         .iter()
         .map(|b| BacktestRow {
             customer_model: kind.id().into(),
+            seasonal: candidate.seasonal,
             chosen: true,
             calibration_repeat_purchases: b.bucket.clone(),
             customers: b.customers,
@@ -915,6 +1125,7 @@ fn backtest(
         .collect();
     rows.push(BacktestRow {
         customer_model: kind.id().into(),
+        seasonal: candidate.seasonal,
         chosen: true,
         calibration_repeat_purchases: "all".into(),
         customers: result.customers,

@@ -1,0 +1,105 @@
+//! `models.seasonality = "month_of_year"` on a generated shop with a known seasonal pattern
+//! (`generate --seasonal`: January ×0.68 … December ×1.76 of the mean rate), and its refusal on a
+//! history shorter than a year and a half.
+
+use crate::common::*;
+
+#[test]
+fn a_known_season_is_recovered_and_fixes_the_holdout_total() {
+    let dir = tempdir();
+    let shop = dir.path().join("shop");
+    generate(
+        &shop,
+        8000,
+        &[
+            "--days",
+            "1096",
+            "--start",
+            "2022-01-01",
+            "--seasonal",
+            "--no-clicks",
+        ],
+    );
+    let config = write(
+        dir.path(),
+        "season.toml",
+        b"[models]\ncustomer_model = \"bgnbd\"\nseasonality = \"month_of_year\"\n",
+    );
+    let out = dir.path().join("out");
+    run_job(
+        &shop.join("orders.csv"),
+        &out,
+        &[
+            "--as-of",
+            "2024-12-31",
+            "--holdout-days",
+            "90",
+            "--no-clusters",
+            "--no-loyalty",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let m = &manifest(&out, "2024-12-31")["models"];
+    let s = &m["seasonality"];
+    assert_eq!(s["status"], "on", "{s}");
+    let index = |month: &str| s["index"][month].as_f64().unwrap();
+    // The generator's pattern, normalized to a mean of 1: Dec 1.76, Nov 1.46, Jan 0.68.
+    assert!(index("dec") > 1.4 && index("nov") > 1.2, "{s}");
+    assert!(index("jan") < 0.8 && index("feb") < 0.85, "{s}");
+    // The next 90 days are January to March: fewer operational days than calendar days.
+    assert!(
+        s["operational_horizon_days"].as_f64().unwrap() < 75.0,
+        "{s}"
+    );
+    // On the October–December holdout, the index (estimated before it) closes most of the gap.
+    let c = &m["backtest"]["candidates"];
+    let error = |k: &str| c[k]["result"]["total_error"].as_f64().unwrap();
+    let (plain, seasonal) = (error("bgnbd"), error("bgnbd+seasonal"));
+    assert!(
+        plain < -0.2,
+        "without the index the peak is missed: {plain}"
+    );
+    assert!(
+        seasonal.abs() < 0.15 && seasonal.abs() < plain.abs() / 2.0,
+        "{seasonal} vs {plain}"
+    );
+    assert_eq!(m["backtest"]["customer_model"], "bgnbd+seasonal");
+    let t = read_table(&partition(&out, "backtest", "2024-12-31"));
+    assert_eq!(t.rows(), 6 * 9, "3 models, with and without the index");
+    let seasonal_rows = t
+        .bools("seasonal")
+        .iter()
+        .filter(|b| **b == Some(true))
+        .count();
+    assert_eq!(seasonal_rows, 3 * 9);
+}
+
+#[test]
+fn a_short_history_leaves_seasonality_off_and_says_why() {
+    let dir = tempdir();
+    let config = write(
+        dir.path(),
+        "season.toml",
+        b"[models]\nseasonality = \"month_of_year\"\n",
+    );
+    let out = dir.path().join("out");
+    run_job(
+        &repo().join("data-samples/cdnow/cdnow_orders.csv"),
+        &out,
+        &[
+            "--as-of",
+            "1997-09-30",
+            "--no-clusters",
+            "--no-loyalty",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let s = &manifest(&out, "1997-09-30")["models"]["seasonality"];
+    assert_eq!(s["status"], "off");
+    assert!(
+        s["reason"].as_str().unwrap().contains("a year and a half"),
+        "{s}"
+    );
+}
