@@ -197,11 +197,11 @@ fn auto_chooses_from_rolling_origins_and_backtests_every_candidate() {
     assert_eq!(origins[2]["used"], false);
     let chosen = s["chosen"].as_str().unwrap();
     assert_eq!(m["customer_model"], chosen);
-    // The choice is the lowest mean MAE among the eligible candidates.
-    let mae = |k: &str| s["candidates"][k]["mean_mae"].as_f64();
+    // The choice is the lowest mean RMSE among the eligible candidates.
+    let rmse = |k: &str| s["candidates"][k]["mean_rmse"].as_f64();
     let best = ["bgnbd", "mbgnbd", "pareto_nbd"]
         .into_iter()
-        .filter_map(|k| mae(k).map(|v| (k, v)))
+        .filter_map(|k| rmse(k).map(|v| (k, v)))
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap();
     assert_eq!(chosen, best.0, "{s}");

@@ -73,6 +73,42 @@ fn a_known_season_is_recovered_and_fixes_the_holdout_total() {
         .filter(|b| **b == Some(true))
         .count();
     assert_eq!(seasonal_rows, 3 * 9);
+
+    // Without a holdout, `auto` still reads the orders for its origins and the index.
+    let auto = write(
+        dir.path(),
+        "auto.toml",
+        b"[models]\ncustomer_model = \"auto\"\nseasonality = \"month_of_year\"\n",
+    );
+    let out = dir.path().join("auto");
+    run_job(
+        &shop.join("orders.csv"),
+        &out,
+        &[
+            "--as-of",
+            "2024-12-31",
+            "--no-clusters",
+            "--no-loyalty",
+            "--config",
+            auto.to_str().unwrap(),
+        ],
+    );
+    let m = &manifest(&out, "2024-12-31")["models"];
+    let origins = m["selection"]["origins"].as_array().unwrap();
+    assert!(
+        origins
+            .iter()
+            .all(|o| o["customers"].as_u64().unwrap() > 1000),
+        "{origins:?}"
+    );
+    for k in ["bgnbd", "bgnbd+seasonal", "pareto_nbd+seasonal"] {
+        assert!(
+            m["selection"]["candidates"][k]["mean_rmse"]
+                .as_f64()
+                .is_some(),
+            "{k}"
+        );
+    }
 }
 
 #[test]

@@ -89,8 +89,8 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     let as_of = format_day(ingest.as_of);
 
     timer.start(Stage::Features, report);
-    // Only the backtest reads the orders after the features.
-    let keep_orders = opts.models.enabled && opts.holdout_days.is_some();
+    // Only the backtests and the seasonal index read the orders after the features.
+    let keep_orders = stages::models::backtests_needed(opts);
     let features = stages::features::run(&mut ingest, keep_orders)?;
     let features_manifest = features.manifest;
     // The profiles and the click partials are now feature columns: freed before the models.

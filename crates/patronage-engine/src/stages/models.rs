@@ -623,8 +623,11 @@ fn metrics(b: &Backtest) -> serde_json::Value {
 }
 
 /// `auto`: fits every candidate at each rolling origin (calibration up to the origin, the next
-/// `horizon` days held out) and chooses the lowest mean MAE of each customer's purchases over
-/// the origins; a candidate that fails at any origin is out. An origin with less history
+/// `horizon` days held out) and chooses the lowest mean RMSE of each customer's purchases over
+/// the origins; a candidate that fails at any origin is out. RMSE, not MAE: the scores are
+/// expectations, which squared error rewards and absolute error does not (MAE is least at the
+/// median, 0 for most customers, so it prefers predictions biased low: on a seasonal shop it
+/// rejects the index that cuts the holdout's total error from −34% to −5%). An origin with less history
 /// before it than its window (the oldest buyer's T below the horizon) or fewer than 100
 /// buyers is skipped: a model fitted on days of data says nothing about the choice. Ties and a
 /// field with no survivor fall to the order of [`ModelKind::ALL`] (BG/NBD first). Returns the
@@ -663,16 +666,16 @@ fn select(
             ok.iter().map(|b| f(b)).sum::<f64>() / ok.len().max(1) as f64
         };
         let complete = !per.is_empty() && ok.len() == per.len();
-        let mean_mae = mean(&|b| b.mae);
-        if complete && mean_mae.is_finite() {
-            scored.push((*kind, mean_mae));
+        let mean_rmse = mean(&|b| b.rmse);
+        if complete && mean_rmse.is_finite() {
+            scored.push((*kind, mean_rmse));
         }
         candidates.insert(
             kind.id(),
             json!({
                 "eligible": complete,
-                "mean_mae": complete.then_some(mean_mae),
-                "mean_rmse": complete.then(|| mean(&|b| b.rmse)),
+                "mean_rmse": complete.then_some(mean_rmse),
+                "mean_mae": complete.then(|| mean(&|b| b.mae)),
                 "mean_total_error": complete.then(|| mean(&|b| b.total_error.unwrap_or(0.0))),
                 "origins": per.iter().map(|r| match r {
                     Ok(b) => metrics(b),
@@ -683,7 +686,7 @@ fn select(
     }
     let best = scored.iter().min_by(|a, b| a.1.total_cmp(&b.1)).copied();
     let (chosen, why) = match best {
-        Some((kind, mae)) => {
+        Some((kind, rmse)) => {
             let others: Vec<String> = scored
                 .iter()
                 .filter(|s| s.0 != kind)
@@ -692,7 +695,7 @@ fn select(
             (
                 kind,
                 format!(
-                    "{} has the lowest mean MAE over the {} origins: {mae:.4} (others: {})",
+                    "{} has the lowest mean RMSE over the {} origins: {rmse:.4} (others: {})",
                     kind.id(),
                     origins.len(),
                     if others.is_empty() {
@@ -726,7 +729,7 @@ fn select(
     (
         chosen,
         json!({
-            "rule": format!("lowest mean absolute error of each customer's purchases in the {horizon} days after each rolling origin inside the calibration period ({} of {} usable: at least {horizon} days of history and 100 buyers before it); a model that cannot be fitted at every usable origin is not eligible", origins.len(), all_origins.len()),
+            "rule": format!("lowest mean root mean squared error of each customer's purchases in the {horizon} days after each rolling origin inside the calibration period ({} of {} usable: at least {horizon} days of history and 100 buyers before it); a model that cannot be fitted at every usable origin is not eligible", origins.len(), all_origins.len()),
             "origins": origin_list,
             "candidates": candidates,
             "chosen": chosen.id(),
