@@ -225,11 +225,16 @@ fn run_in_partitions_gives_the_single_runs_tables() {
     assert!(
         m1["inputs"]["orders"]["rejected_by_reason"]["conflicting_duplicate"].as_i64() > Some(0)
     );
-    for n in ["2", "5"] {
+    // 2 partitions; 5 with a tiny memory budget on top (the orders routed in many passes); and
+    // the budget alone, which chooses the partitions itself.
+    for n in ["2", "5", "auto"] {
         let out = dir.path().join(format!("out-{n}"));
-        // 5 partitions with a tiny memory budget on top: the orders routed in many passes.
-        let budget = n == "5";
-        let mut extra = vec!["--partitions", n];
+        let budget = n != "2";
+        let mut extra = if n == "auto" {
+            vec![]
+        } else {
+            vec!["--partitions", n]
+        };
         if budget {
             extra.extend(["--memory-budget", "64KiB"]);
         }
@@ -258,7 +263,20 @@ fn run_in_partitions_gives_the_single_runs_tables() {
             }
         }
         let m = manifest(&out, "2024-12-31");
-        assert_eq!(m["partitions"].as_u64(), Some(n.parse().unwrap()));
+        if n == "auto" {
+            // ~7,000 order rows with their profiles and clicks: some MiB in one pass, far over
+            // the 64 KiB budget, so many partitions (a power of two), and the run says why.
+            let k = m["partitions"].as_u64().unwrap();
+            assert!(k >= 8 && k.is_power_of_two(), "{k}");
+            let said = m["warnings"].as_array().unwrap();
+            let why = format!("working through {k} customer partitions");
+            assert!(
+                said.iter().any(|w| w.as_str().unwrap().contains(&why)),
+                "{said:?}"
+            );
+        } else {
+            assert_eq!(m["partitions"].as_u64(), Some(n.parse().unwrap()));
+        }
         let mut orders = m["inputs"]["orders"].clone();
         assert_eq!(orders["read_passes"].as_u64().unwrap() > 1, budget);
         for key in ["read_passes", "memory_budget_bytes"] {

@@ -285,6 +285,9 @@ pub struct RunOptions {
     /// Customer partitions worked through one at a time in this process (1: the whole base
     /// at once).
     pub partitions: u32,
+    /// Neither `--partitions` nor `run.partitions` was given: the run chooses them from the
+    /// inputs' size and the memory budget.
+    pub partitions_auto: bool,
     /// How the tables are laid out in `out`.
     pub format: TableFormat,
     pub schema: OrdersSchema,
@@ -391,6 +394,7 @@ impl Config {
             }
             (None, None) => total_memory().map(|bytes| bytes / 4),
         };
+        let partitions_auto = partitions.is_none() && self.run.partitions.is_none();
         let partitions = match (partitions, self.run.partitions) {
             (Some(0), _) => {
                 return Err(EngineError::Usage("--partitions must be at least 1".into()))
@@ -467,6 +471,7 @@ impl Config {
             holdout_days: holdout_days.or(self.run.holdout_days),
             memory_budget,
             partitions,
+            partitions_auto,
             format: format.or(self.run.format).unwrap_or_default(),
             schema: self.orders,
             rules,

@@ -67,8 +67,28 @@ impl Timer {
 
 /// Runs the whole job and publishes its tables. `report` hears stage starts and warnings.
 pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, EngineError> {
+    if opts.partitions_auto {
+        if let Some(budget) = opts.memory_budget {
+            let bytes = crate::plan::single_pass_bytes(opts);
+            let n = crate::plan::partitions_for(bytes, budget);
+            if n > 1 {
+                let mib = |b: u64| b.div_ceil(1 << 20);
+                let note = format!(
+                    "the inputs would take about {} MiB in one pass, more than the memory budget of {} MiB: working through {n} customer partitions (same tables; --partitions sets the number)",
+                    mib(bytes),
+                    mib(budget)
+                );
+                let planned = RunOptions {
+                    partitions: n,
+                    partitions_auto: false,
+                    ..opts.clone()
+                };
+                return crate::local::run_partitioned(&planned, report, Some(note));
+            }
+        }
+    }
     if opts.partitions > 1 {
-        return crate::local::run_partitioned(opts, report);
+        return crate::local::run_partitioned(opts, report, None);
     }
     let mut timer = Timer {
         timings: serde_json::Map::new(),

@@ -11,6 +11,7 @@ mod error;
 mod job;
 mod local;
 mod phases;
+mod plan;
 mod protocol;
 mod stages;
 mod tables;

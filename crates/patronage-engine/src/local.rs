@@ -306,13 +306,18 @@ impl Routed {
 }
 
 /// `run` with `opts.partitions` partitions: route, then the phases one partition at a time in
-/// this process, then one atomic publish (OUT is locked throughout).
+/// this process, then one atomic publish (OUT is locked throughout). `note`: why the run is
+/// partitioned, when it chose to be (a warning, in the manifest too).
 pub(crate) fn run_partitioned(
     opts: &RunOptions,
     report: &dyn Fn(Event),
+    note: Option<String>,
 ) -> Result<RunSummary, EngineError> {
     let n = opts.partitions;
     let mut warnings = Warnings::new(report);
+    if let Some(note) = note {
+        warnings.warn(note);
+    }
     let (out_dir, repaired) = OutDir::open(&opts.out)?;
     for note in repaired {
         warnings.warn(note);
