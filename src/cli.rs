@@ -93,8 +93,10 @@ pub struct RunArgs {
     /// Backtest: fit on orders up to as-of − N days and compare predictions with the last N days.
     #[arg(long, value_name = "N", help_heading = "Run", value_parser = clap::value_parser!(u32).range(1..))]
     pub holdout_days: Option<u32>,
-    /// Memory the validated order lines may take at once (e.g. 4GiB, 512MiB); past it the orders
-    /// are read in passes (same tables). Default: a quarter of the RAM.
+    /// Memory the run may take (e.g. 4GiB, 512MiB). Without --partitions, a run whose inputs
+    /// would take more works through customer partitions chosen to fit; in one partition it
+    /// bounds the order lines held at once (read in passes). Same tables. Default: a quarter of
+    /// the RAM.
     #[arg(long, value_name = "SIZE", help_heading = "Run")]
     pub memory_budget: Option<String>,
     /// Skip the churn models (no `churn_scores`; value tiers rank net revenue).

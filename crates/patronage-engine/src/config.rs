@@ -66,8 +66,9 @@ pub struct RunConfig {
     pub out: Option<PathBuf>,
     pub as_of: Option<String>,
     pub holdout_days: Option<u32>,
-    /// How much memory the validated order lines may take at once (`"6GiB"`, `"512MiB"`, or
-    /// bytes); past it the orders are read in passes. Default: a quarter of the machine's RAM.
+    /// How much memory the run may take (`"6GiB"`, `"512MiB"`, or bytes): without `partitions`,
+    /// the partitions are chosen to fit it; in one partition it bounds the validated order lines
+    /// (past it the orders are read in passes). Default: a quarter of the machine's RAM.
     pub memory_budget: Option<String>,
     /// Customer partitions the run works through one at a time (`run --partitions N`): memory
     /// holds one partition's customers; the tables are the same. Default 1.
@@ -578,6 +579,9 @@ mod tests {
             "separator",
             "null_values",
             "returned_counts_as_purchase",
+            "customer_model",
+            "seasonality",
+            "format",
         ] {
             assert!(
                 text.contains(key),

@@ -70,7 +70,9 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     if opts.partitions_auto {
         if let Some(budget) = opts.memory_budget {
             let bytes = crate::plan::single_pass_bytes(opts);
-            let n = crate::plan::partitions_for(bytes, budget);
+            // The budget as the whole process's: half of it for one partition's customers,
+            // a quarter for the routing's buffers (the rest: what both keep around).
+            let n = crate::plan::partitions_for(bytes, budget / 2);
             if n > 1 {
                 let mib = |b: u64| b.div_ceil(1 << 20);
                 let note = format!(
@@ -81,6 +83,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
                 let planned = RunOptions {
                     partitions: n,
                     partitions_auto: false,
+                    memory_budget: Some(budget / 4),
                     ..opts.clone()
                 };
                 return crate::local::run_partitioned(&planned, report, Some(note));
