@@ -109,6 +109,43 @@ fn a_known_season_is_recovered_and_fixes_the_holdout_total() {
             "{k}"
         );
     }
+
+    // Earlier, the last origin has too little history for an index: the seasonal candidates
+    // stay in, and every candidate is compared on the two origins where all of them ran.
+    let out = dir.path().join("early");
+    run_job(
+        &shop.join("orders.csv"),
+        &out,
+        &[
+            "--as-of",
+            "2024-02-15",
+            "--no-clusters",
+            "--no-loyalty",
+            "--config",
+            auto.to_str().unwrap(),
+        ],
+    );
+    let s = &manifest(&out, "2024-02-15")["models"]["selection"];
+    let compared: Vec<bool> = s["origins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["compared"].as_bool().unwrap())
+        .collect();
+    assert_eq!(compared, [true, true, false], "{s}");
+    let c = &s["candidates"];
+    assert_eq!(c["bgnbd+seasonal"]["eligible"], true, "{s}");
+    assert!(c["bgnbd+seasonal"]["origins"][2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("a year and a half"));
+    assert!(
+        s["why"]
+            .as_str()
+            .unwrap()
+            .contains("over the 2 origins compared"),
+        "{s}"
+    );
 }
 
 #[test]

@@ -36,6 +36,8 @@ use std::collections::HashMap;
 const MODEL: &str = "Pareto/NBD";
 /// ln(1e6): both parameters of a Gamma beyond this mean it has collapsed onto its mean.
 const COLLAPSED_LN: f64 = 13.8;
+/// Where the likelihood stops being evaluated: a little past [`COLLAPSED_LN`].
+const RUNAWAY_LN: f64 = COLLAPSED_LN + 0.5;
 /// ln(1e4): both of the dropout Gamma's beyond this: reported as near that boundary.
 const NEAR_COLLAPSE_LN: f64 = 9.21;
 
@@ -252,6 +254,11 @@ fn params(theta: &[f64]) -> ParetoNbd {
 
 impl Objective for Likelihood<'_> {
     fn nll_grad(&self, theta: &[f64]) -> (f64, Vec<f64>) {
+        // Past the collapse of a Gamma the fit is refused anyway (see `fit_with`); walking on
+        // towards infinity costs a quadrature per pair per step, so the search stops there.
+        if theta[0].min(theta[1]) > RUNAWAY_LN || theta[2].min(theta[3]) > RUNAWAY_LN {
+            return (f64::INFINITY, vec![0.0; 4]);
+        }
         let m = params(theta);
         let ParetoNbd { r, alpha, s, beta } = m;
         let (ln_alpha, ln_beta, ln_s) = (alpha.ln(), beta.ln(), s.ln());

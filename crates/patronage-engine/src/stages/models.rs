@@ -441,6 +441,9 @@ fn seasonal_index(
     SeasonalIndex::estimate(model, &cohorts(triples, end), repeat_days, end)
 }
 
+/// How a backtest without a seasonal index (where one was asked for) begins its error.
+const SEASONAL_UNAVAILABLE: &str = "seasonal index: ";
+
 const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
@@ -658,25 +661,59 @@ fn select(
             (kind, per)
         })
         .collect();
+    // A candidate whose fit fails at a used origin is out. An origin where only the seasonal
+    // index is unavailable (too little history before it) does not count against the seasonal
+    // candidates: all candidates in the running are compared on the same origins, those where
+    // every one of them ran; with none in common, those that could not run everywhere drop out.
+    let not_applicable = |r: &Result<Backtest, String>| {
+        r.as_ref()
+            .err()
+            .is_some_and(|e| e.starts_with(SEASONAL_UNAVAILABLE))
+    };
+    let mut running: Vec<usize> = (0..evaluated.len())
+        .filter(|&i| {
+            evaluated[i]
+                .1
+                .iter()
+                .all(|r| r.is_ok() || not_applicable(r))
+        })
+        .collect();
+    let common = |set: &[usize]| -> Vec<usize> {
+        (0..origins.len())
+            .filter(|&k| set.iter().all(|&i| evaluated[i].1[k].is_ok()))
+            .collect()
+    };
+    let mut compared = common(&running);
+    if compared.is_empty() {
+        running.retain(|&i| evaluated[i].1.iter().all(Result::is_ok));
+        compared = common(&running);
+    }
+    if compared.is_empty() {
+        running.clear();
+    }
     let mut candidates = serde_json::Map::new();
     let mut scored: Vec<(Candidate, f64)> = Vec::new();
-    for (kind, per) in &evaluated {
-        let ok: Vec<&Backtest> = per.iter().filter_map(|r| r.as_ref().ok()).collect();
+    for (i, (kind, per)) in evaluated.iter().enumerate() {
+        let eligible = running.contains(&i);
         let mean = |f: &dyn Fn(&Backtest) -> f64| {
-            ok.iter().map(|b| f(b)).sum::<f64>() / ok.len().max(1) as f64
+            compared
+                .iter()
+                .filter_map(|&k| per[k].as_ref().ok())
+                .map(f)
+                .sum::<f64>()
+                / compared.len().max(1) as f64
         };
-        let complete = !per.is_empty() && ok.len() == per.len();
         let mean_rmse = mean(&|b| b.rmse);
-        if complete && mean_rmse.is_finite() {
+        if eligible && mean_rmse.is_finite() {
             scored.push((*kind, mean_rmse));
         }
         candidates.insert(
             kind.id(),
             json!({
-                "eligible": complete,
-                "mean_rmse": complete.then_some(mean_rmse),
-                "mean_mae": complete.then(|| mean(&|b| b.mae)),
-                "mean_total_error": complete.then(|| mean(&|b| b.total_error.unwrap_or(0.0))),
+                "eligible": eligible,
+                "mean_rmse": eligible.then_some(mean_rmse),
+                "mean_mae": eligible.then(|| mean(&|b| b.mae)),
+                "mean_total_error": eligible.then(|| mean(&|b| b.total_error.unwrap_or(0.0))),
                 "origins": per.iter().map(|r| match r {
                     Ok(b) => metrics(b),
                     Err(e) => json!({ "error": e }),
@@ -695,9 +732,12 @@ fn select(
             (
                 kind,
                 format!(
-                    "{} has the lowest mean RMSE over the {} origins: {rmse:.4} (others: {})",
+                    "{} has the lowest mean RMSE over the {} compared: {rmse:.4} (others: {})",
                     kind.id(),
-                    origins.len(),
+                    match compared.len() {
+                        1 => "1 origin".to_string(),
+                        n => format!("{n} origins"),
+                    },
                     if others.is_empty() {
                         "none could be fitted at every origin".into()
                     } else {
@@ -714,6 +754,10 @@ fn select(
             "no candidate could be fitted at every origin: BG/NBD, the default".to_string(),
         ),
     };
+    let compared_ends: Vec<Day> = compared
+        .iter()
+        .map(|&k| origins[k].calibration_end)
+        .collect();
     let origin_list: Vec<serde_json::Value> = all_origins
         .iter()
         .map(|o| {
@@ -723,13 +767,14 @@ fn select(
                 "customers": o.rows.len(),
                 "history_days": o.rows.iter().map(|r| r[2]).max().unwrap_or(0),
                 "used": usable(o),
+                "compared": compared_ends.contains(&o.calibration_end),
             })
         })
         .collect();
     (
         chosen,
         json!({
-            "rule": format!("lowest mean root mean squared error of each customer's purchases in the {horizon} days after each rolling origin inside the calibration period ({} of {} usable: at least {horizon} days of history and 100 buyers before it); a model that cannot be fitted at every usable origin is not eligible", origins.len(), all_origins.len()),
+            "rule": format!("lowest mean root mean squared error of each customer's purchases in the {horizon} days after each rolling origin inside the calibration period ({} of {} usable: at least {horizon} days of history and 100 buyers before it); a model that cannot be fitted at every usable origin is not eligible; the rest are compared on the origins where all of them ran (a seasonal index needs a year and a half of history before its origin)", origins.len(), all_origins.len()),
             "origins": origin_list,
             "candidates": candidates,
             "chosen": chosen.id(),
@@ -1086,7 +1131,7 @@ fn backtest(
     let horizon = if candidate.seasonal {
         match seasonal_index(&bg, &triples, repeat_days, stats.calibration_end) {
             Ok(index) => index.operational_days(stats.calibration_end, horizon as u32),
-            Err(reason) => return Ok(Err(format!("seasonal index: {reason}"))),
+            Err(reason) => return Ok(Err(format!("{SEASONAL_UNAVAILABLE}{reason}"))),
         }
     } else {
         horizon
