@@ -68,6 +68,8 @@ fn report_draws_every_section_and_the_migration_since_the_previous_run() {
     }
     // Self-contained: no script, no stylesheet or image from elsewhere.
     assert!(!html.contains("<script"));
+    // The notes name the model behind the scores and the backtest.
+    assert!(html.contains("BG/NBD fitted without the last 90 days"));
     assert!(!html
         .replace("http://www.w3.org/2000/svg", "")
         .contains("http"));

@@ -71,6 +71,16 @@ fn table(out: &Path, name: &str, as_of: &str) -> Result<Option<DataFrame>, Repor
     Ok(frame)
 }
 
+/// The customer-base model's name from its manifest id (`pareto_nbd`, `mbgnbd+seasonal`, ...);
+/// runs from before the choice had BG/NBD.
+fn model_name(id: Option<&str>) -> &'static str {
+    match id.map(|m| m.trim_end_matches("+seasonal")) {
+        Some("mbgnbd") => "MBG/NBD",
+        Some("pareto_nbd") => "Pareto/NBD",
+        _ => "BG/NBD",
+    }
+}
+
 fn floats(df: &DataFrame, column: &str) -> Vec<Option<f64>> {
     df.column(column)
         .and_then(|c| c.cast(&DataType::Float64))
@@ -270,11 +280,7 @@ pub fn render(out: &Path, as_of: &str, dates: &[String]) -> Result<String, Repor
             .collect();
         sections.push(Section {
             title: "Churn risk".into(),
-            note: format!("Risk bands from the probability of a purchase in the next {horizon} days ({}), and that probability's distribution over buyers.", match manifest["models"]["customer_model"].as_str() {
-                Some("mbgnbd") => "MBG/NBD",
-                Some("pareto_nbd") => "Pareto/NBD",
-                _ => "BG/NBD",
-            }),
+            note: format!("Risk bands from the probability of a purchase in the next {horizon} days ({}), and that probability's distribution over buyers.", model_name(manifest["models"]["customer_model"].as_str())),
             body: svg::bars("buyers per churn-risk band", &items)
                 + &svg::histogram("buyers by probability of a purchase", &bins, &format!("p_purchase (next {horizon} days)")),
         });
@@ -304,7 +310,7 @@ pub fn render(out: &Path, as_of: &str, dates: &[String]) -> Result<String, Repor
             .unwrap_or(0);
         sections.push(Section {
             title: "Backtest calibration".into(),
-            note: format!("Models fitted without the last {holdout} days: predicted against actual repeat purchases in those days, by repeat purchases in the calibration period."),
+            note: format!("{} fitted without the last {holdout} days: predicted against actual repeat purchases in those days, by repeat purchases in the calibration period{}.", model_name(manifest["models"]["backtest"]["customer_model"].as_str()), if manifest["models"]["backtest"]["customer_model"].as_str().is_some_and(|m| m.ends_with("+seasonal")) { ", with the seasonal index" } else { "" }),
             body: svg::paired_bars("predicted vs actual repeat purchases", &cats, ("predicted", &p), ("actual", &a)),
         });
     }
