@@ -553,9 +553,9 @@ pub(crate) fn fit_with(
             params: crate::fit::describe(&names, &shown),
         });
     }
-    let diag = FitDiagnostics {
-        model: MODEL,
-        params: names
+    let diag = FitDiagnostics::of_solution(
+        MODEL,
+        names
             .iter()
             .zip(&sol.theta)
             .map(|(n, t)| match *n {
@@ -563,7 +563,7 @@ pub(crate) fn fit_with(
                 _ => (*n, t.exp()),
             })
             .collect(),
-        std_errors: {
+        {
             let mut se = standard_errors(&objective, &sol.theta);
             if let (Boundary::HomogeneousDropout { p }, Some(slot)) =
                 (model.boundary, se.get_mut(2))
@@ -574,16 +574,10 @@ pub(crate) fn fit_with(
             }
             se
         },
-        log_likelihood: -sol.nll,
-        iterations: sol.iterations,
-        converged: sol.converged,
-        termination: sol.termination,
-        grad_norm: sol.grad_norm,
-        newton_decrement: sol.newton_decrement,
-        customers: total,
-        unique_rows: d.len(),
+        &sol,
+        (total, d.len()),
         boundary,
-    };
+    );
     Ok((model, diag))
 }
 

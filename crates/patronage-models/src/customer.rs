@@ -1,6 +1,10 @@
 //! The customer-base models behind one interface: BG/NBD, MBG/NBD and Pareto/NBD, each fitted
 //! on the same weighted (x, t_x, T) triples and scored with the same four quantities.
 
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
 use crate::bgnbd::{self, BgNbd, Triples, Variant};
 use crate::pareto_nbd::{self, ParetoNbd};
 use crate::{FitDiagnostics, ModelError};
@@ -37,9 +41,31 @@ impl ModelKind {
     }
 }
 
+/// Distinct (x, t) pairs in order of first sight, and each one's index: scorers and likelihoods
+/// evaluate what depends on a pair once, however many customers share it.
+#[derive(Debug, Default)]
+pub struct PairIndex {
+    pub pairs: Vec<(f64, f64)>,
+    slot: HashMap<(u64, u64), u32>,
+}
+
+impl PairIndex {
+    /// The index of (x, t), added if new.
+    pub fn index(&mut self, x: f64, t: f64) -> u32 {
+        let pairs = &mut self.pairs;
+        *self
+            .slot
+            .entry((x.to_bits(), t.to_bits()))
+            .or_insert_with(|| {
+                pairs.push((x, t));
+                (pairs.len() - 1) as u32
+            })
+    }
+}
+
 /// What scoring needs of a customer-base model. Everything but P(alive) depends on (x, T) only,
 /// so scorers evaluate it once per distinct (x, T) and divide by [`Self::history_divisor`].
-pub trait CustomerBase {
+pub trait CustomerBase: Sync {
     /// 1 / P(alive at T | x, t_x, T).
     fn history_divisor(&self, x: f64, t_x: f64, t: f64) -> f64;
     /// Expected purchases in (T, T+h] of a customer alive at T.
@@ -49,6 +75,14 @@ pub trait CustomerBase {
 
     fn p_alive(&self, x: f64, t_x: f64, t: f64) -> f64 {
         1.0 / self.history_divisor(x, t_x, t)
+    }
+
+    /// [`Self::history_divisor`] of many customers (x, t_x, T); a model whose divisor shares
+    /// work between customers computes that once.
+    fn history_divisors(&self, rows: &[(f64, f64, f64)]) -> Vec<f64> {
+        rows.par_iter()
+            .map(|&(x, t_x, t)| self.history_divisor(x, t_x, t))
+            .collect()
     }
 }
 
@@ -67,6 +101,9 @@ impl CustomerBase for BgNbd {
 impl CustomerBase for ParetoNbd {
     fn history_divisor(&self, x: f64, t_x: f64, t: f64) -> f64 {
         ParetoNbd::history_divisor(self, x, t_x, t)
+    }
+    fn history_divisors(&self, rows: &[(f64, f64, f64)]) -> Vec<f64> {
+        ParetoNbd::history_divisors(self, rows)
     }
     fn expected_purchases_given_alive(&self, h: f64, x: f64, t: f64) -> f64 {
         ParetoNbd::expected_purchases_given_alive(self, h, x, t)
@@ -120,6 +157,9 @@ impl CustomerModel {
 impl CustomerBase for CustomerModel {
     fn history_divisor(&self, x: f64, t_x: f64, t: f64) -> f64 {
         self.base().history_divisor(x, t_x, t)
+    }
+    fn history_divisors(&self, rows: &[(f64, f64, f64)]) -> Vec<f64> {
+        self.base().history_divisors(rows)
     }
     fn expected_purchases_given_alive(&self, h: f64, x: f64, t: f64) -> f64 {
         self.base().expected_purchases_given_alive(h, x, t)

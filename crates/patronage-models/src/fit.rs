@@ -119,6 +119,31 @@ impl From<FitDiagnostics> for DiagnosticsJson {
 }
 
 impl FitDiagnostics {
+    /// The diagnostics of a fit that ended at `sol` over `customers` (weights) in `unique_rows`.
+    pub(crate) fn of_solution(
+        model: &'static str,
+        params: Vec<(&'static str, f64)>,
+        std_errors: Vec<Option<f64>>,
+        sol: &Solution,
+        (customers, unique_rows): (f64, usize),
+        boundary: Option<String>,
+    ) -> Self {
+        FitDiagnostics {
+            model,
+            params,
+            std_errors,
+            log_likelihood: -sol.nll,
+            iterations: sol.iterations,
+            converged: sol.converged,
+            termination: sol.termination.clone(),
+            grad_norm: sol.grad_norm,
+            newton_decrement: sol.newton_decrement,
+            customers,
+            unique_rows,
+            boundary,
+        }
+    }
+
     pub fn param(&self, name: &str) -> f64 {
         self.params
             .iter()

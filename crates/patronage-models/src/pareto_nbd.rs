@@ -25,13 +25,13 @@
 //! the same J.
 
 use crate::bgnbd::Triples;
+use crate::customer::PairIndex;
 use crate::fit::{
     block_sums, distinct_index, minimize, standard_errors, warm_start, warm_start_stride,
     FitDiagnostics, ModelError, Objective, Start,
 };
 use crate::special::{digamma, ln_gamma};
 use rayon::prelude::*;
-use std::collections::HashMap;
 
 const MODEL: &str = "Pareto/NBD";
 /// ln(1e6): both parameters of a Gamma beyond this mean it has collapsed onto its mean.
@@ -219,20 +219,15 @@ impl<'a> Likelihood<'a> {
     fn new(d: &'a Triples) -> Self {
         let (distinct_x, mut x_index) = distinct_index(&[&d.x]);
         let (distinct_t, mut t_index) = distinct_index(&[&d.t]);
-        let mut slot: HashMap<(u64, u64), u32> = HashMap::new();
-        let mut pairs = Vec::new();
-        let mut pair = |x: f64, t: f64| {
-            *slot.entry((x.to_bits(), t.to_bits())).or_insert_with(|| {
-                pairs.push((x, t));
-                (pairs.len() - 1) as u32
-            })
-        };
-        let pair_tx: Vec<u32> = (0..d.len()).map(|i| pair(d.x[i], d.t_x[i])).collect();
-        let pair_t: Vec<u32> = (0..d.len()).map(|i| pair(d.x[i], d.t[i])).collect();
+        let mut index = PairIndex::default();
+        let pair_tx: Vec<u32> = (0..d.len())
+            .map(|i| index.index(d.x[i], d.t_x[i]))
+            .collect();
+        let pair_t: Vec<u32> = (0..d.len()).map(|i| index.index(d.x[i], d.t[i])).collect();
         Likelihood {
             d,
             total: d.weight.iter().sum(),
-            pairs,
+            pairs: index.pairs,
             pair_tx,
             pair_t,
             distinct_x,
@@ -397,23 +392,13 @@ pub(crate) fn fit_with(
             params: crate::fit::describe(&names, &[m.r, m.alpha, m.s, m.beta]),
         });
     }
-    let diag = FitDiagnostics {
-        model: MODEL,
-        params: names
-            .iter()
-            .copied()
-            .zip([m.r, m.alpha, m.s, m.beta])
-            .collect(),
-        std_errors: standard_errors(&objective, &sol.theta),
-        log_likelihood: -sol.nll,
-        iterations: sol.iterations,
-        converged: sol.converged,
-        termination: sol.termination,
-        grad_norm: sol.grad_norm,
-        newton_decrement: sol.newton_decrement,
-        customers: total,
-        unique_rows: d.len(),
-        boundary: (sol.theta[2].min(sol.theta[3]) > NEAR_COLLAPSE_LN).then(|| {
+    let diag = FitDiagnostics::of_solution(
+        MODEL,
+        names.iter().copied().zip([m.r, m.alpha, m.s, m.beta]).collect(),
+        standard_errors(&objective, &sol.theta),
+        &sol,
+        (total, d.len()),
+        (sol.theta[2].min(sol.theta[3]) > NEAR_COLLAPSE_LN).then(|| {
             format!(
                 "homogeneous_dropout: s and beta grow together (s = {:.3e}, beta = {:.3e}, s/beta = {:.4e} per time unit): the lifetimes' rate is nearly the same for every customer; scored at the fitted point, where the predictions have settled",
                 m.s,
@@ -421,7 +406,7 @@ pub(crate) fn fit_with(
                 m.s / m.beta
             )
         }),
-    };
+    );
     Ok((m, diag))
 }
 
@@ -446,11 +431,39 @@ impl ParetoNbd {
         if t_x >= t {
             return 1.0;
         }
+        self.divisor_of(x, t, ln_tail(self, x, t_x).0, ln_tail(self, x, t).0)
+    }
+
+    /// The divisor from ln J(x, t_x) and ln J(x, T).
+    fn divisor_of(&self, x: f64, t: f64, ln_j1: f64, ln_j2: f64) -> f64 {
         let ln_k =
             self.s.ln() + (self.r + x) * (self.alpha + t).ln() + self.s * (self.beta + t).ln();
-        let (j1, _) = ln_tail(self, x, t_x);
-        let (j2, _) = ln_tail(self, x, t);
-        1.0 + (ln_k + j1).exp() - (ln_k + j2).exp()
+        1.0 + (ln_k + ln_j1).exp() - (ln_k + ln_j2).exp()
+    }
+
+    /// [`Self::history_divisor`] of many customers, with J once per distinct (x, t): scoring a
+    /// base costs a table of tails, not two series per customer.
+    pub fn history_divisors(&self, rows: &[(f64, f64, f64)]) -> Vec<f64> {
+        let mut index = PairIndex::default();
+        let at: Vec<(u32, u32)> = rows
+            .iter()
+            .map(|&(x, t_x, t)| (index.index(x, t_x), index.index(x, t)))
+            .collect();
+        let tails: Vec<f64> = index
+            .pairs
+            .par_iter()
+            .map(|&(x, t)| ln_tail(self, x, t).0)
+            .collect();
+        rows.par_iter()
+            .zip(&at)
+            .map(|(&(x, t_x, t), &(a, b))| {
+                if t_x >= t {
+                    1.0
+                } else {
+                    self.divisor_of(x, t, tails[a as usize], tails[b as usize])
+                }
+            })
+            .collect()
     }
 
     /// P(alive at T | x, t_x, T) (note eq. 36-37).

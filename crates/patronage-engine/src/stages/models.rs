@@ -12,7 +12,7 @@ use patronage_features::{purchase_days_between, Day, FeatureTable, Nullable, Ord
 use patronage_models::backtest::{evaluate, Backtest, Holdout};
 use patronage_models::bgnbd::Triples;
 use patronage_models::clv::{discounted_purchases_given_alive, monthly_discount_rate};
-use patronage_models::customer::{CustomerBase, CustomerModel, ModelKind};
+use patronage_models::customer::{CustomerBase, CustomerModel, ModelKind, PairIndex};
 use patronage_models::gamma_gamma;
 use patronage_models::{FitDiagnostics, ModelError};
 use patronage_segments::Distribution;
@@ -254,17 +254,9 @@ fn predict(
     horizon: f64,
     clv: Option<(u32, f64)>,
 ) -> Vec<Prediction> {
-    let mut slot: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut pairs: Vec<(f64, f64)> = Vec::new();
-    let pair_index: Vec<usize> = history
-        .iter()
-        .map(|&(x, _, t)| {
-            *slot.entry((x.to_bits(), t.to_bits())).or_insert_with(|| {
-                pairs.push((x, t));
-                pairs.len() - 1
-            })
-        })
-        .collect();
+    let mut index = PairIndex::default();
+    let pair_index: Vec<u32> = history.iter().map(|&(x, _, t)| index.index(x, t)).collect();
+    let pairs = index.pairs;
     // Per distinct (x, T), for a customer alive at T: expected purchases, discounted purchases
     // over the CLV months, P(a purchase) — each scaled by P(alive) below.
     let given_alive: Vec<[f64; 3]> = pairs
@@ -280,12 +272,13 @@ fn predict(
             ]
         })
         .collect();
-    history
+    let divisors = bg.history_divisors(history);
+    divisors
         .par_iter()
         .zip(&pair_index)
-        .map(|(&(x, t_x, t), &k)| {
-            let p_alive = bg.p_alive(x, t_x, t);
-            let [expected, discounted, p_purchase] = given_alive[k];
+        .map(|(&divisor, &k)| {
+            let p_alive = 1.0 / divisor;
+            let [expected, discounted, p_purchase] = given_alive[k as usize];
             Prediction {
                 p_alive,
                 p_purchase: p_alive * p_purchase,
