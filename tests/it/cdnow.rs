@@ -107,27 +107,14 @@ fn every_customer_model_reproduces_the_lifetimes_cdnow_holdout() {
         ("pareto_nbd", -0.129, 0.794, 0.763),
     ] {
         let dir = tempdir();
-        let config = write(
-            dir.path(),
-            "models.toml",
-            format!("[models]\ncustomer_model = \"{model}\"\n").as_bytes(),
-        );
         let out = dir.path().join("out");
-        run_job(
+        let m = &run_models(
             &orders,
             &out,
-            &[
-                "--as-of",
-                "1998-06-30",
-                "--holdout-days",
-                "273",
-                "--no-clusters",
-                "--no-loyalty",
-                "--config",
-                config.to_str().unwrap(),
-            ],
+            &format!("[models]\ncustomer_model = \"{model}\"\n"),
+            "1998-06-30",
+            &["--holdout-days", "273"],
         );
-        let m = &manifest(&out, "1998-06-30")["models"];
         assert_eq!(m["customer_model"], model);
         assert_eq!(m[model]["status"], "ok", "{model}");
         let r = &m["backtest"]["result"];
@@ -166,26 +153,14 @@ fn every_customer_model_reproduces_the_lifetimes_cdnow_holdout() {
 fn auto_chooses_from_rolling_origins_and_backtests_every_candidate() {
     let orders = repo().join("data-samples/cdnow/cdnow_orders.csv");
     let dir = tempdir();
-    let config = write(
-        dir.path(),
-        "auto.toml",
-        b"[models]\ncustomer_model = \"auto\"\n",
-    );
     let out = dir.path().join("out");
-    let flags = [
-        "--as-of",
-        "1998-06-30",
-        "--holdout-days",
-        "273",
-        "--no-clusters",
-        "--no-loyalty",
-    ];
-    run_job(
+    let m = &run_models(
         &orders,
         &out,
-        &[&flags[..], &["--config", config.to_str().unwrap()]].concat(),
+        "[models]\ncustomer_model = \"auto\"\n",
+        "1998-06-30",
+        &["--holdout-days", "273"],
     );
-    let m = &manifest(&out, "1998-06-30")["models"];
     let s = &m["selection"];
     let origins = s["origins"].as_array().unwrap();
     assert_eq!(origins.len(), 3);

@@ -125,6 +125,31 @@ pub fn run_full_sample(out: &Path, extra: &[&str]) -> String {
     patronage_ok(&args)
 }
 
+/// `patronage run -q` on ORDERS into OUT as of AS_OF without clusters and loyalty stages, with a
+/// config holding `toml` (written beside OUT) and `extra` flags, asserting success; returns the
+/// manifest's `models` section.
+pub fn run_models(
+    orders: &Path,
+    out: &Path,
+    toml: &str,
+    as_of: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let config = out.with_extension("toml");
+    fs_err::write(&config, toml).expect("write the config");
+    let mut flags = vec![
+        "--as-of",
+        as_of,
+        "--no-clusters",
+        "--no-loyalty",
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    flags.extend_from_slice(extra);
+    run_job(orders, out, &flags);
+    manifest(out, as_of)["models"].clone()
+}
+
 /// Like [`run_job_output`], asserting success; returns stdout.
 pub fn run_job(orders: &Path, out: &Path, extra: &[&str]) -> String {
     let o = run_job_output(orders, out, extra);

@@ -20,27 +20,15 @@ fn a_known_season_is_recovered_and_fixes_the_holdout_total() {
             "--no-clicks",
         ],
     );
-    let config = write(
-        dir.path(),
-        "season.toml",
-        b"[models]\ncustomer_model = \"bgnbd\"\nseasonality = \"month_of_year\"\n",
-    );
+    let orders = shop.join("orders.csv");
     let out = dir.path().join("out");
-    run_job(
-        &shop.join("orders.csv"),
+    let m = &run_models(
+        &orders,
         &out,
-        &[
-            "--as-of",
-            "2024-12-31",
-            "--holdout-days",
-            "90",
-            "--no-clusters",
-            "--no-loyalty",
-            "--config",
-            config.to_str().unwrap(),
-        ],
+        "[models]\ncustomer_model = \"bgnbd\"\nseasonality = \"month_of_year\"\n",
+        "2024-12-31",
+        &["--holdout-days", "90"],
     );
-    let m = &manifest(&out, "2024-12-31")["models"];
     let s = &m["seasonality"];
     assert_eq!(s["status"], "on", "{s}");
     let index = |month: &str| s["index"][month].as_f64().unwrap();
@@ -75,25 +63,8 @@ fn a_known_season_is_recovered_and_fixes_the_holdout_total() {
     assert_eq!(seasonal_rows, 3 * 9);
 
     // Without a holdout, `auto` still reads the orders for its origins and the index.
-    let auto = write(
-        dir.path(),
-        "auto.toml",
-        b"[models]\ncustomer_model = \"auto\"\nseasonality = \"month_of_year\"\n",
-    );
-    let out = dir.path().join("auto");
-    run_job(
-        &shop.join("orders.csv"),
-        &out,
-        &[
-            "--as-of",
-            "2024-12-31",
-            "--no-clusters",
-            "--no-loyalty",
-            "--config",
-            auto.to_str().unwrap(),
-        ],
-    );
-    let m = &manifest(&out, "2024-12-31")["models"];
+    let auto = "[models]\ncustomer_model = \"auto\"\nseasonality = \"month_of_year\"\n";
+    let m = &run_models(&orders, &dir.path().join("auto"), auto, "2024-12-31", &[]);
     let origins = m["selection"]["origins"].as_array().unwrap();
     assert!(
         origins
@@ -112,20 +83,8 @@ fn a_known_season_is_recovered_and_fixes_the_holdout_total() {
 
     // Earlier, the last origin has too little history for an index: the seasonal candidates
     // stay in, and every candidate is compared on the two origins where all of them ran.
-    let out = dir.path().join("early");
-    run_job(
-        &shop.join("orders.csv"),
-        &out,
-        &[
-            "--as-of",
-            "2024-02-15",
-            "--no-clusters",
-            "--no-loyalty",
-            "--config",
-            auto.to_str().unwrap(),
-        ],
-    );
-    let s = &manifest(&out, "2024-02-15")["models"]["selection"];
+    let m = run_models(&orders, &dir.path().join("early"), auto, "2024-02-15", &[]);
+    let s = &m["selection"];
     let compared: Vec<bool> = s["origins"]
         .as_array()
         .unwrap()
@@ -151,25 +110,14 @@ fn a_known_season_is_recovered_and_fixes_the_holdout_total() {
 #[test]
 fn a_short_history_leaves_seasonality_off_and_says_why() {
     let dir = tempdir();
-    let config = write(
-        dir.path(),
-        "season.toml",
-        b"[models]\nseasonality = \"month_of_year\"\n",
-    );
-    let out = dir.path().join("out");
-    run_job(
+    let m = run_models(
         &repo().join("data-samples/cdnow/cdnow_orders.csv"),
-        &out,
-        &[
-            "--as-of",
-            "1997-09-30",
-            "--no-clusters",
-            "--no-loyalty",
-            "--config",
-            config.to_str().unwrap(),
-        ],
+        &dir.path().join("out"),
+        "[models]\nseasonality = \"month_of_year\"\n",
+        "1997-09-30",
+        &[],
     );
-    let s = &manifest(&out, "1997-09-30")["models"]["seasonality"];
+    let s = &m["seasonality"];
     assert_eq!(s["status"], "off");
     assert!(
         s["reason"].as_str().unwrap().contains("a year and a half"),
