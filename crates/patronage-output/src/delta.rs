@@ -252,17 +252,9 @@ fn delta_type(dt: &arrow::datatypes::DataType) -> Option<&'static str> {
 
 /// Civil date of a day number (days since 1970-01-01), `YYYY-MM-DD`.
 fn civil(days: i32) -> String {
-    // H. Hinnant's days_from_civil, inverted.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    (chrono::NaiveDate::default() + chrono::Duration::days(i64::from(days)))
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 /// A data file's columns (with their descriptions) and its Delta statistics (`numRecords`,
