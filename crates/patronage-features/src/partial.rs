@@ -164,40 +164,46 @@ pub struct OrderPartials {
 
 impl OrderPartials {
     /// Partials of `orders` (keyed by an index of `customers`, see [`Orders::into_indexed`]) on
-    /// or before `as_of`:
-    /// a counting sort of the orders by customer (O(n)), then each customer's partial in
-    /// parallel.
+    /// or before `as_of`: each customer's orders (a range of orders grouped by customer, else
+    /// found by a counting sort), then each customer's partial in parallel.
     pub fn from_orders(orders: &Orders, customers: usize, as_of: Day) -> Self {
         use rayon::prelude::*;
         let n_customers = customers;
-        let mut starts = vec![0usize; n_customers + 1];
-        for (i, &c) in orders.customer.iter().enumerate() {
-            if orders.day[i] <= as_of {
+        // Each customer's orders: a range when the orders are grouped by customer (what
+        // `Orders::into_indexed` leaves), else a counting sort.
+        let grouped = orders.customer.par_windows(2).all(|w| w[0] <= w[1]);
+        let (starts, by_customer): (Vec<usize>, Option<Vec<u32>>) = if grouped {
+            let starts = (0..=n_customers)
+                .into_par_iter()
+                .map(|c| orders.customer.partition_point(|&k| (k as usize) < c))
+                .collect();
+            (starts, None)
+        } else {
+            let mut starts = vec![0usize; n_customers + 1];
+            for &c in &orders.customer {
                 starts[c as usize + 1] += 1;
             }
-        }
-        for k in 0..n_customers {
-            starts[k + 1] += starts[k];
-        }
-        let mut fill = starts.clone();
-        let mut by_customer = vec![0u32; starts[n_customers]];
-        for (i, &c) in orders.customer.iter().enumerate() {
-            if orders.day[i] <= as_of {
+            for k in 0..n_customers {
+                starts[k + 1] += starts[k];
+            }
+            let mut fill = starts.clone();
+            let mut by_customer = vec![0u32; orders.customer.len()];
+            for (i, &c) in orders.customer.iter().enumerate() {
                 by_customer[fill[c as usize]] = i as u32;
                 fill[c as usize] += 1;
             }
-        }
+            (starts, Some(by_customer))
+        };
         let parts = (0..n_customers)
             .into_par_iter()
             .map(|c| {
-                let idx = &by_customer[starts[c]..starts[c + 1]];
-                let mut part = OrderPartial {
-                    orders: idx.len() as u32,
-                    ..OrderPartial::default()
-                };
+                let range = starts[c]..starts[c + 1];
+                let at = |j: usize| by_customer.as_ref().map_or(j, |by| by[j] as usize);
+                let mut part = OrderPartial::default();
+                part.days.reserve_exact(range.len());
                 let has_discounts = orders.has_discounts();
-                for &i in idx {
-                    let i = i as usize;
+                for i in range.map(at).filter(|&i| orders.day[i] <= as_of) {
+                    part.orders += 1;
                     part.refunds += to_micros(orders.refund[i]);
                     if orders.is_purchase[i] {
                         part.days
