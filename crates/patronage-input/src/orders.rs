@@ -128,6 +128,9 @@ pub struct Ingested {
     pub warnings: Vec<String>,
     /// Passes over the input the memory budget asked for (1: one pass).
     pub passes: usize,
+    /// Whether the orders came in `order_id` order and were grouped as they were read (one
+    /// pass; the lines never outgrew a chunk).
+    pub streamed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -961,13 +964,10 @@ fn ingest_in_chunks(
     // Per file: records read (blank lines included) and blank lines.
     let mut heights = vec![0usize; opened.len()];
     let mut blanks = vec![0usize; opened.len()];
-    let mut collapsed = vec![0i64; opened.len()];
-    let mut cancelled = vec![0i64; opened.len()];
-    let mut returned_lines = vec![0i64; opened.len()];
+    let mut counts = LineCounts::new(opened.len());
     // Customer keys in first-seen order (deterministic: orders come in pass and order_id
     // order). Features sort customers by id, so the key order never reaches an output.
-    let mut int_key: HashMap<i64, u32, FixedState> = HashMap::default();
-    let mut text_key: HashMap<Box<str>, u32, FixedState> = HashMap::default();
+    let mut keys = CustomerKeys::default();
     // Orders of one pass (with a sink) or of all of them.
     let capacity = known / if sink.is_some() { passes as usize } else { 1 };
     let empty = || Orders {
@@ -985,6 +985,7 @@ fn ingest_in_chunks(
     };
     let mut canonical = empty();
     let mut category_dict = Dict::default();
+    let mut streaming = false;
     for pass in 0..passes {
         // Rows are validated in every pass; the first one reports the refused rows and counts.
         let first = pass == 0;
@@ -992,288 +993,214 @@ fn ingest_in_chunks(
             use std::hash::BuildHasher;
             passes == 1 || FixedState::default().hash_one(k) % passes == pass
         };
-        let mut lines: Vec<Line> = Vec::with_capacity(capacity + capacity / 16);
-        let mut arenas: Vec<Arena> = Vec::new();
-        for ((f, file), ranges) in opened.iter().enumerate().zip(&chunks) {
-            for &range in ranges {
-                let chunk = file.read(range)?;
-                let v = view(&chunk, &file.path_text, range.0, &schema.null_values);
-                if first {
-                    heights[f] += chunk.height;
-                    blanks[f] += chunk.blank.len();
-                }
-                // Blocks of rows in parallel, each into its own lines and arena (ids,
-                // categories); blank lines are skipped (neither accepted nor rejected).
-                let base = arenas.len() as u32;
-                let parse_block = |b: usize, emit: &mut dyn FnMut(Line)| {
-                    let rows = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(chunk.height);
-                    let mut arena = Arena::default();
-                    let mut categories: HashMap<&str, u32, FixedState> = HashMap::default();
-                    let mut refused = Vec::new();
-                    for row in rows {
-                        if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
-                            continue;
-                        }
-                        // The first pass reports every refused row; a later one only
-                        // needs its own orders' rows.
-                        if !first && !v.order_key(row).is_some_and(&mine) {
-                            continue;
-                        }
-                        let p = match v.parse_row(row, schema, &status_map) {
-                            Ok(p) if mine(p.order_id) => p,
-                            Ok(_) => continue,
-                            Err(r) => {
-                                if first {
-                                    refused.push(r);
-                                }
+        // One pass over an input already in `order_id` order streams: each chunk's complete
+        // orders are folded as soon as it is read, and only the last order's lines wait for
+        // the next chunk, so the lines never outgrow a chunk. The first line out of order
+        // ends that: the pass starts over holding every line, sorted at the end.
+        streaming = passes == 1;
+        'attempt: loop {
+            let mut lines: Vec<Line> = Vec::with_capacity(if streaming {
+                0
+            } else {
+                capacity + capacity / 16
+            });
+            let mut arenas: Vec<Arena> = Vec::new();
+            for ((f, file), ranges) in opened.iter().enumerate().zip(&chunks) {
+                for &range in ranges {
+                    let chunk = file.read(range)?;
+                    let v = view(&chunk, &file.path_text, range.0, &schema.null_values);
+                    if first {
+                        heights[f] += chunk.height;
+                        blanks[f] += chunk.blank.len();
+                    }
+                    // Blocks of rows in parallel, each into its own lines and arena (ids,
+                    // categories); blank lines are skipped (neither accepted nor rejected).
+                    let base = arenas.len() as u32;
+                    let parse_block = |b: usize, emit: &mut dyn FnMut(Line)| {
+                        let rows = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(chunk.height);
+                        let mut arena = Arena::default();
+                        let mut categories: HashMap<&str, u32, FixedState> = HashMap::default();
+                        let mut refused = Vec::new();
+                        for row in rows {
+                            if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
                                 continue;
                             }
-                        };
-                        let mut own = |k: Key<'_>| match k {
-                            Key::Int(i) => (i as u64, false),
-                            Key::Text(t) => (u64::from(arena.push(t)), true),
-                        };
-                        let (customer, customer_text) = own(p.customer);
-                        let (order_id, order_text) = own(p.order_id);
-                        let category = match p.category {
-                            Some(c) => *categories.entry(c).or_insert_with(|| arena.push(c)),
-                            None => NO_TEXT,
-                        };
-                        emit(Line {
-                            micros: p.micros,
-                            amount: p.amount,
-                            discount: p.discount,
-                            extras: p.extras,
-                            customer,
-                            order_id,
-                            row: (range.0 + row) as u32,
-                            arena: base + b as u32,
-                            category,
-                            file: f as u16,
-                            status: p.status,
-                            text: if customer_text { CUSTOMER_TEXT } else { 0 }
-                                | if order_text { ORDER_TEXT } else { 0 },
-                        });
-                    }
-                    (arena, refused)
-                };
-                let n_blocks = chunk.height.div_ceil(BLOCK_ROWS);
-                if passes == 1 {
-                    // Every row may be kept: `lines` grows by the chunk's rows (filled in
-                    // parallel, so both workers take the fresh pages' faults), each block writes
-                    // its lines straight into its own rows' slots (no copy from a block's
-                    // buffer), then the blocks close ranks over the rows they refused.
-                    let at = lines.len();
-                    lines.par_extend(rayon::iter::repeat_n(Line::EMPTY, chunk.height));
-                    let slots = &mut lines[at..];
-                    let blocks: Vec<(Arena, Vec<RejectedRow>, usize)> = slots
-                        .par_chunks_mut(BLOCK_ROWS)
-                        .enumerate()
-                        .map(|(b, slots)| {
-                            let mut kept = 0;
-                            let (arena, refused) = parse_block(b, &mut |line| {
-                                slots[kept] = line;
-                                kept += 1;
-                            });
-                            (arena, refused, kept)
-                        })
-                        .collect();
-                    let mut filled = 0;
-                    for (b, (arena, refused, kept)) in blocks.into_iter().enumerate() {
-                        let from = b * BLOCK_ROWS;
-                        if from != filled {
-                            slots.copy_within(from..from + kept, filled);
-                        }
-                        filled += kept;
-                        arenas.push(arena);
-                        rejected.extend(refused);
-                    }
-                    lines.truncate(at + filled);
-                } else {
-                    // A pass keeps a share of the rows: blocks fill buffers of their own.
-                    let blocks: Vec<(Arena, Vec<RejectedRow>, Vec<Line>)> = (0..n_blocks)
-                        .into_par_iter()
-                        .map(|b| {
-                            let mut out = Vec::with_capacity(BLOCK_ROWS / passes as usize + 1);
-                            let (arena, refused) = parse_block(b, &mut |line| out.push(line));
-                            (arena, refused, out)
-                        })
-                        .collect();
-                    for (arena, refused, out) in blocks {
-                        arenas.push(arena);
-                        lines.extend(out);
-                        rejected.extend(refused);
-                    }
-                }
-            }
-        }
-
-        // Group lines by order_id; (file, row) makes the order total and deterministic.
-        {
-            let arenas = &arenas;
-            lines.par_sort_unstable_by(|a, b| {
-                a.order_id(arenas)
-                    .cmp(&b.order_id(arenas))
-                    .then(a.file.cmp(&b.file))
-                    .then(a.row.cmp(&b.row))
-            });
-        }
-
-        // Orders are grouped in parallel, each piece of the sorted lines (cut between two
-        // orders) into its own columns, then concatenated in piece order: the result is the
-        // one a single pass would give, whatever the thread count.
-        let pieces = order_pieces(&lines, &arenas, rayon::current_num_threads() * 8);
-        let shape = Shape {
-            files: &opened,
-            arenas: &arenas,
-            schema,
-            has_discount,
-            has_category,
-        };
-        // Each piece writes its orders straight into the pass's columns, at its first line's
-        // offset (a piece has at most one order per line); the pieces then close ranks. The
-        // columns grow in parallel (both workers take the fresh pages' faults) and no order is
-        // copied from a piece's buffer.
-        let base = canonical.customer.len();
-        let grow = lines.len();
-        canonical
-            .customer
-            .par_extend(rayon::iter::repeat_n(0, grow));
-        canonical.day.par_extend(rayon::iter::repeat_n(0, grow));
-        canonical
-            .amount
-            .par_extend(rayon::iter::repeat_n(0.0, grow));
-        canonical
-            .refund
-            .par_extend(rayon::iter::repeat_n(0.0, grow));
-        canonical
-            .is_purchase
-            .par_extend(rayon::iter::repeat_n(false, grow));
-        if has_discount {
-            canonical
-                .discount
-                .par_extend(rayon::iter::repeat_n(0.0, grow));
-        }
-        let groups: Vec<Grouped> = {
-            let mut rest = OrderSlots {
-                first_line: &mut canonical.customer[base..],
-                day: &mut canonical.day[base..],
-                amount: &mut canonical.amount[base..],
-                refund: &mut canonical.refund[base..],
-                is_purchase: &mut canonical.is_purchase[base..],
-                discount: if has_discount {
-                    &mut canonical.discount[base..]
-                } else {
-                    &mut []
-                },
-            };
-            let mut slots = Vec::with_capacity(pieces.len());
-            for range in &pieces {
-                let (head, tail) = rest.split_at(range.len());
-                slots.push(head);
-                rest = tail;
-            }
-            pieces
-                .par_iter()
-                .zip(slots)
-                .map(|(range, out)| shape.group(&lines[range.clone()], range.start, out))
-                .collect()
-        };
-        let mut filled = base;
-        for (range, g) in pieces.iter().zip(groups) {
-            let from = base + range.start;
-            if from != filled {
-                let moved = from..from + g.orders;
-                canonical.customer.copy_within(moved.clone(), filled);
-                canonical.day.copy_within(moved.clone(), filled);
-                canonical.amount.copy_within(moved.clone(), filled);
-                canonical.refund.copy_within(moved.clone(), filled);
-                canonical.is_purchase.copy_within(moved.clone(), filled);
-                if has_discount {
-                    canonical.discount.copy_within(moved, filled);
-                }
-            }
-            filled += g.orders;
-            if has_category {
-                // The piece's own category ids, re-keyed to the run's dictionary and re-sorted.
-                let global: Vec<u32> = g
-                    .categories
-                    .names
-                    .iter()
-                    .map(|n| category_dict.intern(n))
-                    .collect();
-                let out = &mut canonical.category_ids;
-                let mut from = 0;
-                for &to in &g.category_end {
-                    let start = out.len();
-                    out.extend(
-                        g.category_ids[from..to as usize]
-                            .iter()
-                            .map(|&k| global[k as usize]),
-                    );
-                    out[start..].sort_unstable();
-                    canonical.category_start.push(out.len() as u32);
-                    from = to as usize;
-                }
-            }
-            rejected.extend(g.rejected);
-            for f in 0..opened.len() {
-                collapsed[f] += g.collapsed[f];
-                cancelled[f] += g.cancelled[f];
-                returned_lines[f] += g.returned_lines[f];
-            }
-        }
-        canonical.customer.truncate(filled);
-        canonical.day.truncate(filled);
-        canonical.amount.truncate(filled);
-        canonical.refund.truncate(filled);
-        canonical.is_purchase.truncate(filled);
-        if has_discount {
-            canonical.discount.truncate(filled);
-        }
-
-        // Customers keyed in order: each order's first line (what `customer` holds so far)
-        // names its customer. Consecutive orders of one customer (an export sorted by customer)
-        // skip the lookup.
-        {
-            let ids = &mut canonical.customer_ids;
-            let mut last: Option<(Key<'_>, u32)> = None;
-            for c in &mut canonical.customer[base..] {
-                let key = lines[*c as usize].customer(&arenas);
-                let id = match last {
-                    Some((k, id)) if k == key => id,
-                    _ => {
-                        let mut new_id = || {
-                            ids.push(key.to_string());
-                            ids.len() as u32 - 1
-                        };
-                        match key {
-                            Key::Int(i) => *int_key.entry(i).or_insert_with(new_id),
-                            Key::Text(t) => match text_key.get(t) {
-                                Some(&k) => k,
-                                None => {
-                                    let k = new_id();
-                                    text_key.insert(t.into(), k);
-                                    k
+                            // The first pass reports every refused row; a later one only
+                            // needs its own orders' rows.
+                            if !first && !v.order_key(row).is_some_and(&mine) {
+                                continue;
+                            }
+                            let p = match v.parse_row(row, schema, &status_map) {
+                                Ok(p) if mine(p.order_id) => p,
+                                Ok(_) => continue,
+                                Err(r) => {
+                                    if first {
+                                        refused.push(r);
+                                    }
+                                    continue;
                                 }
-                            },
+                            };
+                            let mut own = |k: Key<'_>| match k {
+                                Key::Int(i) => (i as u64, false),
+                                Key::Text(t) => (u64::from(arena.push(t)), true),
+                            };
+                            let (customer, customer_text) = own(p.customer);
+                            let (order_id, order_text) = own(p.order_id);
+                            let category = match p.category {
+                                Some(c) => *categories.entry(c).or_insert_with(|| arena.push(c)),
+                                None => NO_TEXT,
+                            };
+                            emit(Line {
+                                micros: p.micros,
+                                amount: p.amount,
+                                discount: p.discount,
+                                extras: p.extras,
+                                customer,
+                                order_id,
+                                row: (range.0 + row) as u32,
+                                arena: base + b as u32,
+                                category,
+                                file: f as u16,
+                                status: p.status,
+                                text: if customer_text { CUSTOMER_TEXT } else { 0 }
+                                    | if order_text { ORDER_TEXT } else { 0 },
+                            });
+                        }
+                        (arena, refused)
+                    };
+                    let n_blocks = chunk.height.div_ceil(BLOCK_ROWS);
+                    if passes == 1 {
+                        // Every row may be kept: `lines` grows by the chunk's rows (filled in
+                        // parallel, so both workers take the fresh pages' faults), each block writes
+                        // its lines straight into its own rows' slots (no copy from a block's
+                        // buffer), then the blocks close ranks over the rows they refused.
+                        let at = lines.len();
+                        lines.par_extend(rayon::iter::repeat_n(Line::EMPTY, chunk.height));
+                        let slots = &mut lines[at..];
+                        let blocks: Vec<(Arena, Vec<RejectedRow>, usize)> = slots
+                            .par_chunks_mut(BLOCK_ROWS)
+                            .enumerate()
+                            .map(|(b, slots)| {
+                                let mut kept = 0;
+                                let (arena, refused) = parse_block(b, &mut |line| {
+                                    slots[kept] = line;
+                                    kept += 1;
+                                });
+                                (arena, refused, kept)
+                            })
+                            .collect();
+                        let mut filled = 0;
+                        for (b, (arena, refused, kept)) in blocks.into_iter().enumerate() {
+                            let from = b * BLOCK_ROWS;
+                            if from != filled {
+                                slots.copy_within(from..from + kept, filled);
+                            }
+                            filled += kept;
+                            arenas.push(arena);
+                            rejected.extend(refused);
+                        }
+                        lines.truncate(at + filled);
+                        if streaming {
+                            let from = at.saturating_sub(1);
+                            let in_order = lines[from..]
+                                .par_windows(2)
+                                .all(|w| w[0].order_id(&arenas) <= w[1].order_id(&arenas));
+                            if !in_order {
+                                // Start the pass over, holding every line (one pass: nothing of
+                                // another pass is lost).
+                                streaming = false;
+                                rejected.clear();
+                                heights.iter_mut().for_each(|h| *h = 0);
+                                blanks.iter_mut().for_each(|b| *b = 0);
+                                counts = LineCounts::new(opened.len());
+                                canonical = empty();
+                                keys = CustomerKeys::default();
+                                category_dict = Dict::default();
+                                continue 'attempt;
+                            }
+                            // Every order but the last is whole: fold them, keep the last's lines.
+                            let last = lines.last().map(|l| l.order_id(&arenas));
+                            let mut cut = lines.len();
+                            while cut > 0 && Some(lines[cut - 1].order_id(&arenas)) == last {
+                                cut -= 1;
+                            }
+                            let shape = Shape {
+                                files: &opened,
+                                arenas: &arenas,
+                                schema,
+                                has_discount,
+                                has_category,
+                            };
+                            shape.fold(
+                                &lines[..cut],
+                                &mut canonical,
+                                &mut keys,
+                                &mut category_dict,
+                                &mut rejected,
+                                &mut counts,
+                            );
+                            lines.drain(..cut);
+                            // The text of blocks no waiting line points into is let go.
+                            let kept = lines
+                                .iter()
+                                .map(|l| l.arena as usize)
+                                .min()
+                                .unwrap_or(arenas.len())
+                                .min(arenas.len());
+                            for arena in &mut arenas[..kept] {
+                                *arena = Arena::default();
+                            }
+                        }
+                    } else {
+                        // A pass keeps a share of the rows: blocks fill buffers of their own.
+                        let blocks: Vec<(Arena, Vec<RejectedRow>, Vec<Line>)> = (0..n_blocks)
+                            .into_par_iter()
+                            .map(|b| {
+                                let mut out = Vec::with_capacity(BLOCK_ROWS / passes as usize + 1);
+                                let (arena, refused) = parse_block(b, &mut |line| out.push(line));
+                                (arena, refused, out)
+                            })
+                            .collect();
+                        for (arena, refused, out) in blocks {
+                            arenas.push(arena);
+                            lines.extend(out);
+                            rejected.extend(refused);
                         }
                     }
-                };
-                *c = id;
-                last = Some((key, id));
+                }
             }
+
+            if !streaming {
+                // Group lines by order_id; (file, row) makes the order total and deterministic.
+                sort_lines(&mut lines, &arenas);
+            }
+            let shape = Shape {
+                files: &opened,
+                arenas: &arenas,
+                schema,
+                has_discount,
+                has_category,
+            };
+            shape.fold(
+                &lines,
+                &mut canonical,
+                &mut keys,
+                &mut category_dict,
+                &mut rejected,
+                &mut counts,
+            );
+            drop(lines);
+            break;
         }
-        drop(lines);
         if let Some(sink) = sink.as_mut() {
             let mut piece = std::mem::replace(&mut canonical, empty());
             piece.category_names = category_dict.names.clone();
-            int_key.clear();
-            text_key.clear();
+            keys = CustomerKeys::default();
             sink(piece)?;
         }
     }
-    drop((int_key, text_key));
+    drop(keys);
+    let streamed = streaming;
 
     canonical.category_names = category_dict.names;
     rejected.sort_by(|a, b| a.source_file.cmp(&b.source_file).then(a.row.cmp(&b.row)));
@@ -1326,9 +1253,9 @@ fn ingest_in_chunks(
                 blank_lines_skipped: blanks[f] as i64,
                 rows_rejected: mine.len() as i64,
                 rows_accepted: rows_read - mine.len() as i64,
-                duplicates_collapsed: collapsed[f],
-                cancelled_lines: cancelled[f],
-                returned_lines: returned_lines[f],
+                duplicates_collapsed: counts.collapsed[f],
+                cancelled_lines: counts.cancelled[f],
+                returned_lines: counts.returned[f],
                 rejected_by_reason: by_reason,
                 columns: p
                     .mapped
@@ -1368,6 +1295,7 @@ fn ingest_in_chunks(
         files: stats,
         warnings,
         passes: passes as usize,
+        streamed,
     })
 }
 
@@ -1621,6 +1549,191 @@ impl<'v> Shape<'v, '_> {
     }
 }
 
+impl Shape<'_, '_> {
+    /// Folds `lines` (sorted by `order_id`, (file, row)) into orders appended to `canonical`:
+    /// customers keyed by `keys`, categories by `category_dict`, refused orders to `rejected`.
+    fn fold(
+        &self,
+        lines: &[Line],
+        canonical: &mut Orders,
+        keys: &mut CustomerKeys,
+        category_dict: &mut Dict,
+        rejected: &mut Vec<RejectedRow>,
+        counts: &mut LineCounts,
+    ) {
+        let arenas = self.arenas;
+        let pieces = order_pieces(lines, arenas, rayon::current_num_threads() * 8);
+        // Each piece writes its orders straight into the pass's columns, at its first line's
+        // offset (a piece has at most one order per line); the pieces then close ranks. The
+        // columns grow in parallel (both workers take the fresh pages' faults) and no order is
+        // copied from a piece's buffer.
+        let base = canonical.customer.len();
+        let grow = lines.len();
+        canonical
+            .customer
+            .par_extend(rayon::iter::repeat_n(0, grow));
+        canonical.day.par_extend(rayon::iter::repeat_n(0, grow));
+        canonical
+            .amount
+            .par_extend(rayon::iter::repeat_n(0.0, grow));
+        canonical
+            .refund
+            .par_extend(rayon::iter::repeat_n(0.0, grow));
+        canonical
+            .is_purchase
+            .par_extend(rayon::iter::repeat_n(false, grow));
+        if self.has_discount {
+            canonical
+                .discount
+                .par_extend(rayon::iter::repeat_n(0.0, grow));
+        }
+        let groups: Vec<Grouped> = {
+            let mut rest = OrderSlots {
+                first_line: &mut canonical.customer[base..],
+                day: &mut canonical.day[base..],
+                amount: &mut canonical.amount[base..],
+                refund: &mut canonical.refund[base..],
+                is_purchase: &mut canonical.is_purchase[base..],
+                discount: if self.has_discount {
+                    &mut canonical.discount[base..]
+                } else {
+                    &mut []
+                },
+            };
+            let mut slots = Vec::with_capacity(pieces.len());
+            for range in &pieces {
+                let (head, tail) = rest.split_at(range.len());
+                slots.push(head);
+                rest = tail;
+            }
+            pieces
+                .par_iter()
+                .zip(slots)
+                .map(|(range, out)| self.group(&lines[range.clone()], range.start, out))
+                .collect()
+        };
+        let mut filled = base;
+        for (range, g) in pieces.iter().zip(groups) {
+            let from = base + range.start;
+            if from != filled {
+                let moved = from..from + g.orders;
+                canonical.customer.copy_within(moved.clone(), filled);
+                canonical.day.copy_within(moved.clone(), filled);
+                canonical.amount.copy_within(moved.clone(), filled);
+                canonical.refund.copy_within(moved.clone(), filled);
+                canonical.is_purchase.copy_within(moved.clone(), filled);
+                if self.has_discount {
+                    canonical.discount.copy_within(moved, filled);
+                }
+            }
+            filled += g.orders;
+            if self.has_category {
+                // The piece's own category ids, re-keyed to the run's dictionary and re-sorted.
+                let global: Vec<u32> = g
+                    .categories
+                    .names
+                    .iter()
+                    .map(|n| category_dict.intern(n))
+                    .collect();
+                let out = &mut canonical.category_ids;
+                let mut from = 0;
+                for &to in &g.category_end {
+                    let start = out.len();
+                    out.extend(
+                        g.category_ids[from..to as usize]
+                            .iter()
+                            .map(|&k| global[k as usize]),
+                    );
+                    out[start..].sort_unstable();
+                    canonical.category_start.push(out.len() as u32);
+                    from = to as usize;
+                }
+            }
+            rejected.extend(g.rejected);
+            for f in 0..self.files.len() {
+                counts.collapsed[f] += g.collapsed[f];
+                counts.cancelled[f] += g.cancelled[f];
+                counts.returned[f] += g.returned_lines[f];
+            }
+        }
+        canonical.customer.truncate(filled);
+        canonical.day.truncate(filled);
+        canonical.amount.truncate(filled);
+        canonical.refund.truncate(filled);
+        canonical.is_purchase.truncate(filled);
+        if self.has_discount {
+            canonical.discount.truncate(filled);
+        }
+
+        // Customers keyed in order: each order's first line (what `customer` holds so far)
+        // names its customer. Consecutive orders of one customer (an export sorted by customer)
+        // skip the lookup.
+        {
+            let ids = &mut canonical.customer_ids;
+            let mut last: Option<(Key<'_>, u32)> = None;
+            for c in &mut canonical.customer[base..] {
+                let key = lines[*c as usize].customer(arenas);
+                let id = match last {
+                    Some((k, id)) if k == key => id,
+                    _ => {
+                        let mut new_id = || {
+                            ids.push(key.to_string());
+                            ids.len() as u32 - 1
+                        };
+                        match key {
+                            Key::Int(i) => *keys.int.entry(i).or_insert_with(new_id),
+                            Key::Text(t) => match keys.text.get(t) {
+                                Some(&k) => k,
+                                None => {
+                                    let k = new_id();
+                                    keys.text.insert(t.into(), k);
+                                    k
+                                }
+                            },
+                        }
+                    }
+                };
+                *c = id;
+                last = Some((key, id));
+            }
+        }
+    }
+}
+
+/// Sorts lines by `order_id`, then (file, row): the order is total and deterministic.
+fn sort_lines(lines: &mut [Line], arenas: &[Arena]) {
+    lines.par_sort_unstable_by(|a, b| {
+        a.order_id(arenas)
+            .cmp(&b.order_id(arenas))
+            .then(a.file.cmp(&b.file))
+            .then(a.row.cmp(&b.row))
+    });
+}
+
+/// Customers keyed in first-seen order.
+#[derive(Default)]
+struct CustomerKeys {
+    int: HashMap<i64, u32, FixedState>,
+    text: HashMap<Box<str>, u32, FixedState>,
+}
+
+/// Per input file: lines collapsed as identical duplicates, cancelled lines, returned lines.
+struct LineCounts {
+    collapsed: Vec<i64>,
+    cancelled: Vec<i64>,
+    returned: Vec<i64>,
+}
+
+impl LineCounts {
+    fn new(files: usize) -> Self {
+        LineCounts {
+            collapsed: vec![0; files],
+            cancelled: vec![0; files],
+            returned: vec![0; files],
+        }
+    }
+}
+
 /// A TOML key: bare when it can be, quoted otherwise.
 fn toml_key(k: &str) -> String {
     if !k.is_empty()
@@ -1791,7 +1904,7 @@ mod tests {
             };
             let amount = if i % 2 == 0 { 1.0 } else { 2.0 };
             text.push_str(&format!(
-                "{customer},o{},2024-03-{:02},{amount}\n",
+                "{customer},o{:06},2024-03-{:02},{amount}\n",
                 i / 2,
                 1 + (i / 2) % 28
             ));
@@ -1809,6 +1922,8 @@ mod tests {
         .unwrap();
         let refused = (0..rows).filter(|i| i % 1000 == 7).count();
         assert_eq!(one.passes, 1);
+        // The ids are in order: the orders were folded chunk by chunk.
+        assert!(one.streamed);
         assert_eq!(one.rejected.len(), refused);
         assert!(one
             .rejected
@@ -1845,9 +1960,48 @@ mod tests {
             None,
         )
         .unwrap();
-        assert!(passes.passes > 1);
+        assert!(passes.passes > 1 && !passes.streamed);
         assert_eq!(sorted_orders(&passes.orders), sorted_orders(&one.orders));
         assert_eq!(passes.rejected, one.rejected);
+        // Chunks that cut orders in two (an odd number of rows): the order waits for its
+        // second line, and the result is the whole read's, order for order.
+        for chunk_rows in [1001, 4096] {
+            let got = ingest_in_chunks(
+                std::slice::from_ref(&csv),
+                &schema,
+                chunk_rows,
+                None,
+                1,
+                None,
+            )
+            .unwrap();
+            assert!(got.streamed);
+            assert_eq!(got.orders, one.orders, "chunks of {chunk_rows}");
+            assert_eq!(got.rejected, one.rejected);
+            assert_eq!(got.files, one.files);
+        }
+        // One order out of place: the pass starts over holding every line; the same orders.
+        let mut lines: Vec<String> = fs_err::read_to_string(&csv)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let moved = lines.remove(2);
+        lines.push(moved);
+        let shuffled = dir.join("shuffled.csv");
+        fs_err::write(&shuffled, lines.join("\n") + "\n").unwrap();
+        let got = ingest_in_chunks(
+            std::slice::from_ref(&shuffled),
+            &schema,
+            4096,
+            None,
+            1,
+            None,
+        )
+        .unwrap();
+        assert!(!got.streamed);
+        assert_eq!(sorted_orders(&got.orders), sorted_orders(&one.orders));
+        assert_eq!(got.rejected.len(), one.rejected.len());
         let _ = fs_err::remove_dir_all(&dir);
     }
 
