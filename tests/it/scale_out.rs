@@ -222,6 +222,8 @@ fn run_in_partitions_gives_the_single_runs_tables() {
     run(&single, &[]);
     let m1 = manifest(&single, "2024-12-31");
     assert!(m1["inputs"]["orders"]["rows_rejected"].as_i64().unwrap() > 0);
+    // The generator writes each customer's orders together, ids in sequence: one pass streams.
+    assert_eq!(m1["inputs"]["orders"]["read_in_order"], true);
     assert!(
         m1["inputs"]["orders"]["rejected_by_reason"]["conflicting_duplicate"].as_i64() > Some(0)
     );
@@ -279,7 +281,7 @@ fn run_in_partitions_gives_the_single_runs_tables() {
         }
         let mut orders = m["inputs"]["orders"].clone();
         assert_eq!(orders["read_passes"].as_u64().unwrap() > 1, budget);
-        for key in ["read_passes", "memory_budget_bytes"] {
+        for key in ["read_passes", "read_in_order", "memory_budget_bytes"] {
             orders[key] = m1["inputs"]["orders"][key].clone();
         }
         assert_eq!(orders, m1["inputs"]["orders"], "{n} partitions");

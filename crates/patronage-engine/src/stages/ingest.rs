@@ -42,6 +42,9 @@ pub(crate) struct OrdersManifest {
     pub orders_after_as_of_ignored: usize,
     /// Passes over the orders the memory budget asked for (1: one pass).
     pub read_passes: usize,
+    /// Whether the orders came in `order_id` order and were grouped as they were read (one pass
+    /// whose validated lines never outgrew a chunk); otherwise every line was held and sorted.
+    pub read_in_order: bool,
     /// The memory budget for validated order lines, in bytes (`null`: none).
     pub memory_budget_bytes: Option<u64>,
 }
@@ -322,6 +325,7 @@ pub(crate) fn check_orders(
         non_purchase_orders: days.count(|_, p| !p),
         orders_after_as_of_ignored: days.count(|d, _| d > as_of),
         read_passes: ingested.passes,
+        read_in_order: ingested.streamed,
         memory_budget_bytes: opts.memory_budget,
         files: ingested.files.clone(),
     };
