@@ -1005,9 +1005,28 @@ fn ingest_in_chunks(
                 capacity + capacity / 16
             });
             let mut arenas: Vec<Arena> = Vec::new();
-            for ((f, file), ranges) in opened.iter().enumerate().zip(&chunks) {
-                for &range in ranges {
-                    let chunk = file.read(range)?;
+            // The next chunk is read (by polars, on its own threads) while this one is parsed.
+            let work: Vec<(usize, (usize, usize))> = chunks
+                .iter()
+                .enumerate()
+                .flat_map(|(f, ranges)| ranges.iter().map(move |&r| (f, r)))
+                .collect();
+            let restart = std::thread::scope(|s| -> Result<bool, InputError> {
+                let mut ahead: Option<
+                    std::thread::ScopedJoinHandle<'_, Result<Prepared, InputError>>,
+                > = None;
+                for (i, &(f, range)) in work.iter().enumerate() {
+                    let file = &opened[f];
+                    let chunk = match ahead.take() {
+                        Some(reading) => reading
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+                        None => file.read(range)?,
+                    };
+                    if let Some(&(g, next)) = work.get(i + 1) {
+                        let next_file = &opened[g];
+                        ahead = Some(s.spawn(move || next_file.read(next)));
+                    }
                     let v = view(&chunk, &file.path_text, range.0, &schema.null_values);
                     if first {
                         heights[f] += chunk.height;
@@ -1106,17 +1125,7 @@ fn ingest_in_chunks(
                                 .par_windows(2)
                                 .all(|w| w[0].order_id(&arenas) <= w[1].order_id(&arenas));
                             if !in_order {
-                                // Start the pass over, holding every line (one pass: nothing of
-                                // another pass is lost).
-                                streaming = false;
-                                rejected.clear();
-                                heights.iter_mut().for_each(|h| *h = 0);
-                                blanks.iter_mut().for_each(|b| *b = 0);
-                                counts = LineCounts::new(opened.len());
-                                canonical = empty();
-                                keys = CustomerKeys::default();
-                                category_dict = Dict::default();
-                                continue 'attempt;
+                                return Ok(true);
                             }
                             // Every order but the last is whole: fold them, keep the last's lines.
                             let last = lines.last().map(|l| l.order_id(&arenas));
@@ -1168,6 +1177,20 @@ fn ingest_in_chunks(
                         }
                     }
                 }
+                Ok(false)
+            })?;
+            if restart {
+                // Start the pass over, holding every line (one pass: nothing of another pass
+                // is lost).
+                streaming = false;
+                rejected.clear();
+                heights.iter_mut().for_each(|h| *h = 0);
+                blanks.iter_mut().for_each(|b| *b = 0);
+                counts = LineCounts::new(opened.len());
+                canonical = empty();
+                keys = CustomerKeys::default();
+                category_dict = Dict::default();
+                continue 'attempt;
             }
 
             if !streaming {
