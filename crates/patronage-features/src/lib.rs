@@ -235,6 +235,12 @@ impl Orders {
         self.customer.is_empty()
     }
 
+    /// Whether each customer's orders are together, customers in key order (what
+    /// [`Orders::into_indexed`] leaves).
+    pub fn grouped_by_customer(&self) -> bool {
+        self.customer.par_windows(2).all(|w| w[0] <= w[1])
+    }
+
     /// Ids of the customers with an order (of any kind) on or before `as_of`.
     pub fn customers_until(&self, as_of: Day) -> impl Iterator<Item = &str> + '_ {
         self.customer_ids
@@ -274,7 +280,7 @@ impl Orders {
     /// then read memory in sequence whatever order the export had (an export in time order
     /// interleaves customers; walking it by customer cost twice the time of the features stage).
     fn group_by_customer(&mut self) {
-        if self.customer.par_windows(2).all(|w| w[0] <= w[1]) {
+        if self.grouped_by_customer() {
             return;
         }
         // (customer, position) packed in one integer: unique, so an unstable sort is stable.

@@ -171,8 +171,8 @@ impl OrderPartials {
         let n_customers = customers;
         // Each customer's orders: a range when the orders are grouped by customer (what
         // `Orders::into_indexed` leaves), else a counting sort.
-        let grouped = orders.customer.par_windows(2).all(|w| w[0] <= w[1]);
-        let (starts, by_customer): (Vec<usize>, Option<Vec<u32>>) = if grouped {
+        let (starts, by_customer): (Vec<usize>, Option<Vec<u32>>) = if orders.grouped_by_customer()
+        {
             let starts = (0..=n_customers)
                 .into_par_iter()
                 .map(|c| orders.customer.partition_point(|&k| (k as usize) < c))

@@ -964,10 +964,8 @@ fn ingest_in_chunks(
     // Per file: records read (blank lines included) and blank lines.
     let mut heights = vec![0usize; opened.len()];
     let mut blanks = vec![0usize; opened.len()];
-    let mut counts = LineCounts::new(opened.len());
     // Customer keys in first-seen order (deterministic: orders come in pass and order_id
     // order). Features sort customers by id, so the key order never reaches an output.
-    let mut keys = CustomerKeys::default();
     // Orders of one pass (with a sink) or of all of them.
     let capacity = known / if sink.is_some() { passes as usize } else { 1 };
     let empty = || Orders {
@@ -983,8 +981,19 @@ fn ingest_in_chunks(
         category_ids: Vec::new(),
         category_names: Vec::new(),
     };
-    let mut canonical = empty();
-    let mut category_dict = Dict::default();
+    let fresh = || Folded {
+        orders: empty(),
+        keys: CustomerKeys::default(),
+        categories: Dict::default(),
+        counts: LineCounts::new(opened.len()),
+    };
+    let mut folded = fresh();
+    let shape = Shape {
+        files: &opened,
+        schema,
+        has_discount,
+        has_category,
+    };
     let mut streaming = false;
     for pass in 0..passes {
         // Rows are validated in every pass; the first one reports the refused rows and counts.
@@ -1133,21 +1142,7 @@ fn ingest_in_chunks(
                             while cut > 0 && Some(lines[cut - 1].order_id(&arenas)) == last {
                                 cut -= 1;
                             }
-                            let shape = Shape {
-                                files: &opened,
-                                arenas: &arenas,
-                                schema,
-                                has_discount,
-                                has_category,
-                            };
-                            shape.fold(
-                                &lines[..cut],
-                                &mut canonical,
-                                &mut keys,
-                                &mut category_dict,
-                                &mut rejected,
-                                &mut counts,
-                            );
+                            shape.fold(&lines[..cut], &arenas, &mut folded, &mut rejected);
                             lines.drain(..cut);
                             // The text of blocks no waiting line points into is let go.
                             let kept = lines
@@ -1186,10 +1181,7 @@ fn ingest_in_chunks(
                 rejected.clear();
                 heights.iter_mut().for_each(|h| *h = 0);
                 blanks.iter_mut().for_each(|b| *b = 0);
-                counts = LineCounts::new(opened.len());
-                canonical = empty();
-                keys = CustomerKeys::default();
-                category_dict = Dict::default();
+                folded = fresh();
                 continue 'attempt;
             }
 
@@ -1197,32 +1189,23 @@ fn ingest_in_chunks(
                 // Group lines by order_id; (file, row) makes the order total and deterministic.
                 sort_lines(&mut lines, &arenas);
             }
-            let shape = Shape {
-                files: &opened,
-                arenas: &arenas,
-                schema,
-                has_discount,
-                has_category,
-            };
-            shape.fold(
-                &lines,
-                &mut canonical,
-                &mut keys,
-                &mut category_dict,
-                &mut rejected,
-                &mut counts,
-            );
+            shape.fold(&lines, &arenas, &mut folded, &mut rejected);
             drop(lines);
             break;
         }
         if let Some(sink) = sink.as_mut() {
-            let mut piece = std::mem::replace(&mut canonical, empty());
-            piece.category_names = category_dict.names.clone();
-            keys = CustomerKeys::default();
+            let mut piece = std::mem::replace(&mut folded.orders, empty());
+            piece.category_names = folded.categories.names.clone();
+            folded.keys = CustomerKeys::default();
             sink(piece)?;
         }
     }
-    drop(keys);
+    let Folded {
+        orders: mut canonical,
+        categories: category_dict,
+        counts,
+        ..
+    } = folded;
     let streamed = streaming;
 
     canonical.category_names = category_dict.names;
@@ -1325,7 +1308,6 @@ fn ingest_in_chunks(
 /// What grouping needs to know about the run.
 struct Shape<'v, 's> {
     files: &'v [OrdersFile],
-    arenas: &'v [Arena],
     schema: &'s OrdersSchema,
     has_discount: bool,
     has_category: bool,
@@ -1408,8 +1390,13 @@ fn order_pieces(lines: &[Line], arenas: &[Arena], n: usize) -> Vec<std::ops::Ran
 impl<'v> Shape<'v, '_> {
     /// Groups lines sorted by `order_id` into orders (the order rules of the module docs),
     /// written to `out`; `offset` is the first line's position in the pass's lines.
-    fn group(&self, lines: &[Line], offset: usize, out: OrderSlots<'_>) -> Grouped {
-        let arenas = self.arenas;
+    fn group<'a>(
+        &self,
+        lines: &[Line],
+        arenas: &'a [Arena],
+        offset: usize,
+        out: OrderSlots<'_>,
+    ) -> Grouped {
         let schema = self.schema;
         let files = self.files.len();
         // Most lines are whole orders: one order per line is the capacity to expect.
@@ -1429,7 +1416,7 @@ impl<'v> Shape<'v, '_> {
         // order cannot change a bit.
         let (mut completed, mut returned): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
         let mut discounts: Vec<f64> = Vec::new();
-        let mut categories: Vec<&'v str> = Vec::new();
+        let mut categories: Vec<&'a str> = Vec::new();
         // Identical lines of one order (amount, status, optional cells) seen so far.
         let mut seen: HashSet<(u64, Status, u64), FixedState> = HashSet::default();
         let sorted_sum = |v: &mut Vec<f64>| {
@@ -1573,18 +1560,21 @@ impl<'v> Shape<'v, '_> {
 }
 
 impl Shape<'_, '_> {
-    /// Folds `lines` (sorted by `order_id`, (file, row)) into orders appended to `canonical`:
-    /// customers keyed by `keys`, categories by `category_dict`, refused orders to `rejected`.
+    /// Folds `lines` (sorted by `order_id`, (file, row); their text in `arenas`) into `into`'s
+    /// orders, refused orders to `rejected`.
     fn fold(
         &self,
         lines: &[Line],
-        canonical: &mut Orders,
-        keys: &mut CustomerKeys,
-        category_dict: &mut Dict,
+        arenas: &[Arena],
+        into: &mut Folded,
         rejected: &mut Vec<RejectedRow>,
-        counts: &mut LineCounts,
     ) {
-        let arenas = self.arenas;
+        let Folded {
+            orders: canonical,
+            keys,
+            categories: category_dict,
+            counts,
+        } = into;
         let pieces = order_pieces(lines, arenas, rayon::current_num_threads() * 8);
         // Each piece writes its orders straight into the pass's columns, at its first line's
         // offset (a piece has at most one order per line); the pieces then close ranks. The
@@ -1632,7 +1622,7 @@ impl Shape<'_, '_> {
             pieces
                 .par_iter()
                 .zip(slots)
-                .map(|(range, out)| self.group(&lines[range.clone()], range.start, out))
+                .map(|(range, out)| self.group(&lines[range.clone()], arenas, range.start, out))
                 .collect()
         };
         let mut filled = base;
@@ -1731,6 +1721,15 @@ fn sort_lines(lines: &mut [Line], arenas: &[Arena]) {
             .then(a.file.cmp(&b.file))
             .then(a.row.cmp(&b.row))
     });
+}
+
+/// What folding a pass's lines builds: its orders, their customers' keys (first-seen order),
+/// the run's category dictionary and the per-file line counts.
+struct Folded {
+    orders: Orders,
+    keys: CustomerKeys,
+    categories: Dict,
+    counts: LineCounts,
 }
 
 /// Customers keyed in first-seen order.
