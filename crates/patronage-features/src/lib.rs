@@ -188,49 +188,6 @@ impl Orders {
         }
     }
 
-    /// Keeps the orders for which `keep` holds, in place, with their new customer key.
-    fn retain_map(&mut self, mut key: impl FnMut(u32) -> Option<u32>) {
-        let (has_discount, has_category) = (self.discount_column, self.has_categories());
-        let mut w = 0;
-        let mut wc = 0usize;
-        for r in 0..self.customer.len() {
-            let Some(k) = key(self.customer[r]) else {
-                continue;
-            };
-            self.customer[w] = k;
-            self.day[w] = self.day[r];
-            self.amount[w] = self.amount[r];
-            self.refund[w] = self.refund[r];
-            self.is_purchase[w] = self.is_purchase[r];
-            if has_discount {
-                self.discount[w] = self.discount[r];
-            }
-            if has_category {
-                let (a, b) = (
-                    self.category_start[r] as usize,
-                    self.category_start[r + 1] as usize,
-                );
-                self.category_start[w] = wc as u32;
-                self.category_ids.copy_within(a..b, wc);
-                wc += b - a;
-            }
-            w += 1;
-        }
-        self.customer.truncate(w);
-        self.day.truncate(w);
-        self.amount.truncate(w);
-        self.refund.truncate(w);
-        self.is_purchase.truncate(w);
-        if has_discount {
-            self.discount.truncate(w);
-        }
-        if has_category {
-            self.category_start.truncate(w + 1);
-            self.category_start[w] = wc as u32;
-            self.category_ids.truncate(wc);
-        }
-    }
-
     pub fn is_empty(&self) -> bool {
         self.customer.is_empty()
     }
@@ -270,32 +227,50 @@ impl Orders {
     /// e.g. from [`CustomerIndex::union`]).
     pub fn reindex_at(mut self, at: &[Option<u32>]) -> Orders {
         self.customer_ids = Vec::new();
-        self.retain_map(|c| at[c as usize]);
-        self.group_by_customer();
+        let key = self
+            .customer
+            .par_iter()
+            .map(|&c| at[c as usize].unwrap_or(DROP))
+            .collect();
+        self.regroup(key);
         self
     }
 
-    /// Moves each customer's orders together, customers in key order (a stable sort: a
-    /// customer's orders keep their order). Stages that walk the orders customer by customer
-    /// then read memory in sequence whatever order the export had (an export in time order
-    /// interleaves customers; walking it by customer cost twice the time of the features stage).
-    fn group_by_customer(&mut self) {
-        if self.grouped_by_customer() {
+    /// Re-keys the orders: order `i` gets customer `key[i]`, or is dropped when that is
+    /// [`DROP`]; then each customer's orders are moved together, customers in key order (a
+    /// stable counting sort: a customer's orders keep their order). Stages that walk the orders
+    /// customer by customer then read memory in sequence whatever order the export had (an
+    /// export in time order interleaves customers; walking it by customer cost twice the time
+    /// of the features stage).
+    fn regroup(&mut self, key: Vec<u32>) {
+        let keep_all = !key.par_iter().any(|&k| k == DROP);
+        if keep_all && key.par_windows(2).all(|w| w[0] <= w[1]) {
+            self.customer = key;
             return;
         }
-        // (customer, position) packed in one integer: unique, so an unstable sort is stable.
-        let mut packed: Vec<u64> = self
-            .customer
+        let keys = key
             .par_iter()
-            .enumerate()
-            .map(|(i, &c)| (u64::from(c) << 32) | i as u64)
-            .collect();
-        packed.par_sort_unstable();
-        let perm: Vec<u32> = packed.into_par_iter().map(|p| p as u32).collect();
+            .filter(|&&k| k != DROP)
+            .max()
+            .map_or(0, |&m| m as usize + 1);
+        let mut fill = vec![0u32; keys + 1];
+        for &k in key.iter().filter(|&&k| k != DROP) {
+            fill[k as usize + 1] += 1;
+        }
+        for k in 0..keys {
+            fill[k + 1] += fill[k];
+        }
+        let kept = fill[keys] as usize;
+        let mut perm = vec![0u32; kept];
+        for (i, &k) in key.iter().enumerate().filter(|(_, &k)| k != DROP) {
+            perm[fill[k as usize] as usize] = i as u32;
+            fill[k as usize] += 1;
+        }
         fn gather<T: Copy + Send + Sync>(v: &[T], perm: &[u32]) -> Vec<T> {
             perm.par_iter().map(|&i| v[i as usize]).collect()
         }
-        self.customer = gather(&self.customer, &perm);
+        self.customer = gather(&key, &perm);
+        drop(key);
         self.day = gather(&self.day, &perm);
         self.amount = gather(&self.amount, &perm);
         self.refund = gather(&self.refund, &perm);
@@ -328,9 +303,20 @@ impl Orders {
                 seen[*c as usize] = true;
             }
         }
-        let mut keys: Vec<u32> = (0..n as u32).filter(|&k| seen[k as usize]).collect();
         let ids = &self.customer_ids;
-        keys.par_sort_unstable_by(|a, b| ids[*a as usize].cmp(&ids[*b as usize]));
+        // Sorted by id as text: each key carries its id's first 8 bytes (big-endian, padded
+        // with zeros), which order most pairs without following the pointer to the text; equal
+        // prefixes fall back to the whole ids.
+        let mut keyed: Vec<(u64, u32)> = (0..n as u32)
+            .into_par_iter()
+            .filter(|&k| seen[k as usize])
+            .map(|k| (text_prefix(&ids[k as usize]), k))
+            .collect();
+        keyed.par_sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| ids[a.1 as usize].cmp(&ids[b.1 as usize]))
+        });
+        let keys: Vec<u32> = keyed.into_iter().map(|(_, k)| k).collect();
         let mut position = vec![u32::MAX; n];
         for (p, &k) in keys.iter().enumerate() {
             position[k as usize] = p as u32;
@@ -340,8 +326,12 @@ impl Orders {
             .map(|&k| std::mem::take(&mut self.customer_ids[k as usize]))
             .collect();
         self.customer_ids = Vec::new();
-        self.retain_map(|c| Some(position[c as usize]).filter(|p| *p != u32::MAX));
-        self.group_by_customer();
+        let key = self
+            .customer
+            .par_iter()
+            .map(|&c| position[c as usize])
+            .collect();
+        self.regroup(key);
         (CustomerIndex::from_sorted(index_ids), self)
     }
 
@@ -355,6 +345,18 @@ impl Orders {
             .max()
     }
 }
+
+/// The first 8 bytes of `id` as a big-endian number (zero-padded): when two ids' prefixes
+/// differ, they order the ids as their bytes do.
+fn text_prefix(id: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let n = id.len().min(8);
+    b[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u64::from_be_bytes(b)
+}
+
+/// A key that drops an order (see [`Orders::regroup`]).
+const DROP: u32 = u32::MAX;
 
 /// Per-customer row computed independently of every other customer.
 #[derive(Debug, Clone, Default)]
@@ -379,35 +381,72 @@ struct Row {
 
 /// Order features for every one of the `customers` of the index (`orders` keyed by it, see
 /// [`Orders::into_indexed`]), in index order, so the output does not depend on the order of the
-/// input rows: the [`OrderPartials`] of all orders, finished.
+/// input rows: the [`OrderPartials`] of all orders, finished — a block of customers at a time, so
+/// the partials of every customer never exist at once (the same table as
+/// `features(&OrderPartials::from_orders(..))`).
 pub fn compute(orders: &Orders, customers: usize, as_of: Day) -> FeatureTable {
-    features(&OrderPartials::from_orders(orders, customers, as_of), as_of)
+    let by = partial::ByCustomer::of(orders, customers);
+    let inputs = InputColumns {
+        has_discounts: orders.has_discounts(),
+        has_categories: orders.has_categories(),
+    };
+    in_blocks(customers, as_of, inputs, |block| {
+        block
+            .into_par_iter()
+            .map(|c| {
+                let p = by.partial(orders, c, as_of);
+                (!p.is_empty()).then(|| customer_row(&p, as_of))
+            })
+            .collect()
+    })
 }
 
 /// Finishes merged partials into the order features at `as_of` (the partials must hold no order
 /// after it).
 pub fn features(partials: &OrderPartials, as_of: Day) -> FeatureTable {
-    // Customers in blocks: each block's rows are computed, turned into columns and freed, so the
-    // per-customer rows (≈ 150 bytes each) never exist for every customer at once.
-    const BLOCK: usize = 1 << 16;
-    let n = partials.parts.len();
-    let mut table: Option<FeatureTable> = None;
-    for block in partials.parts.chunks(BLOCK) {
-        let rows: Vec<Option<Row>> = block
+    let inputs = InputColumns {
+        has_discounts: partials.has_discounts,
+        has_categories: partials.has_categories,
+    };
+    in_blocks(partials.parts.len(), as_of, inputs, |block| {
+        partials.parts[block]
             .par_iter()
             .map(|p| (!p.is_empty()).then(|| customer_row(p, as_of)))
-            .collect();
-        let t = block_table(&rows, as_of, partials);
+            .collect()
+    })
+}
+
+/// Which optional order columns the input had: without one, the features that need it are
+/// null, not 0.
+#[derive(Debug, Clone, Copy)]
+struct InputColumns {
+    has_discounts: bool,
+    has_categories: bool,
+}
+
+/// The feature table of `n` customers, whose rows `rows` gives a block at a time: each block's
+/// rows are computed, turned into columns and freed, so the per-customer rows (≈ 150 bytes
+/// each) never exist for every customer at once.
+fn in_blocks(
+    n: usize,
+    as_of: Day,
+    inputs: InputColumns,
+    rows: impl Fn(std::ops::Range<usize>) -> Vec<Option<Row>>,
+) -> FeatureTable {
+    const BLOCK: usize = 1 << 16;
+    let mut table: Option<FeatureTable> = None;
+    for start in (0..n).step_by(BLOCK) {
+        let t = block_table(&rows(start..n.min(start + BLOCK)), as_of, inputs);
         match &mut table {
             Some(all) => all.append_rows(t, n),
             None => table = Some(t),
         }
     }
-    table.unwrap_or_else(|| block_table(&[], as_of, partials))
+    table.unwrap_or_else(|| block_table(&[], as_of, inputs))
 }
 
 /// The order features of some customers' rows.
-fn block_table(rows: &[Option<Row>], as_of: Day, partials: &OrderPartials) -> FeatureTable {
+fn block_table(rows: &[Option<Row>], as_of: Day, inputs: InputColumns) -> FeatureTable {
     let mut t = feature_table(rows, as_of);
     // Promotion sensitivity and category breadth: null, not 0, when the input lacks the column.
     let ratio = |num: &(dyn Fn(&Row) -> f64 + Sync)| -> Nullable<f64> {
@@ -422,7 +461,7 @@ fn block_table(rows: &[Option<Row>], as_of: Day, partials: &OrderPartials) -> Fe
     t.push(
         "discounted_order_share",
         "share of purchase orders with a discount (discount_amount > 0); null without a discount column",
-        Values::Float(if partials.has_discounts {
+        Values::Float(if inputs.has_discounts {
             ratio(&|r| f64::from(r.discounted))
         } else {
             Nullable::nulls(rows.len())
@@ -431,7 +470,7 @@ fn block_table(rows: &[Option<Row>], as_of: Day, partials: &OrderPartials) -> Fe
     t.push(
         "mean_discount_rate",
         "mean over purchase orders of discount / (amount + discount), undiscounted orders 0; null without a discount column",
-        Values::Float(if partials.has_discounts {
+        Values::Float(if inputs.has_discounts {
             ratio(&|r| r.discount_rate_nanos as f64 / 1e9)
         } else {
             Nullable::nulls(rows.len())
@@ -440,7 +479,7 @@ fn block_table(rows: &[Option<Row>], as_of: Day, partials: &OrderPartials) -> Fe
     t.push(
         "categories_bought",
         "distinct categories of the purchased order lines (count); null without a category column",
-        Values::Int(if partials.has_categories {
+        Values::Int(if inputs.has_categories {
             rows.par_iter()
                 .map(|r| r.as_ref().map(|r| r.categories_bought))
                 .collect()
@@ -668,6 +707,19 @@ fn customer_row(p: &OrderPartial, as_of: Day) -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Ids whose prefixes differ are ordered by them as by their text (short ids, ids that
+        /// are prefixes of others, zero bytes, multi-byte characters).
+        #[test]
+        fn text_prefixes_order_ids_as_their_text(a in "[0-9a\\x00é]{0,10}", b in "[0-9a\\x00é]{0,10}") {
+            let (pa, pb) = (text_prefix(&a), text_prefix(&b));
+            if pa != pb {
+                prop_assert_eq!(pa.cmp(&pb), a.cmp(&b));
+            }
+        }
+    }
 
     fn orders(rows: &[(&str, Day, f64, f64, bool)]) -> Orders {
         let mut ids: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
@@ -747,7 +799,24 @@ mod tests {
             .collect();
         let blocks = features(&partials, 400);
         assert_eq!(blocks.len(), n);
-        assert_eq!(blocks, block_table(&rows, 400, &partials));
+        let inputs = InputColumns {
+            has_discounts: true,
+            has_categories: false,
+        };
+        assert_eq!(blocks, block_table(&rows, 400, inputs));
+        // Partials made a block at a time from the orders: the same table.
+        assert_eq!(compute(&o, n, 400), blocks);
+        // And from orders not grouped by customer (found by the counting sort).
+        let mut shuffled = o.clone();
+        let perm: Vec<usize> = (0..o.customer.len()).rev().collect();
+        shuffled.customer = perm.iter().map(|&i| o.customer[i]).collect();
+        shuffled.day = perm.iter().map(|&i| o.day[i]).collect();
+        shuffled.amount = perm.iter().map(|&i| o.amount[i]).collect();
+        shuffled.refund = perm.iter().map(|&i| o.refund[i]).collect();
+        shuffled.is_purchase = perm.iter().map(|&i| o.is_purchase[i]).collect();
+        shuffled.discount = perm.iter().map(|&i| o.discount[i]).collect();
+        assert!(!shuffled.grouped_by_customer());
+        assert_eq!(compute(&shuffled, n, 400), blocks);
         assert_eq!(blocks.int("frequency").unwrap().get(4), None);
         assert_eq!(blocks.int("frequency").unwrap().get(149_999), Some(2));
     }

@@ -152,6 +152,83 @@ impl OrderPartial {
     }
 }
 
+/// Where each customer's orders are: a range of the orders when they are grouped by customer
+/// (what [`Orders::into_indexed`] leaves), else a counting sort's permutation.
+pub(crate) struct ByCustomer {
+    /// Customer `c`'s orders are `starts[c]..starts[c + 1]` (of the permutation, when there is one).
+    starts: Vec<usize>,
+    by_customer: Option<Vec<u32>>,
+}
+
+impl ByCustomer {
+    pub(crate) fn of(orders: &Orders, customers: usize) -> Self {
+        use rayon::prelude::*;
+        if orders.grouped_by_customer() {
+            let starts = (0..=customers)
+                .into_par_iter()
+                .map(|c| orders.customer.partition_point(|&k| (k as usize) < c))
+                .collect();
+            return ByCustomer {
+                starts,
+                by_customer: None,
+            };
+        }
+        let mut starts = vec![0usize; customers + 1];
+        for &c in &orders.customer {
+            starts[c as usize + 1] += 1;
+        }
+        for k in 0..customers {
+            starts[k + 1] += starts[k];
+        }
+        let mut fill = starts.clone();
+        let mut by_customer = vec![0u32; orders.customer.len()];
+        for (i, &c) in orders.customer.iter().enumerate() {
+            by_customer[fill[c as usize]] = i as u32;
+            fill[c as usize] += 1;
+        }
+        ByCustomer {
+            starts,
+            by_customer: Some(by_customer),
+        }
+    }
+
+    /// Customer `c`'s partial: its orders on or before `as_of`.
+    pub(crate) fn partial(&self, orders: &Orders, c: usize, as_of: Day) -> OrderPartial {
+        let range = self.starts[c]..self.starts[c + 1];
+        let at = |j: usize| self.by_customer.as_ref().map_or(j, |by| by[j] as usize);
+        let mut part = OrderPartial::default();
+        part.days.reserve_exact(range.len());
+        let has_discounts = orders.has_discounts();
+        for i in range.map(at).filter(|&i| orders.day[i] <= as_of) {
+            part.orders += 1;
+            part.refunds += to_micros(orders.refund[i]);
+            if orders.is_purchase[i] {
+                part.days
+                    .push((orders.day[i], to_micros(orders.amount[i]), 1));
+                if has_discounts {
+                    let d = orders.discount[i];
+                    part.discounted += u32::from(d > 0.0);
+                    part.discount_rate_nanos += discount_rate_nanos(orders.amount[i], d);
+                }
+                part.categories.extend_from_slice(orders.categories(i));
+            }
+        }
+        part.categories.sort_unstable();
+        part.categories.dedup();
+        // One entry per day: sort, then fold each run of equal days into its first.
+        part.days.sort_unstable_by_key(|d| d.0);
+        part.days.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 += later.1;
+                kept.2 += later.2;
+            }
+            same
+        });
+        part
+    }
+}
+
 /// The partials of every customer of an index (one per position).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderPartials {
@@ -168,71 +245,12 @@ impl OrderPartials {
     /// found by a counting sort), then each customer's partial in parallel.
     pub fn from_orders(orders: &Orders, customers: usize, as_of: Day) -> Self {
         use rayon::prelude::*;
-        let n_customers = customers;
-        // Each customer's orders: a range when the orders are grouped by customer (what
-        // `Orders::into_indexed` leaves), else a counting sort.
-        let (starts, by_customer): (Vec<usize>, Option<Vec<u32>>) = if orders.grouped_by_customer()
-        {
-            let starts = (0..=n_customers)
-                .into_par_iter()
-                .map(|c| orders.customer.partition_point(|&k| (k as usize) < c))
-                .collect();
-            (starts, None)
-        } else {
-            let mut starts = vec![0usize; n_customers + 1];
-            for &c in &orders.customer {
-                starts[c as usize + 1] += 1;
-            }
-            for k in 0..n_customers {
-                starts[k + 1] += starts[k];
-            }
-            let mut fill = starts.clone();
-            let mut by_customer = vec![0u32; orders.customer.len()];
-            for (i, &c) in orders.customer.iter().enumerate() {
-                by_customer[fill[c as usize]] = i as u32;
-                fill[c as usize] += 1;
-            }
-            (starts, Some(by_customer))
-        };
-        let parts = (0..n_customers)
-            .into_par_iter()
-            .map(|c| {
-                let range = starts[c]..starts[c + 1];
-                let at = |j: usize| by_customer.as_ref().map_or(j, |by| by[j] as usize);
-                let mut part = OrderPartial::default();
-                part.days.reserve_exact(range.len());
-                let has_discounts = orders.has_discounts();
-                for i in range.map(at).filter(|&i| orders.day[i] <= as_of) {
-                    part.orders += 1;
-                    part.refunds += to_micros(orders.refund[i]);
-                    if orders.is_purchase[i] {
-                        part.days
-                            .push((orders.day[i], to_micros(orders.amount[i]), 1));
-                        if has_discounts {
-                            let d = orders.discount[i];
-                            part.discounted += u32::from(d > 0.0);
-                            part.discount_rate_nanos += discount_rate_nanos(orders.amount[i], d);
-                        }
-                        part.categories.extend_from_slice(orders.categories(i));
-                    }
-                }
-                part.categories.sort_unstable();
-                part.categories.dedup();
-                // One entry per day: sort, then fold each run of equal days into its first.
-                part.days.sort_unstable_by_key(|d| d.0);
-                part.days.dedup_by(|later, kept| {
-                    let same = later.0 == kept.0;
-                    if same {
-                        kept.1 += later.1;
-                        kept.2 += later.2;
-                    }
-                    same
-                });
-                part
-            })
-            .collect();
+        let by = ByCustomer::of(orders, customers);
         OrderPartials {
-            parts,
+            parts: (0..customers)
+                .into_par_iter()
+                .map(|c| by.partial(orders, c, as_of))
+                .collect(),
             has_discounts: orders.has_discounts(),
             has_categories: orders.has_categories(),
         }

@@ -23,5 +23,5 @@ pub use loyalty::{
 };
 pub use rules::{CellCheck, Rule, RuleError, RuleTable, ScoreRange, PRESETS};
 pub use scores::{occupancy, score_quintiles, Direction};
-pub use summary::{summarize, summarize_part, SummaryPart, SummaryRow};
+pub use summary::{summarize, summarize_part, Summarizer, SummaryPart, SummaryRow};
 pub use tiers::{value_tiers, TierParams, ValueTier};

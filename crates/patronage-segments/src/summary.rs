@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::ExactSum;
@@ -39,37 +40,86 @@ pub fn summarize_part(
     revenue: &[f64],
     order: &[&str],
 ) -> SummaryPart {
-    // Labels repeat a handful of strings over millions of customers: find each row's accumulator
-    // by a short scan that compares pointers first (labels usually come from one table), and
-    // order the labels only at the end.
-    let mut sums: Vec<(&str, i64, ExactSum)> = Vec::new();
-    for (label, rev) in labels.iter().zip(revenue) {
-        let label = label.unwrap_or("no_purchase");
-        let found = sums
-            .iter()
-            .position(|s| std::ptr::eq(s.0, label))
-            .or_else(|| sums.iter().position(|s| s.0 == label));
-        let k = found.unwrap_or_else(|| {
+    Summarizer::new(revenue).part(dimension, labels, order)
+}
+
+/// Rows per parallel piece of a summary: the pieces' exact sums merge to the same bits.
+const PIECE: usize = 1 << 14;
+
+/// Summaries of several dimensions over the same customers: the revenue total is summed once.
+pub struct Summarizer<'a> {
+    revenue: &'a [f64],
+    total: ExactSum,
+}
+
+impl<'a> Summarizer<'a> {
+    pub fn new(revenue: &'a [f64]) -> Self {
+        let total = revenue
+            .par_chunks(PIECE)
+            .map(|piece| piece.iter().copied().collect::<ExactSum>())
+            .reduce(ExactSum::default, |mut a, b| {
+                a.merge(&b);
+                a
+            });
+        Summarizer { revenue, total }
+    }
+
+    /// The summary of one dimension: `labels` has a label (or null) per customer of `revenue`.
+    pub fn part(&self, dimension: &str, labels: &[Option<&str>], order: &[&str]) -> SummaryPart {
+        assert_eq!(labels.len(), self.revenue.len(), "a label per customer");
+        let sums = labels
+            .par_chunks(PIECE)
+            .zip(self.revenue.par_chunks(PIECE))
+            .map(|(labels, revenue)| label_sums(labels, revenue))
+            .reduce(Vec::new, |mut a, b| {
+                for (label, customers, rev) in b {
+                    let k = slot(&mut a, label);
+                    a[k].1 += customers;
+                    a[k].2.merge(&rev);
+                }
+                a
+            });
+        let mut cells: BTreeMap<String, (i64, ExactSum)> = BTreeMap::new();
+        for (label, customers, rev) in sums {
+            // Equal strings at different addresses took separate slots: join them here.
+            let cell = cells.entry(label.to_string()).or_default();
+            cell.0 += customers;
+            cell.1.merge(&rev);
+        }
+        SummaryPart {
+            dimension: dimension.to_string(),
+            order: order.iter().map(|s| s.to_string()).collect(),
+            cells,
+            customers: labels.len() as i64,
+            revenue: self.total.clone(),
+        }
+    }
+}
+
+/// Customers and revenue per label of a piece.
+type LabelSums<'l> = Vec<(&'l str, i64, ExactSum)>;
+
+/// The slot of `label` in `sums` (added when new). Labels repeat a handful of strings over
+/// millions of customers: a short scan that compares pointers first (labels usually come from
+/// one table) finds it; the labels are ordered only at the end.
+fn slot<'l>(sums: &mut LabelSums<'l>, label: &'l str) -> usize {
+    sums.iter()
+        .position(|s| std::ptr::eq(s.0, label))
+        .or_else(|| sums.iter().position(|s| s.0 == label))
+        .unwrap_or_else(|| {
             sums.push((label, 0, ExactSum::default()));
             sums.len() - 1
-        });
+        })
+}
+
+fn label_sums<'l>(labels: &[Option<&'l str>], revenue: &[f64]) -> LabelSums<'l> {
+    let mut sums = Vec::new();
+    for (label, rev) in labels.iter().zip(revenue) {
+        let k = slot(&mut sums, label.unwrap_or("no_purchase"));
         sums[k].1 += 1;
         sums[k].2.add(*rev);
     }
-    let mut cells: BTreeMap<String, (i64, ExactSum)> = BTreeMap::new();
-    for (label, customers, rev) in sums {
-        // Equal strings at different addresses took separate slots above: join them here.
-        let cell = cells.entry(label.to_string()).or_default();
-        cell.0 += customers;
-        cell.1.merge(&rev);
-    }
-    SummaryPart {
-        dimension: dimension.to_string(),
-        order: order.iter().map(|s| s.to_string()).collect(),
-        cells,
-        customers: labels.len() as i64,
-        revenue: revenue.iter().copied().collect(),
-    }
+    sums
 }
 
 impl SummaryPart {
@@ -150,5 +200,43 @@ mod tests {
         assert_eq!(rows[3].segment, "no_purchase");
         let s: f64 = rows.iter().map(|r| r.customer_share).sum();
         assert!((s - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pieces_summed_in_parallel_have_the_bits_of_one_pass() {
+        // Several pieces, labels from two tables (equal strings at different addresses),
+        // revenue with fractions that a naive sum would round differently by grouping.
+        let names = ["a", "b", "c"];
+        let copies: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let n = 5 * PIECE + 123;
+        let labels: Vec<Option<&str>> = (0..n)
+            .map(|i| match i % 7 {
+                0 => None,
+                k if k % 2 == 0 => Some(names[i % 3]),
+                _ => Some(copies[i % 3].as_str()),
+            })
+            .collect();
+        let revenue: Vec<f64> = (0..n)
+            .map(|i| (i as f64 * 0.37).sin() * 1e3 + if i % 1000 == 0 { 1e12 } else { 0.1 })
+            .collect();
+        let part = summarize_part("d", &labels, &revenue, &["a", "b", "c"]);
+        // One sequential pass, one exact sum per label.
+        let mut want: BTreeMap<String, (i64, ExactSum)> = BTreeMap::new();
+        for (l, r) in labels.iter().zip(&revenue) {
+            let cell = want
+                .entry(l.unwrap_or("no_purchase").to_string())
+                .or_default();
+            cell.0 += 1;
+            cell.1.add(*r);
+        }
+        assert_eq!(part.cells.len(), 4);
+        for (label, (customers, rev)) in &want {
+            let got = &part.cells[label];
+            assert_eq!(got.0, *customers, "{label}");
+            assert_eq!(got.1.value().to_bits(), rev.value().to_bits(), "{label}");
+        }
+        let total: ExactSum = revenue.iter().copied().collect();
+        assert_eq!(part.revenue.value().to_bits(), total.value().to_bits());
+        assert_eq!(part.customers, n as i64);
     }
 }

@@ -29,18 +29,12 @@ pub(crate) struct Features {
 }
 
 /// `keep_orders`: a later stage reads the orders (the backtest); otherwise they are freed as
-/// soon as their partials are built, before the feature columns are made.
+/// soon as the order features are made (a block of customers' partials at a time).
 pub(crate) fn run(ingest: &mut Ingest, keep_orders: bool) -> Result<Features, EngineError> {
-    let partials = patronage_features::OrderPartials::from_orders(
-        &ingest.orders,
-        ingest.index.len(),
-        ingest.as_of,
-    );
+    let mut table = patronage_features::compute(&ingest.orders, ingest.index.len(), ingest.as_of);
     if !keep_orders {
         ingest.orders = patronage_features::Orders::default();
     }
-    let mut table = patronage_features::features(&partials, ingest.as_of);
-    drop(partials);
     if let Some(profiles) = &ingest.profiles {
         table.extend(patronage_features::profile_features(
             &profiles.profiles,

@@ -4,10 +4,11 @@
 
 use patronage_features::FeatureTable;
 use patronage_segments::{
-    occupancy, summarize_part, Direction, Distribution, ScoreCuts, SummaryPart, TierCuts,
-    TierParams, ValueTier,
+    occupancy, Direction, Distribution, ScoreCuts, Summarizer, SummaryPart, TierCuts, TierParams,
+    ValueTier,
 };
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -254,19 +255,27 @@ pub(crate) fn run(
     };
     let tier_labels: Vec<Option<&str>> = tiers.iter().map(|t| Some(t.as_str())).collect();
     let tier_order: Vec<&str> = ValueTier::ALL.iter().map(|t| t.as_str()).collect();
-    let mut summary = vec![
-        summarize_part("rfm_segment", &labels, &net_revenue, &segment_order),
-        summarize_part("value_tier", &tier_labels, &net_revenue, &tier_order),
-    ];
     let score_order = ["1", "2", "3", "4", "5"];
-    for (dim, scores) in [("r_score", &r), ("f_score", &fs), ("m_score", &m)] {
-        let labels: Vec<Option<&str>> = scores
+    let score_labels = |scores: &[Option<i64>]| -> Vec<Option<&str>> {
+        scores
             .iter()
             .map(|s| s.map(|s| score_order[(s - 1) as usize]))
-            .collect();
-        summary.push(summarize_part(dim, &labels, &net_revenue, &score_order));
-    }
-
+            .collect()
+    };
+    // Per dimension: its name, each customer's label, the labels listed first.
+    type Dimension<'a> = (&'a str, Vec<Option<&'a str>>, &'a [&'a str]);
+    let dimensions: Vec<Dimension> = vec![
+        ("rfm_segment", labels.clone(), &segment_order),
+        ("value_tier", tier_labels, &tier_order),
+        ("r_score", score_labels(&r), &score_order),
+        ("f_score", score_labels(&fs), &score_order),
+        ("m_score", score_labels(&m), &score_order),
+    ];
+    let summarizer = Summarizer::new(&net_revenue);
+    let summary: Vec<SummaryPart> = dimensions
+        .par_iter()
+        .map(|(dim, labels, order)| summarizer.part(dim, labels, order))
+        .collect();
     // One pass: customers per rule id (several rules may share a segment name).
     let mut per_rule = std::collections::HashMap::<&str, usize>::new();
     for rule in rules.iter().flatten() {
