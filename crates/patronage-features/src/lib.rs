@@ -193,7 +193,8 @@ impl Orders {
     }
 
     /// Whether each customer's orders are together, customers in key order (what
-    /// [`Orders::into_indexed`] leaves).
+    /// [`Orders::into_indexed`] leaves unless the customers' orders were already together in
+    /// another order).
     pub fn grouped_by_customer(&self) -> bool {
         self.customer.par_windows(2).all(|w| w[0] <= w[1])
     }
@@ -237,14 +238,14 @@ impl Orders {
     }
 
     /// Re-keys the orders: order `i` gets customer `key[i]`, or is dropped when that is
-    /// [`DROP`]; then each customer's orders are moved together, customers in key order (a
-    /// stable counting sort: a customer's orders keep their order). Stages that walk the orders
-    /// customer by customer then read memory in sequence whatever order the export had (an
-    /// export in time order interleaves customers; walking it by customer cost twice the time
-    /// of the features stage).
+    /// [`DROP`]; then, unless each customer's orders are already together, they are moved
+    /// together, customers in key order (a stable counting sort: a customer's orders keep their
+    /// order). Stages that walk the orders customer by customer then read memory in sequence
+    /// whatever order the export had (an export in time order interleaves customers; walking it
+    /// by customer cost twice the time of the features stage).
     fn regroup(&mut self, key: Vec<u32>) {
         let keep_all = !key.par_iter().any(|&k| k == DROP);
-        if keep_all && key.par_windows(2).all(|w| w[0] <= w[1]) {
+        if keep_all && (key.par_windows(2).all(|w| w[0] <= w[1]) || in_runs(&key)) {
             self.customer = key;
             return;
         }
@@ -293,8 +294,9 @@ impl Orders {
 
     /// The run's index of these orders (customers with an order on or before `as_of`) and the
     /// orders keyed by it, what [`compute`] takes. Consumes the orders: the id strings move into
-    /// the index and the columns are filtered in place (no copy of the orders), so the keyed
-    /// orders' `customer_ids` is empty — their `customer` is an index position.
+    /// the index, so the keyed orders' `customer_ids` is empty — their `customer` is an index
+    /// position. Each customer's orders end up together (copied into index order only when
+    /// they were not; see [`Orders::regroup`]).
     pub fn into_indexed(mut self, as_of: Day) -> (CustomerIndex, Orders) {
         let n = self.customer_ids.len();
         let mut seen = vec![false; n];
@@ -357,6 +359,25 @@ fn text_prefix(id: &str) -> u64 {
 
 /// A key that drops an order (see [`Orders::regroup`]).
 const DROP: u32 = u32::MAX;
+
+/// Whether each key's orders are already together (one run per key, the runs in any order):
+/// an export sorted by a customer id whose text order is not the index's (integer ids), or by
+/// anything that keeps a customer's orders together. Walking such orders customer by customer
+/// reads each run in sequence, so they need no copy into key order.
+fn in_runs(key: &[u32]) -> bool {
+    let keys = key.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut started = vec![false; keys];
+    let mut last = None;
+    for &k in key {
+        if last != Some(k) {
+            if std::mem::replace(&mut started[k as usize], true) {
+                return false;
+            }
+            last = Some(k);
+        }
+    }
+    true
+}
 
 /// Per-customer row computed independently of every other customer.
 #[derive(Debug, Clone, Default)]
@@ -770,6 +791,35 @@ mod tests {
         let cats: Vec<&[u32]> = (0..5).map(|i| keyed.categories(i)).collect();
         assert_eq!(cats, [&[][..], &[1], &[], &[0], &[0, 1]]);
         assert_eq!(o.reindex(&index), keyed);
+    }
+
+    #[test]
+    fn orders_together_in_another_order_stay_in_place() {
+        assert!(in_runs(&[2, 2, 0, 1, 1]));
+        assert!(!in_runs(&[2, 0, 2]));
+        assert!(in_runs(&[]));
+        // Integer-like ids exported in numeric order: their index (text) order differs.
+        let rows = [
+            ("9", 1, 5.0, 0.0, true),
+            ("9", 2, 6.0, 0.0, true),
+            ("10", 1, 7.0, 0.0, true),
+            ("10", 3, 1.0, 0.5, false),
+            ("11", 2, 2.0, 0.0, true),
+        ];
+        let (index, runs) = orders(&rows).into_indexed(10);
+        assert_eq!(index.ids(), ["10", "11", "9"]);
+        assert_eq!(runs.customer, [2, 2, 0, 0, 1]);
+        assert!(!runs.grouped_by_customer());
+        // The same rows in index order: moved nowhere either, and the same features.
+        let sorted = [rows[2], rows[3], rows[4], rows[0], rows[1]];
+        let (_, grouped) = orders(&sorted).into_indexed(10);
+        assert!(grouped.grouped_by_customer());
+        assert_eq!(compute(&runs, 3, 10), compute(&grouped, 3, 10));
+        // Interleaved customers are copied into index order.
+        let mixed = [rows[0], rows[2], rows[1], rows[3], rows[4]];
+        let (_, copied) = orders(&mixed).into_indexed(10);
+        assert_eq!(copied.customer, [0, 0, 1, 2, 2]);
+        assert_eq!(compute(&copied, 3, 10), compute(&grouped, 3, 10));
     }
 
     #[test]

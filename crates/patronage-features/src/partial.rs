@@ -152,8 +152,10 @@ impl OrderPartial {
     }
 }
 
-/// Where each customer's orders are: a range of the orders when they are grouped by customer
-/// (what [`Orders::into_indexed`] leaves), else a counting sort's permutation.
+/// Where each customer's orders are: a range of the orders when they are grouped by customer in
+/// key order, else a counting sort's permutation (which reads each customer's orders in
+/// sequence when they are together in another order, as [`Orders::into_indexed`] may leave
+/// them).
 pub(crate) struct ByCustomer {
     /// Customer `c`'s orders are `starts[c]..starts[c + 1]` (of the permutation, when there is one).
     starts: Vec<usize>,

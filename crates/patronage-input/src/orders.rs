@@ -977,8 +977,16 @@ fn ingest_in_chunks(
         is_purchase: Vec::with_capacity(capacity),
         discount: Vec::with_capacity(if has_discount { capacity } else { 0 }),
         discount_column: has_discount,
-        category_start: if has_category { vec![0] } else { Vec::new() },
-        category_ids: Vec::new(),
+        // At most one category per line: reserved for every line (address space, not
+        // memory, until written), so the columns are not regrown and copied order by order.
+        category_start: if has_category {
+            let mut start = Vec::with_capacity(capacity + 1);
+            start.push(0);
+            start
+        } else {
+            Vec::new()
+        },
+        category_ids: Vec::with_capacity(if has_category { capacity } else { 0 }),
         category_names: Vec::new(),
     };
     let fresh = || Folded {
@@ -1008,8 +1016,12 @@ fn ingest_in_chunks(
         // ends that: the pass starts over holding every line, sorted at the end.
         streaming = passes == 1;
         'attempt: loop {
+            // Streaming holds a chunk and the lines of the order it ends on: sized once for
+            // the largest chunk, so the vector is not regrown (and copied) on the way.
+            let largest = chunks.iter().flatten().map(|c| c.1).max().unwrap_or(0);
             let mut lines: Vec<Line> = Vec::with_capacity(if streaming {
-                0
+                let largest = largest.min(known);
+                largest + largest / 16
             } else {
                 capacity + capacity / 16
             });
