@@ -856,17 +856,33 @@ mod tests {
         assert_eq!(blocks, block_table(&rows, 400, inputs));
         // Partials made a block at a time from the orders: the same table.
         assert_eq!(compute(&o, n, 400), blocks);
-        // And from orders not grouped by customer (found by the counting sort).
-        let mut shuffled = o.clone();
-        let perm: Vec<usize> = (0..o.customer.len()).rev().collect();
-        shuffled.customer = perm.iter().map(|&i| o.customer[i]).collect();
-        shuffled.day = perm.iter().map(|&i| o.day[i]).collect();
-        shuffled.amount = perm.iter().map(|&i| o.amount[i]).collect();
-        shuffled.refund = perm.iter().map(|&i| o.refund[i]).collect();
-        shuffled.is_purchase = perm.iter().map(|&i| o.is_purchase[i]).collect();
-        shuffled.discount = perm.iter().map(|&i| o.discount[i]).collect();
-        assert!(!shuffled.grouped_by_customer());
-        assert_eq!(compute(&shuffled, n, 400), blocks);
+        // And from orders in another order: customers' runs reversed (read as runs), and
+        // customers interleaved, by day (found by the counting sort).
+        let shuffle = |perm: &[usize]| {
+            let mut shuffled = o.clone();
+            shuffled.customer = perm.iter().map(|&i| o.customer[i]).collect();
+            shuffled.day = perm.iter().map(|&i| o.day[i]).collect();
+            shuffled.amount = perm.iter().map(|&i| o.amount[i]).collect();
+            shuffled.refund = perm.iter().map(|&i| o.refund[i]).collect();
+            shuffled.is_purchase = perm.iter().map(|&i| o.is_purchase[i]).collect();
+            shuffled.discount = perm.iter().map(|&i| o.discount[i]).collect();
+            assert!(!shuffled.grouped_by_customer());
+            shuffled
+        };
+        let reversed = shuffle(&(0..o.customer.len()).rev().collect::<Vec<_>>());
+        assert!(matches!(
+            partial::ByCustomer::of(&reversed, n),
+            partial::ByCustomer::Runs(_)
+        ));
+        assert_eq!(compute(&reversed, n, 400), blocks);
+        let mut by_day: Vec<usize> = (0..o.customer.len()).collect();
+        by_day.sort_by_key(|&i| (o.day[i], i));
+        let interleaved = shuffle(&by_day);
+        assert!(matches!(
+            partial::ByCustomer::of(&interleaved, n),
+            partial::ByCustomer::Sorted { .. }
+        ));
+        assert_eq!(compute(&interleaved, n, 400), blocks);
         assert_eq!(blocks.int("frequency").unwrap().get(4), None);
         assert_eq!(blocks.int("frequency").unwrap().get(149_999), Some(2));
     }

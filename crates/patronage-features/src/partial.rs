@@ -152,52 +152,67 @@ impl OrderPartial {
     }
 }
 
-/// Where each customer's orders are: a range of the orders when they are grouped by customer in
-/// key order, else a counting sort's permutation (which reads each customer's orders in
-/// sequence when they are together in another order, as [`Orders::into_indexed`] may leave
-/// them).
-pub(crate) struct ByCustomer {
-    /// Customer `c`'s orders are `starts[c]..starts[c + 1]` (of the permutation, when there is one).
-    starts: Vec<usize>,
-    by_customer: Option<Vec<u32>>,
+/// Where each customer's orders are.
+pub(crate) enum ByCustomer {
+    /// Each customer's orders are together: customer `c`'s are `runs[c]` (a start and an end;
+    /// the runs in key order, as [`Orders::into_indexed`] groups them, or in any other, as an
+    /// export sorted by integer id leaves them).
+    Runs(Vec<(usize, usize)>),
+    /// Customers interleaved: customer `c`'s orders are `perm[starts[c]..starts[c + 1]]`, a
+    /// stable counting sort's permutation.
+    Sorted { starts: Vec<usize>, perm: Vec<u32> },
 }
 
 impl ByCustomer {
     pub(crate) fn of(orders: &Orders, customers: usize) -> Self {
         use rayon::prelude::*;
-        if orders.grouped_by_customer() {
-            let starts = (0..=customers)
+        let key = &orders.customer;
+        let head = |i: usize| i == 0 || key[i] != key[i - 1];
+        // Where runs of one customer start: at most one per customer when the orders are
+        // together (counted before any is kept).
+        if (0..key.len()).into_par_iter().filter(|&i| head(i)).count() <= customers {
+            let heads: Vec<usize> = (0..key.len())
                 .into_par_iter()
-                .map(|c| orders.customer.partition_point(|&k| (k as usize) < c))
+                .filter(|&i| head(i))
                 .collect();
-            return ByCustomer {
-                starts,
-                by_customer: None,
-            };
+            let mut runs = vec![(0, 0); customers];
+            let mut together = true;
+            for (h, &start) in heads.iter().enumerate() {
+                let end = heads.get(h + 1).copied().unwrap_or(key.len());
+                let run = &mut runs[key[start] as usize];
+                if run.1 > 0 {
+                    together = false;
+                    break;
+                }
+                *run = (start, end);
+            }
+            if together {
+                return ByCustomer::Runs(runs);
+            }
         }
         let mut starts = vec![0usize; customers + 1];
-        for &c in &orders.customer {
+        for &c in key {
             starts[c as usize + 1] += 1;
         }
         for k in 0..customers {
             starts[k + 1] += starts[k];
         }
         let mut fill = starts.clone();
-        let mut by_customer = vec![0u32; orders.customer.len()];
-        for (i, &c) in orders.customer.iter().enumerate() {
-            by_customer[fill[c as usize]] = i as u32;
+        let mut perm = vec![0u32; key.len()];
+        for (i, &c) in key.iter().enumerate() {
+            perm[fill[c as usize]] = i as u32;
             fill[c as usize] += 1;
         }
-        ByCustomer {
-            starts,
-            by_customer: Some(by_customer),
-        }
+        ByCustomer::Sorted { starts, perm }
     }
 
     /// Customer `c`'s partial: its orders on or before `as_of`.
     pub(crate) fn partial(&self, orders: &Orders, c: usize, as_of: Day) -> OrderPartial {
-        let range = self.starts[c]..self.starts[c + 1];
-        let at = |j: usize| self.by_customer.as_ref().map_or(j, |by| by[j] as usize);
+        let (range, perm) = match self {
+            ByCustomer::Runs(runs) => (runs[c].0..runs[c].1, None),
+            ByCustomer::Sorted { starts, perm } => (starts[c]..starts[c + 1], Some(perm)),
+        };
+        let at = |j: usize| perm.map_or(j, |p| p[j] as usize);
         let mut part = OrderPartial::default();
         part.days.reserve_exact(range.len());
         let has_discounts = orders.has_discounts();
