@@ -66,26 +66,37 @@ fn two_runs_give_identical_tables() {
 }
 
 /// A memory budget that forces the orders to be read in many passes changes no byte of any
-/// table (the passes split orders by `order_id`, never an order's lines).
+/// table (the passes split orders by `order_id`, never an order's lines); the same budget over
+/// an input in `order_id` order reads it in one streaming pass, with the same tables.
 #[test]
 fn orders_read_in_passes_give_identical_tables() {
     let (header, lines) = generated_lines();
-    let csv = format!("{header}\n{}\n", lines.join("\n"));
+    let in_order = format!("{header}\n{}\n", lines.join("\n"));
+    // Reversed: out of `order_id` order from the second line, so the budget's passes are read.
+    let reversed: Vec<&str> = lines.iter().rev().map(String::as_str).collect();
+    let csv = format!("{header}\n{}\n", reversed.join("\n"));
     let dir = tempdir();
     let one = run_bytes(dir.path(), &csv, "2024-12-31");
     // One partition (the budget alone would partition the customers too): passes only.
-    let (many, m) = run_bytes_with(
-        dir.path(),
-        &csv,
-        "2024-12-31",
-        &["--memory-budget", "2KiB", "--partitions", "1"],
-    );
+    let budget = ["--memory-budget", "2KiB", "--partitions", "1"];
+    let (many, m) = run_bytes_with(dir.path(), &csv, "2024-12-31", &budget);
     let passes = m["inputs"]["orders"]["read_passes"].as_u64().unwrap();
     assert!(passes > 5, "{passes} passes");
     // Passes hold their lines and sort them; only one pass streams.
     assert_eq!(m["inputs"]["orders"]["read_in_order"], false);
     for (table, (a, b)) in TABLES.iter().zip(one.iter().zip(&many)) {
         assert!(a == b, "{table} differs when the orders are read in passes");
+    }
+    // (The rejected rows name their row of the file read: compared with the same file's.)
+    let whole = run_bytes(dir.path(), &in_order, "2024-12-31");
+    let (streamed, m) = run_bytes_with(dir.path(), &in_order, "2024-12-31", &budget);
+    assert_eq!(m["inputs"]["orders"]["read_passes"], 1);
+    assert_eq!(m["inputs"]["orders"]["read_in_order"], true);
+    for (table, (a, b)) in TABLES.iter().zip(whole.iter().zip(&streamed)) {
+        assert!(
+            a == b,
+            "{table} differs when the orders stream under a budget"
+        );
     }
 }
 

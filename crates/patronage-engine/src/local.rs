@@ -18,7 +18,9 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use patronage_features::{ClickPartial, ClickPartials, Day, Orders, Profiles};
-use patronage_input::{expand_inputs, ingest_clicks_routed, ingest_orders_routed, InputError};
+use patronage_input::{
+    expand_inputs, ingest_clicks_routed, ingest_orders_routed, InputError, Piece,
+};
 use patronage_output::OutDir;
 use polars::prelude::DataFrame;
 use serde::{de::DeserializeOwned, Serialize};
@@ -132,6 +134,14 @@ impl Spill {
     fn finish(self) -> std::io::Result<()> {
         self.0.into_iter().try_for_each(SpillWriter::finish)
     }
+
+    /// Empties every partition's file.
+    fn truncate(&mut self) -> std::io::Result<()> {
+        for w in &mut self.0 {
+            *w = SpillWriter::create(w.path.clone())?;
+        }
+        Ok(())
+    }
 }
 
 /// Writes `piece(i)` to `<input>-<i>.bin` for every partition, one piece in memory at a time.
@@ -167,7 +177,16 @@ pub(crate) fn route(
         &opts.schema,
         opts.memory_budget,
         1,
-        &mut |pass: Orders| {
+        &mut |piece: Piece| {
+            let pass = match piece {
+                Piece::Orders(pass) => pass,
+                Piece::Restart => {
+                    // Read again in passes: what was spilled goes.
+                    spill.truncate()?;
+                    days = OrderDays::default();
+                    return Ok(());
+                }
+            };
             days.add(&pass);
             shape = (pass.discount_column, pass.has_categories());
             let parts = partitions_of(&pass.customer_ids, n);

@@ -25,7 +25,7 @@ pub use columns::{default_null_values, OrderColumns, OrdersSchema};
 pub use customers::{ingest_customers, CustomerColumns, CustomersSchema, IngestedCustomers};
 pub use error::InputError;
 pub use orders::{
-    check_schema, ingest_orders, ingest_orders_routed, FileStats, Ingested, OrdersSink,
+    check_schema, ingest_orders, ingest_orders_routed, FileStats, Ingested, OrdersSink, Piece,
     RejectReason, RejectedRow,
 };
 pub use parse::{format_day, parse_date, parse_timestamp_micros, MAX_AMOUNT, MICROS_PER_DAY};

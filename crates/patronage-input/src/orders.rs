@@ -895,12 +895,24 @@ pub fn ingest_orders(
     ingest_in_chunks(files, schema, CHUNK_ROWS, memory_budget, 1, None)
 }
 
-/// Where [`ingest_orders_routed`] sends each pass's canonical orders.
-pub type OrdersSink<'a> = &'a mut dyn FnMut(Orders) -> Result<(), InputError>;
+/// What [`ingest_orders_routed`] hands its sink.
+#[derive(Debug)]
+pub enum Piece {
+    /// Canonical orders, each whole (all its lines were folded together), with their own
+    /// customer dictionary and the run's category names so far.
+    Orders(Box<Orders>),
+    /// Forget every piece handed so far: the input turned out not to be in `order_id` order,
+    /// and it is read again, in the passes the memory budget asks for.
+    Restart,
+}
 
-/// [`ingest_orders`] in at least `passes` passes (more if `memory_budget` asks), each pass's
-/// canonical orders handed to `sink` as soon as they are built (with their own customer
-/// dictionary and the run's category names so far) instead of held: memory holds one pass.
+/// Where [`ingest_orders_routed`] sends its canonical orders.
+pub type OrdersSink<'a> = &'a mut dyn FnMut(Piece) -> Result<(), InputError>;
+
+/// [`ingest_orders`] in at least `passes` passes (more if `memory_budget` asks), the canonical
+/// orders handed to `sink` as soon as they are built instead of held: memory holds one pass,
+/// or, for an input in `order_id` order (read in one streaming pass whatever the budget), one
+/// chunk.
 /// The returned [`Ingested`] has no orders; everything else (rejected rows, file statistics,
 /// warnings) is the whole input's.
 pub fn ingest_orders_routed(
@@ -922,6 +934,15 @@ pub fn ingest_orders_routed(
 
 /// Bytes a validated line takes while its order is assembled.
 pub const LINE_BYTES: u64 = std::mem::size_of::<Line>() as u64;
+
+/// Hands the orders folded so far to `sink` (with the run's category names so far), leaving
+/// `next` and a new customer dictionary in their place.
+fn hand(folded: &mut Folded, next: Orders, sink: OrdersSink<'_>) -> Result<(), InputError> {
+    let mut piece = std::mem::replace(&mut folded.orders, next);
+    piece.category_names = folded.categories.names.clone();
+    folded.keys = CustomerKeys::default();
+    sink(Piece::Orders(Box::new(piece)))
+}
 
 /// [`ingest_orders`] reading about `chunk_rows` rows at a time (the result depends on neither
 /// the chunk size nor the number of passes).
@@ -952,11 +973,22 @@ fn ingest_in_chunks(
     let chunks: Vec<Vec<(usize, usize)>> =
         opened.iter().map(|f| f.source.chunks(chunk_rows)).collect();
     let known: usize = opened.iter().filter_map(|f| f.source.records()).sum();
-    let passes = match memory_budget {
+    let planned = match memory_budget {
         Some(budget) => (known as u64 * LINE_BYTES).div_ceil(budget.max(1)).max(1),
         None => 1,
     }
     .max(min_passes as u64);
+    // An input in `order_id` order needs one pass whatever its size (it streams, see below):
+    // that is tried first unless more passes were asked for; the first line out of order falls
+    // back to the passes the budget plans.
+    let mut passes = if min_passes > 1 { planned } else { 1 };
+    let largest = chunks
+        .iter()
+        .flatten()
+        .map(|c| c.1)
+        .max()
+        .unwrap_or(0)
+        .min(known);
     let has_discount = opened.iter().any(|f| f.has(Canon::DiscountAmount));
     let has_category = opened.iter().any(|f| f.has(Canon::Category));
 
@@ -966,9 +998,14 @@ fn ingest_in_chunks(
     let mut blanks = vec![0usize; opened.len()];
     // Customer keys in first-seen order (deterministic: orders come in pass and order_id
     // order). Features sort customers by id, so the key order never reaches an output.
-    // Orders of one pass (with a sink) or of all of them.
-    let capacity = known / if sink.is_some() { passes as usize } else { 1 };
-    let empty = || Orders {
+    // Orders of all passes; with a sink, of one pass, or of one chunk while streaming.
+    let routed = sink.is_some();
+    let capacity = |passes: u64, streaming: bool| match (routed, streaming) {
+        (false, _) => known,
+        (true, false) => known / passes as usize,
+        (true, true) => largest + largest / 16,
+    };
+    let empty = |capacity: usize| Orders {
         customer_ids: Vec::new(),
         customer: Vec::with_capacity(capacity),
         day: Vec::with_capacity(capacity),
@@ -989,13 +1026,13 @@ fn ingest_in_chunks(
         category_ids: Vec::with_capacity(if has_category { capacity } else { 0 }),
         category_names: Vec::new(),
     };
-    let fresh = || Folded {
-        orders: empty(),
+    let fresh = |capacity: usize| Folded {
+        orders: empty(capacity),
         keys: CustomerKeys::default(),
         categories: Dict::default(),
         counts: LineCounts::new(opened.len()),
     };
-    let mut folded = fresh();
+    let mut folded = fresh(capacity(passes, passes == 1));
     let shape = Shape {
         files: &opened,
         schema,
@@ -1003,214 +1040,231 @@ fn ingest_in_chunks(
         has_category,
     };
     let mut streaming = false;
-    for pass in 0..passes {
-        // Rows are validated in every pass; the first one reports the refused rows and counts.
-        let first = pass == 0;
-        let mine = |k: Key<'_>| -> bool {
-            use std::hash::BuildHasher;
-            passes == 1 || FixedState::default().hash_one(k) % passes == pass
-        };
-        // One pass over an input already in `order_id` order streams: each chunk's complete
-        // orders are folded as soon as it is read, and only the last order's lines wait for
-        // the next chunk, so the lines never outgrow a chunk. The first line out of order
-        // ends that: the pass starts over holding every line, sorted at the end.
-        streaming = passes == 1;
-        'attempt: loop {
-            // Streaming holds a chunk and the lines of the order it ends on: sized once for
-            // the largest chunk, so the vector is not regrown (and copied) on the way.
-            let largest = chunks.iter().flatten().map(|c| c.1).max().unwrap_or(0);
-            let mut lines: Vec<Line> = Vec::with_capacity(if streaming {
-                let largest = largest.min(known);
-                largest + largest / 16
-            } else {
-                capacity + capacity / 16
-            });
-            let mut arenas: Vec<Arena> = Vec::new();
-            // The next chunk is read (by polars, on its own threads) while this one is parsed.
-            let work: Vec<(usize, (usize, usize))> = chunks
-                .iter()
-                .enumerate()
-                .flat_map(|(f, ranges)| ranges.iter().map(move |&r| (f, r)))
-                .collect();
-            let restart = std::thread::scope(|s| -> Result<bool, InputError> {
-                let mut ahead: Option<
-                    std::thread::ScopedJoinHandle<'_, Result<Prepared, InputError>>,
-                > = None;
-                for (i, &(f, range)) in work.iter().enumerate() {
-                    let file = &opened[f];
-                    let chunk = match ahead.take() {
-                        Some(reading) => reading
-                            .join()
-                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-                        None => file.read(range)?,
-                    };
-                    if let Some(&(g, next)) = work.get(i + 1) {
-                        let next_file = &opened[g];
-                        ahead = Some(s.spawn(move || next_file.read(next)));
-                    }
-                    let v = view(&chunk, &file.path_text, range.0, &schema.null_values);
-                    if first {
-                        heights[f] += chunk.height;
-                        blanks[f] += chunk.blank.len();
-                    }
-                    // Blocks of rows in parallel, each into its own lines and arena (ids,
-                    // categories); blank lines are skipped (neither accepted nor rejected).
-                    let base = arenas.len() as u32;
-                    let parse_block = |b: usize, emit: &mut dyn FnMut(Line)| {
-                        let rows = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(chunk.height);
-                        let mut arena = Arena::default();
-                        let mut categories: HashMap<&str, u32, FixedState> = HashMap::default();
-                        let mut refused = Vec::new();
-                        for row in rows {
-                            if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
-                                continue;
-                            }
-                            // The first pass reports every refused row; a later one only
-                            // needs its own orders' rows.
-                            if !first && !v.order_key(row).is_some_and(&mine) {
-                                continue;
-                            }
-                            let p = match v.parse_row(row, schema, &status_map) {
-                                Ok(p) if mine(p.order_id) => p,
-                                Ok(_) => continue,
-                                Err(r) => {
-                                    if first {
-                                        refused.push(r);
-                                    }
+    'passes: loop {
+        // The passes of this read (a restart below sets more and reads again).
+        let reading = passes;
+        for pass in 0..reading {
+            // Rows are validated in every pass; the first one reports the refused rows and counts.
+            let first = pass == 0;
+            let mine = |k: Key<'_>| -> bool {
+                use std::hash::BuildHasher;
+                passes == 1 || FixedState::default().hash_one(k) % passes == pass
+            };
+            // One pass over an input already in `order_id` order streams: each chunk's complete
+            // orders are folded as soon as it is read, and only the last order's lines wait for
+            // the next chunk, so the lines never outgrow a chunk. The first line out of order
+            // ends that: the pass starts over holding every line, sorted at the end.
+            streaming = passes == 1;
+            'attempt: loop {
+                // Streaming holds a chunk and the lines of the order it ends on: sized once for
+                // the largest chunk, so the vector is not regrown (and copied) on the way.
+                let mut lines: Vec<Line> = Vec::with_capacity(if streaming {
+                    largest + largest / 16
+                } else {
+                    let share = known / passes as usize;
+                    share + share / 16
+                });
+                let mut arenas: Vec<Arena> = Vec::new();
+                // The next chunk is read (by polars, on its own threads) while this one is parsed.
+                let work: Vec<(usize, (usize, usize))> = chunks
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(f, ranges)| ranges.iter().map(move |&r| (f, r)))
+                    .collect();
+                let restart = std::thread::scope(|s| -> Result<bool, InputError> {
+                    let mut ahead: Option<
+                        std::thread::ScopedJoinHandle<'_, Result<Prepared, InputError>>,
+                    > = None;
+                    for (i, &(f, range)) in work.iter().enumerate() {
+                        let file = &opened[f];
+                        let chunk = match ahead.take() {
+                            Some(reading) => reading
+                                .join()
+                                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+                            None => file.read(range)?,
+                        };
+                        if let Some(&(g, next)) = work.get(i + 1) {
+                            let next_file = &opened[g];
+                            ahead = Some(s.spawn(move || next_file.read(next)));
+                        }
+                        let v = view(&chunk, &file.path_text, range.0, &schema.null_values);
+                        if first {
+                            heights[f] += chunk.height;
+                            blanks[f] += chunk.blank.len();
+                        }
+                        // Blocks of rows in parallel, each into its own lines and arena (ids,
+                        // categories); blank lines are skipped (neither accepted nor rejected).
+                        let base = arenas.len() as u32;
+                        let parse_block = |b: usize, emit: &mut dyn FnMut(Line)| {
+                            let rows = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(chunk.height);
+                            let mut arena = Arena::default();
+                            let mut categories: HashMap<&str, u32, FixedState> = HashMap::default();
+                            let mut refused = Vec::new();
+                            for row in rows {
+                                if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
                                     continue;
                                 }
-                            };
-                            let mut own = |k: Key<'_>| match k {
-                                Key::Int(i) => (i as u64, false),
-                                Key::Text(t) => (u64::from(arena.push(t)), true),
-                            };
-                            let (customer, customer_text) = own(p.customer);
-                            let (order_id, order_text) = own(p.order_id);
-                            let category = match p.category {
-                                Some(c) => *categories.entry(c).or_insert_with(|| arena.push(c)),
-                                None => NO_TEXT,
-                            };
-                            emit(Line {
-                                micros: p.micros,
-                                amount: p.amount,
-                                discount: p.discount,
-                                extras: p.extras,
-                                customer,
-                                order_id,
-                                row: (range.0 + row) as u32,
-                                arena: base + b as u32,
-                                category,
-                                file: f as u16,
-                                status: p.status,
-                                text: if customer_text { CUSTOMER_TEXT } else { 0 }
-                                    | if order_text { ORDER_TEXT } else { 0 },
-                            });
-                        }
-                        (arena, refused)
-                    };
-                    let n_blocks = chunk.height.div_ceil(BLOCK_ROWS);
-                    if passes == 1 {
-                        // Every row may be kept: `lines` grows by the chunk's rows (filled in
-                        // parallel, so both workers take the fresh pages' faults), each block writes
-                        // its lines straight into its own rows' slots (no copy from a block's
-                        // buffer), then the blocks close ranks over the rows they refused.
-                        let at = lines.len();
-                        lines.par_extend(rayon::iter::repeat_n(Line::EMPTY, chunk.height));
-                        let slots = &mut lines[at..];
-                        let blocks: Vec<(Arena, Vec<RejectedRow>, usize)> = slots
-                            .par_chunks_mut(BLOCK_ROWS)
-                            .enumerate()
-                            .map(|(b, slots)| {
-                                let mut kept = 0;
-                                let (arena, refused) = parse_block(b, &mut |line| {
-                                    slots[kept] = line;
-                                    kept += 1;
+                                // The first pass reports every refused row; a later one only
+                                // needs its own orders' rows.
+                                if !first && !v.order_key(row).is_some_and(&mine) {
+                                    continue;
+                                }
+                                let p = match v.parse_row(row, schema, &status_map) {
+                                    Ok(p) if mine(p.order_id) => p,
+                                    Ok(_) => continue,
+                                    Err(r) => {
+                                        if first {
+                                            refused.push(r);
+                                        }
+                                        continue;
+                                    }
+                                };
+                                let mut own = |k: Key<'_>| match k {
+                                    Key::Int(i) => (i as u64, false),
+                                    Key::Text(t) => (u64::from(arena.push(t)), true),
+                                };
+                                let (customer, customer_text) = own(p.customer);
+                                let (order_id, order_text) = own(p.order_id);
+                                let category = match p.category {
+                                    Some(c) => {
+                                        *categories.entry(c).or_insert_with(|| arena.push(c))
+                                    }
+                                    None => NO_TEXT,
+                                };
+                                emit(Line {
+                                    micros: p.micros,
+                                    amount: p.amount,
+                                    discount: p.discount,
+                                    extras: p.extras,
+                                    customer,
+                                    order_id,
+                                    row: (range.0 + row) as u32,
+                                    arena: base + b as u32,
+                                    category,
+                                    file: f as u16,
+                                    status: p.status,
+                                    text: if customer_text { CUSTOMER_TEXT } else { 0 }
+                                        | if order_text { ORDER_TEXT } else { 0 },
                                 });
-                                (arena, refused, kept)
-                            })
-                            .collect();
-                        let mut filled = 0;
-                        for (b, (arena, refused, kept)) in blocks.into_iter().enumerate() {
-                            let from = b * BLOCK_ROWS;
-                            if from != filled {
-                                slots.copy_within(from..from + kept, filled);
                             }
-                            filled += kept;
-                            arenas.push(arena);
-                            rejected.extend(refused);
-                        }
-                        lines.truncate(at + filled);
-                        if streaming {
-                            let from = at.saturating_sub(1);
-                            let in_order = lines[from..]
-                                .par_windows(2)
-                                .all(|w| w[0].order_id(&arenas) <= w[1].order_id(&arenas));
-                            if !in_order {
-                                return Ok(true);
+                            (arena, refused)
+                        };
+                        let n_blocks = chunk.height.div_ceil(BLOCK_ROWS);
+                        if passes == 1 {
+                            // Every row may be kept: `lines` grows by the chunk's rows (filled in
+                            // parallel, so both workers take the fresh pages' faults), each block writes
+                            // its lines straight into its own rows' slots (no copy from a block's
+                            // buffer), then the blocks close ranks over the rows they refused.
+                            let at = lines.len();
+                            lines.par_extend(rayon::iter::repeat_n(Line::EMPTY, chunk.height));
+                            let slots = &mut lines[at..];
+                            let blocks: Vec<(Arena, Vec<RejectedRow>, usize)> = slots
+                                .par_chunks_mut(BLOCK_ROWS)
+                                .enumerate()
+                                .map(|(b, slots)| {
+                                    let mut kept = 0;
+                                    let (arena, refused) = parse_block(b, &mut |line| {
+                                        slots[kept] = line;
+                                        kept += 1;
+                                    });
+                                    (arena, refused, kept)
+                                })
+                                .collect();
+                            let mut filled = 0;
+                            for (b, (arena, refused, kept)) in blocks.into_iter().enumerate() {
+                                let from = b * BLOCK_ROWS;
+                                if from != filled {
+                                    slots.copy_within(from..from + kept, filled);
+                                }
+                                filled += kept;
+                                arenas.push(arena);
+                                rejected.extend(refused);
                             }
-                            // Every order but the last is whole: fold them, keep the last's lines.
-                            let last = lines.last().map(|l| l.order_id(&arenas));
-                            let mut cut = lines.len();
-                            while cut > 0 && Some(lines[cut - 1].order_id(&arenas)) == last {
-                                cut -= 1;
+                            lines.truncate(at + filled);
+                            if streaming {
+                                let from = at.saturating_sub(1);
+                                let in_order = lines[from..]
+                                    .par_windows(2)
+                                    .all(|w| w[0].order_id(&arenas) <= w[1].order_id(&arenas));
+                                if !in_order {
+                                    return Ok(true);
+                                }
+                                // Every order but the last is whole: fold them, keep the last's lines.
+                                let last = lines.last().map(|l| l.order_id(&arenas));
+                                let mut cut = lines.len();
+                                while cut > 0 && Some(lines[cut - 1].order_id(&arenas)) == last {
+                                    cut -= 1;
+                                }
+                                shape.fold(&lines[..cut], &arenas, &mut folded, &mut rejected);
+                                lines.drain(..cut);
+                                if let Some(sink) = sink.as_mut() {
+                                    let next = empty(capacity(1, true));
+                                    hand(&mut folded, next, sink)?;
+                                }
+                                // The text of blocks no waiting line points into is let go.
+                                let kept = lines
+                                    .iter()
+                                    .map(|l| l.arena as usize)
+                                    .min()
+                                    .unwrap_or(arenas.len())
+                                    .min(arenas.len());
+                                for arena in &mut arenas[..kept] {
+                                    *arena = Arena::default();
+                                }
                             }
-                            shape.fold(&lines[..cut], &arenas, &mut folded, &mut rejected);
-                            lines.drain(..cut);
-                            // The text of blocks no waiting line points into is let go.
-                            let kept = lines
-                                .iter()
-                                .map(|l| l.arena as usize)
-                                .min()
-                                .unwrap_or(arenas.len())
-                                .min(arenas.len());
-                            for arena in &mut arenas[..kept] {
-                                *arena = Arena::default();
+                        } else {
+                            // A pass keeps a share of the rows: blocks fill buffers of their own.
+                            let blocks: Vec<(Arena, Vec<RejectedRow>, Vec<Line>)> = (0..n_blocks)
+                                .into_par_iter()
+                                .map(|b| {
+                                    let mut out =
+                                        Vec::with_capacity(BLOCK_ROWS / passes as usize + 1);
+                                    let (arena, refused) =
+                                        parse_block(b, &mut |line| out.push(line));
+                                    (arena, refused, out)
+                                })
+                                .collect();
+                            for (arena, refused, out) in blocks {
+                                arenas.push(arena);
+                                lines.extend(out);
+                                rejected.extend(refused);
                             }
-                        }
-                    } else {
-                        // A pass keeps a share of the rows: blocks fill buffers of their own.
-                        let blocks: Vec<(Arena, Vec<RejectedRow>, Vec<Line>)> = (0..n_blocks)
-                            .into_par_iter()
-                            .map(|b| {
-                                let mut out = Vec::with_capacity(BLOCK_ROWS / passes as usize + 1);
-                                let (arena, refused) = parse_block(b, &mut |line| out.push(line));
-                                (arena, refused, out)
-                            })
-                            .collect();
-                        for (arena, refused, out) in blocks {
-                            arenas.push(arena);
-                            lines.extend(out);
-                            rejected.extend(refused);
                         }
                     }
+                    Ok(false)
+                })?;
+                if restart {
+                    // Start over: in the passes the budget plans, or in this one pass holding every
+                    // line (nothing of another pass is lost).
+                    streaming = false;
+                    rejected.clear();
+                    heights.iter_mut().for_each(|h| *h = 0);
+                    blanks.iter_mut().for_each(|b| *b = 0);
+                    if let Some(sink) = sink.as_mut() {
+                        sink(Piece::Restart)?;
+                    }
+                    if planned > passes {
+                        passes = planned;
+                        folded = fresh(capacity(passes, false));
+                        continue 'passes;
+                    }
+                    folded = fresh(capacity(passes, false));
+                    continue 'attempt;
                 }
-                Ok(false)
-            })?;
-            if restart {
-                // Start the pass over, holding every line (one pass: nothing of another pass
-                // is lost).
-                streaming = false;
-                rejected.clear();
-                heights.iter_mut().for_each(|h| *h = 0);
-                blanks.iter_mut().for_each(|b| *b = 0);
-                folded = fresh();
-                continue 'attempt;
-            }
 
-            if !streaming {
-                // Group lines by order_id; (file, row) makes the order total and deterministic.
-                sort_lines(&mut lines, &arenas);
+                if !streaming {
+                    // Group lines by order_id; (file, row) makes the order total and deterministic.
+                    sort_lines(&mut lines, &arenas);
+                }
+                shape.fold(&lines, &arenas, &mut folded, &mut rejected);
+                drop(lines);
+                break;
             }
-            shape.fold(&lines, &arenas, &mut folded, &mut rejected);
-            drop(lines);
-            break;
+            if let Some(sink) = sink.as_mut() {
+                hand(&mut folded, empty(capacity(passes, false)), sink)?;
+            }
         }
-        if let Some(sink) = sink.as_mut() {
-            let mut piece = std::mem::replace(&mut folded.orders, empty());
-            piece.category_names = folded.categories.names.clone();
-            folded.keys = CustomerKeys::default();
-            sink(piece)?;
-        }
+        break;
     }
     let Folded {
         orders: mut canonical,
@@ -1985,18 +2039,33 @@ mod tests {
         got.sort();
         expected.sort();
         assert_eq!(got, expected);
+        // Passes asked for: each reads its share of the orders.
         let passes = ingest_in_chunks(
             std::slice::from_ref(&csv),
             &schema,
             CHUNK_ROWS,
-            Some(LINE_BYTES * (rows as u64 / 3)),
+            None,
+            3,
+            None,
+        )
+        .unwrap();
+        assert!(passes.passes == 3 && !passes.streamed);
+        assert_eq!(sorted_orders(&passes.orders), sorted_orders(&one.orders));
+        assert_eq!(passes.rejected, one.rejected);
+        // A budget a third of the lines: an input in order still streams, in one pass.
+        let budget = Some(LINE_BYTES * (rows as u64 / 3));
+        let streamed = ingest_in_chunks(
+            std::slice::from_ref(&csv),
+            &schema,
+            CHUNK_ROWS,
+            budget,
             1,
             None,
         )
         .unwrap();
-        assert!(passes.passes > 1 && !passes.streamed);
-        assert_eq!(sorted_orders(&passes.orders), sorted_orders(&one.orders));
-        assert_eq!(passes.rejected, one.rejected);
+        assert!(streamed.passes == 1 && streamed.streamed);
+        assert_eq!(streamed.orders, one.orders);
+        assert_eq!(streamed.rejected, one.rejected);
         // Chunks that cut orders in two (an odd number of rows): the order waits for its
         // second line, and the result is the whole read's, order for order.
         for chunk_rows in [1001, 4096] {
@@ -2035,6 +2104,37 @@ mod tests {
         .unwrap();
         assert!(!got.streamed);
         assert_eq!(sorted_orders(&got.orders), sorted_orders(&one.orders));
+        assert_eq!(got.rejected.len(), one.rejected.len());
+        // Under that budget the restart falls back to the passes it plans; routed, the sink
+        // hears the restart and forgets the pieces it had.
+        let mut pieces = Vec::new();
+        let mut restarts = 0;
+        let got = ingest_in_chunks(
+            std::slice::from_ref(&shuffled),
+            &schema,
+            4096,
+            budget,
+            1,
+            Some(&mut |p: Piece| {
+                match p {
+                    Piece::Orders(o) => pieces.push(o),
+                    Piece::Restart => {
+                        restarts += 1;
+                        pieces.clear();
+                    }
+                }
+                Ok(())
+            }),
+        )
+        .unwrap();
+        assert!(got.passes >= 3 && !got.streamed);
+        assert_eq!((restarts, pieces.len()), (1, got.passes));
+        let mut joined = Orders::default();
+        let mut at = std::collections::HashMap::new();
+        for p in &pieces {
+            joined.append(p, &mut at);
+        }
+        assert_eq!(sorted_orders(&joined), sorted_orders(&one.orders));
         assert_eq!(got.rejected.len(), one.rejected.len());
         let _ = fs_err::remove_dir_all(&dir);
     }
@@ -2134,27 +2234,40 @@ mod tests {
                 let budget = Some(LINE_BYTES * lines_per_pass);
                 let got = ingest_in_chunks(std::slice::from_ref(path), &schema, 2, budget, 1, None)
                     .unwrap();
-                assert!(got.passes > 1, "{lines_per_pass} lines a pass");
+                // An input in order streams in one pass whatever the budget.
+                assert!(
+                    got.passes > 1 || got.streamed,
+                    "{lines_per_pass} lines a pass"
+                );
                 assert_eq!(sorted_orders(&got.orders), sorted_orders(&reference.orders));
                 assert_eq!(got.rejected, reference.rejected);
                 assert_eq!(got.files, reference.files);
             }
-            // Routed: each pass's orders go to the sink; joined up they are the whole's.
-            for passes in [1, 2, 3] {
+            // Routed: each pass's orders (or, streaming, each chunk's) go to the sink; a
+            // restart forgets what was sent; joined up they are the whole's.
+            for (passes, budget) in [(1, None), (2, None), (3, None), (1, Some(LINE_BYTES * 3))] {
                 let mut pieces = Vec::new();
                 let got = ingest_in_chunks(
                     std::slice::from_ref(path),
                     &schema,
                     2,
-                    None,
+                    budget,
                     passes,
-                    Some(&mut |o: Orders| {
-                        pieces.push(o);
+                    Some(&mut |p: Piece| {
+                        match p {
+                            Piece::Orders(o) => pieces.push(o),
+                            Piece::Restart => pieces.clear(),
+                        }
                         Ok(())
                     }),
                 )
                 .unwrap();
-                assert_eq!((got.passes, pieces.len()), (passes, passes));
+                if got.streamed {
+                    assert_eq!(got.passes, 1);
+                } else {
+                    assert_eq!(got.passes, pieces.len());
+                    assert!(got.passes >= passes);
+                }
                 assert!(got.orders.is_empty());
                 let mut joined = Orders::default();
                 let mut at = std::collections::HashMap::new();

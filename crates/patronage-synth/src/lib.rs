@@ -39,7 +39,7 @@ pub enum Format {
     /// Every column as text.
     Parquet,
     /// Typed columns: `customer_id` and `order_id` Int64 (`C00000042` → 42, `O00000042-003` →
-    /// 42003), `order_ts` a timestamp, `amount` and `discount_amount` Float64; a malformed or
+    /// 42000003), `order_ts` a timestamp, `amount` and `discount_amount` Float64; a malformed or
     /// empty cell is a null (so the same rows are rejected, as missing values).
     ParquetTyped,
 }
@@ -461,11 +461,13 @@ fn text_frame(rows: &[Row]) -> PolarsResult<DataFrame> {
 }
 
 /// A generated id as the integer a typed export holds: `C00000042` → 42, `O00000042-3` →
-/// 42003; `None` for a malformed id.
+/// 42000003; `None` for a malformed id. Room for a million orders per customer: the heaviest
+/// buyers of a 100M-row shop pass a thousand, and `customer × 1000 + n` gave them the next
+/// customers' order ids (and broke the file's `order_id` order).
 fn integer_id(s: &str, prefix: char) -> Option<i64> {
     let digits = s.strip_prefix(prefix)?;
     match digits.split_once('-') {
-        Some((a, b)) => Some(a.parse::<i64>().ok()? * 1000 + b.parse::<i64>().ok()?),
+        Some((a, b)) => Some(a.parse::<i64>().ok()? * 1_000_000 + b.parse::<i64>().ok()?),
         None => digits.parse().ok(),
     }
 }
@@ -1077,6 +1079,16 @@ fn write_clicks_in_blocks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_order_ids_stay_apart_and_in_order_past_a_thousand_orders() {
+        assert_eq!(integer_id("C00000042", 'C'), Some(42));
+        assert_eq!(integer_id("O00000042-003", 'O'), Some(42_000_003));
+        let heavy = integer_id("O00000042-1198", 'O').unwrap();
+        let next = integer_id("O00000043-001", 'O').unwrap();
+        assert!(heavy < next);
+        assert_eq!(integer_id("O0000004x-001", 'O'), None);
+    }
 
     #[test]
     fn operational_time_walks_the_months() {
