@@ -86,20 +86,27 @@ impl SpillWriter {
 
 /// Every frame of a spill file, in order.
 fn read_frames<T: DeserializeOwned>(path: &Path) -> std::io::Result<Vec<T>> {
-    let mut file = BufReader::new(fs_err::File::open(path)?.into_parts().0);
     let mut frames = Vec::new();
+    for_each_frame(path, |frame| frames.push(frame))?;
+    Ok(frames)
+}
+
+/// Each frame of a spill file, in order, handed to `f` as soon as it is decoded.
+fn for_each_frame<T: DeserializeOwned>(path: &Path, mut f: impl FnMut(T)) -> std::io::Result<()> {
+    let mut file = BufReader::new(fs_err::File::open(path)?.into_parts().0);
     let mut len = [0u8; 8];
+    let mut bytes = Vec::new();
     loop {
         match file.read_exact(&mut len) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(frames),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
         }
-        let mut bytes = vec![0u8; u64::from_le_bytes(len) as usize];
+        bytes.resize(u64::from_le_bytes(len) as usize, 0);
         file.read_exact(&mut bytes)?;
         let (value, _) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
             .map_err(|e| spill_error(path, e))?;
-        frames.push(value);
+        f(value);
     }
 }
 
@@ -274,10 +281,12 @@ impl Routed {
             category_start: if self.shape.1 { vec![0] } else { Vec::new() },
             ..Orders::default()
         };
-        let mut at = std::collections::HashMap::new();
-        for piece in read_frames::<Orders>(&read("orders")).map_err(InputError::from)? {
-            orders.append(&piece, &mut at);
-        }
+        // A piece at a time: decoded, appended, let go.
+        let mut at = patronage_features::IdKeys::default();
+        for_each_frame(&read("orders"), |piece: Orders| {
+            orders.append(&piece, &mut at)
+        })
+        .map_err(InputError::from)?;
         drop(at);
         let profiles = match self.customers_manifest {
             Some(_) => read_frames::<Profiles>(&read("profiles"))

@@ -129,7 +129,7 @@ impl Orders {
 
     /// Appends `other`'s orders, its customers and categories merged into these dictionaries
     /// (`at` maps ids already here to their key; kept up to date).
-    pub fn append(&mut self, other: &Orders, at: &mut std::collections::HashMap<String, u32>) {
+    pub fn append(&mut self, other: &Orders, at: &mut IdKeys) {
         if self.is_empty() && self.customer_ids.is_empty() {
             self.discount_column = other.discount_column;
             if other.has_categories() && self.category_start.is_empty() {
@@ -139,11 +139,14 @@ impl Orders {
         let keys: Vec<u32> = other
             .customer_ids
             .iter()
-            .map(|id| {
-                *at.entry(id.clone()).or_insert_with(|| {
+            .map(|id| match at.get(id.as_str()) {
+                Some(&k) => k,
+                None => {
+                    let k = self.customer_ids.len() as u32;
                     self.customer_ids.push(id.clone());
-                    self.customer_ids.len() as u32 - 1
-                })
+                    at.insert(id.clone(), k);
+                    k
+                }
             })
             .collect();
         let categories: Vec<u32> = other
@@ -159,16 +162,36 @@ impl Orders {
                 },
             )
             .collect();
-        for r in 0..other.len() {
-            self.push_from(other, r, keys[other.customer[r] as usize]);
-            if self.has_categories() {
-                // The order's categories re-keyed to this dictionary, ascending again.
-                let from = self.category_start[self.category_start.len() - 2] as usize;
-                for id in &mut self.category_ids[from..] {
-                    *id = categories[*id as usize];
+        // Column by column (the pieces of one run share its category names in one order, so
+        // their category ids usually carry over as they are).
+        self.customer
+            .extend(other.customer.iter().map(|&c| keys[c as usize]));
+        self.day.extend_from_slice(&other.day);
+        self.amount.extend_from_slice(&other.amount);
+        self.refund.extend_from_slice(&other.refund);
+        self.is_purchase.extend_from_slice(&other.is_purchase);
+        if other.discount_column {
+            self.discount.extend_from_slice(&other.discount);
+        }
+        if other.has_categories() {
+            let base = self.category_ids.len() as u32;
+            if categories.iter().enumerate().all(|(i, &c)| c as usize == i) {
+                self.category_ids.extend_from_slice(&other.category_ids);
+            } else {
+                for r in 0..other.len() {
+                    // The order's categories re-keyed to this dictionary, ascending again.
+                    let from = self.category_ids.len();
+                    self.category_ids.extend(
+                        other
+                            .categories(r)
+                            .iter()
+                            .map(|&id| categories[id as usize]),
+                    );
+                    self.category_ids[from..].sort_unstable();
                 }
-                self.category_ids[from..].sort_unstable();
             }
+            self.category_start
+                .extend(other.category_start[1..].iter().map(|&s| base + s));
         }
     }
 
@@ -356,6 +379,9 @@ fn text_prefix(id: &str) -> u64 {
     b[..n].copy_from_slice(&id.as_bytes()[..n]);
     u64::from_be_bytes(b)
 }
+
+/// Customer ids already in an [`Orders`]' dictionary, to their key (see [`Orders::append`]).
+pub type IdKeys = std::collections::HashMap<String, u32, foldhash::fast::FixedState>;
 
 /// A key that drops an order (see [`Orders::regroup`]).
 const DROP: u32 = u32::MAX;
@@ -791,6 +817,55 @@ mod tests {
         let cats: Vec<&[u32]> = (0..5).map(|i| keyed.categories(i)).collect();
         assert_eq!(cats, [&[][..], &[1], &[], &[0], &[0, 1]]);
         assert_eq!(o.reindex(&index), keyed);
+    }
+
+    #[test]
+    fn appended_pieces_merge_customers_and_categories() {
+        // Piece a: customers x, y; categories named [b, a]. Piece b: customers y, z; [a, c].
+        let piece = |ids: &[&str], names: &[&str], rows: &[(u32, &[u32])]| {
+            let mut o = Orders {
+                customer_ids: ids.iter().map(|s| s.to_string()).collect(),
+                category_names: names.iter().map(|s| s.to_string()).collect(),
+                category_start: vec![0],
+                discount_column: true,
+                ..Default::default()
+            };
+            for (k, (c, cats)) in rows.iter().enumerate() {
+                o.customer.push(*c);
+                o.day.push(k as Day);
+                o.amount.push(10.0 + k as f64);
+                o.refund.push(0.0);
+                o.is_purchase.push(true);
+                o.discount.push(k as f64);
+                o.category_ids.extend_from_slice(cats);
+                o.category_start.push(o.category_ids.len() as u32);
+            }
+            o
+        };
+        let a = piece(&["x", "y"], &["b", "a"], &[(0, &[0, 1]), (1, &[1])]);
+        let b = piece(&["y", "z"], &["a", "c"], &[(0, &[0, 1]), (1, &[])]);
+        let mut all = Orders::default();
+        let mut at = IdKeys::default();
+        all.append(&a, &mut at);
+        all.append(&b, &mut at);
+        assert_eq!(all.customer_ids, ["x", "y", "z"]);
+        assert_eq!(all.customer, [0, 1, 1, 2]);
+        assert_eq!(all.category_names, ["b", "a", "c"]);
+        let names = |i: usize| -> Vec<&str> {
+            all.categories(i)
+                .iter()
+                .map(|&c| all.category_names[c as usize].as_str())
+                .collect()
+        };
+        assert_eq!(
+            (names(0), names(1), names(2), names(3)),
+            (vec!["b", "a"], vec!["a"], vec!["a", "c"], vec![])
+        );
+        // Ids ascending within each order.
+        assert!((0..4).all(|i| all.categories(i).windows(2).all(|w| w[0] < w[1])));
+        assert_eq!(all.day, [0, 1, 0, 1]);
+        assert_eq!(all.discount, [0.0, 1.0, 0.0, 1.0]);
+        assert_eq!(all.amount, [10.0, 11.0, 10.0, 11.0]);
     }
 
     #[test]

@@ -2130,7 +2130,7 @@ mod tests {
         assert!(got.passes >= 3 && !got.streamed);
         assert_eq!((restarts, pieces.len()), (1, got.passes));
         let mut joined = Orders::default();
-        let mut at = std::collections::HashMap::new();
+        let mut at = patronage_features::IdKeys::default();
         for p in &pieces {
             joined.append(p, &mut at);
         }
@@ -2270,7 +2270,7 @@ mod tests {
                 }
                 assert!(got.orders.is_empty());
                 let mut joined = Orders::default();
-                let mut at = std::collections::HashMap::new();
+                let mut at = patronage_features::IdKeys::default();
                 for p in &pieces {
                     joined.append(p, &mut at);
                 }
