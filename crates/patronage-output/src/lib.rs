@@ -676,6 +676,20 @@ impl Staging<'_> {
         Ok(())
     }
 
+    /// Where [`Staging::write_table`] puts `table`'s file: a caller writing several tables at
+    /// once writes each there with [`write_table_file`], then stages it with
+    /// [`Staging::add_written`].
+    pub fn table_path(&self, table: &str) -> PathBuf {
+        partition(&self.dir, table, &self.run_date).join("part-0.parquet")
+    }
+
+    /// Stages `table`, written to [`Staging::table_path`].
+    pub fn add_written(&mut self, table: &str) {
+        if !self.tables.iter().any(|t| t == table) {
+            self.tables.push(table.to_string());
+        }
+    }
+
     /// Stages part `k` of `table` (`part-<k>.parquet`) from a file [`write_table_file`] wrote:
     /// a partitioned run's table is its partitions' parts.
     pub fn copy_table_part(

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use patronage_output::OutDir;
+use rayon::prelude::*;
 use serde_json::json;
 
 use super::Tables;
@@ -31,10 +32,24 @@ pub(crate) fn run(
         staging.write_artifact(dir, bytes)?;
     }
     let mut rows = serde_json::Map::new();
-    // Each frame is freed once written: its memory serves the next one.
-    for (name, mut df) in tables {
-        staging.write_table(name, &mut df, &dictionary.described(name))?;
-        rows.insert(name.to_string(), json!(df.height()));
+    // Tables written side by side (polars encodes a table's columns in parallel, but a
+    // table's row groups one after another); each frame is freed once written.
+    let staged = &staging;
+    let written: Vec<(&str, usize)> = tables
+        .into_par_iter()
+        .map(|(name, mut df)| -> Result<(&str, usize), EngineError> {
+            patronage_output::write_table_file(
+                &staged.table_path(name),
+                name,
+                &mut df,
+                &dictionary.described(name),
+            )?;
+            Ok((name, df.height()))
+        })
+        .collect::<Result<_, _>>()?;
+    for (name, height) in written {
+        staging.add_written(name);
+        rows.insert(name.to_string(), json!(height));
     }
     let manifest = manifest(serde_json::Value::Object(rows.clone()));
     let published = staging.publish(&manifest, crate::tables::TABLES)?;
