@@ -440,9 +440,9 @@ pub fn compute(orders: &Orders, customers: usize, as_of: Day) -> FeatureTable {
     in_blocks(customers, as_of, inputs, |block| {
         block
             .into_par_iter()
-            .map(|c| {
-                let p = by.partial(orders, c, as_of);
-                (!p.is_empty()).then(|| customer_row(&p, as_of))
+            .map_init(OrderPartial::default, |p, c| {
+                by.partial_into(orders, c, as_of, p);
+                (!p.is_empty()).then(|| customer_row(p, as_of))
             })
             .collect()
     })

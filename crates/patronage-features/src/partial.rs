@@ -208,13 +208,37 @@ impl ByCustomer {
 
     /// Customer `c`'s partial: its orders on or before `as_of`.
     pub(crate) fn partial(&self, orders: &Orders, c: usize, as_of: Day) -> OrderPartial {
+        let mut part = OrderPartial::default();
+        self.partial_into(orders, c, as_of, &mut part);
+        part
+    }
+
+    /// [`ByCustomer::partial`] into `part`, whose buffers are reused (a caller finishing one
+    /// customer after another allocates nothing per customer).
+    pub(crate) fn partial_into(
+        &self,
+        orders: &Orders,
+        c: usize,
+        as_of: Day,
+        part: &mut OrderPartial,
+    ) {
         let (range, perm) = match self {
             ByCustomer::Runs(runs) => (runs[c].0..runs[c].1, None),
             ByCustomer::Sorted { starts, perm } => (starts[c]..starts[c + 1], Some(perm)),
         };
         let at = |j: usize| perm.map_or(j, |p| p[j] as usize);
-        let mut part = OrderPartial::default();
-        part.days.reserve_exact(range.len());
+        let (mut days, mut categories) = (
+            std::mem::take(&mut part.days),
+            std::mem::take(&mut part.categories),
+        );
+        days.clear();
+        categories.clear();
+        *part = OrderPartial {
+            days,
+            categories,
+            ..OrderPartial::default()
+        };
+        part.days.reserve(range.len());
         let has_discounts = orders.has_discounts();
         for i in range.map(at).filter(|&i| orders.day[i] <= as_of) {
             part.orders += 1;
@@ -242,7 +266,6 @@ impl ByCustomer {
             }
             same
         });
-        part
     }
 }
 
