@@ -23,6 +23,7 @@ use patronage_input::format_day;
 use patronage_output::OutDir;
 use patronage_segments::SummaryPart;
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -436,15 +437,21 @@ pub(crate) fn score_from(
     for (name, df) in std::mem::take(&mut ingest.tables) {
         rows.push((name, rejected_share(df, p)?));
     }
-    for (name, mut df) in rows {
-        patronage_output::write_table_file(
-            &dir.join(format!("{name}.parquet")),
-            name,
-            &mut df,
-            &scored.dictionary.described(name),
-        )?;
-        tables.push((name.to_string(), df.height()));
-    }
+    // Side by side, as the write stage does.
+    let dictionary = &scored.dictionary;
+    let written: Vec<(String, usize)> = rows
+        .into_par_iter()
+        .map(|(name, mut df)| -> Result<(String, usize), EngineError> {
+            patronage_output::write_table_file(
+                &dir.join(format!("{name}.parquet")),
+                name,
+                &mut df,
+                &dictionary.described(name),
+            )?;
+            Ok((name.to_string(), df.height()))
+        })
+        .collect::<Result<_, _>>()?;
+    tables.extend(written);
     let file = ScoreFile {
         as_of,
         partition: p,
