@@ -23,7 +23,6 @@ use patronage_input::format_day;
 use patronage_output::OutDir;
 use patronage_segments::SummaryPart;
 use polars::prelude::*;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -437,21 +436,10 @@ pub(crate) fn score_from(
     for (name, df) in std::mem::take(&mut ingest.tables) {
         rows.push((name, rejected_share(df, p)?));
     }
-    // Side by side, as the write stage does.
-    let dictionary = &scored.dictionary;
-    let written: Vec<(String, usize)> = rows
-        .into_par_iter()
-        .map(|(name, mut df)| -> Result<(String, usize), EngineError> {
-            patronage_output::write_table_file(
-                &dir.join(format!("{name}.parquet")),
-                name,
-                &mut df,
-                &dictionary.described(name),
-            )?;
-            Ok((name.to_string(), df.height()))
-        })
-        .collect::<Result<_, _>>()?;
-    tables.extend(written);
+    let written = stages::write::write_side_by_side(rows, &scored.dictionary, |name| {
+        dir.join(format!("{name}.parquet"))
+    })?;
+    tables.extend(written.into_iter().map(|(name, n)| (name.to_string(), n)));
     let file = ScoreFile {
         as_of,
         partition: p,

@@ -32,21 +32,8 @@ pub(crate) fn run(
         staging.write_artifact(dir, bytes)?;
     }
     let mut rows = serde_json::Map::new();
-    // Tables written side by side (polars encodes a table's columns in parallel, but a
-    // table's row groups one after another); each frame is freed once written.
     let staged = &staging;
-    let written: Vec<(&str, usize)> = tables
-        .into_par_iter()
-        .map(|(name, mut df)| -> Result<(&str, usize), EngineError> {
-            patronage_output::write_table_file(
-                &staged.table_path(name),
-                name,
-                &mut df,
-                &dictionary.described(name),
-            )?;
-            Ok((name, df.height()))
-        })
-        .collect::<Result<_, _>>()?;
+    let written = write_side_by_side(tables, dictionary, |name| staged.table_path(name))?;
     for (name, height) in written {
         staging.add_written(name);
         rows.insert(name.to_string(), json!(height));
@@ -64,4 +51,26 @@ pub(crate) fn run(
             .collect(),
         manifest: published.manifest,
     })
+}
+
+/// Writes each table to `path(name)` (types and finiteness checked, described by `dictionary`),
+/// the tables side by side: polars encodes a table's columns in parallel but its row groups
+/// one after another. Each frame is freed once written. Returns each table's rows, in order.
+pub(crate) fn write_side_by_side(
+    tables: Tables,
+    dictionary: &crate::dictionary::Dictionary,
+    path: impl Fn(&str) -> PathBuf + Sync,
+) -> Result<Vec<(&'static str, usize)>, EngineError> {
+    tables
+        .into_par_iter()
+        .map(|(name, mut df)| {
+            patronage_output::write_table_file(
+                &path(name),
+                name,
+                &mut df,
+                &dictionary.described(name),
+            )?;
+            Ok((name, df.height()))
+        })
+        .collect()
 }
