@@ -267,29 +267,11 @@ impl Orders {
     /// whatever order the export had (an export in time order interleaves customers; walking it
     /// by customer cost twice the time of the features stage).
     fn regroup(&mut self, key: Vec<u32>) {
-        let keep_all = !key.par_iter().any(|&k| k == DROP);
-        if keep_all && (key.par_windows(2).all(|w| w[0] <= w[1]) || in_runs(&key)) {
+        if !key.par_iter().any(|&k| k == DROP) && in_runs(&key) {
             self.customer = key;
             return;
         }
-        let keys = key
-            .par_iter()
-            .filter(|&&k| k != DROP)
-            .max()
-            .map_or(0, |&m| m as usize + 1);
-        let mut fill = vec![0u32; keys + 1];
-        for &k in key.iter().filter(|&&k| k != DROP) {
-            fill[k as usize + 1] += 1;
-        }
-        for k in 0..keys {
-            fill[k + 1] += fill[k];
-        }
-        let kept = fill[keys] as usize;
-        let mut perm = vec![0u32; kept];
-        for (i, &k) in key.iter().enumerate().filter(|(_, &k)| k != DROP) {
-            perm[fill[k as usize] as usize] = i as u32;
-            fill[k as usize] += 1;
-        }
+        let (_, perm) = partial::counting_sort(&key, key_count(&key));
         fn gather<T: Copy + Send + Sync>(v: &[T], perm: &[u32]) -> Vec<T> {
             perm.par_iter().map(|&i| v[i as usize]).collect()
         }
@@ -384,25 +366,22 @@ fn text_prefix(id: &str) -> u64 {
 pub type IdKeys = std::collections::HashMap<String, u32, foldhash::fast::FixedState>;
 
 /// A key that drops an order (see [`Orders::regroup`]).
-const DROP: u32 = u32::MAX;
+pub(crate) const DROP: u32 = u32::MAX;
 
 /// Whether each key's orders are already together (one run per key, the runs in any order):
 /// an export sorted by a customer id whose text order is not the index's (integer ids), or by
 /// anything that keeps a customer's orders together. Walking such orders customer by customer
 /// reads each run in sequence, so they need no copy into key order.
 fn in_runs(key: &[u32]) -> bool {
-    let keys = key.iter().max().map_or(0, |&m| m as usize + 1);
-    let mut started = vec![false; keys];
-    let mut last = None;
-    for &k in key {
-        if last != Some(k) {
-            if std::mem::replace(&mut started[k as usize], true) {
-                return false;
-            }
-            last = Some(k);
-        }
-    }
-    true
+    partial::runs(key, key_count(key)).is_some()
+}
+
+/// Keys below this bound every key of `key` but [`DROP`].
+fn key_count(key: &[u32]) -> usize {
+    key.par_iter()
+        .filter(|&&k| k != DROP)
+        .max()
+        .map_or(0, |&m| m as usize + 1)
 }
 
 /// Per-customer row computed independently of every other customer.

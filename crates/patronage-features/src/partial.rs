@@ -152,6 +152,52 @@ impl OrderPartial {
     }
 }
 
+/// Each key's run of positions in `key` (keys below `keys`; a key absent has an empty run), when
+/// every key's entries are together (one run per key, the runs in any order); else `None`.
+pub(crate) fn runs(key: &[u32], keys: usize) -> Option<Vec<(usize, usize)>> {
+    use rayon::prelude::*;
+    let head = |i: usize| i == 0 || key[i] != key[i - 1];
+    // Where runs start: at most one per key when they are together (counted before any is
+    // kept).
+    if (0..key.len()).into_par_iter().filter(|&i| head(i)).count() > keys {
+        return None;
+    }
+    let heads: Vec<usize> = (0..key.len())
+        .into_par_iter()
+        .filter(|&i| head(i))
+        .collect();
+    let mut runs = vec![(0, 0); keys];
+    for (h, &start) in heads.iter().enumerate() {
+        let end = heads.get(h + 1).copied().unwrap_or(key.len());
+        let run = &mut runs[key[start] as usize];
+        if run.1 > 0 {
+            return None;
+        }
+        *run = (start, end);
+    }
+    Some(runs)
+}
+
+/// A stable counting sort of the positions of `key` by key (keys below `keys`; entries equal to
+/// [`crate::DROP`] are left out): key `k`'s positions are `perm[starts[k]..starts[k + 1]]`, ascending.
+pub(crate) fn counting_sort(key: &[u32], keys: usize) -> (Vec<usize>, Vec<u32>) {
+    let kept = || key.iter().enumerate().filter(|(_, &k)| k != crate::DROP);
+    let mut starts = vec![0usize; keys + 1];
+    for (_, &k) in kept() {
+        starts[k as usize + 1] += 1;
+    }
+    for k in 0..keys {
+        starts[k + 1] += starts[k];
+    }
+    let mut fill = starts.clone();
+    let mut perm = vec![0u32; starts[keys]];
+    for (i, &k) in kept() {
+        perm[fill[k as usize]] = i as u32;
+        fill[k as usize] += 1;
+    }
+    (starts, perm)
+}
+
 /// Where each customer's orders are.
 pub(crate) enum ByCustomer {
     /// Each customer's orders are together: customer `c`'s are `runs[c]` (a start and an end;
@@ -165,45 +211,13 @@ pub(crate) enum ByCustomer {
 
 impl ByCustomer {
     pub(crate) fn of(orders: &Orders, customers: usize) -> Self {
-        use rayon::prelude::*;
-        let key = &orders.customer;
-        let head = |i: usize| i == 0 || key[i] != key[i - 1];
-        // Where runs of one customer start: at most one per customer when the orders are
-        // together (counted before any is kept).
-        if (0..key.len()).into_par_iter().filter(|&i| head(i)).count() <= customers {
-            let heads: Vec<usize> = (0..key.len())
-                .into_par_iter()
-                .filter(|&i| head(i))
-                .collect();
-            let mut runs = vec![(0, 0); customers];
-            let mut together = true;
-            for (h, &start) in heads.iter().enumerate() {
-                let end = heads.get(h + 1).copied().unwrap_or(key.len());
-                let run = &mut runs[key[start] as usize];
-                if run.1 > 0 {
-                    together = false;
-                    break;
-                }
-                *run = (start, end);
-            }
-            if together {
-                return ByCustomer::Runs(runs);
+        match runs(&orders.customer, customers) {
+            Some(runs) => ByCustomer::Runs(runs),
+            None => {
+                let (starts, perm) = counting_sort(&orders.customer, customers);
+                ByCustomer::Sorted { starts, perm }
             }
         }
-        let mut starts = vec![0usize; customers + 1];
-        for &c in key {
-            starts[c as usize + 1] += 1;
-        }
-        for k in 0..customers {
-            starts[k + 1] += starts[k];
-        }
-        let mut fill = starts.clone();
-        let mut perm = vec![0u32; key.len()];
-        for (i, &c) in key.iter().enumerate() {
-            perm[fill[c as usize]] = i as u32;
-            fill[c as usize] += 1;
-        }
-        ByCustomer::Sorted { starts, perm }
     }
 
     /// Customer `c`'s partial: its orders on or before `as_of`.

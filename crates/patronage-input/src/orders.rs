@@ -1837,6 +1837,7 @@ fn toml_key(k: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn text_columns_read_across_chunks() {
@@ -1950,6 +1951,68 @@ mod tests {
     /// discount, categories).
     type OrderRow = (String, i32, u64, u64, bool, u64, Vec<String>);
 
+    /// One file read `chunk_rows` rows at a time, without a sink.
+    fn read(
+        path: &Path,
+        schema: &OrdersSchema,
+        chunk_rows: usize,
+        budget: Option<u64>,
+        passes: usize,
+    ) -> Ingested {
+        let files = [path.to_path_buf()];
+        ingest_in_chunks(&files, schema, chunk_rows, budget, passes, None).unwrap()
+    }
+
+    /// A routed read: what it returned, and what its sink kept (the pieces since the last
+    /// restart, joined), with how many pieces and restarts it heard.
+    struct RoutedRead {
+        got: Ingested,
+        joined: Orders,
+        pieces: usize,
+        restarts: usize,
+    }
+
+    fn read_routed(
+        path: &Path,
+        schema: &OrdersSchema,
+        chunk_rows: usize,
+        budget: Option<u64>,
+        passes: usize,
+    ) -> RoutedRead {
+        let mut pieces = Vec::new();
+        let mut restarts = 0;
+        let files = [path.to_path_buf()];
+        let got = ingest_in_chunks(
+            &files,
+            schema,
+            chunk_rows,
+            budget,
+            passes,
+            Some(&mut |p: Piece| {
+                match p {
+                    Piece::Orders(o) => pieces.push(o),
+                    Piece::Restart => {
+                        restarts += 1;
+                        pieces.clear();
+                    }
+                }
+                Ok(())
+            }),
+        )
+        .unwrap();
+        let mut joined = Orders::default();
+        let mut at = patronage_features::IdKeys::default();
+        for p in &pieces {
+            joined.append(p, &mut at);
+        }
+        RoutedRead {
+            got,
+            joined,
+            pieces: pieces.len(),
+            restarts,
+        }
+    }
+
     fn sorted_orders(o: &Orders) -> Vec<OrderRow> {
         let mut rows: Vec<OrderRow> = (0..o.len())
             .map(|i| {
@@ -1999,15 +2062,7 @@ mod tests {
         }
         fs_err::write(&csv, text).unwrap();
         let schema = OrdersSchema::default();
-        let one = ingest_in_chunks(
-            std::slice::from_ref(&csv),
-            &schema,
-            CHUNK_ROWS,
-            None,
-            1,
-            None,
-        )
-        .unwrap();
+        let one = read(&csv, &schema, CHUNK_ROWS, None, 1);
         let refused = (0..rows).filter(|i| i % 1000 == 7).count();
         assert_eq!(one.passes, 1);
         // The ids are in order: the orders were folded chunk by chunk.
@@ -2040,44 +2095,20 @@ mod tests {
         expected.sort();
         assert_eq!(got, expected);
         // Passes asked for: each reads its share of the orders.
-        let passes = ingest_in_chunks(
-            std::slice::from_ref(&csv),
-            &schema,
-            CHUNK_ROWS,
-            None,
-            3,
-            None,
-        )
-        .unwrap();
+        let passes = read(&csv, &schema, CHUNK_ROWS, None, 3);
         assert!(passes.passes == 3 && !passes.streamed);
         assert_eq!(sorted_orders(&passes.orders), sorted_orders(&one.orders));
         assert_eq!(passes.rejected, one.rejected);
         // A budget a third of the lines: an input in order still streams, in one pass.
         let budget = Some(LINE_BYTES * (rows as u64 / 3));
-        let streamed = ingest_in_chunks(
-            std::slice::from_ref(&csv),
-            &schema,
-            CHUNK_ROWS,
-            budget,
-            1,
-            None,
-        )
-        .unwrap();
+        let streamed = read(&csv, &schema, CHUNK_ROWS, budget, 1);
         assert!(streamed.passes == 1 && streamed.streamed);
         assert_eq!(streamed.orders, one.orders);
         assert_eq!(streamed.rejected, one.rejected);
         // Chunks that cut orders in two (an odd number of rows): the order waits for its
         // second line, and the result is the whole read's, order for order.
         for chunk_rows in [1001, 4096] {
-            let got = ingest_in_chunks(
-                std::slice::from_ref(&csv),
-                &schema,
-                chunk_rows,
-                None,
-                1,
-                None,
-            )
-            .unwrap();
+            let got = read(&csv, &schema, chunk_rows, None, 1);
             assert!(got.streamed);
             assert_eq!(got.orders, one.orders, "chunks of {chunk_rows}");
             assert_eq!(got.rejected, one.rejected);
@@ -2093,48 +2124,17 @@ mod tests {
         lines.push(moved);
         let shuffled = dir.join("shuffled.csv");
         fs_err::write(&shuffled, lines.join("\n") + "\n").unwrap();
-        let got = ingest_in_chunks(
-            std::slice::from_ref(&shuffled),
-            &schema,
-            4096,
-            None,
-            1,
-            None,
-        )
-        .unwrap();
+        let got = read(&shuffled, &schema, 4096, None, 1);
         assert!(!got.streamed);
         assert_eq!(sorted_orders(&got.orders), sorted_orders(&one.orders));
         assert_eq!(got.rejected.len(), one.rejected.len());
         // Under that budget the restart falls back to the passes it plans; routed, the sink
         // hears the restart and forgets the pieces it had.
-        let mut pieces = Vec::new();
-        let mut restarts = 0;
-        let got = ingest_in_chunks(
-            std::slice::from_ref(&shuffled),
-            &schema,
-            4096,
-            budget,
-            1,
-            Some(&mut |p: Piece| {
-                match p {
-                    Piece::Orders(o) => pieces.push(o),
-                    Piece::Restart => {
-                        restarts += 1;
-                        pieces.clear();
-                    }
-                }
-                Ok(())
-            }),
-        )
-        .unwrap();
+        let routed = read_routed(&shuffled, &schema, 4096, budget, 1);
+        let got = routed.got;
         assert!(got.passes >= 3 && !got.streamed);
-        assert_eq!((restarts, pieces.len()), (1, got.passes));
-        let mut joined = Orders::default();
-        let mut at = patronage_features::IdKeys::default();
-        for p in &pieces {
-            joined.append(p, &mut at);
-        }
-        assert_eq!(sorted_orders(&joined), sorted_orders(&one.orders));
+        assert_eq!((routed.restarts, routed.pieces), (1, got.passes));
+        assert_eq!(sorted_orders(&routed.joined), sorted_orders(&one.orders));
         assert_eq!(got.rejected.len(), one.rejected.len());
         let _ = fs_err::remove_dir_all(&dir);
     }
@@ -2150,15 +2150,7 @@ mod tests {
         let csv = dir.join("orders.csv");
         fs_err::write(&csv, DIRTY).unwrap();
         let schema = OrdersSchema::default();
-        let whole = ingest_in_chunks(
-            std::slice::from_ref(&csv),
-            &schema,
-            usize::MAX,
-            None,
-            1,
-            None,
-        )
-        .unwrap();
+        let whole = read(&csv, &schema, usize::MAX, None, 1);
         assert_eq!(whole.files[0].rows_read, 19);
         assert_eq!(whole.files[0].blank_lines_skipped, 1);
         assert_eq!(whole.files[0].duplicates_collapsed, 1);
@@ -2208,20 +2200,10 @@ mod tests {
             .finish(&mut df)
             .unwrap();
         for (path, sizes) in [(&csv, [1, 2, 3, 5, 7]), (&parquet, [1, 2, 4, 6, 100])] {
-            let reference = ingest_in_chunks(
-                std::slice::from_ref(path),
-                &schema,
-                usize::MAX,
-                None,
-                1,
-                None,
-            )
-            .unwrap();
+            let reference = read(path, &schema, usize::MAX, None, 1);
             assert_eq!(reference.passes, 1);
             for rows in sizes {
-                let got =
-                    ingest_in_chunks(std::slice::from_ref(path), &schema, rows, None, 1, None)
-                        .unwrap();
+                let got = read(path, &schema, rows, None, 1);
                 assert_eq!(got.orders, reference.orders, "{path:?} in chunks of {rows}");
                 assert_eq!(
                     got.rejected, reference.rejected,
@@ -2232,8 +2214,7 @@ mod tests {
             // Passes by order_id hash: the same orders (in pass order), rejections and counts.
             for lines_per_pass in [1, 3, 5] {
                 let budget = Some(LINE_BYTES * lines_per_pass);
-                let got = ingest_in_chunks(std::slice::from_ref(path), &schema, 2, budget, 1, None)
-                    .unwrap();
+                let got = read(path, &schema, 2, budget, 1);
                 // An input in order streams in one pass whatever the budget.
                 assert!(
                     got.passes > 1 || got.streamed,
@@ -2246,35 +2227,19 @@ mod tests {
             // Routed: each pass's orders (or, streaming, each chunk's) go to the sink; a
             // restart forgets what was sent; joined up they are the whole's.
             for (passes, budget) in [(1, None), (2, None), (3, None), (1, Some(LINE_BYTES * 3))] {
-                let mut pieces = Vec::new();
-                let got = ingest_in_chunks(
-                    std::slice::from_ref(path),
-                    &schema,
-                    2,
-                    budget,
-                    passes,
-                    Some(&mut |p: Piece| {
-                        match p {
-                            Piece::Orders(o) => pieces.push(o),
-                            Piece::Restart => pieces.clear(),
-                        }
-                        Ok(())
-                    }),
-                )
-                .unwrap();
+                let routed = read_routed(path, &schema, 2, budget, passes);
+                let got = routed.got;
                 if got.streamed {
                     assert_eq!(got.passes, 1);
                 } else {
-                    assert_eq!(got.passes, pieces.len());
+                    assert_eq!(got.passes, routed.pieces);
                     assert!(got.passes >= passes);
                 }
                 assert!(got.orders.is_empty());
-                let mut joined = Orders::default();
-                let mut at = patronage_features::IdKeys::default();
-                for p in &pieces {
-                    joined.append(p, &mut at);
-                }
-                assert_eq!(sorted_orders(&joined), sorted_orders(&reference.orders));
+                assert_eq!(
+                    sorted_orders(&routed.joined),
+                    sorted_orders(&reference.orders)
+                );
                 assert_eq!(got.rejected, reference.rejected);
                 assert_eq!(got.files, reference.files);
             }

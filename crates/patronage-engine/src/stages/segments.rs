@@ -265,7 +265,7 @@ pub(crate) fn run(
     // Per dimension: its name, each customer's label, the labels listed first.
     type Dimension<'a> = (&'a str, Vec<Option<&'a str>>, &'a [&'a str]);
     let dimensions: Vec<Dimension> = vec![
-        ("rfm_segment", labels.clone(), &segment_order),
+        ("rfm_segment", labels, &segment_order),
         ("value_tier", tier_labels, &tier_order),
         ("r_score", score_labels(&r), &score_order),
         ("f_score", score_labels(&fs), &score_order),
