@@ -48,35 +48,75 @@ pub fn sizes(labels: &[usize], k: usize) -> Vec<usize> {
 
 /// Mean silhouette width (rows of a single-member cluster count 0). O(n²): pass a sample.
 pub fn silhouette(x: ArrayView2<f64>, labels: &[usize], k: usize) -> f64 {
-    let n = labels.len();
-    let size = sizes(labels, k);
-    let rows: Vec<ArrayView1<f64>> = x.rows().into_iter().collect();
-    // Per row in parallel, summed in row order: a parallel float sum's grouping (and so its
-    // last bits) would depend on how the work was split.
-    let widths: Vec<f64> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            if size[labels[i]] <= 1 {
-                return 0.0;
-            }
-            let mut sum = vec![0.0; k];
-            for j in 0..n {
-                if j != i {
-                    sum[labels[j]] += sq_dist(rows[i], rows[j]).sqrt();
-                }
-            }
-            let a = sum[labels[i]] / (size[labels[i]] - 1) as f64;
-            let b = (0..k)
-                .filter(|&c| c != labels[i] && size[c] > 0)
-                .map(|c| sum[c] / size[c] as f64)
-                .fold(f64::INFINITY, f64::min);
-            if !b.is_finite() {
-                return 0.0;
-            }
-            (b - a) / a.max(b)
+    silhouettes(x, &[(labels, k)])[0]
+}
+
+/// The mean silhouette width of several labelings of the same rows (each with its k), in one
+/// pass over the pairs: a pair's distance is computed once for all of them. Each labeling's
+/// result is the bits [`silhouette`] gives it alone.
+pub fn silhouettes(x: ArrayView2<f64>, labelings: &[(&[usize], usize)]) -> Vec<f64> {
+    let n = x.nrows();
+    let dim = x.ncols();
+    let data = x.as_standard_layout();
+    let flat = data.as_slice().unwrap_or_default();
+    let row = |i: usize| &flat[i * dim..(i + 1) * dim];
+    let sizes: Vec<Vec<usize>> = labelings.iter().map(|(l, k)| sizes(l, *k)).collect();
+    // Per labeling, the distance sums of row i to each cluster, side by side.
+    let offsets: Vec<usize> = labelings
+        .iter()
+        .scan(0, |at, (_, k)| {
+            let o = *at;
+            *at += k;
+            Some(o)
         })
         .collect();
-    widths.iter().sum::<f64>() / n.max(1) as f64
+    let width: usize = labelings.iter().map(|(_, k)| k).sum();
+    // Per row in parallel, summed in row order: a parallel float sum's grouping (and so its
+    // last bits) would depend on how the work was split.
+    let widths: Vec<Vec<f64>> = (0..n)
+        .into_par_iter()
+        .map_init(
+            || vec![0.0; width],
+            |sum, i| {
+                sum.fill(0.0);
+                let xi = row(i);
+                for j in (0..n).filter(|&j| j != i) {
+                    let d = xi
+                        .iter()
+                        .zip(row(j))
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum::<f64>()
+                        .sqrt();
+                    for ((labels, _), o) in labelings.iter().zip(&offsets) {
+                        sum[o + labels[j]] += d;
+                    }
+                }
+                labelings
+                    .iter()
+                    .zip(&offsets)
+                    .zip(&sizes)
+                    .map(|(((labels, k), &o), size)| {
+                        let own = labels[i];
+                        if size[own] <= 1 {
+                            return 0.0;
+                        }
+                        let a = sum[o + own] / (size[own] - 1) as f64;
+                        let b = (0..*k)
+                            .filter(|&c| c != own && size[c] > 0)
+                            .map(|c| sum[o + c] / size[c] as f64)
+                            .fold(f64::INFINITY, f64::min);
+                        if !b.is_finite() {
+                            return 0.0;
+                        }
+                        (b - a) / a.max(b)
+                    })
+                    .collect()
+            },
+        )
+        .collect();
+    (0..labelings.len())
+        .map(|t| widths.iter().map(|w| w[t]).sum::<f64>() / n.max(1) as f64)
+        .collect()
 }
 
 /// Davies–Bouldin index (lower is better).
@@ -174,6 +214,62 @@ mod tests {
         assert!(
             calinski_harabasz(x.view(), &good, &c_good) > calinski_harabasz(x.view(), &bad, &c_bad)
         );
+    }
+
+    /// Rousseeuw's definition, row by row, one labeling at a time.
+    fn silhouette_by_definition(x: &Array2<f64>, labels: &[usize], k: usize) -> f64 {
+        let n = labels.len();
+        let size = sizes(labels, k);
+        let dist = |i: usize, j: usize| sq_dist(x.row(i), x.row(j)).sqrt();
+        let mut total = 0.0;
+        for i in 0..n {
+            if size[labels[i]] <= 1 {
+                continue;
+            }
+            let mean_to = |c: usize, count: usize| {
+                (0..n)
+                    .filter(|&j| j != i && labels[j] == c)
+                    .map(|j| dist(i, j))
+                    .sum::<f64>()
+                    / count as f64
+            };
+            let a = mean_to(labels[i], size[labels[i]] - 1);
+            let b = (0..k)
+                .filter(|&c| c != labels[i] && size[c] > 0)
+                .map(|c| mean_to(c, size[c]))
+                .fold(f64::INFINITY, f64::min);
+            if b.is_finite() {
+                total += (b - a) / a.max(b);
+            }
+        }
+        total / n as f64
+    }
+
+    #[test]
+    fn silhouettes_of_several_labelings_match_the_definition_in_one_pass() {
+        // 200 points in 3 dimensions from a fixed recurrence, three labelings with k = 2, 3, 5
+        // (one with a single-member cluster and one with an empty cluster).
+        let n = 200;
+        let x = Array2::from_shape_fn((n, 3), |(i, j)| {
+            ((i * 7919 + j * 104_729) % 1009) as f64 / 101.0 + (i % 3) as f64 * 20.0
+        });
+        let by_three: Vec<usize> = (0..n).map(|i| i % 3).collect();
+        let mut two: Vec<usize> = (0..n).map(|i| usize::from(i * 13 % 7 < 3)).collect();
+        two[0] = 0;
+        let mut five: Vec<usize> = (0..n).map(|i| (i * 31 % 11) % 4).collect();
+        five[17] = 4; // alone in cluster 4
+        let labelings: Vec<(&[usize], usize)> = vec![(&by_three, 3), (&two, 2), (&five, 6)];
+        let together = silhouettes(x.view(), &labelings);
+        for (t, (labels, k)) in labelings.iter().enumerate() {
+            let want = silhouette_by_definition(&x, labels, *k);
+            assert!(
+                (together[t] - want).abs() < 1e-12,
+                "{t}: {} vs {want}",
+                together[t]
+            );
+        }
+        // The true grouping scores best.
+        assert!(together[0] > together[1] && together[0] > together[2]);
     }
 
     #[test]

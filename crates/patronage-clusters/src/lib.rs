@@ -21,7 +21,9 @@ use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
-pub use indices::{adjusted_rand, assign, calinski_harabasz, davies_bouldin, inertia, silhouette};
+pub use indices::{
+    adjusted_rand, assign, calinski_harabasz, davies_bouldin, inertia, silhouette, silhouettes,
+};
 pub use matching::{match_clusters, Matching};
 pub use names::cluster_names;
 pub use prepare::{prepare, quantile, FeatureTransform, Prepared};
@@ -177,6 +179,16 @@ fn rng(seed: u64, stream: u64) -> Xoshiro256PlusPlus {
     r
 }
 
+/// When k-means has converged: scikit-learn's rule. Its `tol` (1e-4) bounds the summed squared
+/// shift of the centroids relative to the mean variance of the features; linfa compares the
+/// shift's Euclidean length, hence the square root. On standardized features that is a shift of
+/// 0.01; a fixed 1e-4 took about 1.6× the time for the same k and, at 848,000 customers, moved
+/// 0.8% of them across a border (the bootstrap refits agree with the fit at an ARI of 0.986).
+fn tolerance(x: ArrayView2<f64>) -> f64 {
+    let variance = x.var_axis(ndarray::Axis(0), 0.0).mean().unwrap_or(0.0);
+    (1e-4 * variance).sqrt().max(f64::MIN_POSITIVE)
+}
+
 /// k-means on `x` from k-means++ (`n_runs` starts) or from given centroids: (centroids, labels).
 fn kmeans(
     x: ArrayView2<f64>,
@@ -188,7 +200,7 @@ fn kmeans(
 ) -> Result<(Array2<f64>, Vec<usize>), ClusterError> {
     let data = DatasetBase::from(x.to_owned());
     let params = KMeans::params_with_rng(k, rng(seed, stream))
-        .tolerance(1e-4)
+        .tolerance(tolerance(x))
         .max_n_iterations(300);
     let params = match init {
         Some(c) => params.init_method(KMeansInit::Precomputed(c)).n_runs(1),
@@ -283,6 +295,7 @@ fn score_ks(
     config: &Config,
 ) -> Result<Vec<(KScore, Array2<f64>)>, ClusterError> {
     let mut out = Vec::new();
+    let mut sil_labels = Vec::new();
     for k in config.k_range.clone() {
         if k < 2 || k >= sample.nrows() {
             continue;
@@ -290,11 +303,11 @@ fn score_ks(
         let (c, labels) = kmeans(sample, k, None, SCORING_RUNS, config.seed, k as u64)?;
         let sizes = indices::sizes(&labels, k);
         let smallest = *sizes.iter().min().unwrap_or(&0) as f64 / labels.len() as f64;
-        let sil_labels = assign(sil, &c);
+        sil_labels.push((assign(sil, &c), k));
         out.push((
             KScore {
                 k,
-                silhouette: silhouette(sil, &sil_labels, k),
+                silhouette: f64::NAN,
                 davies_bouldin: davies_bouldin(sample, &labels, &c),
                 calinski_harabasz: calinski_harabasz(sample, &labels, &c),
                 inertia: inertia(sample, &labels, &c),
@@ -304,6 +317,12 @@ fn score_ks(
             },
             c,
         ));
+    }
+    // Every k's silhouette in one pass over the sample's pairs.
+    let labelings: Vec<(&[usize], usize)> =
+        sil_labels.iter().map(|(l, k)| (l.as_slice(), *k)).collect();
+    for (o, s) in out.iter_mut().zip(silhouettes(sil, &labelings)) {
+        o.0.silhouette = s;
     }
     // Rank the admissible k by each index; the best mean rank wins.
     let adm: Vec<usize> = (0..out.len()).filter(|&i| out[i].0.admissible).collect();

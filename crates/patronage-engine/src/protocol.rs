@@ -40,6 +40,16 @@ pub(crate) struct Buyer {
 }
 
 impl Buyer {
+    /// The order of [`Buyer::cmp`] as a key: no mean spend first, then the spend's bits in
+    /// `f64::total_cmp` order.
+    fn key(&self) -> (i64, i64, i64, Option<i64>) {
+        let m = self.m.map(|m| {
+            let bits = m.to_bits() as i64;
+            bits ^ (((bits >> 63) as u64) >> 1) as i64
+        });
+        (self.x, self.t_x, self.t, m)
+    }
+
     pub(crate) fn cmp(&self, o: &Buyer) -> std::cmp::Ordering {
         (self.x, self.t_x, self.t)
             .cmp(&(o.x, o.t_x, o.t))
@@ -53,7 +63,7 @@ impl Buyer {
 /// Buyers with counts, ascending, equal ones joined.
 fn grouped(mut buyers: Vec<(Buyer, u64)>) -> Vec<(Buyer, u64)> {
     use rayon::slice::ParallelSliceMut;
-    buyers.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    buyers.par_sort_unstable_by_key(|(b, _)| b.key());
     let mut out: Vec<(Buyer, u64)> = Vec::new();
     for (b, c) in buyers {
         match out.last_mut() {
@@ -97,6 +107,34 @@ pub(crate) struct SwitchingBuyers {
     pub columns: Vec<Nullable<f64>>,
 }
 
+impl SwitchingBuyers {
+    /// The switching-cost inputs of the customers with a BTYD summary (the buyers).
+    fn of(f: &FeatureTable, per_customer: &[Option<Buyer>]) -> Self {
+        let columns: Vec<(String, Vec<Option<f64>>)> = switching_inputs()
+            .filter_map(|name| {
+                let values = match f.column(name).ok()?.values {
+                    Values::Bool(ref v) => v
+                        .iter()
+                        .map(|b| b.map(|b| f64::from(u8::from(b))))
+                        .collect(),
+                    _ => f.numeric(name).ok()?,
+                };
+                Some((name.to_string(), values))
+            })
+            .collect();
+        let buyers: Vec<usize> = (0..f.len())
+            .filter(|&i| per_customer[i].is_some())
+            .collect();
+        SwitchingBuyers {
+            features: columns.iter().map(|c| c.0.clone()).collect(),
+            columns: columns
+                .iter()
+                .map(|c| buyers.iter().map(|&i| c.1[i]).collect())
+                .collect(),
+        }
+    }
+}
+
 /// Calls its argument with each partition's [`SwitchingBuyers`], one at a time.
 pub(crate) type SwitchingSource<'a> = &'a mut dyn FnMut(
     &mut dyn FnMut(SwitchingBuyers) -> Result<(), EngineError>,
@@ -122,55 +160,46 @@ impl PartitionStats {
         partitions: u32,
         model_data: ModelData,
     ) -> Result<Self, EngineError> {
-        let per_customer = crate::stages::models::Btyd::of(f)?.summaries();
-        let clusters = if opts.clusters.enabled {
-            Some(ClusterSample::of(
-                &opts.clusters,
-                f,
-                ids,
-                &per_customer,
-                partitions,
-            )?)
-        } else {
-            None
-        };
-        let switching_buyers = percentile_of_switching(opts).then(|| {
-            let columns: Vec<(String, Vec<Option<f64>>)> = switching_inputs()
-                .filter_map(|name| {
-                    let values = match f.column(name).ok()?.values {
-                        Values::Bool(ref v) => v
-                            .iter()
-                            .map(|b| b.map(|b| f64::from(u8::from(b))))
-                            .collect(),
-                        _ => f.numeric(name).ok()?,
-                    };
-                    Some((name.to_string(), values))
-                })
-                .collect();
-            let buyers: Vec<usize> = (0..f.len())
-                .filter(|&i| per_customer[i].is_some())
-                .collect();
-            SwitchingBuyers {
-                features: columns.iter().map(|c| c.0.clone()).collect(),
-                columns: columns
-                    .iter()
-                    .map(|c| buyers.iter().map(|&i| c.1[i]).collect())
-                    .collect(),
-            }
-        });
-        let buyers = grouped(per_customer.into_iter().flatten().map(|b| (b, 1)).collect());
-
+        // The sample, the switching buyers and the grouped summaries on one side, the segment,
+        // loyalty and switching statistics on the other: independent reads of the table.
+        let (buyers_side, others) = rayon::join(
+            || -> Result<_, EngineError> {
+                let per_customer = crate::stages::models::Btyd::of(f)?.summaries();
+                let clusters = if opts.clusters.enabled {
+                    Some(ClusterSample::of(
+                        &opts.clusters,
+                        f,
+                        ids,
+                        &per_customer,
+                        partitions,
+                    )?)
+                } else {
+                    None
+                };
+                let switching_buyers =
+                    percentile_of_switching(opts).then(|| SwitchingBuyers::of(f, &per_customer));
+                let buyers = grouped(per_customer.into_iter().flatten().map(|b| (b, 1)).collect());
+                Ok((clusters, switching_buyers, buyers))
+            },
+            || -> Result<_, EngineError> {
+                let segments = SegmentStats::of(f)?;
+                let loyalty = match &opts.stages {
+                    Some((file, _)) => Some(LoyaltyStats::of(file, f)?),
+                    None => None,
+                };
+                Ok((segments, loyalty, SwitchingRefs::of(f)))
+            },
+        );
+        let (clusters, switching_buyers, buyers) = buyers_side?;
+        let (segments, loyalty, switching) = others?;
         Ok(PartitionStats {
             customers: f.len() as u64,
             buyers,
-            segments: SegmentStats::of(f)?,
-            loyalty: match &opts.stages {
-                Some((file, _)) => Some(LoyaltyStats::of(file, f)?),
-                None => None,
-            },
+            segments,
+            loyalty,
             model_data,
             clusters,
-            switching: SwitchingRefs::of(f),
+            switching,
             switching_buyers,
         })
     }
@@ -391,6 +420,37 @@ mod tests {
 
     /// The statistics of customers split into partitions by the hash of their id, merged, are
     /// the statistics of all of them: so is everything the fit decides from them.
+    #[test]
+    fn buyer_keys_order_as_the_comparison() {
+        let spends = [
+            None,
+            Some(-3.5),
+            Some(-0.0),
+            Some(0.0),
+            Some(1e-300),
+            Some(42.25),
+            Some(f64::INFINITY),
+        ];
+        let mut buyers = Vec::new();
+        for x in [0, 1, 3] {
+            for t in [10, 400] {
+                for m in spends {
+                    buyers.push(Buyer {
+                        x,
+                        t_x: x * 2,
+                        t,
+                        m,
+                    });
+                }
+            }
+        }
+        for a in &buyers {
+            for b in &buyers {
+                assert_eq!(a.key().cmp(&b.key()), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+    }
+
     #[test]
     fn partitions_merge_into_the_whole_bases_statistics_and_fit() {
         let (opts, table, ids) = sample();

@@ -1055,6 +1055,10 @@ fn ingest_in_chunks(
             // the next chunk, so the lines never outgrow a chunk. The first line out of order
             // ends that: the pass starts over holding every line, sorted at the end.
             streaming = passes == 1;
+            // Streaming starts assuming `order_id` order; an input whose orders are only
+            // grouped (each order's lines together, the orders in any order) streams too, with
+            // every folded order's id hash remembered to find a true repeat.
+            let mut grouped: Option<FoldedIds> = None;
             'attempt: loop {
                 // Streaming holds a chunk and the lines of the order it ends on: sized once for
                 // the largest chunk, so the vector is not regrown (and copied) on the way.
@@ -1071,7 +1075,7 @@ fn ingest_in_chunks(
                     .enumerate()
                     .flat_map(|(f, ranges)| ranges.iter().map(move |&r| (f, r)))
                     .collect();
-                let restart = std::thread::scope(|s| -> Result<bool, InputError> {
+                let restart = std::thread::scope(|s| -> Result<Option<Restart>, InputError> {
                     let mut ahead: Option<
                         std::thread::ScopedJoinHandle<'_, Result<Prepared, InputError>>,
                     > = None;
@@ -1182,18 +1186,25 @@ fn ingest_in_chunks(
                             }
                             lines.truncate(at + filled);
                             if streaming {
-                                let from = at.saturating_sub(1);
-                                let in_order = lines[from..]
-                                    .par_windows(2)
-                                    .all(|w| w[0].order_id(&arenas) <= w[1].order_id(&arenas));
-                                if !in_order {
-                                    return Ok(true);
+                                if grouped.is_none() {
+                                    let from = at.saturating_sub(1);
+                                    let in_order = lines[from..]
+                                        .par_windows(2)
+                                        .all(|w| w[0].order_id(&arenas) <= w[1].order_id(&arenas));
+                                    if !in_order {
+                                        return Ok(Some(Restart::Grouped));
+                                    }
                                 }
                                 // Every order but the last is whole: fold them, keep the last's lines.
                                 let last = lines.last().map(|l| l.order_id(&arenas));
                                 let mut cut = lines.len();
                                 while cut > 0 && Some(lines[cut - 1].order_id(&arenas)) == last {
                                     cut -= 1;
+                                }
+                                if let Some(ids) = grouped.as_mut() {
+                                    if !ids.fold(&lines[..cut], &arenas) {
+                                        return Ok(Some(Restart::Passes));
+                                    }
                                 }
                                 shape.fold(&lines[..cut], &arenas, &mut folded, &mut rejected);
                                 lines.drain(..cut);
@@ -1231,18 +1242,34 @@ fn ingest_in_chunks(
                             }
                         }
                     }
-                    Ok(false)
+                    // The last order's lines are folded below: its id must not be a repeat.
+                    if let (Some(ids), Some(line)) = (&grouped, lines.last()) {
+                        if ids.holds(line.order_id(&arenas)) {
+                            return Ok(Some(Restart::Passes));
+                        }
+                    }
+                    Ok(None)
                 })?;
-                if restart {
-                    // Start over: in the passes the budget plans, or in this one pass holding every
-                    // line (nothing of another pass is lost).
-                    streaming = false;
+                if let Some(how) = restart {
                     rejected.clear();
                     heights.iter_mut().for_each(|h| *h = 0);
                     blanks.iter_mut().for_each(|b| *b = 0);
                     if let Some(sink) = sink.as_mut() {
                         sink(Piece::Restart)?;
                     }
+                    if how == Restart::Grouped {
+                        // Out of `order_id` order: stream again, checking only that no order
+                        // comes back once folded.
+                        // Sized for one order a line at once: no table twice the size while
+                        // it grows.
+                        grouped = Some(FoldedIds::with_capacity(known));
+                        folded = fresh(capacity(passes, true));
+                        continue 'attempt;
+                    }
+                    // An order came back: start over in the passes the budget plans, or in this
+                    // one pass holding every line (nothing of another pass is lost).
+                    streaming = false;
+                    grouped = None;
                     if planned > passes {
                         passes = planned;
                         folded = fresh(capacity(passes, false));
@@ -1438,6 +1465,80 @@ struct Grouped {
 }
 
 /// About `n` ranges covering `lines`, each starting at an order's first line.
+/// Why a streaming read starts over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Restart {
+    /// A line out of `order_id` order: stream again as grouped orders ([`FoldedIds`]).
+    Grouped,
+    /// An order's lines came apart (its id came back after other orders): read in passes.
+    Passes,
+}
+
+/// The orders a grouped stream has folded, as 64-bit hashes of their ids (9–18 bytes an order,
+/// only for an input out of `order_id` order). A repeat is always found; two ids that share a
+/// hash only cost a read in passes.
+struct FoldedIds {
+    set: HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>,
+    /// The hashes of one fold, reused.
+    batch: Vec<u64>,
+}
+
+impl FoldedIds {
+    fn with_capacity(orders: usize) -> Self {
+        FoldedIds {
+            set: HashSet::with_capacity_and_hasher(orders, Default::default()),
+            batch: Vec::new(),
+        }
+    }
+
+    fn hash(id: Key<'_>) -> u64 {
+        use std::hash::BuildHasher;
+        FixedState::default().hash_one(id)
+    }
+
+    /// Records the orders of `lines` (each order's lines together); false when one was
+    /// folded before or comes twice here.
+    fn fold(&mut self, lines: &[Line], arenas: &[Arena]) -> bool {
+        self.batch.clear();
+        let mut start = 0;
+        while start < lines.len() {
+            let id = lines[start].order_id(arenas);
+            self.batch.push(Self::hash(id));
+            start += 1;
+            while start < lines.len() && lines[start].order_id(arenas) == id {
+                start += 1;
+            }
+        }
+        // Inserted in the order of their low bits, which place them in the table: the inserts
+        // walk the table front to back instead of missing the cache at every order.
+        self.batch.par_sort_unstable_by_key(|&h| h as u32);
+        self.set.reserve(self.batch.len());
+        self.batch.iter().all(|&h| self.set.insert(h))
+    }
+
+    fn holds(&self, id: Key<'_>) -> bool {
+        self.set.contains(&Self::hash(id))
+    }
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 fn order_pieces(lines: &[Line], arenas: &[Arena], n: usize) -> Vec<std::ops::Range<usize>> {
     let step = lines.len().div_ceil(n.max(1)).max(1);
     let mut pieces = Vec::new();
@@ -2128,14 +2229,49 @@ mod tests {
         assert!(!got.streamed);
         assert_eq!(sorted_orders(&got.orders), sorted_orders(&one.orders));
         assert_eq!(got.rejected.len(), one.rejected.len());
-        // Under that budget the restart falls back to the passes it plans; routed, the sink
-        // hears the restart and forgets the pieces it had.
+        // Under that budget the restarts (out of order, then the order's lines apart) fall
+        // back to the passes it plans; routed, the sink hears each restart and forgets the
+        // pieces it had.
         let routed = read_routed(&shuffled, &schema, 4096, budget, 1);
         let got = routed.got;
         assert!(got.passes >= 3 && !got.streamed);
-        assert_eq!((routed.restarts, routed.pieces), (1, got.passes));
+        assert_eq!((routed.restarts, routed.pieces), (2, got.passes));
         assert_eq!(sorted_orders(&routed.joined), sorted_orders(&one.orders));
         assert_eq!(got.rejected.len(), one.rejected.len());
+
+        // The orders last to first, each order's lines together (an export by customer whose
+        // ids are not zero-padded looks like this): still one streamed pass under the budget,
+        // routed or not, with the same orders and refusals.
+        let original: Vec<String> = fs_err::read_to_string(&csv)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let mut reversed = vec![original[0].clone()];
+        for pair in original[1..].chunks(2).rev() {
+            reversed.extend(pair.iter().cloned());
+        }
+        let grouped = dir.join("grouped.csv");
+        fs_err::write(&grouped, reversed.join("\n") + "\n").unwrap();
+        for chunk_rows in [1001, 4096] {
+            let got = read(&grouped, &schema, chunk_rows, budget, 1);
+            assert!(got.passes == 1 && got.streamed, "chunks of {chunk_rows}");
+            assert_eq!(sorted_orders(&got.orders), sorted_orders(&one.orders));
+            assert_eq!(got.rejected.len(), one.rejected.len());
+            let routed = read_routed(&grouped, &schema, chunk_rows, budget, 1);
+            assert!(routed.got.passes == 1 && routed.got.streamed);
+            // One restart: the read found the ids out of order, then streamed them grouped.
+            assert_eq!(routed.restarts, 1);
+            assert_eq!(sorted_orders(&routed.joined), sorted_orders(&one.orders));
+        }
+        // Order 5's first line again at the very end: a repeat, found in the last order of
+        // the read, so the passes.
+        let mut repeated = reversed.clone();
+        repeated.push(original[1 + 2 * 5].clone());
+        let again = dir.join("again.csv");
+        fs_err::write(&again, repeated.join("\n") + "\n").unwrap();
+        let got = read(&again, &schema, 4096, budget, 1);
+        assert!(got.passes >= 3 && !got.streamed);
         let _ = fs_err::remove_dir_all(&dir);
     }
 

@@ -7,10 +7,11 @@ use std::path::Path;
 
 use patronage_features::FeatureTable;
 use patronage_segments::{
-    assign_stages_with, dick_basu, in_control, percentile_stats, reinartz_kumar, summarize_part,
-    Distribution, StageFile, SummaryPart, STAGE_PRESETS,
+    assign_stages_with, dick_basu, in_control, percentile_stats, reinartz_kumar, Distribution,
+    StageFile, Summarizer, SummaryPart, STAGE_PRESETS,
 };
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -344,24 +345,47 @@ pub(crate) fn run(
         })
         .collect();
 
-    let mut columns = vec![
-        inputs.ids.clone(),
-        Column::new("loyalty_stage".into(), &stages.stage),
-        Column::new("stage_score".into(), &stages.score),
-        Column::new(
-            "next_stage_gap".into(),
-            stages
-                .next_gap
-                .iter()
-                .map(|g| g.map(|k| stages.gap_labels[k as usize].as_str()))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new("dick_basu".into(), &db),
-        Column::new("reinartz_kumar".into(), &rk),
+    // The string columns are built side by side: each is a pass over every customer.
+    let evidence =
+        |name: &String, values: &Vec<Option<bool>>| Column::new(name.as_str().into(), values);
+    let gap: Vec<Option<&str>> = stages
+        .next_gap
+        .iter()
+        .map(|g| g.map(|k| stages.gap_labels[k as usize].as_str()))
+        .collect();
+    let labelled: [(&str, &[Option<&str>]); 3] = [
+        ("next_stage_gap", &gap),
+        ("dick_basu", &db),
+        ("reinartz_kumar", &rk),
     ];
-    for (name, values) in &stages.evidence {
-        columns.push(Column::new(name.as_str().into(), values));
-    }
+    let (head, (labelled, evidence)) = rayon::join(
+        || {
+            rayon::join(
+                || Column::new("loyalty_stage".into(), &stages.stage),
+                || Column::new("stage_score".into(), &stages.score),
+            )
+        },
+        || {
+            rayon::join(
+                || {
+                    labelled
+                        .par_iter()
+                        .map(|(name, v)| Column::new((*name).into(), v))
+                        .collect::<Vec<_>>()
+                },
+                || {
+                    stages
+                        .evidence
+                        .par_iter()
+                        .map(|(name, v)| evidence(name, v))
+                        .collect::<Vec<_>>()
+                },
+            )
+        },
+    );
+    let mut columns = vec![inputs.ids.clone(), head.0, head.1];
+    columns.extend(labelled);
+    columns.extend(evidence);
     let frame = tables::frame("loyalty_stages", columns)?;
 
     let (names, segment) = segment_indices(inputs.segments)?;
@@ -381,32 +405,33 @@ pub(crate) fn run(
         "conative",
         "action",
     ];
-    inputs.summary.push(summarize_part(
-        "loyalty_stage",
-        &stage_labels,
-        &revenue,
-        &order,
-    ));
-    // Stage × segment labels, each made once.
-    let mut cross: BTreeMap<(&str, usize), String> = BTreeMap::new();
-    for i in 0..n {
-        cross
-            .entry((stages.stage[i], segment[i]))
-            .or_insert_with(|| format!("{} × {}", stages.stage[i], names[segment[i]]));
-    }
-    let cross_labels: Vec<Option<&str>> = (0..n)
-        .map(|i| {
-            cross
-                .get(&(stages.stage[i], segment[i]))
-                .map(String::as_str)
+    // Stage × segment labels, each made once, looked up by (stage, segment) index.
+    let mut stage_names: Vec<&str> = Vec::new();
+    let stage_of: Vec<usize> = stages
+        .stage
+        .iter()
+        .map(|s| match stage_names.iter().position(|n| n == s) {
+            Some(k) => k,
+            None => {
+                stage_names.push(s);
+                stage_names.len() - 1
+            }
         })
         .collect();
-    inputs.summary.push(summarize_part(
-        "loyalty_stage_x_rfm_segment",
-        &cross_labels,
-        &revenue,
-        &[],
-    ));
+    let cross: Vec<String> = stage_names
+        .iter()
+        .flat_map(|s| names.iter().map(move |n| format!("{s} × {n}")))
+        .collect();
+    let cross_labels: Vec<Option<&str>> = (0..n)
+        .map(|i| Some(cross[stage_of[i] * names.len() + segment[i]].as_str()))
+        .collect();
+    let summarizer = Summarizer::new(&revenue);
+    let (by_stage, by_cross) = rayon::join(
+        || summarizer.part("loyalty_stage", &stage_labels, &order),
+        || summarizer.part("loyalty_stage_x_rfm_segment", &cross_labels, &[]),
+    );
+    inputs.summary.push(by_stage);
+    inputs.summary.push(by_cross);
 
     let mut counts = BTreeMap::<&str, usize>::new();
     for s in &stages.stage {
