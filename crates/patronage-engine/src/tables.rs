@@ -34,6 +34,15 @@ pub(crate) fn frame(table: &str, columns: Vec<Column>) -> Result<DataFrame, Engi
     DataFrame::new(height, columns).map_err(internal(table))
 }
 
+/// A column to be built by [`side_by_side`].
+pub(crate) type Builder<'a> = Box<dyn FnOnce() -> Column + Send + 'a>;
+
+/// Builds columns in parallel, in the order given: each is a pass over every customer (a
+/// string column copies every label), and they do not depend on one another.
+pub(crate) fn side_by_side(builders: Vec<Builder<'_>>) -> Vec<Column> {
+    builders.into_par_iter().map(|build| build()).collect()
+}
+
 /// A nullable feature column as an array, without copying the values: the vector becomes the
 /// array's buffer, the validity its bitmap (none when every row holds a value).
 fn numbers<T: PolarsNumericType>(name: &str, v: Nullable<T::Native>) -> ChunkedArray<T> {

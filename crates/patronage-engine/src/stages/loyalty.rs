@@ -11,7 +11,6 @@ use patronage_segments::{
     StageFile, Summarizer, SummaryPart, STAGE_PRESETS,
 };
 use polars::prelude::*;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -345,47 +344,23 @@ pub(crate) fn run(
         })
         .collect();
 
-    // The string columns are built side by side: each is a pass over every customer.
-    let evidence =
-        |name: &String, values: &Vec<Option<bool>>| Column::new(name.as_str().into(), values);
     let gap: Vec<Option<&str>> = stages
         .next_gap
         .iter()
         .map(|g| g.map(|k| stages.gap_labels[k as usize].as_str()))
         .collect();
-    let labelled: [(&str, &[Option<&str>]); 3] = [
-        ("next_stage_gap", &gap),
-        ("dick_basu", &db),
-        ("reinartz_kumar", &rk),
+    let mut builders: Vec<tables::Builder> = vec![
+        Box::new(|| Column::new("loyalty_stage".into(), &stages.stage)),
+        Box::new(|| Column::new("stage_score".into(), &stages.score)),
+        Box::new(|| Column::new("next_stage_gap".into(), &gap)),
+        Box::new(|| Column::new("dick_basu".into(), &db)),
+        Box::new(|| Column::new("reinartz_kumar".into(), &rk)),
     ];
-    let (head, (labelled, evidence)) = rayon::join(
-        || {
-            rayon::join(
-                || Column::new("loyalty_stage".into(), &stages.stage),
-                || Column::new("stage_score".into(), &stages.score),
-            )
-        },
-        || {
-            rayon::join(
-                || {
-                    labelled
-                        .par_iter()
-                        .map(|(name, v)| Column::new((*name).into(), v))
-                        .collect::<Vec<_>>()
-                },
-                || {
-                    stages
-                        .evidence
-                        .par_iter()
-                        .map(|(name, v)| evidence(name, v))
-                        .collect::<Vec<_>>()
-                },
-            )
-        },
-    );
-    let mut columns = vec![inputs.ids.clone(), head.0, head.1];
-    columns.extend(labelled);
-    columns.extend(evidence);
+    for (name, values) in &stages.evidence {
+        builders.push(Box::new(move || Column::new(name.as_str().into(), values)));
+    }
+    let mut columns = vec![inputs.ids.clone()];
+    columns.extend(tables::side_by_side(builders));
     let frame = tables::frame("loyalty_stages", columns)?;
 
     let (names, segment) = segment_indices(inputs.segments)?;

@@ -220,29 +220,31 @@ pub(crate) fn run(
             _ => None,
         })
         .collect();
-    let frame = tables::frame(
-        "segments",
-        vec![
-            ids.clone(),
-            Column::new("r_score".into(), &r),
-            Column::new("f_score".into(), &fs),
-            Column::new("m_score".into(), &m),
-            Column::new("rfm_cell".into(), &cell),
-            Column::new("rfm_segment".into(), &labels),
+    let mut columns = vec![ids.clone()];
+    columns.extend(tables::side_by_side(vec![
+        Box::new(|| Column::new("r_score".into(), &r)),
+        Box::new(|| Column::new("f_score".into(), &fs)),
+        Box::new(|| Column::new("m_score".into(), &m)),
+        Box::new(|| Column::new("rfm_cell".into(), &cell)),
+        Box::new(|| Column::new("rfm_segment".into(), &labels)),
+        Box::new(|| {
             Column::new(
                 "rfm_rule_id".into(),
                 rules
                     .iter()
                     .map(|r| r.map(|r| r.id.as_str()))
                     .collect::<Vec<_>>(),
-            ),
+            )
+        }),
+        Box::new(|| {
             Column::new(
                 "value_tier".into(),
                 tiers.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-            ),
-            Column::new("tier_value".into(), &value),
-        ],
-    )?;
+            )
+        }),
+        Box::new(|| Column::new("tier_value".into(), &value)),
+    ]));
+    let frame = tables::frame("segments", columns)?;
 
     let segment_order: Vec<&str> = {
         let mut seen = Vec::new();
