@@ -418,8 +418,6 @@ mod tests {
         (opts, features.table, ids)
     }
 
-    /// The statistics of customers split into partitions by the hash of their id, merged, are
-    /// the statistics of all of them: so is everything the fit decides from them.
     #[test]
     fn buyer_keys_order_as_the_comparison() {
         let spends = [
@@ -451,6 +449,8 @@ mod tests {
         }
     }
 
+    /// The statistics of customers split into partitions by the hash of their id, merged, are
+    /// the statistics of all of them: so is everything the fit decides from them.
     #[test]
     fn partitions_merge_into_the_whole_bases_statistics_and_fit() {
         let (opts, table, ids) = sample();

@@ -1046,18 +1046,15 @@ fn ingest_in_chunks(
         for pass in 0..reading {
             // Rows are validated in every pass; the first one reports the refused rows and counts.
             let first = pass == 0;
-            let mine = |k: Key<'_>| -> bool {
-                use std::hash::BuildHasher;
-                passes == 1 || FixedState::default().hash_one(k) % passes == pass
-            };
-            // One pass over an input already in `order_id` order streams: each chunk's complete
-            // orders are folded as soon as it is read, and only the last order's lines wait for
-            // the next chunk, so the lines never outgrow a chunk. The first line out of order
-            // ends that: the pass starts over holding every line, sorted at the end.
+            let mine = |k: Key<'_>| -> bool { passes == 1 || id_hash(k) % passes == pass };
+            // One pass over an input whose orders' lines are together streams: each chunk's
+            // complete orders are folded as soon as it is read, and only the last order's lines
+            // wait for the next chunk, so the lines never outgrow a chunk. It starts assuming
+            // `order_id` order; the first line out of order starts it over as a grouped stream
+            // (the orders in any order, every folded order's id hash remembered), and an order
+            // that comes apart ends that: the pass starts over holding every line, sorted at
+            // the end.
             streaming = passes == 1;
-            // Streaming starts assuming `order_id` order; an input whose orders are only
-            // grouped (each order's lines together, the orders in any order) streams too, with
-            // every folded order's id hash remembered to find a true repeat.
             let mut grouped: Option<FoldedIds> = None;
             'attempt: loop {
                 // Streaming holds a chunk and the lines of the order it ends on: sized once for
@@ -1483,6 +1480,12 @@ struct FoldedIds {
     batch: Vec<u64>,
 }
 
+/// The hash of an order id: which pass keeps the order, and how a grouped stream remembers it.
+fn id_hash(id: Key<'_>) -> u64 {
+    use std::hash::BuildHasher;
+    FixedState::default().hash_one(id)
+}
+
 impl FoldedIds {
     fn with_capacity(orders: usize) -> Self {
         FoldedIds {
@@ -1491,24 +1494,16 @@ impl FoldedIds {
         }
     }
 
-    fn hash(id: Key<'_>) -> u64 {
-        use std::hash::BuildHasher;
-        FixedState::default().hash_one(id)
-    }
-
     /// Records the orders of `lines` (each order's lines together); false when one was
     /// folded before or comes twice here.
     fn fold(&mut self, lines: &[Line], arenas: &[Arena]) -> bool {
+        // Each order's first line, found and hashed in parallel.
         self.batch.clear();
-        let mut start = 0;
-        while start < lines.len() {
-            let id = lines[start].order_id(arenas);
-            self.batch.push(Self::hash(id));
-            start += 1;
-            while start < lines.len() && lines[start].order_id(arenas) == id {
-                start += 1;
-            }
-        }
+        self.batch
+            .par_extend((0..lines.len()).into_par_iter().filter_map(|i| {
+                let id = lines[i].order_id(arenas);
+                (i == 0 || lines[i - 1].order_id(arenas) != id).then(|| id_hash(id))
+            }));
         // Inserted in the order of their low bits, which place them in the table: the inserts
         // walk the table front to back instead of missing the cache at every order.
         self.batch.par_sort_unstable_by_key(|&h| h as u32);
@@ -1517,7 +1512,7 @@ impl FoldedIds {
     }
 
     fn holds(&self, id: Key<'_>) -> bool {
-        self.set.contains(&Self::hash(id))
+        self.set.contains(&id_hash(id))
     }
 }
 

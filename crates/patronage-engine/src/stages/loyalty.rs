@@ -381,18 +381,7 @@ pub(crate) fn run(
         "action",
     ];
     // Stage × segment labels, each made once, looked up by (stage, segment) index.
-    let mut stage_names: Vec<&str> = Vec::new();
-    let stage_of: Vec<usize> = stages
-        .stage
-        .iter()
-        .map(|s| match stage_names.iter().position(|n| n == s) {
-            Some(k) => k,
-            None => {
-                stage_names.push(s);
-                stage_names.len() - 1
-            }
-        })
-        .collect();
+    let (stage_names, stage_of) = label_indices(stages.stage.iter().copied());
     let cross: Vec<String> = stage_names
         .iter()
         .flat_map(|s| names.iter().map(move |n| format!("{s} × {n}")))
@@ -436,21 +425,23 @@ fn segment_indices(segments: &DataFrame) -> Result<(Vec<String>, Vec<usize>), En
             table: "segments".into(),
             message: e.to_string(),
         })?;
-    let mut names: Vec<String> = Vec::new();
-    let segment = col
-        .iter()
-        .map(|v| {
-            let v = v.unwrap_or("none");
-            match names.iter().position(|n| n == v) {
-                Some(k) => k,
-                None => {
-                    names.push(v.to_string());
-                    names.len() - 1
-                }
+    let (names, segment) = label_indices(col.iter().map(|v| v.unwrap_or("none")));
+    Ok((names.into_iter().map(str::to_string).collect(), segment))
+}
+
+/// The few distinct labels of `labels`, in first-seen order, and each label's index into them.
+fn label_indices<'a>(labels: impl Iterator<Item = &'a str>) -> (Vec<&'a str>, Vec<usize>) {
+    let mut names: Vec<&str> = Vec::new();
+    let index = labels
+        .map(|v| match names.iter().position(|n| *n == v) {
+            Some(k) => k,
+            None => {
+                names.push(v);
+                names.len() - 1
             }
         })
         .collect();
-    Ok((names, segment))
+    (names, index)
 }
 
 /// `segments.control_group`: a stable hold-out of every RFM segment (see [`in_control`]), and
