@@ -7,7 +7,17 @@ use ndarray::{Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
 fn sq_dist(a: ArrayView1<f64>, b: ArrayView1<f64>) -> f64 {
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum()
+    match (a.as_slice(), b.as_slice()) {
+        (Some(a), Some(b)) => sq_dist_slices(a, b),
+        _ => a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum(),
+    }
+}
+
+/// Squared Euclidean distance of two rows of equal length, summed front to back.
+#[inline]
+pub(crate) fn sq_dist_slices(a: &[f64], b: &[f64]) -> f64 {
+    debug_assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
 /// Index of the nearest centroid of `x`.
