@@ -40,7 +40,7 @@ use crate::parse::{
 };
 use crate::source::{ArrowDataType, InputFormat, Source};
 use crate::text::{
-    clean, has_replacement_char, ChunkCol, Dict, FloatCol, IdCol, IntCol, Key, TextCol,
+    clean, has_replacement_char, ChunkCol, Dict, FloatCol, IdCol, IntCol, Key, TextCol, ViewMemo,
 };
 use crate::text_input::text_readable;
 
@@ -233,7 +233,6 @@ struct Parsed<'a> {
     status: Status,
     /// The validated discount (0 without one).
     discount: f64,
-    category: Option<&'a str>,
     /// A hash of the row's optional cells as read, to tell identical duplicate lines apart.
     extras: u64,
 }
@@ -571,6 +570,11 @@ impl<'v> FileView<'v> {
         self.category.as_ref().and_then(|c| self.cell(c, row))
     }
 
+    /// The category cell's view when it is set and short ([`TextCol::inline_key`]).
+    fn category_key(&self, row: usize) -> Option<u128> {
+        self.category.as_ref().and_then(|c| c.inline_key(row))
+    }
+
     /// A text cell, trimmed; `None` when empty or a null marker.
     fn cell(&self, col: &TextCol<'v>, row: usize) -> Option<&'v str> {
         self.clean(col.get(row))
@@ -628,11 +632,32 @@ impl<'v> FileView<'v> {
         }
     }
 
+    /// The status a raw status cell means (completed when empty).
+    fn status(
+        &self,
+        row: usize,
+        raw: Option<&str>,
+        status_map: &StatusMap,
+    ) -> Result<Status, RejectedRow> {
+        let Some(raw) = self.clean(raw) else {
+            return Ok(Status::Completed);
+        };
+        lookup_status(status_map, raw).copied().ok_or_else(|| {
+            self.reject(
+                row,
+                Canon::Status,
+                RejectReason::UnknownStatus,
+                format!("unknown status \"{raw}\" (expected completed, cancelled or returned; map others with [orders.status_values], e.g. {raw} = \"{}\")", suggest_status(raw)),
+            )
+        })
+    }
+
     fn parse_row(
         &self,
         row: usize,
         schema: &OrdersSchema,
         status_map: &StatusMap,
+        statuses: &mut ViewMemo<Status>,
     ) -> Result<Parsed<'v>, RejectedRow> {
         if !self.ragged.is_empty() && self.ragged.binary_search(&row).is_ok() {
             return Err(RejectedRow {
@@ -752,17 +777,9 @@ impl<'v> FileView<'v> {
                 })?
             }
         };
-        let status = match self.clean(status_raw) {
-            None => Status::Completed,
-            Some(raw) => *lookup_status(status_map, raw).ok_or_else(|| {
-                self.reject(
-                    row,
-                    Canon::Status,
-                    RejectReason::UnknownStatus,
-                    format!("unknown status \"{raw}\" (expected completed, cancelled or returned; map others with [orders.status_values], e.g. {raw} = \"{}\")", suggest_status(raw)),
-                )
-            })?,
-        };
+        let status_key = self.status.as_ref().and_then(|s| s.inline_key(row));
+        let status =
+            statuses.or_compute(status_key, || self.status(row, status_raw, status_map))?;
         let discount = self.discount_cell(row);
         // The cell as shown in a message (only made for a rejected row).
         let shown = || {
@@ -810,7 +827,6 @@ impl<'v> FileView<'v> {
             amount,
             status,
             discount,
-            category: self.category(row),
             extras,
         })
     }
@@ -1100,6 +1116,9 @@ fn ingest_in_chunks(
                             let rows = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(chunk.height);
                             let mut arena = Arena::default();
                             let mut categories: HashMap<&str, u32, FixedState> = HashMap::default();
+                            // Short status and category cells' meanings, by their views.
+                            let mut statuses = ViewMemo::new(Status::Completed);
+                            let mut category_codes = ViewMemo::new(NO_TEXT);
                             let mut refused = Vec::new();
                             for row in rows {
                                 if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
@@ -1110,7 +1129,7 @@ fn ingest_in_chunks(
                                 if !first && !v.order_key(row).is_some_and(&mine) {
                                     continue;
                                 }
-                                let p = match v.parse_row(row, schema, &status_map) {
+                                let p = match v.parse_row(row, schema, &status_map, &mut statuses) {
                                     Ok(p) if mine(p.order_id) => p,
                                     Ok(_) => continue,
                                     Err(r) => {
@@ -1126,12 +1145,16 @@ fn ingest_in_chunks(
                                 };
                                 let (customer, customer_text) = own(p.customer);
                                 let (order_id, order_text) = own(p.order_id);
-                                let category = match p.category {
-                                    Some(c) => {
-                                        *categories.entry(c).or_insert_with(|| arena.push(c))
-                                    }
-                                    None => NO_TEXT,
-                                };
+                                let category = category_codes
+                                    .or_compute(v.category_key(row), || {
+                                        Ok::<_, ()>(match v.category(row) {
+                                            Some(c) => *categories
+                                                .entry(c)
+                                                .or_insert_with(|| arena.push(c)),
+                                            None => NO_TEXT,
+                                        })
+                                    })
+                                    .unwrap_or(NO_TEXT);
                                 emit(Line {
                                     micros: p.micros,
                                     amount: p.amount,
@@ -1840,38 +1863,59 @@ impl Shape<'_, '_> {
             canonical.discount.truncate(filled);
         }
 
-        // Customers keyed in order: each order's first line (what `customer` holds so far)
-        // names its customer. Consecutive orders of one customer (an export sorted by customer)
-        // skip the lookup.
-        {
-            let ids = &mut canonical.customer_ids;
-            let mut last: Option<(Key<'_>, u32)> = None;
-            for c in &mut canonical.customer[base..] {
-                let key = lines[*c as usize].customer(arenas);
-                let id = match last {
-                    Some((k, id)) if k == key => id,
-                    _ => {
-                        let mut new_id = || {
-                            ids.push(key.to_string());
-                            ids.len() as u32 - 1
-                        };
-                        match key {
-                            Key::Int(i) => *keys.int.entry(i).or_insert_with(new_id),
-                            Key::Text(t) => match keys.text.get(t) {
-                                Some(&k) => k,
-                                None => {
-                                    let k = new_id();
-                                    keys.text.insert(t.into(), k);
-                                    k
-                                }
-                            },
+        // Customers keyed in first-seen order: each order's first line (what `customer` holds
+        // so far) names its customer.
+        let orders = &mut canonical.customer[base..];
+        let key_of = |line: u32| lines[line as usize].customer(arenas);
+        // Where the customer changes from one order to the next, found in parallel: an export
+        // sorted by customer has one run per customer, and only runs are looked up.
+        let runs: Vec<usize> = (0..orders.len())
+            .into_par_iter()
+            .filter(|&i| i == 0 || key_of(orders[i]) != key_of(orders[i - 1]))
+            .collect();
+        // Each run's customer looked up in order; the new customers' ids written out
+        // afterwards, in parallel.
+        let known = canonical.customer_ids.len();
+        let mut fresh: Vec<Key<'_>> = Vec::new();
+        let run_ids: Vec<u32> = runs
+            .iter()
+            .map(|&i| {
+                let key = key_of(orders[i]);
+                let next = (known + fresh.len()) as u32;
+                let id = match key {
+                    Key::Int(v) => *keys.int.entry(v).or_insert(next),
+                    Key::Text(t) => match keys.text.get(t) {
+                        Some(&k) => k,
+                        None => {
+                            keys.text.insert(t.into(), next);
+                            next
                         }
-                    }
+                    },
                 };
-                *c = id;
-                last = Some((key, id));
-            }
-        }
+                if id == next {
+                    fresh.push(key);
+                }
+                id
+            })
+            .collect();
+        canonical
+            .customer_ids
+            .par_extend(fresh.par_iter().map(|k| k.to_string()));
+        // Every order takes its run's id.
+        const SPAN: usize = 1 << 16;
+        orders
+            .par_chunks_mut(SPAN)
+            .enumerate()
+            .for_each(|(s, span)| {
+                let from = s * SPAN;
+                let mut r = runs.partition_point(|&i| i <= from) - 1;
+                for (k, c) in span.iter_mut().enumerate() {
+                    while r + 1 < runs.len() && runs[r + 1] <= from + k {
+                        r += 1;
+                    }
+                    *c = run_ids[r];
+                }
+            });
     }
 }
 

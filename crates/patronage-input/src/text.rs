@@ -74,6 +74,74 @@ impl<'a> TextCol<'a> {
         let (arr, i) = self.locate(row)?;
         arr.get(i)
     }
+
+    /// The cell's Arrow view when the cell is set and short enough to sit in its view (at most
+    /// 12 bytes): then the 16 bytes are its length and its whole text, so equal keys are equal
+    /// cells. `None` for a null or a longer cell.
+    pub(crate) fn inline_key(&self, row: usize) -> Option<u128> {
+        use polars_arrow::array::Array;
+        let (arr, i) = self.locate(row)?;
+        let view = *arr.views().get(i)?;
+        (view.length <= polars_arrow::array::View::MAX_INLINE_SIZE && arr.is_valid(i))
+            .then(|| view.as_u128())
+    }
+}
+
+/// What short text cells meant, remembered by their view ([`TextCol::inline_key`]): a status
+/// or category column holds a handful of values, so a row finds its cell's meaning here instead
+/// of trimming, comparing and hashing the text again. Direct-mapped: a collision only costs a
+/// recomputation.
+pub(crate) struct ViewMemo<V> {
+    slots: [(u128, V); ViewMemo::<()>::SLOTS],
+}
+
+impl ViewMemo<()> {
+    const SLOTS: usize = 64;
+}
+
+impl<V: Copy> ViewMemo<V> {
+    /// An empty memo (`filler` is never returned: no inline view is all ones, its length would
+    /// be 2³² − 1).
+    pub(crate) fn new(filler: V) -> Self {
+        ViewMemo {
+            slots: [(u128::MAX, filler); ViewMemo::<()>::SLOTS],
+        }
+    }
+
+    #[inline]
+    fn slot(key: u128) -> usize {
+        let h = (key as u64 ^ (key >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> (64 - ViewMemo::<()>::SLOTS.trailing_zeros())) as usize
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, key: u128) -> Option<V> {
+        let (k, v) = self.slots[Self::slot(key)];
+        (k == key).then_some(v)
+    }
+
+    #[inline]
+    pub(crate) fn put(&mut self, key: u128, value: V) {
+        self.slots[Self::slot(key)] = (key, value);
+    }
+
+    /// The meaning of the cell with `key` (when it has one), from the memo or from `compute`
+    /// (remembered when it succeeds).
+    #[inline]
+    pub(crate) fn or_compute<E>(
+        &mut self,
+        key: Option<u128>,
+        compute: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        if let Some(v) = key.and_then(|k| self.get(k)) {
+            return Ok(v);
+        }
+        let v = compute()?;
+        if let Some(k) = key {
+            self.put(k, v);
+        }
+        Ok(v)
+    }
 }
 
 macro_rules! numeric_get {
@@ -234,6 +302,67 @@ mod tests {
         // Every key prints as the text it came from.
         for s in ["42", "-7", "042", "x"] {
             assert_eq!(Key::of_text(s).to_string(), s);
+        }
+    }
+
+    #[test]
+    fn short_cells_are_keyed_by_their_views_and_remembered_when_they_succeed() {
+        let cells = [
+            Some("completed"),
+            Some("completed"),
+            Some(" completed"),
+            None,
+            Some("longer than twelve bytes"),
+            Some(""),
+            Some("bogus"),
+        ];
+        let col = Column::new("s".into(), cells);
+        let t = TextCol::new(&col);
+        let key = |r| t.inline_key(r);
+        assert!(key(0).is_some() && key(0) == key(1));
+        assert_ne!(key(0), key(2));
+        assert_eq!((key(3), key(4)), (None, None));
+        assert!(key(5).is_some() && key(5) != key(0));
+        // A success is computed once per distinct short cell; a failure every time.
+        let mut memo = ViewMemo::new(0usize);
+        let mut calls = 0;
+        let mut meaning = |r: usize| {
+            memo.or_compute(key(r), || {
+                calls += 1;
+                match cells[r] {
+                    Some("bogus") => Err(()),
+                    c => Ok(c.map_or(0, str::len)),
+                }
+            })
+        };
+        let got: Vec<_> = [0, 1, 6, 6, 2, 4, 4, 3]
+            .iter()
+            .map(|&r| meaning(r))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Ok(9),
+                Ok(9),
+                Err(()),
+                Err(()),
+                Ok(10),
+                Ok(24),
+                Ok(24),
+                Ok(0)
+            ]
+        );
+        assert_eq!(calls, 7, "only the repeated `completed` came from the memo");
+        // More distinct cells than slots: colliding cells recompute, never mix up.
+        let many: Vec<String> = (0..1000).map(|i| format!("c{i}")).collect();
+        let col = Column::new("m".into(), many.clone());
+        let t = TextCol::new(&col);
+        let mut memo = ViewMemo::new(usize::MAX);
+        for _ in 0..2 {
+            for (r, s) in many.iter().enumerate() {
+                let got = memo.or_compute(t.inline_key(r), || Ok::<_, ()>(r));
+                assert_eq!(got, Ok(r), "{s}");
+            }
         }
     }
 
