@@ -234,6 +234,22 @@ fn generated_shop_with_models_and_backtest() {
             .collect();
         assert!(peaks[0] > 1.0, "{peaks:?}");
         assert!(peaks.windows(2).all(|w| w[0] <= w[1]), "{peaks:?}");
+        // Each stage's CPU time, all threads: at least one stage used some (ticks are 10 ms),
+        // and the stages together used no more than the machine's cores allow over the stages'
+        // wall time (give or take a tick per stage).
+        let cpu = m["cpu_ms"].as_object().unwrap();
+        assert_eq!(
+            cpu.keys().collect::<Vec<_>>(),
+            timings.keys().collect::<Vec<_>>()
+        );
+        let total_cpu: f64 = cpu.values().map(|v| v.as_f64().unwrap()).sum();
+        let total_wall: f64 = timings.values().map(|v| v.as_f64().unwrap()).sum();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        assert!(total_cpu > 0.0, "{cpu:?}");
+        assert!(
+            total_cpu <= total_wall * cores + 10.0 * cpu.len() as f64,
+            "{cpu:?} {timings:?}"
+        );
     }
     let bg = &m["models"]["bgnbd"];
     assert_eq!(bg["converged"], true);

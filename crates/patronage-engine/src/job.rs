@@ -36,7 +36,23 @@ struct Timer {
     timings: serde_json::Map<String, serde_json::Value>,
     /// The process's peak resident memory when each stage ended (Linux; empty elsewhere).
     peak_mb: serde_json::Map<String, serde_json::Value>,
-    current: Option<(Stage, Instant)>,
+    /// The process's CPU time (all threads) spent in each stage: with the wall time, how many
+    /// cores the stage kept busy (Linux; empty elsewhere).
+    cpu: serde_json::Map<String, serde_json::Value>,
+    current: Option<(Stage, Instant, Option<f64>)>,
+}
+
+/// The CPU time of the process so far (user + system, all threads), in milliseconds: fields 14
+/// and 15 of `/proc/self/stat`, in clock ticks of 10 ms (Linux's `USER_HZ` on every
+/// architecture it ships). `None` off Linux.
+pub(crate) fn cpu_ms() -> Option<f64> {
+    let stat = fs_err::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user + system) * 10.0)
 }
 
 /// The process's peak resident set so far, in MiB (`VmHWM`; `None` off Linux).
@@ -51,13 +67,16 @@ impl Timer {
     fn start(&mut self, stage: Stage, report: &dyn Fn(Event)) {
         self.stop();
         report(Event::Stage(stage));
-        self.current = Some((stage, Instant::now()));
+        self.current = Some((stage, Instant::now(), cpu_ms()));
     }
 
     fn stop(&mut self) {
-        if let Some((stage, t)) = self.current.take() {
+        if let Some((stage, t, cpu)) = self.current.take() {
             let ms = (t.elapsed().as_secs_f64() * 1e4).round() / 10.0;
             self.timings.insert(stage.as_str().into(), json!(ms));
+            if let (Some(from), Some(to)) = (cpu, cpu_ms()) {
+                self.cpu.insert(stage.as_str().into(), json!(to - from));
+            }
             if let Some(mb) = peak_rss_mb() {
                 self.peak_mb.insert(stage.as_str().into(), json!(mb));
             }
@@ -96,6 +115,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
     let mut timer = Timer {
         timings: serde_json::Map::new(),
         peak_mb: serde_json::Map::new(),
+        cpu: serde_json::Map::new(),
         current: None,
     };
     let mut warnings = Warnings::new(report);
@@ -226,6 +246,7 @@ pub fn run(opts: &RunOptions, report: &dyn Fn(Event)) -> Result<RunSummary, Engi
                 "timings_ms": timer.timings,
                 "rows_per_second": rates,
                 "peak_memory_mb": timer.peak_mb,
+                "cpu_ms": timer.cpu,
             })
         },
     )?;
