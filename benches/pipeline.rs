@@ -129,7 +129,13 @@ fn nightly_run(c: &mut Criterion) {
         .expect("options");
     let mut group = slow_group(c, format!("nightly_run/{customers}_customers"), 30);
     group.bench_function("run", |b| {
-        b.iter(|| black_box(patronage_engine::run(&opts, &|_| {}).expect("run")))
+        // On polars' pool, as the CLI runs it.
+        b.iter(|| {
+            black_box(
+                patronage_engine::on_polars_pool(|| patronage_engine::run(&opts, &|_| {}))
+                    .expect("run"),
+            )
+        })
     });
     group.finish();
 }

@@ -47,7 +47,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A panic is a bug: report it as an internal error (exit 3), never exit 101.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
+    let body = || match cli.command {
         Command::Run(args) => cli::run(args),
         Command::Rules(RulesCommand::Check { table }) => cli::rules_check(&table),
         Command::Rules(RulesCommand::List) => cli::rules_list(),
@@ -57,6 +57,9 @@ fn main() -> ExitCode {
         Command::Fit(args) => cli::phase("fit", args),
         Command::Score(args) => cli::phase("score", args),
         Command::Publish(args) => cli::phase("publish", args),
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        patronage_engine::on_polars_pool(body)
     }));
     let result = match result {
         Ok(result) => result,

@@ -103,6 +103,61 @@ fn orders_read_in_passes_give_identical_tables() {
     }
 }
 
+/// The number of worker threads changes no table, and one thread is enough: the job runs on
+/// polars' pool, and with several order files the next file is read ahead while one is parsed
+/// (with a single worker that read must not wait for the worker that waits for it).
+#[test]
+fn thread_counts_change_no_table() {
+    let (header, lines) = generated_lines();
+    let dir = tempdir();
+    let third = lines.len().div_ceil(3);
+    for (k, part) in lines.chunks(third).enumerate() {
+        let csv = format!("{header}\n{}\n", part.join("\n"));
+        write(dir.path(), &format!("part-{k}.csv"), csv.as_bytes());
+    }
+    let glob = dir.path().join("part-*.csv");
+    let run = |threads: &str| -> Vec<Vec<u8>> {
+        let out = tempdir();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_patronage"))
+            .args(["run", "-q", "--orders", glob.to_str().unwrap(), "--out"])
+            .arg(out.path())
+            .args(["--as-of", "2024-12-31"])
+            .env("POLARS_MAX_THREADS", threads)
+            .env("RAYON_NUM_THREADS", threads)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the patronage binary runs");
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(300) {
+                let _ = child.kill();
+                panic!("a run on {threads} thread(s) hung");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(status.success(), "a run on {threads} thread(s) failed");
+        let m = manifest(out.path(), "2024-12-31");
+        assert_eq!(
+            m["inputs"]["orders"]["files"].as_array().map(Vec::len),
+            Some(3)
+        );
+        TABLES
+            .iter()
+            .map(|t| fs_err::read(partition(out.path(), t, "2024-12-31")).unwrap())
+            .collect()
+    };
+    let one = run("1");
+    for threads in ["2", "3"] {
+        let many = run(threads);
+        for (table, (a, b)) in TABLES.iter().zip(one.iter().zip(&many)) {
+            assert!(a == b, "{table} differs between 1 and {threads} threads");
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 4, failure_persistence: None, ..ProptestConfig::default() })]
 

@@ -1092,183 +1092,198 @@ fn ingest_in_chunks(
                     let mut ahead: Option<
                         std::thread::ScopedJoinHandle<'_, Result<Prepared, InputError>>,
                     > = None;
-                    for (i, &(f, range)) in work.iter().enumerate() {
-                        let file = &opened[f];
-                        let chunk = match ahead.take() {
-                            Some(reading) => reading
-                                .join()
-                                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-                            None => file.read(range)?,
-                        };
-                        if let Some(&(g, next)) = work.get(i + 1) {
-                            let next_file = &opened[g];
-                            ahead = Some(s.spawn(move || next_file.read(next)));
-                        }
-                        let v = view(&chunk, &file.path_text, range.0, &schema.null_values);
-                        if first {
-                            heights[f] += chunk.height;
-                            blanks[f] += chunk.blank.len();
-                        }
-                        // Blocks of rows in parallel, each into its own lines and arena (ids,
-                        // categories); blank lines are skipped (neither accepted nor rejected).
-                        let base = arenas.len() as u32;
-                        let parse_block = |b: usize, emit: &mut dyn FnMut(Line)| {
-                            let rows = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(chunk.height);
-                            let mut arena = Arena::default();
-                            let mut categories: HashMap<&str, u32, FixedState> = HashMap::default();
-                            // Short status and category cells' meanings, by their views.
-                            let mut statuses = ViewMemo::new(Status::Completed);
-                            let mut category_codes = ViewMemo::new(NO_TEXT);
-                            let mut refused = Vec::new();
-                            for row in rows {
-                                if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
-                                    continue;
-                                }
-                                // The first pass reports every refused row; a later one only
-                                // needs its own orders' rows.
-                                if !first && !v.order_key(row).is_some_and(&mine) {
-                                    continue;
-                                }
-                                let p = match v.parse_row(row, schema, &status_map, &mut statuses) {
-                                    Ok(p) if mine(p.order_id) => p,
-                                    Ok(_) => continue,
-                                    Err(r) => {
-                                        if first {
-                                            refused.push(r);
-                                        }
+                    let mut read_all = || -> Result<Option<Restart>, InputError> {
+                        for (i, &(f, range)) in work.iter().enumerate() {
+                            let file = &opened[f];
+                            let chunk = match ahead.take() {
+                                Some(reading) => wait_helping(reading)?,
+                                None => file.read(range)?,
+                            };
+                            if let Some(&(g, next)) = work.get(i + 1) {
+                                let next_file = &opened[g];
+                                ahead = Some(s.spawn(move || next_file.read(next)));
+                            }
+                            let v = view(&chunk, &file.path_text, range.0, &schema.null_values);
+                            if first {
+                                heights[f] += chunk.height;
+                                blanks[f] += chunk.blank.len();
+                            }
+                            // Blocks of rows in parallel, each into its own lines and arena (ids,
+                            // categories); blank lines are skipped (neither accepted nor rejected).
+                            let base = arenas.len() as u32;
+                            let parse_block = |b: usize, emit: &mut dyn FnMut(Line)| {
+                                let rows = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(chunk.height);
+                                let mut arena = Arena::default();
+                                let mut categories: HashMap<&str, u32, FixedState> =
+                                    HashMap::default();
+                                // Short status and category cells' meanings, by their views.
+                                let mut statuses = ViewMemo::new(Status::Completed);
+                                let mut category_codes = ViewMemo::new(NO_TEXT);
+                                let mut refused = Vec::new();
+                                for row in rows {
+                                    if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
                                         continue;
                                     }
-                                };
-                                let mut own = |k: Key<'_>| match k {
-                                    Key::Int(i) => (i as u64, false),
-                                    Key::Text(t) => (u64::from(arena.push(t)), true),
-                                };
-                                let (customer, customer_text) = own(p.customer);
-                                let (order_id, order_text) = own(p.order_id);
-                                let category = category_codes
-                                    .or_compute(v.category_key(row), || {
-                                        Ok::<_, ()>(match v.category(row) {
-                                            Some(c) => *categories
-                                                .entry(c)
-                                                .or_insert_with(|| arena.push(c)),
-                                            None => NO_TEXT,
+                                    // The first pass reports every refused row; a later one only
+                                    // needs its own orders' rows.
+                                    if !first && !v.order_key(row).is_some_and(&mine) {
+                                        continue;
+                                    }
+                                    let p = match v.parse_row(
+                                        row,
+                                        schema,
+                                        &status_map,
+                                        &mut statuses,
+                                    ) {
+                                        Ok(p) if mine(p.order_id) => p,
+                                        Ok(_) => continue,
+                                        Err(r) => {
+                                            if first {
+                                                refused.push(r);
+                                            }
+                                            continue;
+                                        }
+                                    };
+                                    let mut own = |k: Key<'_>| match k {
+                                        Key::Int(i) => (i as u64, false),
+                                        Key::Text(t) => (u64::from(arena.push(t)), true),
+                                    };
+                                    let (customer, customer_text) = own(p.customer);
+                                    let (order_id, order_text) = own(p.order_id);
+                                    let category = category_codes
+                                        .or_compute(v.category_key(row), || {
+                                            Ok::<_, ()>(match v.category(row) {
+                                                Some(c) => *categories
+                                                    .entry(c)
+                                                    .or_insert_with(|| arena.push(c)),
+                                                None => NO_TEXT,
+                                            })
                                         })
-                                    })
-                                    .unwrap_or(NO_TEXT);
-                                emit(Line {
-                                    micros: p.micros,
-                                    amount: p.amount,
-                                    discount: p.discount,
-                                    extras: p.extras,
-                                    customer,
-                                    order_id,
-                                    row: (range.0 + row) as u32,
-                                    arena: base + b as u32,
-                                    category,
-                                    file: f as u16,
-                                    status: p.status,
-                                    text: if customer_text { CUSTOMER_TEXT } else { 0 }
-                                        | if order_text { ORDER_TEXT } else { 0 },
-                                });
-                            }
-                            (arena, refused)
-                        };
-                        let n_blocks = chunk.height.div_ceil(BLOCK_ROWS);
-                        if passes == 1 {
-                            // Every row may be kept: `lines` grows by the chunk's rows (filled in
-                            // parallel, so both workers take the fresh pages' faults), each block writes
-                            // its lines straight into its own rows' slots (no copy from a block's
-                            // buffer), then the blocks close ranks over the rows they refused.
-                            let at = lines.len();
-                            lines.par_extend(rayon::iter::repeat_n(Line::EMPTY, chunk.height));
-                            let slots = &mut lines[at..];
-                            let blocks: Vec<(Arena, Vec<RejectedRow>, usize)> = slots
-                                .par_chunks_mut(BLOCK_ROWS)
-                                .enumerate()
-                                .map(|(b, slots)| {
-                                    let mut kept = 0;
-                                    let (arena, refused) = parse_block(b, &mut |line| {
-                                        slots[kept] = line;
-                                        kept += 1;
+                                        .unwrap_or(NO_TEXT);
+                                    emit(Line {
+                                        micros: p.micros,
+                                        amount: p.amount,
+                                        discount: p.discount,
+                                        extras: p.extras,
+                                        customer,
+                                        order_id,
+                                        row: (range.0 + row) as u32,
+                                        arena: base + b as u32,
+                                        category,
+                                        file: f as u16,
+                                        status: p.status,
+                                        text: if customer_text { CUSTOMER_TEXT } else { 0 }
+                                            | if order_text { ORDER_TEXT } else { 0 },
                                     });
-                                    (arena, refused, kept)
-                                })
-                                .collect();
-                            let mut filled = 0;
-                            for (b, (arena, refused, kept)) in blocks.into_iter().enumerate() {
-                                let from = b * BLOCK_ROWS;
-                                if from != filled {
-                                    slots.copy_within(from..from + kept, filled);
                                 }
-                                filled += kept;
-                                arenas.push(arena);
-                                rejected.extend(refused);
-                            }
-                            lines.truncate(at + filled);
-                            if streaming {
-                                if grouped.is_none() {
-                                    let from = at.saturating_sub(1);
-                                    let in_order = lines[from..]
-                                        .par_windows(2)
-                                        .all(|w| w[0].order_id(&arenas) <= w[1].order_id(&arenas));
-                                    if !in_order {
-                                        return Ok(Some(Restart::Grouped));
+                                (arena, refused)
+                            };
+                            let n_blocks = chunk.height.div_ceil(BLOCK_ROWS);
+                            if passes == 1 {
+                                // Every row may be kept: `lines` grows by the chunk's rows (filled in
+                                // parallel, so both workers take the fresh pages' faults), each block writes
+                                // its lines straight into its own rows' slots (no copy from a block's
+                                // buffer), then the blocks close ranks over the rows they refused.
+                                let at = lines.len();
+                                lines.par_extend(rayon::iter::repeat_n(Line::EMPTY, chunk.height));
+                                let slots = &mut lines[at..];
+                                let blocks: Vec<(Arena, Vec<RejectedRow>, usize)> = slots
+                                    .par_chunks_mut(BLOCK_ROWS)
+                                    .enumerate()
+                                    .map(|(b, slots)| {
+                                        let mut kept = 0;
+                                        let (arena, refused) = parse_block(b, &mut |line| {
+                                            slots[kept] = line;
+                                            kept += 1;
+                                        });
+                                        (arena, refused, kept)
+                                    })
+                                    .collect();
+                                let mut filled = 0;
+                                for (b, (arena, refused, kept)) in blocks.into_iter().enumerate() {
+                                    let from = b * BLOCK_ROWS;
+                                    if from != filled {
+                                        slots.copy_within(from..from + kept, filled);
+                                    }
+                                    filled += kept;
+                                    arenas.push(arena);
+                                    rejected.extend(refused);
+                                }
+                                lines.truncate(at + filled);
+                                if streaming {
+                                    if grouped.is_none() {
+                                        let from = at.saturating_sub(1);
+                                        let in_order = lines[from..].par_windows(2).all(|w| {
+                                            w[0].order_id(&arenas) <= w[1].order_id(&arenas)
+                                        });
+                                        if !in_order {
+                                            return Ok(Some(Restart::Grouped));
+                                        }
+                                    }
+                                    // Every order but the last is whole: fold them, keep the last's lines.
+                                    let last = lines.last().map(|l| l.order_id(&arenas));
+                                    let mut cut = lines.len();
+                                    while cut > 0 && Some(lines[cut - 1].order_id(&arenas)) == last
+                                    {
+                                        cut -= 1;
+                                    }
+                                    if let Some(ids) = grouped.as_mut() {
+                                        if !ids.fold(&lines[..cut], &arenas) {
+                                            return Ok(Some(Restart::Passes));
+                                        }
+                                    }
+                                    shape.fold(&lines[..cut], &arenas, &mut folded, &mut rejected);
+                                    lines.drain(..cut);
+                                    if let Some(sink) = sink.as_mut() {
+                                        let next = empty(capacity(1, true));
+                                        hand(&mut folded, next, sink)?;
+                                    }
+                                    // The text of blocks no waiting line points into is let go.
+                                    let kept = lines
+                                        .iter()
+                                        .map(|l| l.arena as usize)
+                                        .min()
+                                        .unwrap_or(arenas.len())
+                                        .min(arenas.len());
+                                    for arena in &mut arenas[..kept] {
+                                        *arena = Arena::default();
                                     }
                                 }
-                                // Every order but the last is whole: fold them, keep the last's lines.
-                                let last = lines.last().map(|l| l.order_id(&arenas));
-                                let mut cut = lines.len();
-                                while cut > 0 && Some(lines[cut - 1].order_id(&arenas)) == last {
-                                    cut -= 1;
-                                }
-                                if let Some(ids) = grouped.as_mut() {
-                                    if !ids.fold(&lines[..cut], &arenas) {
-                                        return Ok(Some(Restart::Passes));
-                                    }
-                                }
-                                shape.fold(&lines[..cut], &arenas, &mut folded, &mut rejected);
-                                lines.drain(..cut);
-                                if let Some(sink) = sink.as_mut() {
-                                    let next = empty(capacity(1, true));
-                                    hand(&mut folded, next, sink)?;
-                                }
-                                // The text of blocks no waiting line points into is let go.
-                                let kept = lines
-                                    .iter()
-                                    .map(|l| l.arena as usize)
-                                    .min()
-                                    .unwrap_or(arenas.len())
-                                    .min(arenas.len());
-                                for arena in &mut arenas[..kept] {
-                                    *arena = Arena::default();
+                            } else {
+                                // A pass keeps a share of the rows: blocks fill buffers of their own.
+                                let blocks: Vec<(Arena, Vec<RejectedRow>, Vec<Line>)> = (0
+                                    ..n_blocks)
+                                    .into_par_iter()
+                                    .map(|b| {
+                                        let mut out =
+                                            Vec::with_capacity(BLOCK_ROWS / passes as usize + 1);
+                                        let (arena, refused) =
+                                            parse_block(b, &mut |line| out.push(line));
+                                        (arena, refused, out)
+                                    })
+                                    .collect();
+                                for (arena, refused, out) in blocks {
+                                    arenas.push(arena);
+                                    lines.extend(out);
+                                    rejected.extend(refused);
                                 }
                             }
-                        } else {
-                            // A pass keeps a share of the rows: blocks fill buffers of their own.
-                            let blocks: Vec<(Arena, Vec<RejectedRow>, Vec<Line>)> = (0..n_blocks)
-                                .into_par_iter()
-                                .map(|b| {
-                                    let mut out =
-                                        Vec::with_capacity(BLOCK_ROWS / passes as usize + 1);
-                                    let (arena, refused) =
-                                        parse_block(b, &mut |line| out.push(line));
-                                    (arena, refused, out)
-                                })
-                                .collect();
-                            for (arena, refused, out) in blocks {
-                                arenas.push(arena);
-                                lines.extend(out);
-                                rejected.extend(refused);
+                        }
+                        // The last order's lines are folded below: its id must not be a repeat.
+                        if let (Some(ids), Some(line)) = (&grouped, lines.last()) {
+                            if ids.holds(line.order_id(&arenas)) {
+                                return Ok(Some(Restart::Passes));
                             }
                         }
+                        Ok(None)
+                    };
+                    let read = read_all();
+                    // A restart or an error leaves the next chunk's read running: it is waited
+                    // for here too (the scope's own wait would block a worker of the pool).
+                    if let Some(reading) = ahead.take() {
+                        let _ = wait_helping(reading);
                     }
-                    // The last order's lines are folded below: its id must not be a repeat.
-                    if let (Some(ids), Some(line)) = (&grouped, lines.last()) {
-                        if ids.holds(line.order_id(&arenas)) {
-                            return Ok(Some(Restart::Passes));
-                        }
-                    }
-                    Ok(None)
+                    read
                 })?;
                 if let Some(how) = restart {
                     rejected.clear();
@@ -1917,6 +1932,23 @@ impl Shape<'_, '_> {
                 }
             });
     }
+}
+
+/// Waits for the thread reading the next chunk. The job runs on polars' thread pool, and the read
+/// needs a worker of that pool: a worker that blocked here could wait for itself (on a pool of
+/// one thread, for ever). So a worker runs the pool's pending work meanwhile, the read's own
+/// tasks among it; any other thread simply blocks.
+fn wait_helping<T>(reading: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    if rayon::current_thread_index().is_some() {
+        while !reading.is_finished() {
+            if !matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
+    }
+    reading
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Sorts lines by `order_id`, then (file, row): the order is total and deterministic.
