@@ -286,7 +286,7 @@ pub fn assign_stages(
     buyer: &[bool],
     tenure_days: &[Option<f64>],
     prospect: &[bool],
-    feature: &dyn Fn(&str) -> Option<Vec<Option<f64>>>,
+    feature: &(dyn Fn(&str) -> Option<Vec<Option<f64>>> + Sync),
 ) -> Stages {
     let percentiles = percentile_stats(file, buyer, feature);
     let threshold = |name: &str, p: f64| percentiles.get(name).and_then(|d| d.quantile(p));
@@ -302,8 +302,8 @@ pub fn assign_stages_with(
     buyer: &[bool],
     tenure_days: &[Option<f64>],
     prospect: &[bool],
-    feature: &dyn Fn(&str) -> Option<Vec<Option<f64>>>,
-    percentile: &dyn Fn(&str, f64) -> Option<f64>,
+    feature: &(dyn Fn(&str) -> Option<Vec<Option<f64>>> + Sync),
+    percentile: &(dyn Fn(&str, f64) -> Option<f64> + Sync),
 ) -> Stages {
     // Evaluate every condition once.
     struct Eval {
@@ -312,10 +312,16 @@ pub fn assign_stages_with(
         column: String,
         holds: Vec<Option<bool>>,
     }
-    let mut evals: Vec<Eval> = Vec::new();
-    let mut conditions = Vec::new();
-    for (s, stage) in file.stages.iter().enumerate() {
-        for cond in &stage.conditions {
+    // Every condition evaluated once, side by side (each reads its feature's column).
+    let all: Vec<(usize, &StageRule, &Condition)> = file
+        .stages
+        .iter()
+        .enumerate()
+        .flat_map(|(s, stage)| stage.conditions.iter().map(move |c| (s, stage, c)))
+        .collect();
+    let evaluated: Vec<(ConditionOutcome, Option<Eval>)> = all
+        .par_iter()
+        .map(|&(s, stage, cond)| {
             let mut outcome = ConditionOutcome {
                 stage: stage.name.clone(),
                 id: cond.id.clone(),
@@ -326,8 +332,7 @@ pub fn assign_stages_with(
             };
             let Some(values) = feature(&cond.feature) else {
                 outcome.skipped = Some(format!("this run has no `{}`", cond.feature));
-                conditions.push(outcome);
-                continue;
+                return (outcome, None);
             };
             let threshold = match (cond.value, cond.percentile) {
                 (Some(v), _) => Some(v),
@@ -336,48 +341,65 @@ pub fn assign_stages_with(
             };
             let Some(t) = threshold else {
                 outcome.skipped = Some(format!("no customer has `{}`", cond.feature));
-                conditions.push(outcome);
-                continue;
+                return (outcome, None);
             };
             let holds: Vec<Option<bool>> =
                 values.iter().map(|v| v.map(|x| cond.holds(x, t))).collect();
             outcome.threshold = Some(t);
             outcome.customers = holds.iter().filter(|h| **h == Some(true)).count();
-            conditions.push(outcome);
-            evals.push(Eval {
+            let eval = Eval {
                 stage: s,
                 role: cond.role,
                 column: cond.column(&stage.name),
                 holds,
-            });
-        }
-    }
-    // Per customer, whether each stage holds on its own; then the cascade (customers in
-    // parallel; the next stage's unmet conditions as a bit set over `evals`, named below).
+            };
+            (outcome, Some(eval))
+        })
+        .collect();
+    let (conditions, evals): (Vec<ConditionOutcome>, Vec<Option<Eval>>) =
+        evaluated.into_iter().unzip();
+    let evals: Vec<Eval> = evals.into_iter().flatten().collect();
+    // Per customer, which conditions hold as a bit set over `evals`; per stage, the bits of its
+    // gates and of its evidence. Then the cascade, customers in parallel (the next stage's unmet
+    // conditions are a bit set too, named below).
     assert!(evals.len() <= 64, "more than 64 stage conditions");
-    let stage_holds = |s: usize, i: usize| -> bool {
-        let mine = || evals.iter().filter(move |e| e.stage == s);
-        let gates = mine()
-            .filter(|e| e.role == Role::Gate)
-            .all(|e| e.holds[i] == Some(true));
-        let met = mine()
-            .filter(|e| e.role == Role::Evidence && e.holds[i] == Some(true))
-            .count();
-        let available = mine().filter(|e| e.role == Role::Evidence).count();
-        gates && met >= file.stages[s].min_evidence.min(available)
+    let bits = |s: usize, role: Role| -> u64 {
+        evals
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.stage == s && e.role == role)
+            .fold(0, |m, (k, _)| m | (1 << k))
     };
-    type Placed = (&'static str, Option<f64>, Option<(usize, u64)>);
+    let gates: Vec<u64> = (0..file.stages.len())
+        .map(|s| bits(s, Role::Gate))
+        .collect();
+    let evidence: Vec<u64> = (0..file.stages.len())
+        .map(|s| bits(s, Role::Evidence))
+        .collect();
+    let holding = |i: usize| -> u64 {
+        evals.iter().enumerate().fold(0, |m, (k, e)| {
+            m | (u64::from(e.holds[i] == Some(true)) << k)
+        })
+    };
+    let stage_holds = |s: usize, held: u64| -> bool {
+        let available = evidence[s].count_ones() as usize;
+        held & gates[s] == gates[s]
+            && (held & evidence[s]).count_ones() as usize
+                >= file.stages[s].min_evidence.min(available)
+    };
+    type Placed = (&'static str, Option<f64>, Option<(usize, u64)>, u64);
     let placed: Vec<Placed> = (0..n)
         .into_par_iter()
         .map(|i| {
             if prospect[i] {
-                return (PROSPECT, None, None);
+                return (PROSPECT, None, None, 0);
             }
+            let held = holding(i);
             if !buyer[i] || tenure_days[i].is_none_or(|t| t < file.min_history_days as f64) {
-                return (INSUFFICIENT_HISTORY, None, None);
+                return (INSUFFICIENT_HISTORY, None, None, held);
             }
             let reached = (0..file.stages.len())
-                .take_while(|&s| stage_holds(s, i))
+                .take_while(|&s| stage_holds(s, held))
                 .count();
             let (name, score) = if reached == 0 {
                 // A buyer always meets the entry stage's gate in the shipped file; a custom file
@@ -385,28 +407,17 @@ pub fn assign_stages_with(
                 (INSUFFICIENT_HISTORY, None)
             } else {
                 let s = reached - 1;
-                let (met, all) = evals
-                    .iter()
-                    .filter(|e| e.stage == s && e.role == Role::Evidence)
-                    .fold((0usize, 0usize), |(met, all), e| {
-                        (met + usize::from(e.holds[i] == Some(true)), all + 1)
-                    });
+                let all = evidence[s].count_ones();
                 let score = if all == 0 {
                     1.0
                 } else {
-                    met as f64 / all as f64
+                    f64::from((held & evidence[s]).count_ones()) / f64::from(all)
                 };
                 (static_name(&file.stages[s].name), Some(score))
             };
-            let gap = (reached < file.stages.len()).then(|| {
-                let unmet = evals
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| e.stage == reached && e.holds[i] != Some(true))
-                    .fold(0u64, |m, (k, _)| m | (1 << k));
-                (reached, unmet)
-            });
-            (name, score, gap)
+            let gap = (reached < file.stages.len())
+                .then(|| (reached, (gates[reached] | evidence[reached]) & !held));
+            (name, score, gap, held)
         })
         .collect();
     let mut gap_code: HashMap<(usize, u64), u32> = HashMap::new();
@@ -414,7 +425,9 @@ pub fn assign_stages_with(
     let mut stage = Vec::with_capacity(n);
     let mut score = Vec::with_capacity(n);
     let mut next_gap = Vec::with_capacity(n);
-    for (name, sc, gap) in placed {
+    let mut held = Vec::with_capacity(n);
+    for (name, sc, gap, h) in placed {
+        held.push(h);
         stage.push(name);
         score.push(sc);
         next_gap.push(gap.map(|key| {
@@ -428,14 +441,10 @@ pub fn assign_stages_with(
             })
         }));
     }
+    // High relative attitude: the affective stage's evidence (stage 1), any of it.
+    let affective = evidence.get(1).copied().unwrap_or(0);
     let attitude = (0..n)
-        .map(|i| {
-            buyer[i].then(|| {
-                evals
-                    .iter()
-                    .any(|e| e.stage == 1 && e.role == Role::Evidence && e.holds[i] == Some(true))
-            })
-        })
+        .map(|i| buyer[i].then(|| held[i] & affective != 0))
         .collect();
     Stages {
         attitude,
