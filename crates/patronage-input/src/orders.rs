@@ -227,6 +227,9 @@ struct OrdersFile {
 /// A validated row, borrowed from its chunk.
 struct Parsed<'a> {
     customer: Key<'a>,
+    /// The customer's cell as read (text ids only), and whether it repeats the previous row's.
+    customer_raw: Option<&'a str>,
+    customer_repeat: bool,
     order_id: Key<'a>,
     micros: i64,
     amount: f64,
@@ -658,6 +661,7 @@ impl<'v> FileView<'v> {
         schema: &OrdersSchema,
         status_map: &StatusMap,
         statuses: &mut ViewMemo<Status>,
+        last_customer: Option<(&'v str, Key<'v>)>,
     ) -> Result<Parsed<'v>, RejectedRow> {
         if !self.ragged.is_empty() && self.ragged.binary_search(&row).is_ok() {
             return Err(RejectedRow {
@@ -674,10 +678,16 @@ impl<'v> FileView<'v> {
         }
         // Each cell is looked up once (the chunk search is the hot spot of ingest).
         let customer_raw = self.customer.text(row);
+        // The previous row's customer again (an export sorted by customer): its cell was checked
+        // and keyed then.
+        let repeat = match (customer_raw, last_customer) {
+            (Some(raw), Some((last, key))) if raw == last => Some(key),
+            _ => None,
+        };
         let order_raw = self.order_id.text(row);
         let status_raw = self.status.as_ref().and_then(|s| s.get(row));
         let text_cols: [(Canon, Option<&str>); 3] = [
-            (Canon::CustomerId, customer_raw),
+            (Canon::CustomerId, customer_raw.filter(|_| repeat.is_none())),
             (Canon::OrderId, order_raw),
             (Canon::Status, status_raw),
         ];
@@ -712,7 +722,10 @@ impl<'v> FileView<'v> {
             }),
             IdCol::Text(_) => required(canon, self.clean(raw)).map(Key::of_text),
         };
-        let customer = key(Canon::CustomerId, &self.customer, customer_raw)?;
+        let customer = match repeat {
+            Some(key) => key,
+            None => key(Canon::CustomerId, &self.customer, customer_raw)?,
+        };
         let order_id = key(Canon::OrderId, &self.order_id, order_raw)?;
         let bad_ts = |hint: String, shown: String| {
             self.reject(
@@ -822,6 +835,8 @@ impl<'v> FileView<'v> {
         };
         Ok(Parsed {
             customer,
+            customer_raw,
+            customer_repeat: repeat.is_some(),
             order_id,
             micros,
             amount,
@@ -1119,6 +1134,9 @@ fn ingest_in_chunks(
                                 // Short status and category cells' meanings, by their views.
                                 let mut statuses = ViewMemo::new(Status::Completed);
                                 let mut category_codes = ViewMemo::new(NO_TEXT);
+                                // The last row's customer (text ids): its cell, key and place in the
+                                // arena, which the next rows of that customer share.
+                                let mut last: Option<(&str, Key<'_>, (u64, bool))> = None;
                                 let mut refused = Vec::new();
                                 for row in rows {
                                     if !v.blank.is_empty() && v.blank.binary_search(&row).is_ok() {
@@ -1134,6 +1152,7 @@ fn ingest_in_chunks(
                                         schema,
                                         &status_map,
                                         &mut statuses,
+                                        last.map(|(raw, key, _)| (raw, key)),
                                     ) {
                                         Ok(p) if mine(p.order_id) => p,
                                         Ok(_) => continue,
@@ -1148,7 +1167,13 @@ fn ingest_in_chunks(
                                         Key::Int(i) => (i as u64, false),
                                         Key::Text(t) => (u64::from(arena.push(t)), true),
                                     };
-                                    let (customer, customer_text) = own(p.customer);
+                                    let (customer, customer_text) = match last {
+                                        Some((_, _, owned)) if p.customer_repeat => owned,
+                                        _ => own(p.customer),
+                                    };
+                                    if let Some(raw) = p.customer_raw {
+                                        last = Some((raw, p.customer, (customer, customer_text)));
+                                    }
                                     let (order_id, order_text) = own(p.order_id);
                                     let category = category_codes
                                         .or_compute(v.category_key(row), || {
