@@ -217,16 +217,26 @@ impl ClusterSample {
         let limit = rows_to_send(config.fit_rows, partitions);
         let held = candidates.len();
         let key = |r: &(u64, u32)| (r.0, &ids[r.1 as usize]);
-        let mut picked = lowest(candidates, limit, |a, b| key(a).cmp(&key(b)));
+        let picked = lowest(candidates, limit, |a, b| key(a).cmp(&key(b)));
         let cutoff = (held > limit)
             .then(|| picked.iter().max_by(|a, b| key(a).cmp(&key(b))))
             .flatten()
             .map(|r| (r.0, ids[r.1 as usize].clone()));
         // In id order, as the customers of a run are (a base smaller than the sample is
         // clustered exactly as a run on every customer would).
-        picked.sort_unstable_by_key(|&(_, r)| &ids[r as usize]);
+        // By each id's first bytes as a number, then by the whole id when those are equal: the
+        // order of the ids (see `text_prefix`), mostly without reading them again.
+        let mut keyed: Vec<(u64, (u64, u32))> = picked
+            .into_par_iter()
+            .map(|p| (text_prefix(&ids[p.1 as usize]), p))
+            .collect();
+        keyed.par_sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| ids[a.1 .1 as usize].cmp(&ids[b.1 .1 as usize]))
+        });
+        let picked: Vec<(u64, u32)> = keyed.into_iter().map(|(_, p)| p).collect();
         let rows = picked
-            .into_iter()
+            .into_par_iter()
             .map(|(hash, r)| {
                 let r = r as usize;
                 SampleRow {
@@ -273,6 +283,17 @@ impl ClusterSample {
 }
 
 /// The `n` smallest items by `cmp` (a total order), in no particular order.
+/// The first eight bytes of `id`, zero-padded, as a big-endian number. Where two ids' prefixes
+/// differ, they are in the order of the ids: the first differing byte decides both, and an id
+/// that ends there (a zero pad) is a prefix of the other, so the smaller. Equal prefixes say
+/// nothing (`"ab"` and `"ab\0"`): then the ids are compared whole.
+fn text_prefix(id: &str) -> u64 {
+    let mut head = [0u8; 8];
+    let n = id.len().min(8);
+    head[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u64::from_be_bytes(head)
+}
+
 fn lowest<T>(mut items: Vec<T>, n: usize, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
     if items.len() > n {
         items.select_nth_unstable_by(n, &cmp);
@@ -812,6 +833,42 @@ impl ProfilePart {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ordering ids by (prefix, id) is ordering them by id: short ids, ids that share eight
+    /// bytes, NUL bytes where the zero pad would be, bytes past 127.
+    #[test]
+    fn text_prefix_then_id_orders_as_the_ids() {
+        let ids = [
+            "",
+            "\0",
+            "a",
+            "a\0",
+            "a\0\0",
+            "a\u{1}",
+            "ab",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "abcdefgg\u{ff}",
+            "abcdefgi",
+            "C00000001",
+            "C00000001-2",
+            "C0000001",
+            "9",
+            "10",
+            "100",
+            "é",
+            "éa",
+            "z\u{7f}",
+            "z\u{80}",
+        ];
+        for a in ids {
+            for b in ids {
+                let by_prefix = (text_prefix(a), a).cmp(&(text_prefix(b), b));
+                assert_eq!(by_prefix, a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
 
     /// A merge refuses a sample a partition cut short where the base's sample needed more of
     /// its customers, and accepts it where it did not.
