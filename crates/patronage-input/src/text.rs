@@ -92,26 +92,25 @@ impl<'a> TextCol<'a> {
 /// of trimming, comparing and hashing the text again. Direct-mapped: a collision only costs a
 /// recomputation.
 pub(crate) struct ViewMemo<V> {
-    slots: [(u128, V); ViewMemo::<()>::SLOTS],
+    slots: [(u128, V); MEMO_SLOTS],
 }
 
-impl ViewMemo<()> {
-    const SLOTS: usize = 64;
-}
+/// Slots of a [`ViewMemo`] (a power of two: a slot is the top bits of a hash).
+const MEMO_SLOTS: usize = 64;
 
 impl<V: Copy> ViewMemo<V> {
     /// An empty memo (`filler` is never returned: no inline view is all ones, its length would
     /// be 2³² − 1).
     pub(crate) fn new(filler: V) -> Self {
         ViewMemo {
-            slots: [(u128::MAX, filler); ViewMemo::<()>::SLOTS],
+            slots: [(u128::MAX, filler); MEMO_SLOTS],
         }
     }
 
     #[inline]
     fn slot(key: u128) -> usize {
         let h = (key as u64 ^ (key >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (h >> (64 - ViewMemo::<()>::SLOTS.trailing_zeros())) as usize
+        (h >> (64 - MEMO_SLOTS.trailing_zeros())) as usize
     }
 
     #[inline]
