@@ -31,6 +31,19 @@ impl ExactSum {
         self.partials.push(x);
     }
 
+    /// The exact sum of `terms`, pieces summed in parallel and merged (the same bits as adding
+    /// them one by one).
+    pub fn of_slice(terms: &[f64]) -> ExactSum {
+        use rayon::prelude::*;
+        terms
+            .par_chunks(1 << 14)
+            .map(|piece| piece.iter().copied().collect::<ExactSum>())
+            .reduce(ExactSum::default, |mut a, b| {
+                a.merge(&b);
+                a
+            })
+    }
+
     /// Adds every term another sum holds.
     pub fn merge(&mut self, other: &ExactSum) {
         for &p in &other.partials {

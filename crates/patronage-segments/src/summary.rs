@@ -54,14 +54,10 @@ pub struct Summarizer<'a> {
 
 impl<'a> Summarizer<'a> {
     pub fn new(revenue: &'a [f64]) -> Self {
-        let total = revenue
-            .par_chunks(PIECE)
-            .map(|piece| piece.iter().copied().collect::<ExactSum>())
-            .reduce(ExactSum::default, |mut a, b| {
-                a.merge(&b);
-                a
-            });
-        Summarizer { revenue, total }
+        Summarizer {
+            revenue,
+            total: ExactSum::of_slice(revenue),
+        }
     }
 
     /// The summary of one dimension: `labels` has a label (or null) per customer of `revenue`.

@@ -224,20 +224,14 @@ impl ClusterSample {
             .map(|r| (r.0, ids[r.1 as usize].clone()));
         // In id order, as the customers of a run are (a base smaller than the sample is
         // clustered exactly as a run on every customer would).
-        // By each id's first bytes as a number, then by the whole id when those are equal: the
-        // order of the ids (see `text_prefix`), mostly without reading them again.
-        let mut keyed: Vec<(u64, (u64, u32))> = picked
-            .into_par_iter()
-            .map(|p| (text_prefix(&ids[p.1 as usize]), p))
+        let picked: Vec<(&str, (u64, u32))> = picked
+            .into_iter()
+            .map(|p| (ids[p.1 as usize].as_str(), p))
             .collect();
-        keyed.par_sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| ids[a.1 .1 as usize].cmp(&ids[b.1 .1 as usize]))
-        });
-        let picked: Vec<(u64, u32)> = keyed.into_iter().map(|(_, p)| p).collect();
+        let picked = sorted_by_id(picked, |p| p.0);
         let rows = picked
             .into_par_iter()
-            .map(|(hash, r)| {
+            .map(|(_, (hash, r))| {
                 let r = r as usize;
                 SampleRow {
                     hash,
@@ -263,7 +257,7 @@ impl ClusterSample {
             .unwrap_or_default();
         let cutoffs: Vec<(u64, String)> = parts.iter().filter_map(|p| p.cutoff.clone()).collect();
         let rows: Vec<SampleRow> = parts.into_iter().flat_map(|p| p.rows).collect();
-        let mut rows = lowest(rows, fit_rows, |a, b| (a.hash, &a.id).cmp(&(b.hash, &b.id)));
+        let rows = lowest(rows, fit_rows, |a, b| (a.hash, &a.id).cmp(&(b.hash, &b.id)));
         let last = rows.iter().map(|r| (r.hash, &r.id)).max();
         let complete = cutoffs
             .iter()
@@ -273,7 +267,7 @@ impl ClusterSample {
                 "a partition held more of the cluster fit sample than it sent (one partition far larger than the others): run with fewer partitions".into(),
             ));
         }
-        rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let rows = sorted_by_id(rows, |r| r.id.as_str());
         Ok(ClusterSample {
             features,
             rows,
@@ -283,6 +277,17 @@ impl ClusterSample {
 }
 
 /// The `n` smallest items by `cmp` (a total order), in no particular order.
+/// `items` in the order of their ids, sorted in parallel by each id's first bytes as a number
+/// ([`text_prefix`]) and by the whole id only where those are equal.
+fn sorted_by_id<T: Send + Sync>(items: Vec<T>, id: impl Fn(&T) -> &str + Sync) -> Vec<T> {
+    let mut keyed: Vec<(u64, T)> = items
+        .into_par_iter()
+        .map(|t| (text_prefix(id(&t)), t))
+        .collect();
+    keyed.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| id(&a.1).cmp(id(&b.1))));
+    keyed.into_iter().map(|(_, t)| t).collect()
+}
+
 /// The first eight bytes of `id`, zero-padded, as a big-endian number. Where two ids' prefixes
 /// differ, they are in the order of the ids: the first differing byte decides both, and an id
 /// that ends there (a zero pad) is a prefix of the other, so the smaller. Equal prefixes say
@@ -728,16 +733,10 @@ impl ProfilePart {
             }
         }
         let present: Vec<f64> = revenue.iter().flatten().collect();
-        let revenue = present
-            .par_chunks(BLOCK)
-            .map(|c| c.iter().copied().collect::<ExactSum>())
-            .collect::<Vec<ExactSum>>()
-            .iter()
-            .fold(ExactSum::default(), |mut all, part| {
-                all.merge(part);
-                all
-            });
-        Ok(ProfilePart { clusters, revenue })
+        Ok(ProfilePart {
+            clusters,
+            revenue: ExactSum::of_slice(&present),
+        })
     }
 
     /// Adds another partition's part.
